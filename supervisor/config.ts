@@ -1,0 +1,35 @@
+import type { HandoverName } from './handover/index.js';
+import type { ListenSpec } from './listener.js';
+import type { LogFormat } from './log.js';
+import type { ReadySpec } from './ready/index.js';
+
+/** Everything the supervisor needs, validated; durations in ms. */
+export interface Config {
+  command: string[];
+  listen: ListenSpec[];
+  backlog: number;
+  handover: HandoverName;
+  ready: ReadySpec;
+  readyTimeout: number;
+  drain: number;
+  stopSignal: NodeJS.Signals;
+  killTimeout: number;
+  maxDraining: number;
+  pidFile?: string;
+  logFormat: LogFormat;
+  user?: { uid: number; gid: number };
+}
+
+export const defaults = {
+  backlog: 511,
+  handover: 'pidfd' as HandoverName,
+  readyTimeout: 60_000,
+  drain: 5_000,
+  stopSignal: 'SIGTERM' as NodeJS.Signals,
+  killTimeout: 30_000,
+  maxDraining: 4,
+  logFormat: 'text' as LogFormat,
+};
+
+/** Crash restarts wait 1.5^(n-1) s for the n-th crash in a row, at most 30 s. */
+export const backoff = { base: 1_000, factor: 1.5, max: 30_000, stableAfter: 60_000 };

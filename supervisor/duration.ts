@@ -1,0 +1,26 @@
+import { constants } from 'node:os';
+import { usageError } from './errors.js';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
+
+/** `500`, `500ms`, `5s`, `1.5m` → milliseconds. */
+export function parseDuration(option: string, text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(String(text).trim());
+  if (!m) throw usageError(`bad duration for --${option}: "${text}"`, 'use milliseconds or a unit: 500ms, 5s, 1m');
+  return Math.round(Number(m[1]) * UNITS[m[2] ?? 'ms']!);
+}
+
+/** `TERM`, `SIGTERM`, `sigterm` or `15` → 'SIGTERM'. */
+export function parseSignal(option: string, text: string): NodeJS.Signals {
+  const t = String(text).trim().toUpperCase();
+  const byNumber = Object.entries(constants.signals).find(([, n]) => String(n) === t)?.[0];
+  const name = byNumber ?? (t.startsWith('SIG') ? t : `SIG${t}`);
+  if (!(name in constants.signals)) {
+    throw usageError(`unknown signal for --${option}: "${text}"`, 'use a name such as SIGTERM, SIGINT, SIGQUIT or SIGUSR1 (see kill -l)');
+  }
+  return name as NodeJS.Signals;
+}
+
+export function signalNumber(name: NodeJS.Signals): number {
+  return constants.signals[name];
+}

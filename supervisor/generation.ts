@@ -1,0 +1,142 @@
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { signalNumber } from './duration.js';
+import type { Logger } from './log.js';
+
+export type State = 'starting' | 'ready' | 'active' | 'draining' | 'exited' | 'failed';
+
+/** The only transitions a generation may take; anything else is a bug in baton. */
+const NEXT: Record<State, readonly State[]> = {
+  starting: ['ready', 'failed'],
+  ready: ['active', 'failed'],
+  active: ['draining', 'exited'],
+  draining: ['exited'],
+  exited: [],
+  failed: [],
+};
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** Shell convention: the exit code, or 128 + the signal number. */
+export function exitCode(s: ExitStatus): number {
+  return s.code ?? 128 + signalNumber(s.signal ?? 'SIGKILL');
+}
+
+export function describeExit(s: ExitStatus): string {
+  return s.signal ? `killed by ${s.signal}` : `exited with code ${s.code}`;
+}
+
+export interface SpawnPlan {
+  file: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  stdio: StdioOptions;
+  uid?: number;
+  gid?: number;
+}
+
+/** Milestones in ms since spawn. */
+export interface Timings {
+  grab?: number;
+  ready?: number;
+  stop?: number;
+  exit?: number;
+}
+
+/** One run of the wrapped command, in a process group of its own (pgid = pid). */
+export class Generation {
+  readonly number: number;
+  readonly pid: number;
+  readonly exited: Promise<ExitStatus>;
+  readonly spawnedAt = performance.now();
+  readonly times: Timings = {};
+  state: State = 'starting';
+  activeSince?: number;
+  status?: ExitStatus;
+  private readonly child: ChildProcess;
+  private readonly log: Logger;
+  private killTimer?: NodeJS.Timeout;
+
+  constructor(number: number, plan: SpawnPlan, log: Logger) {
+    this.number = number;
+    this.log = log;
+    this.child = spawn(plan.file, plan.args, {
+      env: plan.env,
+      stdio: plan.stdio,
+      detached: true,
+      ...(plan.uid === undefined ? {} : { uid: plan.uid }),
+      ...(plan.gid === undefined ? {} : { gid: plan.gid }),
+    });
+    if (this.child.pid === undefined) {
+      // spawn failed synchronously (e.g. EACCES): the 'error' event follows
+      this.pid = 0;
+    } else {
+      this.pid = this.child.pid;
+    }
+    this.exited = new Promise((resolve) => {
+      this.child.once('error', (err: NodeJS.ErrnoException) => {
+        if (this.pid !== 0) return;
+        this.log.event('spawn-error', { generation: number, message: err.message });
+        this.finish({ code: 127, signal: null }, resolve);
+      });
+      this.child.once('exit', (code, signal) => this.finish({ code, signal }, resolve));
+    });
+  }
+
+  get alive(): boolean {
+    return this.status === undefined;
+  }
+
+  ms(): number {
+    return Math.round(performance.now() - this.spawnedAt);
+  }
+
+  to(next: State): void {
+    if (!NEXT[this.state].includes(next)) throw new Error(`generation ${this.number}: illegal transition ${this.state} → ${next}`);
+    this.state = next;
+    if (next === 'active') this.activeSince = performance.now();
+  }
+
+  /** Signals the whole process group; a group that is already gone is not an error. */
+  signal(sig: NodeJS.Signals): boolean {
+    if (this.pid === 0) return false;
+    try {
+      process.kill(-this.pid, sig);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+      throw err;
+    }
+  }
+
+  /** Stop signal now, SIGKILL after `killTimeout`; resolves when the process has exited. */
+  stop(sig: NodeJS.Signals, killTimeout: number): Promise<ExitStatus> {
+    if (this.alive && this.times.stop === undefined) {
+      this.times.stop = this.ms();
+      this.log.event('stop', { generation: this.number, pid: this.pid, signal: sig, kill_timeout: killTimeout });
+      this.signal(sig);
+      this.killTimer = setTimeout(() => this.kill(`did not exit within ${killTimeout}ms of ${sig}`), killTimeout);
+    }
+    return this.exited;
+  }
+
+  kill(reason: string): Promise<ExitStatus> {
+    if (this.alive) {
+      this.log.event('kill', { generation: this.number, pid: this.pid, message: reason });
+      this.signal('SIGKILL');
+    }
+    return this.exited;
+  }
+
+  private finish(status: ExitStatus, resolve: (s: ExitStatus) => void): void {
+    if (this.status) return;
+    clearTimeout(this.killTimer);
+    this.status = status;
+    this.times.exit = this.ms();
+    // The leader is gone; whatever it left in its group belongs to this generation too.
+    if (this.signal('SIGKILL')) this.log.event('kill', { generation: this.number, message: 'leftover processes of the group' });
+    resolve(status);
+  }
+}

@@ -1,0 +1,31 @@
+import { setPtracer, yamaScope } from '../sys/prctl.js';
+import { addressList } from '../listener.js';
+import type { Handover } from './index.js';
+
+let named = false;
+
+/** The seed's protocol: the child pulls baton's fds with pidfd_open(_PID) + pidfd_getfd(_FD). */
+export const pidfd: Handover = {
+  name: 'pidfd',
+  defaultReady: { kind: 'grab' },
+  grabs: true,
+  plan(command, listeners) {
+    return {
+      file: command[0]!,
+      args: command.slice(1),
+      env: { _PID: String(process.pid), _FD: listeners.map((l) => l.fd).join(','), BATON_LISTENERS: addressList(listeners) },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    };
+  },
+  open(pid) {
+    // Under Yama scope 1 only a named descendant-turned-tracer may attach to its parent.
+    if (yamaScope() === 1) {
+      setPtracer(pid);
+      named = true;
+    }
+  },
+  close() {
+    if (named) setPtracer(0);
+    named = false;
+  },
+};

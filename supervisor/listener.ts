@@ -1,0 +1,89 @@
+import { lstatSync, unlinkSync } from 'node:fs';
+import { formatAddress, parseAddress, type Address } from './address.js';
+import { BatonError, usageError } from './errors.js';
+import { closeFd } from './sys/fd.js';
+import { createListener, unixSocketLive } from './sys/socket.js';
+
+/** A listening socket that baton owns for its whole life and never accepts on. */
+export interface Listener {
+  name: string;
+  /** The address as bound (port 0 resolved). */
+  address: Address;
+  fd: number;
+}
+
+export interface ListenSpec {
+  name: string;
+  address: Address;
+}
+
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** `--listen [NAME=]ADDRESS`; NAME defaults to listener<i> and is what LISTEN_FDNAMES carries. */
+export function parseListen(values: string[]): ListenSpec[] {
+  const specs = values.map((value, i) => {
+    const eq = value.indexOf('=');
+    const named = eq > 0 && !value.startsWith('unix:') && !value.startsWith('[');
+    const name = named ? value.slice(0, eq) : `listener${i}`;
+    if (!NAME.test(name)) throw usageError(`bad listener name "${name}"`, 'a name is 1-64 letters, digits, "_", "." or "-"');
+    return { name, address: parseAddress(named ? value.slice(eq + 1) : value) };
+  });
+  const seen = new Set<string>();
+  for (const s of specs) {
+    const key = formatAddress(s.address);
+    if (seen.has(key) || seen.has(s.name)) throw usageError(`--listen ${key} (${s.name}) is given twice`, 'give each address and name once');
+    seen.add(key).add(s.name);
+  }
+  return specs;
+}
+
+function clearStaleUnixSocket(path: string): boolean {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return false;
+  }
+  if (!st.isSocket()) {
+    throw new BatonError('ERR_BATON_LISTEN', `${path} exists and is not a socket`, 'remove it or choose another path', { listener: `unix:${path}` });
+  }
+  if (unixSocketLive(path)) return false; // bind reports EADDRINUSE with its hint
+  unlinkSync(path);
+  return true;
+}
+
+/** Opens every listener, or none: on failure the ones already opened are closed again. */
+export function openListeners(specs: ListenSpec[], backlog: number, onStale: (path: string) => void): Listener[] {
+  const open: Listener[] = [];
+  try {
+    for (const spec of specs) {
+      const text = formatAddress(spec.address);
+      if (spec.address.kind === 'unix' && clearStaleUnixSocket(spec.address.path)) onStale(spec.address.path);
+      const { fd, port } = createListener(spec.address, backlog, { listener: text });
+      const address = spec.address.kind === 'tcp' ? { ...spec.address, port } : spec.address;
+      open.push({ name: spec.name, address, fd });
+    }
+    return open;
+  } catch (err) {
+    closeListeners(open);
+    throw err;
+  }
+}
+
+export function closeListeners(listeners: Listener[]): void {
+  for (const l of listeners) {
+    closeFd(l.fd);
+    if (l.address.kind === 'unix') {
+      try {
+        unlinkSync(l.address.path);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** The listeners' addresses in order, for BATON_LISTENERS. */
+export function addressList(listeners: Listener[]): string {
+  return listeners.map((l) => formatAddress(l.address)).join(',');
+}

@@ -1,0 +1,65 @@
+import { chownSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { closeFd } from './sys/fd.js';
+import { createNotifySocket, receiveAll } from './sys/socket.js';
+
+const POLL_MS = 5;
+
+/**
+ * A generation's private NOTIFY_SOCKET (sd_notify's protocol). Node cannot read unix datagram
+ * sockets, so it is polled while a generation starts, then closed: later messages are refused.
+ */
+export class NotifySocket {
+  readonly path: string;
+  /** Every field the child has sent so far, the last value winning (READY, STATUS, ERRNO, ...). */
+  readonly fields = new Map<string, string>();
+  private readonly fd: number;
+  private readonly timer: NodeJS.Timeout;
+  private waiters: Array<() => void> = [];
+
+  constructor(dir: string, generation: number, owner?: { uid: number; gid: number }) {
+    this.path = join(dir, `notify-${generation}.sock`);
+    this.fd = createNotifySocket(this.path);
+    if (owner) chownSync(this.path, owner.uid, owner.gid);
+    this.timer = setInterval(() => this.poll(), POLL_MS);
+  }
+
+  /** Resolves once the child has sent READY=1. */
+  ready(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.fields.get('READY') === '1') return resolve();
+      this.waiters.push(() => this.fields.get('READY') === '1' && resolve());
+    });
+  }
+
+  /** What the child said about itself, for error messages. */
+  said(): string | undefined {
+    this.poll();
+    const status = this.fields.get('STATUS');
+    const errno = this.fields.get('ERRNO');
+    if (!status && !errno) return undefined;
+    return [status, errno && `errno ${errno}`].filter(Boolean).join(', ');
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    closeFd(this.fd);
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // the runtime directory may be gone already
+    }
+  }
+
+  private poll(): void {
+    const messages = receiveAll(this.fd);
+    if (messages.length === 0) return;
+    for (const m of messages) {
+      for (const line of m.split('\n')) {
+        const eq = line.indexOf('=');
+        if (eq > 0) this.fields.set(line.slice(0, eq), line.slice(eq + 1));
+      }
+    }
+    for (const w of this.waiters) w();
+  }
+}

@@ -1,0 +1,16 @@
+import { execa } from 'execa';
+import type { ReadyContext } from './index.js';
+import { delay } from './delay.js';
+
+const INTERVAL_MS = 100;
+
+/** Runs `command` through the shell until it exits 0; it gets BATON_CHILD_PID and BATON_GENERATION. */
+export async function probe(command: string, ctx: ReadyContext): Promise<void> {
+  const env = { BATON_CHILD_PID: String(ctx.pid), BATON_GENERATION: String(ctx.generation) };
+  while (!ctx.signal.aborted) {
+    const r = await execa(command, { shell: true, env, reject: false, stdio: 'ignore', cancelSignal: ctx.signal });
+    if (r.exitCode === 0) return;
+    await delay(INTERVAL_MS, ctx.signal);
+  }
+  await new Promise<never>(() => {});
+}

@@ -1,0 +1,259 @@
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatAddress } from './address.js';
+import { backoff, type Config } from './config.js';
+import { BatonError } from './errors.js';
+import { describeExit, exitCode, Generation, type ExitStatus } from './generation.js';
+import { watchGrab } from './grab-watch.js';
+import { handovers, type Handover } from './handover/index.js';
+import { closeListeners, openListeners, type Listener } from './listener.js';
+import type { Logger } from './log.js';
+import { NotifySocket } from './notify-socket.js';
+import { removePidFile, writePidFile } from './pidfile.js';
+import { formatReady, waitReady, type ReadySpec } from './ready/index.js';
+
+/** Variables that describe baton's own environment and must not leak into a generation's. */
+const PRIVATE_ENV = ['NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', '_PID', '_FD', 'BATON_LISTENERS', 'BATON_GENERATION'];
+
+type Launch = { gen: Generation; reason?: undefined } | { gen?: undefined; reason: string };
+
+/**
+ * Owns the listeners and runs generations of the command through one serialising upgrade loop:
+ * at most one upgrade in flight, and requests arriving meanwhile coalesce into one follow-up.
+ */
+export class Supervisor {
+  readonly listeners: Listener[];
+  /** Upgrades that were rolled back. */
+  failures = 0;
+  readonly done: Promise<number>;
+  private readonly config: Config;
+  private readonly log: Logger;
+  private readonly handover: Handover;
+  private readonly ready: ReadySpec;
+  private readonly runtimeDir: string;
+  private readonly live = new Set<Generation>();
+  private readonly drainTimers = new Set<NodeJS.Timeout>();
+  private active?: Generation;
+  private lastActive?: Generation;
+  private next = 1;
+  private upgrading = false;
+  private pending = false;
+  private stopping = false;
+  private crashes = 0;
+  private restartTimer?: NodeJS.Timeout;
+  private resolveDone!: (code: number) => void;
+
+  /** Opens listeners, runtime directory and pid file, all or none. */
+  constructor(config: Config, log: Logger) {
+    this.config = config;
+    this.log = log;
+    this.handover = handovers[config.handover];
+    this.ready = config.ready;
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    this.listeners = openListeners(config.listen, config.backlog, (path) => log.event('stale-socket', { message: `removed stale unix socket ${path}` }));
+    try {
+      this.runtimeDir = mkdtempSync(join(tmpdir(), 'baton-'));
+      if (config.user) chownSync(this.runtimeDir, config.user.uid, config.user.gid);
+      if (config.pidFile) writePidFile(config.pidFile, (pid) => log.event('stale-pid-file', { message: `replaced pid file of dead pid ${pid}` }));
+    } catch (err) {
+      this.release();
+      throw err;
+    }
+    for (const l of this.listeners) log.event('listening', { listener: formatAddress(l.address), name: l.name, fd: l.fd });
+    log.event('config', { handover: this.handover.name, ready: formatReady(this.ready), drain: config.drain, stop_signal: config.stopSignal });
+  }
+
+  /** Runs generation 1 until it is active; rejects (after cleaning up) if it never gets there. */
+  async start(): Promise<void> {
+    this.upgrading = true;
+    const { gen, reason } = await this.launch();
+    this.upgrading = false;
+    if (this.stopping) return;
+    if (!gen) {
+      this.stopping = true;
+      this.resolveDone(await this.shutdown());
+      throw new BatonError('ERR_BATON_START', `generation 1 failed: ${reason}`, 'run the command by hand to see why it does not start, or raise --ready-timeout', { generation: 1 });
+    }
+    this.activate(gen);
+    if (this.pending) void this.upgrades();
+  }
+
+  /** SIGHUP: start a new generation; coalesced while one is in flight. */
+  reload(): void {
+    this.log.event('reload', { message: 'upgrade requested' });
+    void this.upgrades();
+  }
+
+  /** SIGTERM/SIGINT: stop every generation gracefully; a second call kills what is left at once. */
+  stop(): void {
+    if (this.stopping) {
+      for (const g of this.live) void g.kill('second stop request');
+      return;
+    }
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    for (const t of this.drainTimers) clearTimeout(t);
+    this.log.event('stopping', { generations: this.live.size });
+    void this.shutdown().then(this.resolveDone);
+  }
+
+  /** For an exit baton did not plan: ask every generation to stop and remove what baton made, synchronously. */
+  abandon(): void {
+    for (const g of this.live) g.signal(this.config.stopSignal);
+    this.release();
+  }
+
+  /** A snapshot of live generations, oldest first. */
+  generations(): Array<{ number: number; pid: number; state: string }> {
+    return [...this.live].map((g) => ({ number: g.number, pid: g.pid, state: g.state }));
+  }
+
+  private async upgrades(): Promise<void> {
+    if (this.stopping) return;
+    if (this.upgrading) {
+      if (!this.pending) this.log.event('coalesced', { message: 'an upgrade is in flight; one more will follow' });
+      this.pending = true;
+      return;
+    }
+    clearTimeout(this.restartTimer);
+    this.upgrading = true;
+    try {
+      do {
+        this.pending = false;
+        await this.upgradeOnce();
+      } while (this.pending && !this.stopping);
+    } finally {
+      this.upgrading = false;
+    }
+  }
+
+  private async upgradeOnce(): Promise<void> {
+    const began = performance.now();
+    const { gen, reason } = await this.launch();
+    if (this.stopping) return;
+    if (!gen) {
+      if (this.active) {
+        this.failures++;
+        this.log.event('rollback', { generation: this.next - 1, message: reason, serving: this.active.number, failures: this.failures });
+      } else {
+        this.crashes++;
+        this.scheduleRestart(reason);
+      }
+      return;
+    }
+    this.activate(gen, Math.round(performance.now() - began));
+  }
+
+  /** Spawns the next generation and waits until it is ready, exits, or times out. */
+  private async launch(): Promise<Launch> {
+    const number = this.next++;
+    const notify = new NotifySocket(this.runtimeDir, number, this.config.user);
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const plan = this.handover.plan(this.config.command, this.listeners);
+      const env: NodeJS.ProcessEnv = { ...process.env };
+      for (const k of PRIVATE_ENV) delete env[k];
+      const gen = new Generation(
+        number,
+        { ...plan, env: { ...env, ...plan.env, BATON_GENERATION: String(number), NOTIFY_SOCKET: notify.path }, ...this.config.user },
+        this.log,
+      );
+      this.live.add(gen);
+      void gen.exited.then((s) => this.onExit(gen, s));
+      this.log.event('spawn', { generation: number, pid: gen.pid, command: this.config.command.join(' ') });
+      this.handover.open(gen.pid);
+      const grabbed = this.handover.grabs
+        ? watchGrab(gen.pid, this.listeners.map((l) => l.fd), abort.signal).then(() => {
+            gen.times.grab = gen.ms();
+            this.log.event('grab', { generation: number, pid: gen.pid, grab: gen.times.grab });
+          })
+        : undefined;
+      const outcome = await Promise.race([
+        waitReady(this.ready, { pid: gen.pid, generation: number, notify, signal: abort.signal, ...(grabbed ? { grabbed } : {}) }).then(
+          () => (this.stopping ? 'baton is stopping' : undefined),
+          (err: Error) => err.message,
+        ),
+        gen.exited.then((s) => `${describeExit(s)} before ready`),
+        new Promise<string>((r) => (timer = setTimeout(() => r(`not ready within ${this.config.readyTimeout}ms`), this.config.readyTimeout))),
+      ]);
+      if (outcome === undefined) {
+        gen.to('ready');
+        gen.times.ready = gen.ms();
+        this.log.event('ready', { generation: number, pid: gen.pid, grab: gen.times.grab, ready: gen.times.ready });
+        return { gen };
+      }
+      const said = notify.said();
+      const reason = said ? `${outcome} (child said: ${said})` : outcome;
+      gen.to('failed');
+      this.log.event('failed', { generation: number, pid: gen.pid, message: reason });
+      await gen.kill(reason);
+      return { reason };
+    } catch (err) {
+      this.log.event('failed', { generation: number, message: (err as Error).message });
+      return { reason: (err as Error).message };
+    } finally {
+      clearTimeout(timer);
+      abort.abort();
+      notify.close();
+      this.handover.close();
+    }
+  }
+
+  private activate(gen: Generation, upgradeMs?: number): void {
+    const previous = [...this.live].filter((g) => g.state === 'active');
+    gen.to('active');
+    this.active = gen;
+    this.lastActive = gen;
+    this.log.event('active', { generation: gen.number, pid: gen.pid, upgrade: upgradeMs });
+    for (const old of previous) {
+      old.to('draining');
+      this.log.event('draining', { generation: old.number, pid: old.pid, drain: this.config.drain });
+      const t = setTimeout(() => {
+        this.drainTimers.delete(t);
+        void old.stop(this.config.stopSignal, this.config.killTimeout);
+      }, this.config.drain);
+      this.drainTimers.add(t);
+    }
+    const draining = [...this.live].filter((g) => g.state === 'draining');
+    for (const g of draining.slice(0, Math.max(0, draining.length - this.config.maxDraining))) {
+      void g.kill(`more than --max-draining ${this.config.maxDraining} generations draining`);
+    }
+  }
+
+  private onExit(gen: Generation, status: ExitStatus): void {
+    this.live.delete(gen);
+    const { grab, ready, stop, exit } = gen.times;
+    this.log.event('exit', { generation: gen.number, pid: gen.pid, message: describeExit(status), code: exitCode(status), grab, ready, stop, exit });
+    if (gen.state === 'active' || gen.state === 'draining') gen.to('exited');
+    if (gen !== this.active || this.stopping) return;
+    this.active = undefined;
+    if (this.upgrading) return; // the generation in flight takes over
+    if (performance.now() - (gen.activeSince ?? 0) >= backoff.stableAfter) this.crashes = 0;
+    this.crashes++;
+    this.scheduleRestart(`generation ${gen.number} ${describeExit(status)} while active`);
+  }
+
+  private scheduleRestart(reason: string): void {
+    const delay = Math.min(backoff.max, Math.round(backoff.base * backoff.factor ** (this.crashes - 1)));
+    this.log.event('restart', { message: reason, in: delay, crashes: this.crashes });
+    this.restartTimer = setTimeout(() => void this.upgrades(), delay);
+  }
+
+  private async shutdown(): Promise<number> {
+    for (const g of this.live) if (g.state === 'active') g.to('draining');
+    await Promise.all([...this.live].map((g) => g.stop(this.config.stopSignal, this.config.killTimeout)));
+    this.release();
+    const code = this.lastActive?.status ? exitCode(this.lastActive.status) : 0;
+    this.log.event('stopped', { code });
+    return code;
+  }
+
+  /** Closes listeners and removes the runtime directory and pid file. */
+  private release(): void {
+    closeListeners(this.listeners);
+    if (this.runtimeDir) rmSync(this.runtimeDir, { recursive: true, force: true });
+    if (this.config.pidFile) removePidFile(this.config.pidFile);
+  }
+}

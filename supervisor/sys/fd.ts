@@ -1,0 +1,14 @@
+import { c, check } from './libc.js';
+
+const F_GETFL = 3;
+const F_SETFL = 4;
+const O_NONBLOCK = 0o4000;
+
+export function closeFd(fd: number): void {
+  check(c.close(fd), 'close', {}, { fd });
+}
+
+export function setNonblocking(fd: number): void {
+  const flags = check(c.fcntl(fd, F_GETFL), 'fcntl', {}, { fd });
+  check(c.fcntl(fd, F_SETFL, 'int', flags | O_NONBLOCK), 'fcntl', {}, { fd });
+}

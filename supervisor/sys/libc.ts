@@ -1,0 +1,48 @@
+import koffi from 'koffi';
+import { constants } from 'node:os';
+import { SysError, type Context } from '../errors.js';
+
+const libc = koffi.load('libc.so.6');
+
+/** libc entry points; buffers are passed as `void *`. */
+export const c = {
+  syscall: libc.func('long syscall(long, ...)'),
+  socket: libc.func('int socket(int, int, int)'),
+  bind: libc.func('int bind(int, const void *, uint32)'),
+  connect: libc.func('int connect(int, const void *, uint32)'),
+  listen: libc.func('int listen(int, int)'),
+  setsockopt: libc.func('int setsockopt(int, int, int, const void *, uint32)'),
+  getsockopt: libc.func('int getsockopt(int, int, int, void *, void *)'),
+  getsockname: libc.func('int getsockname(int, void *, void *)'),
+  sendto: libc.func('long sendto(int, const void *, size_t, int, const void *, uint32)'),
+  recv: libc.func('long recv(int, void *, size_t, int)'),
+  close: libc.func('int close(int)'),
+  fcntl: libc.func('int fcntl(int, int, ...)'),
+  prctl: libc.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)'),
+  inet_pton: libc.func('int inet_pton(int, const char *, void *)'),
+  strerror: libc.func('const char *strerror(int)'),
+};
+
+// First name wins for aliases (EAGAIN over EWOULDBLOCK).
+const names = new Map<number, string>();
+for (const [name, n] of Object.entries(constants.errno)) if (!names.has(n)) names.set(n, name);
+
+export type Hints = Partial<Record<string, string>> & { default?: string };
+
+/**
+ * Checks a libc return value. errno is read at once, before any other call can overwrite it.
+ * Hints map an errno name (EPERM, ...) to a one-line fix.
+ */
+export function check(ret: number | bigint, syscall: string, hints: Hints = {}, context: Context = {}): number {
+  const n = Number(ret);
+  if (n !== -1) return n;
+  const errno = koffi.errno();
+  const code = names.get(errno) ?? `E${errno}`;
+  const hint = hints[code] ?? hints.default ?? `see man 2 ${syscall}`;
+  throw new SysError(syscall, code, errno, String(c.strerror(errno)), hint, context);
+}
+
+/** True when the last failed call set errno to `code` (for calls whose failure is expected, e.g. EAGAIN). */
+export function errnoIs(code: string): boolean {
+  return names.get(koffi.errno()) === code;
+}

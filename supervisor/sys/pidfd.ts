@@ -1,0 +1,33 @@
+import { c, check } from './libc.js';
+
+// New syscalls share one number on every architecture since 5.1 (x86_64, arm64, ...).
+const SYS_pidfd_open = 434;
+const SYS_pidfd_getfd = 438;
+
+const hints = {
+  ENOSYS: 'pidfd_getfd needs Linux 5.6 or newer; use --handover inherit on older kernels',
+  EPERM:
+    'the caller needs ptrace rights over the target (same uid, no Yama restriction, or CAP_SYS_PTRACE); ' +
+    'use --handover inherit for a child that runs as another user or in a restricted container',
+  EBADF: 'the target has no such fd: check _FD, or that the target is the process that owns the listener',
+  ESRCH: 'the target process has exited',
+};
+
+export function pidfdOpen(pid: number): number {
+  return check(c.syscall(SYS_pidfd_open, 'long', pid, 'long', 0), 'pidfd_open', hints, { pid });
+}
+
+/** A copy of `fd` from the process behind `pidfd`; the kernel sets close-on-exec on it. */
+export function pidfdGetfd(pidfd: number, fd: number, pid?: number): number {
+  return check(c.syscall(SYS_pidfd_getfd, 'long', pidfd, 'long', fd, 'long', 0), 'pidfd_getfd', hints, { pid, fd });
+}
+
+/** pidfd_open + pidfd_getfd for each fd, closing the pidfd afterwards. */
+export function grabFds(pid: number, fds: number[]): number[] {
+  const pidfd = pidfdOpen(pid);
+  try {
+    return fds.map((fd) => pidfdGetfd(pidfd, fd, pid));
+  } finally {
+    c.close(pidfd);
+  }
+}

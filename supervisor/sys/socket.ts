@@ -1,0 +1,128 @@
+import type { Address } from '../address.js';
+import { c, check, errnoIs } from './libc.js';
+
+const AF_UNIX = 1;
+const AF_INET = 2;
+const AF_INET6 = 10;
+const SOCK_STREAM = 1;
+const SOCK_DGRAM = 2;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
+const SOL_IPV6 = 41;
+const IPV6_V6ONLY = 26;
+const MSG_DONTWAIT = 0x40;
+const SUN_LEN = 110;
+
+function sockaddr(a: Address): Buffer {
+  if (a.kind === 'unix') {
+    const b = Buffer.alloc(SUN_LEN);
+    b.writeUInt16LE(AF_UNIX, 0);
+    b.write(a.path, 2);
+    return b;
+  }
+  const b = Buffer.alloc(a.family === 4 ? 16 : 28);
+  b.writeUInt16LE(a.family === 4 ? AF_INET : AF_INET6, 0);
+  b.writeUInt16BE(a.port, 2);
+  const ip = Buffer.alloc(16);
+  check(c.inet_pton(a.family === 4 ? AF_INET : AF_INET6, a.host, ip) === 1 ? 0 : -1, 'inet_pton');
+  ip.copy(b, a.family === 4 ? 4 : 8, 0, a.family === 4 ? 4 : 16);
+  return b;
+}
+
+function intOpt(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(value);
+  return b;
+}
+
+/** The port a TCP socket is bound to (resolves port 0). */
+export function boundPort(fd: number): number {
+  const b = Buffer.alloc(128);
+  const len = intOpt(128);
+  check(c.getsockname(fd, b, len), 'getsockname', {}, { fd });
+  return b.readUInt16BE(2);
+}
+
+const bindHints = {
+  EADDRINUSE: 'another process listens on this address: stop it, or choose another port',
+  EACCES: 'ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep $(which node)); or use a port >= 1024',
+  EADDRNOTAVAIL: 'this address is not configured on any interface of this host',
+};
+
+/**
+ * A listening socket, non-blocking and close-on-exec, never SO_REUSEPORT: a closing member of a
+ * reuseport group resets the connections queued on it, which would break a handover.
+ */
+export function createListener(a: Address, backlog: number, context: Record<string, string>): { fd: number; port: number } {
+  const family = a.kind === 'unix' ? AF_UNIX : a.family === 4 ? AF_INET : AF_INET6;
+  const fd = check(c.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), 'socket', {}, context);
+  try {
+    if (a.kind === 'tcp') {
+      check(c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, intOpt(1), 4), 'setsockopt', {}, context);
+      if (a.family === 6) check(c.setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, intOpt(a.v6only ? 1 : 0), 4), 'setsockopt', {}, context);
+    }
+    const addr = sockaddr(a);
+    check(c.bind(fd, addr, addr.length), 'bind', bindHints, context);
+    check(c.listen(fd, backlog), 'listen', {}, context);
+    return { fd, port: a.kind === 'tcp' ? boundPort(fd) : 0 };
+  } catch (err) {
+    c.close(fd);
+    throw err;
+  }
+}
+
+/** True when something accepts connections on the unix socket at `path`. */
+export function unixSocketLive(path: string): boolean {
+  const fd = check(c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), 'socket');
+  try {
+    const addr = sockaddr({ kind: 'unix', path });
+    return c.connect(fd, addr, addr.length) === 0 || !(errnoIs('ECONNREFUSED') || errnoIs('ENOENT'));
+  } finally {
+    c.close(fd);
+  }
+}
+
+/** A datagram socket bound at `path`, for sd_notify messages. */
+export function createNotifySocket(path: string): number {
+  const fd = check(c.socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), 'socket');
+  try {
+    const addr = sockaddr({ kind: 'unix', path });
+    check(c.bind(fd, addr, addr.length), 'bind', {}, { path });
+    return fd;
+  } catch (err) {
+    c.close(fd);
+    throw err;
+  }
+}
+
+/** Every datagram waiting on a non-blocking socket. */
+export function receiveAll(fd: number): string[] {
+  const out: string[] = [];
+  const b = Buffer.alloc(4096);
+  for (;;) {
+    const n = Number(c.recv(fd, b, b.length, MSG_DONTWAIT));
+    if (n < 0) {
+      if (errnoIs('EAGAIN')) return out;
+      check(n, 'recv', {}, { fd });
+    }
+    out.push(b.toString('utf8', 0, n));
+  }
+}
+
+/** sd_notify: one datagram to `target` (a path, or @name for the abstract namespace). */
+export function sendNotify(target: string, message: string): void {
+  const fd = check(c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), 'socket');
+  try {
+    const addr = Buffer.alloc(SUN_LEN);
+    addr.writeUInt16LE(AF_UNIX, 0);
+    const abstract = target.startsWith('@');
+    addr.write(abstract ? target.slice(1) : target, abstract ? 3 : 2);
+    const len = abstract ? 3 + Buffer.byteLength(target) - 1 : SUN_LEN;
+    const data = Buffer.from(message);
+    check(c.sendto(fd, data, data.length, 0, addr, len), 'sendto', {}, { path: target });
+  } finally {
+    c.close(fd);
+  }
+}
