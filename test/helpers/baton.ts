@@ -1,0 +1,146 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const root = fileURLToPath(new URL('../..', import.meta.url));
+export const cli = `${root}dist/supervisor/cli.js`;
+export const fixture = `${root}test/fixtures/server.mjs`;
+
+export interface LogEvent {
+  event: string;
+  generation?: number;
+  pid: number;
+  message?: string;
+  [k: string]: unknown;
+}
+
+/** A real baton process with --log-format json; its events are parsed as they arrive. */
+export class Baton {
+  readonly child: ChildProcess;
+  readonly events: LogEvent[] = [];
+  stderr = '';
+  stdout = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private listeners: Array<() => void> = [];
+
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [cli, '--log-format', 'json', ...args], {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let partial = '';
+    this.child.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d;
+      partial += d;
+      const lines = partial.split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        if (line.startsWith('{')) {
+          try {
+            this.events.push(JSON.parse(line) as LogEvent);
+          } catch {
+            // a child's line that looks like JSON
+          }
+        }
+      }
+      for (const l of this.listeners) l();
+    });
+    this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d));
+    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Resolves with the first event (counting from `from`) matching `match`. */
+  waitFor(match: (e: LogEvent) => boolean, timeout = 20_000, from = 0): Promise<LogEvent> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const e = this.events.slice(from).find(match);
+        if (e) {
+          cleanup();
+          resolve(e);
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`no matching event within ${timeout}ms; stderr:\n${this.stderr}`));
+      }, timeout);
+      const onExit = () => setTimeout(() => {
+        check();
+        cleanup();
+        reject(new Error(`baton exited before the event; stderr:\n${this.stderr}`));
+      }, 50);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.listeners = this.listeners.filter((l) => l !== check);
+        this.child.off('exit', onExit);
+      };
+      this.listeners.push(check);
+      this.child.once('exit', onExit);
+      check();
+    });
+  }
+
+  event(name: string, generation?: number, timeout?: number): Promise<LogEvent> {
+    return this.waitFor((e) => e.event === name && (generation === undefined || e.generation === generation), timeout);
+  }
+
+  /** The port of listener `i`, from the `listening` event. */
+  async port(i = 0): Promise<number> {
+    await this.event('config');
+    const l = this.events.filter((e) => e.event === 'listening')[i]!;
+    return Number(String(l.listener).split(':').pop());
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    this.child.kill(sig);
+  }
+
+  /** SIGHUP, then the `active` event of generation `n`. */
+  async upgradeTo(n: number, timeout?: number): Promise<void> {
+    this.signal('SIGHUP');
+    await this.event('active', n, timeout);
+  }
+
+  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.signal('SIGTERM');
+    return this.exited;
+  }
+
+  /** Generations as the log tells them: the last state each reached. */
+  states(): Map<number, string> {
+    const m = new Map<number, string>();
+    for (const e of this.events) {
+      if (e.generation === undefined) continue;
+      if (['spawn', 'ready', 'active', 'draining', 'failed'].includes(e.event)) m.set(e.generation, e.event === 'spawn' ? 'starting' : e.event);
+      if (e.event === 'exit' && m.get(e.generation) !== 'failed') m.set(e.generation, 'exited');
+    }
+    return m;
+  }
+}
+
+/** Direct children of `pid`. */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+    if (kids) out.push(...kids.split(' ').map(Number));
+  }
+  return out;
+}
+
+export function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,102 @@
+import http from 'node:http';
+
+export interface LoadResult {
+  ok: number;
+  failures: Record<string, number>;
+  failed: number;
+  /** Responses per generation, from the `generation=N` in each body. */
+  generations: Map<number, number>;
+}
+
+export interface LoadOptions {
+  port: number;
+  host?: string;
+  socketPath?: string;
+  keepAlive: boolean;
+  /** Parallel request loops. */
+  concurrency?: number;
+  /** Hard bounds: the loop stops at whichever comes first, or at stop(). */
+  maxRequests?: number;
+  maxMs?: number;
+}
+
+/**
+ * Hammers an HTTP server with no retries, counting every outcome. New connection per request
+ * (Connection: close) or keep-alive connections.
+ */
+export function hammer(o: LoadOptions): { stop: () => Promise<LoadResult>; result: Promise<LoadResult> } {
+  const agent = new http.Agent({ keepAlive: o.keepAlive, maxSockets: o.concurrency ?? 4 });
+  const r: LoadResult = { ok: 0, failures: {}, failed: 0, generations: new Map() };
+  const maxRequests = o.maxRequests ?? 50_000;
+  const deadline = Date.now() + (o.maxMs ?? 60_000);
+  let stopped = false;
+  let sent = 0;
+  const fail = (kind: string) => {
+    r.failed++;
+    r.failures[kind] = (r.failures[kind] ?? 0) + 1;
+  };
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const req = http.get(
+        {
+          ...(o.socketPath ? { socketPath: o.socketPath } : { host: o.host ?? '127.0.0.1', port: o.port }),
+          path: '/',
+          agent,
+          headers: o.keepAlive ? {} : { connection: 'close' },
+          timeout: 10_000,
+        },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d) => (body += d));
+          res.on('end', () => {
+            if (res.statusCode === 200) {
+              r.ok++;
+              const g = Number(/generation=(\d+)/.exec(body)?.[1] ?? 0);
+              r.generations.set(g, (r.generations.get(g) ?? 0) + 1);
+            } else fail(`status ${res.statusCode}`);
+            resolve();
+          });
+          res.on('error', (e: NodeJS.ErrnoException) => {
+            fail(e.code ?? e.message);
+            resolve();
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        fail(e.code ?? e.message);
+        resolve();
+      });
+    });
+  const loop = async () => {
+    while (!stopped && sent < maxRequests && Date.now() < deadline) {
+      sent++;
+      await one();
+    }
+  };
+  const result = Promise.all(Array.from({ length: o.concurrency ?? 4 }, loop)).then(() => {
+    agent.destroy();
+    return r;
+  });
+  return {
+    result,
+    stop: () => {
+      stopped = true;
+      return result;
+    },
+  };
+}
+
+/** One GET; the body. */
+export function get(port: number, host = '127.0.0.1'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host, port, path: '/', agent: false, timeout: 5000 }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
+}
