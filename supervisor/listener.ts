@@ -31,8 +31,9 @@ export function parseListen(values: string[]): ListenSpec[] {
   const seen = new Set<string>();
   for (const s of specs) {
     const key = formatAddress(s.address);
-    if (seen.has(key) || seen.has(s.name)) throw usageError(`--listen ${key} (${s.name}) is given twice`, 'give each address and name once');
-    seen.add(key).add(s.name);
+    const anyPort = s.address.kind === 'tcp' && s.address.port === 0;
+    if ((seen.has(key) && !anyPort) || seen.has(`name:${s.name}`)) throw usageError(`--listen ${key} (${s.name}) is given twice`, 'give each address and name once');
+    seen.add(key).add(`name:${s.name}`);
   }
   return specs;
 }
