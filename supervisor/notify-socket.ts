@@ -41,6 +41,11 @@ export class NotifySocket {
     return [status, errno && `errno ${errno}`].filter(Boolean).join(', ');
   }
 
+  /** The fix the child suggests for its own failure (BATON_HINT), if any. */
+  hint(): string | undefined {
+    return this.fields.get('BATON_HINT') || undefined;
+  }
+
   close(): void {
     clearInterval(this.timer);
     closeFd(this.fd);

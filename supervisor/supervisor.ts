@@ -16,7 +16,7 @@ import { formatReady, waitReady, type ReadySpec } from './ready/index.js';
 /** Variables that describe baton's own environment and must not leak into a generation's. */
 const PRIVATE_ENV = ['NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', '_PID', '_FD', 'BATON_LISTENERS', 'BATON_GENERATION'];
 
-type Launch = { gen: Generation; reason?: undefined } | { gen?: undefined; reason: string };
+type Launch = { gen: Generation; reason?: undefined; hint?: undefined } | { gen?: undefined; reason: string; hint?: string };
 
 /**
  * Owns the listeners and runs generations of the command through one serialising upgrade loop:
@@ -67,13 +67,13 @@ export class Supervisor {
   /** Runs generation 1 until it is active; rejects (after cleaning up) if it never gets there. */
   async start(): Promise<void> {
     this.upgrading = true;
-    const { gen, reason } = await this.launch();
+    const { gen, reason, hint } = await this.launch();
     this.upgrading = false;
     if (this.stopping) return;
     if (!gen) {
       this.stopping = true;
       this.resolveDone(await this.shutdown());
-      throw new BatonError('ERR_BATON_START', `generation 1 failed: ${reason}`, 'run the command by hand to see why it does not start, or raise --ready-timeout', { generation: 1 });
+      throw new BatonError('ERR_BATON_START', `generation 1 failed: ${reason}`, hint ?? 'run the command by hand to see why it does not start, or raise --ready-timeout', { generation: 1 });
     }
     this.activate(gen);
     if (this.pending) void this.upgrades();
@@ -130,12 +130,12 @@ export class Supervisor {
 
   private async upgradeOnce(): Promise<void> {
     const began = performance.now();
-    const { gen, reason } = await this.launch();
+    const { gen, reason, hint } = await this.launch();
     if (this.stopping) return;
     if (!gen) {
       if (this.active) {
         this.failures++;
-        this.log.event('rollback', { generation: this.next - 1, message: reason, serving: this.active.number, failures: this.failures });
+        this.log.event('rollback', { generation: this.next - 1, message: reason, hint, serving: this.active.number, failures: this.failures });
       } else {
         this.crashes++;
         this.scheduleRestart(reason);
@@ -189,7 +189,8 @@ export class Supervisor {
       gen.to('failed');
       this.log.event('failed', { generation: number, pid: gen.pid, message: reason });
       await gen.kill(reason);
-      return { reason };
+      const hint = notify.hint();
+      return hint ? { reason, hint } : { reason };
     } catch (err) {
       this.log.event('failed', { generation: number, message: (err as Error).message });
       return { reason: (err as Error).message };

@@ -33,7 +33,8 @@ export async function listeners(): Promise<InheritedListener[]> {
       taken = fds.map((fd, i) => ({ fd, name: names[i] ?? `listener${i}` }));
     } catch (err) {
       const e = err as { message: string; errno?: number; hint?: string };
-      await notify(`STATUS=${e.message}${e.hint ? `; hint: ${e.hint}` : ''}\nERRNO=${Math.abs(e.errno ?? 0)}`);
+      // ERRNO and STATUS are sd_notify's fields; BATON_HINT is ours, shown by baton as the hint.
+      await notify(`STATUS=${e.message}\nERRNO=${Math.abs(e.errno ?? 0)}${e.hint ? `\nBATON_HINT=${e.hint}` : ''}`);
       throw err;
     }
   } else if (env.LISTEN_FDS && Number(env.LISTEN_PID) === process.pid) {
