@@ -19,6 +19,7 @@ test('a generation that exits before ready is rolled back; the next SIGHUP tries
     t.regex(String(rollback.message), /exited with code 3 before ready/);
     t.regex(await get(port), /generation=1/);
     await baton.upgradeTo(3);
+    await baton.event('exit', 1);
     t.regex(await get(port), /generation=3/);
   } finally {
     t.is((await baton.stop()).code, 0);
