@@ -60,3 +60,13 @@ test('--user with the pidfd handover: EPERM reaches the user with the fix', asyn
   t.regex(baton.stderr, /^error: generation 1 failed: exited with code 1 before ready \(child said: pidfd_getfd: Operation not permitted \(EPERM\), errno 1\)$/m);
   t.regex(baton.stderr, /^hint: .*--handover inherit/m);
 });
+
+test('the child helper turns a bad _FD into EBADF with a hint', async (t) => {
+  const child = spawn(process.execPath, [fixture], { env: { ...process.env, _PID: String(process.pid), _FD: '999' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const code = await new Promise((r) => child.once('exit', r));
+  t.is(code, 1);
+  t.regex(stderr, /pidfd_getfd: Bad file descriptor \(EBADF\)/);
+  t.regex(stderr, /hint: 'the target has no such fd/);
+});

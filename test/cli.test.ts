@@ -115,3 +115,15 @@ test('--help lists every option and exits 0', (t) => {
   const out = execFileSync(process.execPath, [cli, '--help'], { encoding: 'utf8' });
   for (const o of ['--listen', '--backlog', '--handover', '--ready', '--ready-timeout', '--drain', '--stop-signal', '--kill-timeout', '--max-draining', '--pid-file', '--log-format', '--user', '--group']) t.true(out.includes(o), o);
 });
+
+test('text log lines carry time, generation, pid and event', async (t) => {
+  const child = (await import('node:child_process')).spawn(process.execPath, [cli, '--listen', '127.0.0.1:0', '--', 'node', fixture], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  while (!/\] active/.test(stderr)) await new Promise((r) => setTimeout(r, 50));
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  t.regex(stderr, /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z baton pid=\d+\] listening listener=127\.0\.0\.1:\d+ name=listener0 fd=\d+$/m);
+  t.regex(stderr, /^\[\S+ gen=1 pid=\d+\] ready grab=\d+ ready=\d+$/m);
+  t.regex(stderr, /^\[\S+ gen=1 pid=\d+\] exit exited with code 0 code=0 grab=\d+ ready=\d+ stop=\d+ exit=\d+$/m);
+});

@@ -145,3 +145,27 @@ test('SIGTERM to baton during an upgrade stops both generations and removes the 
   t.false(alive(spawn.pid));
   for (const pid of pids) t.false(alive(pid), `child ${pid} left behind`);
 });
+
+test('--max-draining caps old generations still alive: the oldest is killed first', async (t) => {
+  const baton = new Baton([...listen, '--drain', '20s', '--max-draining', '1', '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    await baton.upgradeTo(2);
+    await baton.upgradeTo(3);
+    const kill = await baton.event('kill', 1);
+    t.regex(String(kill.message), /more than --max-draining 1/);
+    t.is((await baton.event('exit', 1)).message, 'killed by SIGKILL');
+    t.is(childrenOf(baton.pid).length, 2, 'generation 2 drains, generation 3 serves');
+  } finally {
+    await baton.stop();
+  }
+});
+
+test('SIGINT stops baton like SIGTERM', async (t) => {
+  const baton = new Baton([...listen, '--', 'node', fixture]);
+  await baton.event('active', 1);
+  const [child] = childrenOf(baton.pid);
+  baton.signal('SIGINT');
+  t.is((await baton.exited).code, 0);
+  t.false(alive(child!));
+});

@@ -77,3 +77,17 @@ test('inherit handover with three listeners in order', async (t) => {
     await baton.stop();
   }
 });
+
+test(':PORT is dual-stack; 0.0.0.0:PORT and [::]:PORT listen on every address', async (t) => {
+  const baton = new Baton(['--listen', ':0', '--listen', '0.0.0.0:0', '--listen', '[::]:0', '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    t.regex(String(baton.events.filter((e) => e.event === 'listening')[0]!.listener), /^\[::\]:\d+$/);
+    t.regex(await get(await baton.port(0), '127.0.0.1'), /generation=1/);
+    t.regex(await get(await baton.port(0), '::1'), /generation=1/);
+    t.regex(await get(await baton.port(1), '127.0.0.1'), /generation=1/);
+    t.regex(await get(await baton.port(2), '::1'), /generation=1/);
+  } finally {
+    await baton.stop();
+  }
+});
