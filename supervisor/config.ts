@@ -2,6 +2,7 @@ import type { HandoverName } from './handover/index.js';
 import type { ListenSpec } from './listener.js';
 import type { LogFormat } from './log.js';
 import type { ReadySpec } from './ready/index.js';
+import type { Rule } from './steering/rules.js';
 
 /** Everything the supervisor needs, validated; durations in ms. */
 export interface Config {
@@ -18,6 +19,13 @@ export interface Config {
   pidFile?: string;
   logFormat: LogFormat;
   user?: { uid: number; gid: number };
+  /** Steering (SK_LOOKUP); none when `steer` is empty. */
+  steer: Rule[];
+  name: string;
+  stateDir: string;
+  bpffs: string;
+  force: boolean;
+  keepSteering: boolean;
 }
 
 export const defaults = {

@@ -54,6 +54,9 @@ export class Generation {
   readonly times: Timings = {};
   state: State = 'starting';
   activeSince?: number;
+  /** port handover: baton's copies of the generation's own listeners, and the port it was given. */
+  own: number[] = [];
+  port?: number;
   status?: ExitStatus;
   private readonly child: ChildProcess;
   private readonly log: Logger;

@@ -18,33 +18,43 @@ function family(pid: number): number[] {
   return out;
 }
 
-function sockets(pid: number): Set<string> {
-  const found = new Set<string>();
-  try {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+/** Where in the generation rooted at `root` each wanted socket (`socket:[inode]`) is open: pid and fd. */
+export function findSockets(root: number, wanted: string[]): Map<string, { pid: number; fd: number }> {
+  const found = new Map<string, { pid: number; fd: number }>();
+  for (const pid of family(root)) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // exited meanwhile
+    }
+    for (const fd of fds) {
       try {
-        found.add(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        if (wanted.includes(link) && !found.has(link)) found.set(link, { pid, fd: Number(fd) });
       } catch {
         // closed meanwhile
       }
     }
-  } catch {
-    // exited meanwhile
   }
   return found;
+}
+
+/** Polls `probe` until it returns a value; never settles once `signal` is aborted. */
+export function poll<T>(probe: () => T | undefined, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (signal.aborted) return;
+      const v = probe();
+      if (v !== undefined) resolve(v);
+      else setTimeout(check, POLL_MS);
+    };
+    check();
+  });
 }
 
 /** Resolves when the generation rooted at `pid` holds every listener (seen in its fd tables). */
 export function watchGrab(pid: number, listenerFds: number[], signal: AbortSignal): Promise<void> {
   const wanted = listenerFds.map((fd) => `socket:[${fstatSync(fd).ino}]`);
-  return new Promise((resolve) => {
-    const check = () => {
-      if (signal.aborted) return;
-      const held = new Set<string>();
-      for (const p of family(pid)) for (const s of sockets(p)) held.add(s);
-      if (wanted.every((w) => held.has(w))) resolve();
-      else setTimeout(check, POLL_MS);
-    };
-    check();
-  });
+  return poll(() => (findSockets(pid, wanted).size === wanted.length ? true : undefined), signal).then(() => undefined);
 }

@@ -5,13 +5,14 @@ import { formatAddress } from './address.js';
 import { backoff, type Config } from './config.js';
 import { BatonError } from './errors.js';
 import { describeExit, exitCode, Generation, type ExitStatus } from './generation.js';
-import { watchGrab } from './grab-watch.js';
 import { handovers, type Handover } from './handover/index.js';
 import { closeListeners, openListeners, type Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { NotifySocket } from './notify-socket.js';
 import { removePidFile, writePidFile } from './pidfile.js';
 import { formatReady, waitReady, type ReadySpec } from './ready/index.js';
+import { SteeringPlane } from './steering/plane.js';
+import { closeFd } from './sys/fd.js';
 
 /** Variables that describe baton's own environment and must not leak into a generation's. */
 const PRIVATE_ENV = ['NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', '_PID', '_FD', 'BATON_LISTENERS', 'BATON_GENERATION'];
@@ -34,6 +35,7 @@ export class Supervisor {
   private readonly runtimeDir: string;
   private readonly live = new Set<Generation>();
   private readonly drainTimers = new Set<NodeJS.Timeout>();
+  private readonly plane?: SteeringPlane;
   private active?: Generation;
   private lastActive?: Generation;
   private next = 1;
@@ -56,6 +58,8 @@ export class Supervisor {
       this.runtimeDir = mkdtempSync(join(tmpdir(), 'baton-'));
       if (config.user) chownSync(this.runtimeDir, config.user.uid, config.user.gid);
       if (config.pidFile) writePidFile(config.pidFile, (pid) => log.event('stale-pid-file', { message: `replaced pid file of dead pid ${pid}` }));
+      if (config.steer.length > 0) this.plane = new SteeringPlane(config, this.listeners, log);
+      this.next = this.plane?.firstGeneration ?? 1;
     } catch (err) {
       this.release();
       throw err;
@@ -76,6 +80,7 @@ export class Supervisor {
       throw new BatonError('ERR_BATON_START', `generation 1 failed: ${reason}`, hint ?? 'run the command by hand to see why it does not start, or raise --ready-timeout', { generation: 1 });
     }
     this.activate(gen);
+    void this.plane?.retireOrphan();
     if (this.pending) void this.upgrades();
   }
 
@@ -164,14 +169,15 @@ export class Supervisor {
       void gen.exited.then((s) => this.onExit(gen, s));
       this.log.event('spawn', { generation: number, pid: gen.pid, command: this.config.command.join(' ') });
       this.handover.open(gen.pid);
-      const grabbed = this.handover.grabs
-        ? watchGrab(gen.pid, this.listeners.map((l) => l.fd), abort.signal).then(() => {
-            gen.times.grab = gen.ms();
-            this.log.event('grab', { generation: number, pid: gen.pid, grab: gen.times.grab });
-          })
-        : undefined;
+      const grabbed = this.handover.watch?.(gen.pid, plan, this.listeners, abort.signal).then((fds) => {
+        gen.own = fds;
+        gen.times.grab = gen.ms();
+        this.log.event('grab', { generation: number, pid: gen.pid, grab: gen.times.grab, port: plan.port });
+      });
+      if (plan.port !== undefined) gen.port = plan.port;
       const outcome = await Promise.race([
-        waitReady(this.ready, { pid: gen.pid, generation: number, notify, signal: abort.signal, ...(grabbed ? { grabbed } : {}) }).then(
+        // Port handover: whatever the readiness, the slot needs the generation's listener.
+        Promise.all([waitReady(this.ready, { pid: gen.pid, generation: number, notify, signal: abort.signal, ...(grabbed ? { grabbed } : {}) }), plan.port === undefined ? undefined : grabbed]).then(
           () => (this.stopping ? 'baton is stopping' : undefined),
           (err: Error) => err.message,
         ),
@@ -207,13 +213,16 @@ export class Supervisor {
     gen.to('active');
     this.active = gen;
     this.lastActive = gen;
+    this.plane?.activate(gen, gen.port);
     this.log.event('active', { generation: gen.number, pid: gen.pid, upgrade: upgradeMs });
     for (const old of previous) {
       old.to('draining');
       this.log.event('draining', { generation: old.number, pid: old.pid, drain: this.config.drain });
-      const t = setTimeout(() => {
+      // Port handover: the old generation's own listener may still hold connections; wait until it has accepted them.
+      const t = setTimeout(async () => {
         this.drainTimers.delete(t);
-        void old.stop(this.config.stopSignal, this.config.killTimeout);
+        await this.plane?.emptied(old.own[0], this.config.killTimeout);
+        if (!this.stopping) void old.stop(this.config.stopSignal, this.config.killTimeout);
       }, this.config.drain);
       this.drainTimers.add(t);
     }
@@ -225,6 +234,7 @@ export class Supervisor {
 
   private onExit(gen: Generation, status: ExitStatus): void {
     this.live.delete(gen);
+    for (const fd of gen.own) closeFd(fd);
     const { grab, ready, stop, exit } = gen.times;
     this.log.event('exit', { generation: gen.number, pid: gen.pid, message: describeExit(status), code: exitCode(status), grab, ready, stop, exit });
     if (gen.state === 'active' || gen.state === 'draining') gen.to('exited');
@@ -245,6 +255,7 @@ export class Supervisor {
   private async shutdown(): Promise<number> {
     for (const g of this.live) if (g.state === 'active') g.to('draining');
     await Promise.all([...this.live].map((g) => g.stop(this.config.stopSignal, this.config.killTimeout)));
+    this.plane?.close();
     this.release();
     const code = this.lastActive?.status ? exitCode(this.lastActive.status) : 0;
     this.log.event('stopped', { code });

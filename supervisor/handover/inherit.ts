@@ -8,7 +8,6 @@ const SHIM = 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"';
 export const inherit: Handover = {
   name: 'inherit',
   defaultReady: { kind: 'delay', ms: 1000 },
-  grabs: false,
   plan(command, listeners) {
     return {
       file: '/bin/sh',

@@ -1,4 +1,5 @@
 import { setPtracer, yamaScope } from '../sys/prctl.js';
+import { watchGrab } from '../grab-watch.js';
 import { addressList } from '../listener.js';
 import type { Handover } from './index.js';
 
@@ -8,7 +9,6 @@ let named = false;
 export const pidfd: Handover = {
   name: 'pidfd',
   defaultReady: { kind: 'grab' },
-  grabs: true,
   plan(command, listeners) {
     return {
       file: command[0]!,
@@ -16,6 +16,9 @@ export const pidfd: Handover = {
       env: { _PID: String(process.pid), _FD: listeners.map((l) => l.fd).join(','), BATON_LISTENERS: addressList(listeners) },
       stdio: ['ignore', 'inherit', 'inherit'],
     };
+  },
+  watch(pid, _plan, listeners, signal) {
+    return watchGrab(pid, listeners.map((l) => l.fd), signal).then(() => []);
   },
   open(pid) {
     // Under Yama scope 1 only a named descendant-turned-tracer may attach to its parent.

@@ -19,6 +19,7 @@ export const c = {
   close: libc.func('int close(int)'),
   fcntl: libc.func('int fcntl(int, int, ...)'),
   prctl: libc.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)'),
+  mount: libc.func('int mount(const char *, const char *, const char *, unsigned long, const void *)'),
   inet_pton: libc.func('int inet_pton(int, const char *, void *)'),
   strerror: libc.func('const char *strerror(int)'),
 };

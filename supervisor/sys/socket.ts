@@ -126,3 +126,15 @@ export function sendNotify(target: string, message: string): void {
     c.close(fd);
   }
 }
+
+const IPPROTO_TCP = 6;
+const TCP_INFO = 11;
+const TCPI_UNACKED = 24;
+
+/** Connections waiting in a listening socket's accept queue (tcp_info.tcpi_unacked for LISTEN). */
+export function acceptQueue(fd: number): number {
+  const info = Buffer.alloc(232);
+  const len = intOpt(info.length);
+  check(c.getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, len), 'getsockopt', {}, { fd });
+  return info.readUInt32LE(TCPI_UNACKED);
+}

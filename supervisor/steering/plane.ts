@@ -1,0 +1,147 @@
+import { fstatSync, readFileSync } from 'node:fs';
+import type { Config } from '../config.js';
+import { BatonError } from '../errors.js';
+import { findSockets } from '../grab-watch.js';
+import type { Listener } from '../listener.js';
+import type { Logger } from '../log.js';
+import { closeFd } from '../sys/fd.js';
+import { grabFds } from '../sys/pidfd.js';
+import { listeningSockets } from '../sys/proc-net.js';
+import { acceptQueue } from '../sys/socket.js';
+import { shadowed } from './shadow.js';
+import { readState, removeState, startTime, writeState } from './state.js';
+import { Steering } from './steering.js';
+
+const POLL_MS = 10;
+
+/** A generation left serving by a baton that died, found through the state file. */
+interface Orphan {
+  number: number;
+  pid: number;
+  fd: number;
+}
+
+function alive(pid: number, starttime: string): boolean {
+  return startTime(pid) === starttime;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Steering as the supervisor uses it. Shared-socket mode puts baton's own listener in the slot for
+ * baton's whole life. Port mode switches the slot to each new generation's own listener, and
+ * keeps a state file so that a restarted baton can take over from a generation left serving.
+ */
+export class SteeringPlane {
+  readonly steering: Steering;
+  readonly orphan?: Orphan;
+  private readonly config: Config;
+  private readonly log: Logger;
+  private readonly portMode: boolean;
+
+  constructor(config: Config, listeners: Listener[], log: Logger) {
+    this.config = config;
+    this.log = log;
+    this.portMode = config.handover === 'port';
+    const own = new Set(listeners.map((l) => fstatSync(l.fd).ino));
+    const state = readState(config.stateDir);
+    if (state && state.pid !== process.pid && startTime(state.pid) !== undefined && /baton|node/.test(safeComm(state.pid))) {
+      throw new BatonError('ERR_BATON_RUNNING', `steering ${config.name} belongs to a running baton (pid ${state.pid})`, `stop it first (kill ${state.pid}), or choose another --name`, { pid: state.pid });
+    }
+    const orphanPid = state && alive(state.generation.pid, state.generation.starttime) ? state.generation : undefined;
+    const orphanInodes = orphanPid ? listeningSockets().filter((s) => s.port === orphanPid.port).map((s) => s.inode) : [];
+    const shadows = shadowed(config.steer, new Set([...own, ...orphanInodes]));
+    if (shadows.length > 0) {
+      if (!config.force) {
+        throw new BatonError('ERR_BATON_SHADOW', `--steer would take connections from another process listening on ${shadows.join(', ')}`, 'stop that process, narrow the rule, or pass --force to steer anyway');
+      }
+      log.event('warning', { message: `steering over another process's listener: ${shadows.join(', ')}` });
+    }
+    this.steering = Steering.open(config.name, config.bpffs, config.steer);
+    try {
+      if (!this.portMode) this.steering.setSlot(listeners[0]!.fd);
+      if (orphanPid && this.portMode && this.steering.reused) {
+        const where = findSockets(orphanPid.pid, orphanInodes.map((i) => `socket:[${i}]`)).values().next().value;
+        if (where) {
+          this.orphan = { number: orphanPid.number, pid: orphanPid.pid, fd: grabFds(where.pid, [where.fd])[0]! };
+          log.event('orphan', { generation: orphanPid.number, pid: orphanPid.pid, message: 'a generation left serving by a previous baton; it is retired once the next one is active' });
+        }
+      }
+    } catch (err) {
+      this.steering.close(false);
+      throw err;
+    }
+    this.status(this.steering.reused ? 'steering-reused' : 'steering');
+  }
+
+  /** The number the next generation should have (after an orphan's). */
+  get firstGeneration(): number {
+    return (this.orphan?.number ?? 0) + 1;
+  }
+
+  /** A generation became active: in port mode its listener takes the slot. */
+  activate(gen: { number: number; pid: number; own: number[] }, port?: number): void {
+    if (!this.portMode) return;
+    const t0 = performance.now();
+    this.steering.setSlot(gen.own[0]!);
+    const us = Math.round((performance.now() - t0) * 1000);
+    writeState(this.config.stateDir, { name: this.config.name, pid: process.pid, generation: { number: gen.number, pid: gen.pid, starttime: startTime(gen.pid) ?? '', port: port ?? 0 } });
+    this.status('switch', { generation: gen.number, pid: gen.pid, switch_us: us });
+  }
+
+  /** Resolves when nothing waits in the accept queue of `fd` (an old generation's listener), or after `limit` ms. */
+  async emptied(fd: number | undefined, limit: number): Promise<void> {
+    if (fd === undefined) return;
+    const deadline = performance.now() + limit;
+    while (performance.now() < deadline && acceptQueue(fd) > 0) await sleep(POLL_MS);
+  }
+
+  /** Stops the orphan the way an old generation is stopped: queue empty, drain, stop signal, SIGKILL. */
+  async retireOrphan(): Promise<void> {
+    const o = this.orphan;
+    if (!o) return;
+    const { drain, killTimeout, stopSignal } = this.config;
+    const starttime = startTime(o.pid) ?? '';
+    await sleep(drain);
+    await this.emptied(o.fd, killTimeout);
+    this.log.event('stop', { generation: o.number, pid: o.pid, signal: stopSignal, message: 'retiring the orphan' });
+    signalGroup(o.pid, stopSignal);
+    const deadline = performance.now() + killTimeout;
+    while (alive(o.pid, starttime) && performance.now() < deadline) await sleep(POLL_MS);
+    if (alive(o.pid, starttime)) {
+      this.log.event('kill', { generation: o.number, pid: o.pid, message: `orphan did not exit within ${killTimeout}ms` });
+      signalGroup(o.pid, 'SIGKILL');
+    }
+    closeFd(o.fd);
+    this.log.event('exit', { generation: o.number, pid: o.pid, message: 'orphan retired' });
+  }
+
+  /** One line with the rules, the slot's socket and the counters. */
+  status(event: string, fields: Record<string, string | number> = {}): void {
+    const counters = this.steering.counters().map((c) => `${c.rule} steered=${c.steered} nosock=${c.nosock}`).join('; ');
+    this.log.event(event, { ...fields, name: this.config.name, pins: this.steering.dir, slot: this.steering.slotCookie() ?? 'empty', rules: counters });
+  }
+
+  /** A clean stop: removes pins and state unless --keep-steering. */
+  close(): void {
+    this.status('steering-stop');
+    this.steering.close(this.config.keepSteering);
+    if (!this.config.keepSteering) removeState(this.config.stateDir);
+  }
+}
+
+function safeComm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function signalGroup(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    // gone already
+  }
+}

@@ -1,0 +1,21 @@
+import { formatAddress } from '../address.js';
+import { listeningSockets } from '../sys/proc-net.js';
+import { covers, type Rule } from './rules.js';
+
+/** Listening sockets of other processes that a rule would take connections from. */
+export function shadowed(rules: Rule[], ownInodes: Set<number>): string[] {
+  const out: string[] = [];
+  for (const s of listeningSockets()) {
+    if (ownInodes.has(s.inode)) continue;
+    const rule = rules.find((r) => r.protocol === 'tcp' && covers(r, s.family, s.addr, s.port));
+    if (!rule) continue;
+    const host = s.family === 4 ? [...s.addr.subarray(0, 4)].join('.') : formatV6(s.addr);
+    out.push(`${formatAddress({ kind: 'tcp', family: s.family, host, port: s.port, v6only: false })} (--steer ${rule.text})`);
+  }
+  return out;
+}
+
+function formatV6(addr: Buffer): string {
+  const words = Array.from({ length: 8 }, (_, i) => addr.readUInt16BE(i * 2).toString(16));
+  return words.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
+}

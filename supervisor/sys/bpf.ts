@@ -1,0 +1,174 @@
+import koffi from 'koffi';
+import { constants } from 'node:os';
+import { BatonError, SysError, type Context } from '../errors.js';
+import { c } from './libc.js';
+
+const BPF_SK_LOOKUP = 36;
+const BPF_ANY = 0;
+const PROG_INFO_SIZE = 232;
+const PROG_INFO_TAG = 8;
+
+type Lib = {
+  open: (path: string, opts: null) => unknown;
+  load: (obj: unknown) => number;
+  close: (obj: unknown) => void;
+  findProgram: (obj: unknown, name: string) => unknown;
+  programFd: (prog: unknown) => number;
+  findMapFd: (obj: unknown, name: string) => number;
+  pin: (fd: number, path: string) => number;
+  get: (path: string) => number;
+  linkCreate: (prog: number, target: number, type: number, opts: null) => number;
+  update: (fd: number, key: Buffer, value: Buffer, flags: number) => number;
+  lookup: (fd: number, key: Buffer, value: Buffer) => number;
+  remove: (fd: number, key: Buffer) => number;
+  nextKey: (fd: number, key: Buffer | null, next: Buffer) => number;
+  info: (fd: number, info: Buffer, len: Buffer) => number;
+  cpus: () => number;
+};
+
+let lib: Lib | undefined;
+
+/** libbpf.so.1, loaded on first use (steering mode only). BATON_LIBBPF overrides the path. */
+function libbpf(): Lib {
+  if (lib) return lib;
+  const path = process.env.BATON_LIBBPF ?? 'libbpf.so.1';
+  let so: ReturnType<typeof koffi.load>;
+  try {
+    so = koffi.load(path);
+  } catch (err) {
+    throw new BatonError('ERR_BATON_LIBBPF', `cannot load ${path}: ${(err as Error).message.split('\n')[0]}`, 'install libbpf 1.x (Debian/Ubuntu: apt-get install libbpf1; Fedora: dnf install libbpf)');
+  }
+  so.func('void *libbpf_set_print(void *)')(null); // libbpf's own warnings would bypass baton's log
+  lib = {
+    open: so.func('void *bpf_object__open_file(const char *, void *)'),
+    load: so.func('int bpf_object__load(void *)'),
+    close: so.func('void bpf_object__close(void *)'),
+    findProgram: so.func('void *bpf_object__find_program_by_name(void *, const char *)'),
+    programFd: so.func('int bpf_program__fd(void *)'),
+    findMapFd: so.func('int bpf_object__find_map_fd_by_name(void *, const char *)'),
+    pin: so.func('int bpf_obj_pin(int, const char *)'),
+    get: so.func('int bpf_obj_get(const char *)'),
+    linkCreate: so.func('int bpf_link_create(int, int, int, void *)'),
+    update: so.func('int bpf_map_update_elem(int, const void *, const void *, uint64)'),
+    lookup: so.func('int bpf_map_lookup_elem(int, const void *, void *)'),
+    remove: so.func('int bpf_map_delete_elem(int, const void *)'),
+    nextKey: so.func('int bpf_map_get_next_key(int, const void *, void *)'),
+    info: so.func('int bpf_obj_get_info_by_fd(int, void *, void *)'),
+    cpus: so.func('int libbpf_num_possible_cpus()'),
+  } as Lib;
+  return lib;
+}
+
+const names = new Map<number, string>();
+for (const [name, n] of Object.entries(constants.errno)) if (!names.has(n)) names.set(n, name);
+
+/** libbpf 1.x returns -errno. */
+function ok(ret: number, call: string, hints: Record<string, string> = {}, context: Context = {}): number {
+  if (ret >= 0) return ret;
+  const errno = -ret;
+  const code = names.get(errno) ?? `E${errno}`;
+  throw new SysError(call, code, errno, String(c.strerror(errno)), hints[code] ?? hints.default ?? 'see the kernel log (dmesg) for the verifier output', context);
+}
+
+const privilegeHints = {
+  EPERM: 'steering needs root, or CAP_BPF and CAP_NET_ADMIN',
+  EACCES: 'steering needs root, or CAP_BPF and CAP_NET_ADMIN',
+};
+
+export interface LoadedObject {
+  prog: number;
+  maps: Record<string, number>;
+  close(): void;
+}
+
+/** Opens and loads a BPF object file; returns the fds of one program and the named maps. */
+export function loadObject(path: string, program: string, mapNames: string[]): LoadedObject {
+  const l = libbpf();
+  const obj = l.open(path, null);
+  if (!obj) throw new BatonError('ERR_BATON_BPF', `cannot open BPF object ${path}`, 'reinstall baton, or rebuild it with npm run build:bpf');
+  try {
+    ok(l.load(obj), 'bpf_object__load', {
+      ...privilegeHints,
+      EINVAL: 'this kernel lacks sk_lookup programs or SOCKMAP listeners: steering needs Linux 5.9 or newer',
+    });
+    const p = l.findProgram(obj, program);
+    const prog = ok(Number(c.fcntl(l.programFd(p), 1030, 'int', 3)), 'fcntl');
+    const maps: Record<string, number> = {};
+    for (const m of mapNames) maps[m] = ok(Number(c.fcntl(l.findMapFd(obj, m), 1030, 'int', 3)), 'fcntl');
+    return {
+      prog,
+      maps,
+      close: () => {
+        c.close(prog);
+        for (const fd of Object.values(maps)) c.close(fd);
+      },
+    };
+  } finally {
+    // The object's own fds go; the F_DUPFD_CLOEXEC copies above keep program and maps alive.
+    l.close(obj);
+  }
+}
+
+export function pinObject(fd: number, path: string): void {
+  ok(libbpf().pin(fd, path), 'bpf_obj_pin', privilegeHints, { path });
+}
+
+export function getPinned(path: string): number {
+  return ok(libbpf().get(path), 'bpf_obj_get', privilegeHints, { path });
+}
+
+/** A BPF link of an sk_lookup program to the network namespace behind `netnsFd`. */
+export function attachSkLookup(prog: number, netnsFd: number): number {
+  return ok(libbpf().linkCreate(prog, netnsFd, BPF_SK_LOOKUP, null), 'bpf_link_create', {
+    ...privilegeHints,
+    EINVAL: 'this kernel lacks sk_lookup: steering needs Linux 5.9 or newer',
+  });
+}
+
+export function mapUpdate(fd: number, key: Buffer, value: Buffer, context: Context = {}): void {
+  ok(libbpf().update(fd, key, value, BPF_ANY), 'bpf_map_update_elem', {
+    EOPNOTSUPP: 'the socket cannot go into a SOCKMAP: it must be a listening TCP socket (Linux 5.10+)',
+    ...privilegeHints,
+  }, context);
+}
+
+/** False when the key is absent. */
+export function mapLookup(fd: number, key: Buffer, value: Buffer): boolean {
+  const r = libbpf().lookup(fd, key, value);
+  if (r === -constants.errno.ENOENT) return false;
+  ok(r, 'bpf_map_lookup_elem');
+  return true;
+}
+
+export function mapDelete(fd: number, key: Buffer): void {
+  const r = libbpf().remove(fd, key);
+  if (r !== -constants.errno.ENOENT) ok(r, 'bpf_map_delete_elem');
+}
+
+/** Every key of a map (keySize bytes each). */
+export function mapKeys(fd: number, keySize: number): Buffer[] {
+  const keys: Buffer[] = [];
+  let prev: Buffer | null = null;
+  for (;;) {
+    const next = Buffer.alloc(keySize);
+    const r = libbpf().nextKey(fd, prev, next);
+    if (r === -constants.errno.ENOENT) return keys;
+    ok(r, 'bpf_map_get_next_key');
+    keys.push(next);
+    prev = next;
+  }
+}
+
+/** The program's tag: a hash of its instructions, equal for equal programs. */
+export function progTag(fd: number): string {
+  const info = Buffer.alloc(PROG_INFO_SIZE);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(PROG_INFO_SIZE);
+  ok(libbpf().info(fd, info, len), 'bpf_obj_get_info_by_fd');
+  return info.subarray(PROG_INFO_TAG, PROG_INFO_TAG + 8).toString('hex');
+}
+
+export function possibleCpus(): number {
+  return ok(libbpf().cpus(), 'libbpf_num_possible_cpus');
+}
+

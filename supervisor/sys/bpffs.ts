@@ -1,0 +1,23 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { BatonError } from '../errors.js';
+import { c, check } from './libc.js';
+
+function mounted(path: string): boolean {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .some((line) => {
+      const [, where, type] = line.split(' ');
+      return type === 'bpf' && where === path;
+    });
+}
+
+/** Mounts bpffs at `path` unless it is mounted there already. */
+export function ensureBpffs(path: string): void {
+  if (mounted(path)) return;
+  try {
+    mkdirSync(path, { recursive: true });
+    check(c.mount('bpf', path, 'bpf', 0, null), 'mount', {}, { path });
+  } catch (err) {
+    throw new BatonError('ERR_BATON_BPFFS', `bpffs is not mounted at ${path} and cannot be mounted: ${(err as Error).message}`, `mount it first (mount -t bpf bpf ${path}), or run baton with CAP_SYS_ADMIN`);
+  }
+}
