@@ -3,6 +3,7 @@ import { onExit } from 'signal-exit';
 import { BatonError } from './errors.js';
 import { createLogger } from './log.js';
 import { parseOptions } from './options.js';
+import { steerCommand } from './steer-command.js';
 import { Supervisor } from './supervisor.js';
 
 function fail(err: unknown): void {
@@ -13,7 +14,13 @@ function fail(err: unknown): void {
 }
 
 async function main(): Promise<void> {
-  const config = parseOptions(process.argv.slice(2));
+  const args = process.argv.slice(2);
+  if (args[0] === 'steer') {
+    const said = steerCommand(args.slice(1));
+    if (said) process.stdout.write(said + '\n');
+    return;
+  }
+  const config = parseOptions(args);
   if (!config) return;
   const log = createLogger(config.logFormat);
   const supervisor = new Supervisor(config, log);

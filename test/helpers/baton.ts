@@ -23,8 +23,10 @@ export class Baton {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private listeners: Array<() => void> = [];
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [cli, '--log-format', 'json', ...args], {
+  /** `prefix` runs baton through another command, e.g. nsenter into a test's network namespace. */
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = []) {
+    const argv = [process.execPath, cli, '--log-format', 'json', ...args];
+    this.child = spawn(prefix[0] ?? argv[0]!, [...prefix.slice(1), ...(prefix.length ? argv : argv.slice(1))], {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
