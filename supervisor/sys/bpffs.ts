@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { BatonError } from '../errors.js';
 import { c, check } from './libc.js';
 
@@ -15,7 +15,8 @@ function mounted(path: string): boolean {
 export function ensureBpffs(path: string): void {
   if (mounted(path)) return;
   try {
-    mkdirSync(path, { recursive: true });
+    // Not recursive: Node's recursive mkdir spins forever under /proc.
+    if (!existsSync(path)) mkdirSync(path);
     check(c.mount('bpf', path, 'bpf', 0, null), 'mount', {}, { path });
   } catch (err) {
     throw new BatonError('ERR_BATON_BPFFS', `bpffs is not mounted at ${path} and cannot be mounted: ${(err as Error).message}`, `mount it first (mount -t bpf bpf ${path}), or run baton with CAP_SYS_ADMIN`);
