@@ -58,6 +58,16 @@ test.serial('--keep-steering leaves the pins; baton steer clean removes them', (
     await b.stop();
     t.true(w.pinned());
     t.notThrows(() => getPinned(join(w.pins, 'link')));
+    // The link still runs with an empty slot (baton's listener is closed): the lookup fails, even
+    // where another socket is bound on the steered port; an unsteered port is the kernel's as usual.
+    const echo = "for (const p of [80, 81]) require('net').createServer((c) => c.pipe(c)).listen(p, '127.0.0.1'); console.log('up')";
+    const other = (await import('node:child_process')).spawn(w.ns.prefix[0]!, [...w.ns.prefix.slice(1), process.execPath, '-e', echo]);
+    await new Promise((r) => other.stdout.once('data', r));
+    try {
+      t.deepEqual(await w.echo(['127.0.0.1:80', '127.0.0.1:81']), { '127.0.0.1:80': 'ECONNREFUSED', '127.0.0.1:81': 'ok' });
+    } finally {
+      other.kill();
+    }
     const clean = spawnSync(process.execPath, [cli, 'steer', 'clean', '--name', w.name, '--state-dir', w.stateDir], { encoding: 'utf8' });
     t.is(clean.status, 0, clean.stderr);
     t.false(w.pinned());
@@ -85,6 +95,7 @@ test.serial('steering errors: one error line, one hint, nothing pinned', (t) =>
     refuses(t, w, ['--steer', 'example.com:80', ...steerArgs.slice(2)], 2, /"example\.com" is not an IP address/, /ADDRESS/);
     refuses(t, w, ['--steer', '127.0.0.1/33:80', ...steerArgs.slice(2)], 2, /bad prefix length "\/33"/, /0 to 32/);
     refuses(t, w, ['--steer', '127.0.0.0/8:80', '--steer', '127.0.0.1:80,81', ...steerArgs.slice(2)], 2, /--steer 127\.0\.0\.1:80,81 overlaps --steer 127\.0\.0\.0\/8:80 on port 80/, /one rule only/);
+    refuses(t, w, ['--steer', 'udp:127.0.0.1:53', ...steerArgs.slice(2)], 2, /UDP steering is not supported/, /TCP/);
     refuses(t, w, ['--handover', 'port', '--', 'true'], 2, /--handover port needs --steer/, /--steer 0\.0\.0\.0:8080/);
     refuses(t, w, steerArgs, 1, /cannot load \/nonexistent\/libbpf\.so\.1/, /install libbpf/, { BATON_LIBBPF: '/nonexistent/libbpf.so.1' });
     refuses(t, w, steerArgs, 1, /bpffs is not mounted at \/proc\/baton-bpffs and cannot be mounted/, /mount -t bpf/, { BATON_BPFFS: '/proc/baton-bpffs' });

@@ -7,18 +7,18 @@ const ports = (from: number, to: number) => Array.from({ length: to - from + 1 }
 test.serial('one listener serves 3 ports, a 100-port range and IPv6; other addresses are refused', async (t) => {
   const w = new SteerWorld();
   try {
-    const baton = w.baton(['--steer', '127.0.0.1:7,77,777', '--steer', '127.0.0.1:8000-8099', '--steer', '[::1]:7', '--listen', '[::]:7777', '--', 'node', 'examples/tcp-echo.mjs']);
+    const baton = w.baton(['--steer', '127.0.0.1:7,77,777', '--steer', '127.0.0.1:8000-8099', '--steer', '[::1]:7', '--steer', 'tcp:127.0.0.0/8:9', '--listen', '[::]:7777', '--', 'node', 'examples/tcp-echo.mjs']);
     await baton.event('active', 1);
-    const r = await w.echo(['127.0.0.1:7', '127.0.0.1:77', '127.0.0.1:777', ...ports(8000, 8099), '[::1]:7', '127.0.0.2:7', '127.0.0.1:8100', '[::1]:77']);
+    const r = await w.echo(['127.0.0.1:7', '127.0.0.1:77', '127.0.0.1:777', ...ports(8000, 8099), '[::1]:7', '127.0.0.3:9', '127.0.0.2:7', '127.0.0.1:8100', '[::1]:77']);
     const ok = Object.entries(r).filter(([, v]) => v === 'ok').map(([k]) => k);
-    t.is(ok.length, 104, JSON.stringify(r));
+    t.is(ok.length, 105, JSON.stringify(r));
     t.is(r['127.0.0.2:7'], 'ECONNREFUSED');
     t.is(r['127.0.0.1:8100'], 'ECONNREFUSED');
     t.is(r['[::1]:77'], 'ECONNREFUSED');
     t.true(w.pinned());
     await baton.stop();
     const last = baton.events.find((e) => e.event === 'steering-stop')!;
-    t.regex(String(last.rules), /127\.0\.0\.1:7,77,777 steered=3 nosock=0; 127\.0\.0\.1:8000-8099 steered=100 nosock=0; \[::1\]:7 steered=1 nosock=0/);
+    t.regex(String(last.rules), /127\.0\.0\.1:7,77,777 steered=3 nosock=0; 127\.0\.0\.1:8000-8099 steered=100 nosock=0; \[::1\]:7 steered=1 nosock=0; tcp:127\.0\.0\.0\/8:9 steered=1 nosock=0/);
     t.false(w.pinned(), 'a clean stop leaves no pins');
   } finally {
     await w.close();

@@ -4,7 +4,8 @@ import { c } from '../sys/libc.js';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
-const PROTOCOLS = { tcp: 6, udp: 17 } as const;
+// The program matches UDP too, but a UDP rule needs a UDP socket in its slot and baton's listeners are TCP.
+const PROTOCOLS = { tcp: 6 } as const;
 export const MAX_RULES = 1024;
 /** Bytes of the BPF rules map key and value (struct rule_key, struct rule_value in bpf/steer.c). */
 export const KEY_SIZE = 24;
@@ -21,12 +22,12 @@ export interface Range {
 export interface Rule {
   text: string;
   index: number;
-  protocol: 'tcp' | 'udp';
+  protocol: 'tcp';
   ranges: Range[];
   ports: number[];
 }
 
-const HINT = 'use [tcp:|udp:]ADDRESS[/PREFIX]:PORTS, e.g. 127.0.0.1:7,77,777, 127.0.0.0/8:8000-8099, [::1]:7 or :8080';
+const HINT = 'use [tcp:]ADDRESS[/PREFIX]:PORTS, e.g. 127.0.0.1:7,77,777, 127.0.0.0/8:8000-8099, [::1]:7 or :8080';
 
 function mask(addr: Buffer, prefix: number): Buffer {
   const out = Buffer.alloc(16);
@@ -62,14 +63,15 @@ function ports(text: string, spec: string): number[] {
 }
 
 export function parseRule(spec: string, index: number): Rule {
-  const proto = /^(tcp|udp):/.exec(spec);
+  if (spec.startsWith('udp:')) throw usageError(`UDP steering is not supported: --steer ${spec}`, 'baton steers TCP; a UDP server needs a UDP socket in the slot, which baton does not create');
+  const proto = /^tcp:/.exec(spec);
   const rest = proto ? spec.slice(proto[0].length) : spec;
   const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):([\d,-]+)$/.exec(rest);
   if (!m) throw usageError(`malformed --steer ${spec}`, HINT);
   const host = m[1] ?? m[2]!;
   const ranges = host === '' ? [range('0.0.0.0', spec), range('::', spec)] : [range(host, spec)];
   if (m[1] !== undefined && ranges[0]!.family !== 6) throw usageError(`"${host}" in brackets is not IPv6 in --steer ${spec}`, HINT);
-  return { text: spec, index, protocol: (proto?.[1] as 'tcp' | 'udp') ?? 'tcp', ranges, ports: ports(m[3]!, spec) };
+  return { text: spec, index, protocol: 'tcp', ranges, ports: ports(m[3]!, spec) };
 }
 
 function contains(a: Range, b: Range): boolean {
@@ -85,7 +87,6 @@ export function parseRules(specs: string[]): Rule[] {
     for (let j = 0; j < i; j++) {
       const a = rules[i]!;
       const b = rules[j]!;
-      if (a.protocol !== b.protocol) continue;
       const shared = a.ports.find((p) => b.ports.includes(p));
       if (shared !== undefined && a.ranges.some((ra) => b.ranges.some((rb) => contains(ra, rb)))) {
         throw usageError(`--steer ${a.text} overlaps --steer ${b.text} on port ${shared}`, 'give each address and port to one rule only');
