@@ -1,10 +1,15 @@
 #!/usr/bin/env node
 import { onExit } from 'signal-exit';
+import { controlCommand } from './control-command.js';
+import { controlHandler } from './control/handler.js';
+import { ControlServer } from './control/server.js';
 import { BatonError } from './errors.js';
 import { createLogger } from './log.js';
 import { parseOptions } from './options.js';
+import { startReaper } from './reaper.js';
 import { steerCommand } from './steer-command.js';
 import { Supervisor } from './supervisor.js';
+import { systemdHooks } from './systemd.js';
 
 function fail(err: unknown): void {
   const e = err instanceof BatonError ? err : undefined;
@@ -13,29 +18,50 @@ function fail(err: unknown): void {
   process.exitCode = e ? e.exitCode : 1;
 }
 
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  if (args[0] === 'steer') {
-    const said = steerCommand(args.slice(1));
-    if (said) process.stdout.write(said + '\n');
-    return;
-  }
+async function run(args: string[]): Promise<void> {
   const config = parseOptions(args);
   if (!config) return;
   const log = createLogger(config.logFormat);
-  const supervisor = new Supervisor(config, log);
-  // Last resort for an exit baton did not plan (a bug): stop the children and remove what baton made.
-  const removeGuard = onExit(() => supervisor.abandon());
-  process.on('SIGHUP', () => supervisor.reload());
-  process.on('SIGTERM', () => supervisor.stop());
-  process.on('SIGINT', () => supervisor.stop());
+  // baton's own NOTIFY_SOCKET (systemd's) is never passed on: generations get private ones.
+  const notifySocket = process.env.NOTIFY_SOCKET;
+  delete process.env.NOTIFY_SOCKET;
+  const sup = new Supervisor(config, log, systemdHooks(notifySocket, log));
+  let control: ControlServer;
   try {
-    await supervisor.start();
-    process.exitCode = await supervisor.done;
+    control = await ControlServer.open(config.control, controlHandler(sup), log);
+  } catch (err) {
+    sup.discard();
+    throw err;
+  }
+  // Last resort for an exit baton did not plan (a bug): stop the children and remove what baton made.
+  const removeGuard = onExit(() => {
+    sup.abandon();
+    control.close();
+  });
+  const stopReaper = process.pid === 1 || config.subreaper ? startReaper(log, config.subreaper) : () => {};
+  process.on('SIGHUP', () => void sup.reload());
+  process.on('SIGTERM', () => sup.stop());
+  process.on('SIGINT', () => sup.stop());
+  try {
+    await sup.start();
+    process.exitCode = await sup.done;
   } finally {
+    control.close();
+    stopReaper();
     removeGuard();
     for (const s of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) process.removeAllListeners(s);
   }
+}
+
+async function main(): Promise<void> {
+  const [first, ...rest] = process.argv.slice(2);
+  if (first === 'steer') return void print(steerCommand(rest));
+  if (first === 'reload' || first === 'status' || first === 'stop') return void print(await controlCommand(first, rest));
+  await run(process.argv.slice(2));
+}
+
+function print(text: string): void {
+  if (text) process.stdout.write(text + '\n');
 }
 
 main().catch(fail);

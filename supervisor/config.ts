@@ -17,6 +17,11 @@ export interface Config {
   killTimeout: number;
   maxDraining: number;
   pidFile?: string;
+  /** Preflight shell command before each upgrade. */
+  check?: string;
+  /** Control socket path. */
+  control: string;
+  subreaper: boolean;
   logFormat: LogFormat;
   user?: { uid: number; gid: number };
   /** Steering (SK_LOOKUP); none when `steer` is empty. */

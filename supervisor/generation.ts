@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { signalNumber } from './duration.js';
+import { track } from './children.js';
 import type { Logger } from './log.js';
 
 export type State = 'starting' | 'ready' | 'active' | 'draining' | 'exited' | 'failed';
@@ -86,6 +87,7 @@ export class Generation {
       });
       this.child.once('exit', (code, signal) => this.finish({ code, signal }, resolve));
     });
+    track(this.child.pid, this.exited);
   }
 
   get alive(): boolean {

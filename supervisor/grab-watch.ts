@@ -18,6 +18,26 @@ function family(pid: number): number[] {
   return out;
 }
 
+/** Every socket (`socket:[inode]`) open anywhere in the generation rooted at `root`. */
+export function socketsOf(root: number): Set<string> {
+  const out = new Set<string>();
+  for (const pid of family(root)) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+          if (link.startsWith('socket:')) out.add(link);
+        } catch {
+          // closed meanwhile
+        }
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
 /** Where in the generation rooted at `root` each wanted socket (`socket:[inode]`) is open: pid and fd. */
 export function findSockets(root: number, wanted: string[]): Map<string, { pid: number; fd: number }> {
   const found = new Map<string, { pid: number; fd: number }>();

@@ -2,7 +2,7 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import { formatAddress, parseAddress, type Address } from './address.js';
 import { BatonError, usageError } from './errors.js';
 import { closeFd } from './sys/fd.js';
-import { createListener, unixSocketLive } from './sys/socket.js';
+import { createListener, socketAddress, unixSocketOwner } from './sys/socket.js';
 
 /** A listening socket that baton owns for its whole life and never accepts on. */
 export interface Listener {
@@ -10,6 +10,8 @@ export interface Listener {
   /** The address as bound (port 0 resolved). */
   address: Address;
   fd: number;
+  /** Handed to baton by socket activation: its unix socket file is not baton's to remove. */
+  adopted?: boolean;
 }
 
 export interface ListenSpec {
@@ -48,16 +50,24 @@ function clearStaleUnixSocket(path: string): boolean {
   if (!st.isSocket()) {
     throw new BatonError('ERR_BATON_LISTEN', `${path} exists and is not a socket`, 'remove it or choose another path', { listener: `unix:${path}` });
   }
-  if (unixSocketLive(path)) return false; // bind reports EADDRINUSE with its hint
+  if (unixSocketOwner(path) !== undefined) return false; // bind reports EADDRINUSE with its hint
   unlinkSync(path);
   return true;
 }
 
-/** Opens every listener, or none: on failure the ones already opened are closed again. */
-export function openListeners(specs: ListenSpec[], backlog: number, onStale: (path: string) => void): Listener[] {
+/**
+ * Opens every listener, or none: on failure the ones already opened are closed again. Listeners
+ * in `adopted` (socket activation) are taken as they are.
+ */
+export function openListeners(specs: ListenSpec[], backlog: number, onStale: (path: string) => void, adopted = new Map<ListenSpec, number>()): Listener[] {
   const open: Listener[] = [];
   try {
     for (const spec of specs) {
+      const inherited = adopted.get(spec);
+      if (inherited !== undefined) {
+        open.push({ name: spec.name, address: socketAddress(inherited) ?? spec.address, fd: inherited, adopted: true });
+        continue;
+      }
       const text = formatAddress(spec.address);
       if (spec.address.kind === 'unix' && clearStaleUnixSocket(spec.address.path)) onStale(spec.address.path);
       const { fd, port } = createListener(spec.address, backlog, { listener: text });
@@ -67,6 +77,7 @@ export function openListeners(specs: ListenSpec[], backlog: number, onStale: (pa
     return open;
   } catch (err) {
     closeListeners(open);
+    for (const fd of adopted.values()) if (!open.some((l) => l.fd === fd)) closeFd(fd);
     throw err;
   }
 }
@@ -74,7 +85,7 @@ export function openListeners(specs: ListenSpec[], backlog: number, onStale: (pa
 export function closeListeners(listeners: Listener[]): void {
   for (const l of listeners) {
     closeFd(l.fd);
-    if (l.address.kind === 'unix') {
+    if (l.address.kind === 'unix' && !l.adopted) {
       try {
         unlinkSync(l.address.path);
       } catch {

@@ -8,34 +8,48 @@ import { handovers } from './handover/index.js';
 import { parseListen } from './listener.js';
 import type { LogFormat } from './log.js';
 import { parseReady } from './ready/index.js';
+import { controlPath } from './control/path.js';
+import { layered, type OptionShape } from './sources.js';
 import { parseRules } from './steering/rules.js';
 import { lookupGroup, lookupUser } from './sys/user.js';
 
 const HELP_HINT = 'run baton --help for the options';
 
+type Option = OptionShape & { describe: string; default?: string | number | boolean; choices?: string[] };
+
+/** Every option of the main command; also what BATON_* variables and --config keys may set. */
+export const OPTIONS: Record<string, Option> = {
+  listen: { type: 'string', array: true, describe: 'listener [NAME=]ADDRESS: HOST:PORT, [IPV6]:PORT, :PORT or unix:/path (repeatable)' },
+  backlog: { type: 'number', default: defaults.backlog, describe: 'listen(2) backlog of each listener' },
+  handover: { type: 'string', choices: Object.keys(handovers), default: defaults.handover, describe: 'how a generation gets the listeners (port: it binds $PORT itself; needs --steer)' },
+  ready: { type: 'string', describe: 'readiness: notify, grab, probe:<command> or delay:<duration> [default: grab for pidfd and port, delay:1s for inherit]' },
+  'ready-timeout': { type: 'string', default: '60s', describe: 'a generation not ready by then is rolled back' },
+  drain: { type: 'string', default: '5s', describe: 'time both generations serve before the old one is stopped' },
+  'stop-signal': { type: 'string', default: defaults.stopSignal, describe: 'signal that asks a generation to stop' },
+  'kill-timeout': { type: 'string', default: '30s', describe: 'SIGKILL a generation this long after the stop signal' },
+  'max-draining': { type: 'number', default: defaults.maxDraining, describe: 'old generations allowed to drain at once; the oldest beyond it is killed' },
+  check: { type: 'string', describe: 'preflight shell command run before each upgrade (e.g. a config test); non-zero aborts it' },
+  'pid-file': { type: 'string', describe: "write baton's pid here (removed on exit)" },
+  control: { type: 'string', describe: 'control socket [default: beside --pid-file, else $XDG_RUNTIME_DIR or /run/baton/NAME.sock]' },
+  'log-format': { type: 'string', choices: ['text', 'json'], default: defaults.logFormat, describe: 'log lines on stderr' },
+  user: { type: 'string', describe: 'run generations as this user (needs root; use --handover inherit)' },
+  group: { type: 'string', describe: "run generations with this group [default: the user's]" },
+  subreaper: { type: 'boolean', default: false, describe: 'reap orphaned descendants (PR_SET_CHILD_SUBREAPER); automatic as PID 1' },
+  steer: { type: 'string', array: true, describe: 'SK_LOOKUP rule [tcp:]ADDRESS[/PREFIX]:PORTS, e.g. 127.0.0.1:7,77,8000-8099 (repeatable)' },
+  name: { type: 'string', describe: 'name of this baton: steering pins under bpffs/baton/NAME, default control socket [default: from the first listener or rule]' },
+  'state-dir': { type: 'string', describe: 'steering state, for a restart after a crash [default: /run/baton/NAME]' },
+  force: { type: 'boolean', default: false, describe: 'steer even where another process listens on a steered address and port' },
+  'keep-steering': { type: 'boolean', default: false, describe: 'leave program, link and maps pinned when baton stops' },
+  config: { type: 'string', describe: 'JSON file of options (keys are option names); flags win over BATON_* variables, which win over it' },
+};
+
 export function parser(args: string[]) {
-  return yargs(args)
+  let y = yargs(args)
     .scriptName('baton')
-    .usage('$0 --listen ADDRESS [options] -- COMMAND [ARGS...]\n\nRuns COMMAND as generation 1, owns its listeners, and upgrades it with zero downtime on SIGHUP.')
-    .parserConfiguration({ 'halt-at-non-option': true, 'populate--': true, 'camel-case-expansion': true })
-    .option('listen', { type: 'string', array: true, describe: 'listener [NAME=]ADDRESS: HOST:PORT, [IPV6]:PORT, :PORT or unix:/path (repeatable)' })
-    .option('backlog', { type: 'number', default: defaults.backlog, describe: 'listen(2) backlog of each listener' })
-    .option('handover', { choices: Object.keys(handovers), default: defaults.handover, describe: 'how a generation gets the listeners (port: it binds $PORT itself; needs --steer)' })
-    .option('ready', { type: 'string', describe: 'readiness: notify, grab, probe:<command> or delay:<duration> [default: grab for pidfd, delay:1s for inherit]' })
-    .option('ready-timeout', { type: 'string', default: '60s', describe: 'a generation not ready by then is rolled back' })
-    .option('drain', { type: 'string', default: '5s', describe: 'time both generations serve before the old one is stopped' })
-    .option('stop-signal', { type: 'string', default: defaults.stopSignal, describe: 'signal that asks a generation to stop' })
-    .option('kill-timeout', { type: 'string', default: '30s', describe: 'SIGKILL a generation this long after the stop signal' })
-    .option('max-draining', { type: 'number', default: defaults.maxDraining, describe: 'old generations allowed to drain at once; the oldest beyond it is killed' })
-    .option('pid-file', { type: 'string', describe: "write baton's pid here (removed on exit)" })
-    .option('log-format', { choices: ['text', 'json'], default: defaults.logFormat, describe: 'log lines on stderr' })
-    .option('user', { type: 'string', describe: 'run generations as this user (needs root; use --handover inherit)' })
-    .option('group', { type: 'string', describe: "run generations with this group [default: the user's]" })
-    .option('steer', { type: 'string', array: true, describe: 'SK_LOOKUP rule [tcp:]ADDRESS[/PREFIX]:PORTS, e.g. 127.0.0.1:7,77,8000-8099 (repeatable)' })
-    .option('name', { type: 'string', describe: 'steering name: pins under bpffs/baton/NAME [default: from the first listener or rule]' })
-    .option('state-dir', { type: 'string', describe: 'steering state, for a restart after a crash [default: /run/baton/NAME]' })
-    .option('force', { type: 'boolean', default: false, describe: 'steer even where another process listens on a steered address and port' })
-    .option('keep-steering', { type: 'boolean', default: false, describe: 'leave program, link and maps pinned when baton stops' })
+    .usage('$0 --listen ADDRESS [options] -- COMMAND [ARGS...]\n$0 reload|status|stop [--control PATH | --pid-file PATH]\n$0 steer clean --name NAME\n\nRuns COMMAND as generation 1, owns its listeners, and upgrades it with zero downtime on SIGHUP.\nEvery option can also be set by BATON_<OPTION> (e.g. BATON_DRAIN=10s) or in --config.')
+    .parserConfiguration({ 'halt-at-non-option': true, 'populate--': true, 'camel-case-expansion': true });
+  for (const [name, o] of Object.entries(OPTIONS)) y = y.option(name, o);
+  return y
     .strictOptions()
     .help()
     .version()
@@ -46,6 +60,35 @@ export function parser(args: string[]) {
     });
 }
 
+/** The parsed options, as yargs names them (camel case). */
+interface Argv {
+  _: Array<string | number>;
+  '--'?: string[];
+  help?: boolean;
+  version?: boolean;
+  listen?: string[];
+  backlog: number;
+  handover: string;
+  ready?: string;
+  readyTimeout: string;
+  drain: string;
+  stopSignal: string;
+  killTimeout: string;
+  maxDraining: number;
+  check?: string;
+  pidFile?: string;
+  control?: string;
+  logFormat: string;
+  user?: string;
+  group?: string;
+  subreaper: boolean;
+  steer?: string[];
+  name?: string;
+  stateDir?: string;
+  force: boolean;
+  keepSteering: boolean;
+}
+
 function wholeNumber(option: string, value: number, min: number): number {
   if (!Number.isInteger(value) || value < min) throw usageError(`--${option} must be a whole number >= ${min}, not ${value}`, HELP_HINT);
   return value;
@@ -53,7 +96,7 @@ function wholeNumber(option: string, value: number, min: number): number {
 
 /** argv → Config; undefined when --help or --version was answered. */
 export function parseOptions(args: string[]): Config | undefined {
-  const argv = parser(args).parseSync();
+  const argv = parser(layered(args, OPTIONS)).parseSync() as unknown as Argv;
   if (argv.help || argv.version) return undefined; // yargs printed the answer
   const command = [...argv._.map(String), ...((argv['--'] as string[] | undefined) ?? [])];
   const listen = argv.listen ?? [];
@@ -77,6 +120,10 @@ export function parseOptions(args: string[]): Config | undefined {
   if (user && process.getuid?.() !== 0) throw usageError('--user needs baton to run as root', 'start baton as root, or drop --user');
 
   const specs = parseListen(listen);
+  const control = controlPath({ ...argv, name: argv.name ?? 'baton' })!;
+  if (specs.some((s) => s.address.kind === 'unix' && s.address.path === control)) {
+    throw usageError(`the control socket ${control} is also a --listen`, 'give --control another path (by default it sits beside --pid-file)');
+  }
   const steer = parseRules(steerSpecs);
   const name = argv.name ?? (listen[0] ?? steerSpecs[0] ?? 'baton').replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '');
   // bpffs refuses names with dots
@@ -93,6 +140,9 @@ export function parseOptions(args: string[]): Config | undefined {
     killTimeout: parseDuration('kill-timeout', argv.killTimeout),
     maxDraining: wholeNumber('max-draining', argv.maxDraining, 0),
     ...(argv.pidFile ? { pidFile: argv.pidFile } : {}),
+    ...(argv.check ? { check: argv.check } : {}),
+    control: argv.control || argv.pidFile ? control : controlPath({ name })!,
+    subreaper: argv.subreaper,
     logFormat: argv.logFormat as LogFormat,
     ...(user ? { user } : {}),
     steer,

@@ -1,21 +1,34 @@
 import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { adoptActivated } from './activation.js';
 import { formatAddress } from './address.js';
 import { backoff, type Config } from './config.js';
 import { BatonError } from './errors.js';
 import { describeExit, exitCode, Generation, type ExitStatus } from './generation.js';
+import { socketsOf } from './grab-watch.js';
 import { handovers, type Handover } from './handover/index.js';
 import { closeListeners, openListeners, type Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { NotifySocket } from './notify-socket.js';
 import { removePidFile, writePidFile } from './pidfile.js';
 import { formatReady, waitReady, type ReadySpec } from './ready/index.js';
+import type { Status } from './status.js';
+import { establishedInodes } from './sys/proc-net.js';
+import { HISTORY, preflight, type UpgradeResult } from './upgrade.js';
 import { SteeringPlane } from './steering/plane.js';
 import { closeFd } from './sys/fd.js';
 
 /** Variables that describe baton's own environment and must not leak into a generation's. */
 const PRIVATE_ENV = ['NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', '_PID', '_FD', 'BATON_LISTENERS', 'BATON_GENERATION'];
+
+/** Moments the world outside (systemd) hears of. */
+export interface Hooks {
+  started?(gen: { number: number; pid: number }): void;
+  reloading?(): void;
+  upgraded?(result: UpgradeResult): void;
+  stopping?(): void;
+}
 
 type Launch = { gen: Generation; reason?: undefined; hint?: undefined } | { gen?: undefined; reason: string; hint?: string };
 
@@ -45,15 +58,21 @@ export class Supervisor {
   private crashes = 0;
   private restartTimer?: NodeJS.Timeout;
   private resolveDone!: (code: number) => void;
+  private waiting: Array<(r: UpgradeResult) => void> = [];
+  private readonly history: UpgradeResult[] = [];
+  private readonly hooks: Hooks;
+  private readonly startedAt = Date.now();
 
   /** Opens listeners, runtime directory and pid file, all or none. */
-  constructor(config: Config, log: Logger) {
+  constructor(config: Config, log: Logger, hooks: Hooks = {}) {
     this.config = config;
+    this.hooks = hooks;
     this.log = log;
     this.handover = handovers[config.handover];
     this.ready = config.ready;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    this.listeners = openListeners(config.listen, config.backlog, (path) => log.event('stale-socket', { message: `removed stale unix socket ${path}` }));
+    const activated = adoptActivated(config.listen, (what) => log.event('warning', { message: `socket activation passed ${what}, which no --listen names; closed` }));
+    this.listeners = openListeners(config.listen, config.backlog, (path) => log.event('stale-socket', { message: `removed stale unix socket ${path}` }), activated);
     try {
       this.runtimeDir = mkdtempSync(join(tmpdir(), 'baton-'));
       if (config.user) chownSync(this.runtimeDir, config.user.uid, config.user.gid);
@@ -64,7 +83,7 @@ export class Supervisor {
       this.release();
       throw err;
     }
-    for (const l of this.listeners) log.event('listening', { listener: formatAddress(l.address), name: l.name, fd: l.fd });
+    for (const l of this.listeners) log.event('listening', { listener: formatAddress(l.address), name: l.name, fd: l.fd, ...(l.adopted ? { activated: true } : {}) });
     log.event('config', { handover: this.handover.name, ready: formatReady(this.ready), drain: config.drain, stop_signal: config.stopSignal });
   }
 
@@ -80,14 +99,22 @@ export class Supervisor {
       throw new BatonError('ERR_BATON_START', `generation 1 failed: ${reason}`, hint ?? 'run the command by hand to see why it does not start, or raise --ready-timeout', { generation: 1 });
     }
     this.activate(gen);
+    this.hooks.started?.(gen);
     void this.plane?.retireOrphan();
     if (this.pending) void this.upgrades();
   }
 
-  /** SIGHUP: start a new generation; coalesced while one is in flight. */
-  reload(): void {
-    this.log.event('reload', { message: 'upgrade requested' });
+  /**
+   * SIGHUP or `baton reload`: start a new generation; coalesced while one is in flight. Resolves
+   * with the outcome of the upgrade that serves this request.
+   */
+  reload(source = 'SIGHUP'): Promise<UpgradeResult> {
+    this.log.event('reload', { message: `upgrade requested by ${source}` });
+    if (this.stopping) return Promise.resolve(this.refused('baton is stopping'));
+    this.hooks.reloading?.();
+    const outcome = new Promise<UpgradeResult>((resolve) => this.waiting.push(resolve));
     void this.upgrades();
+    return outcome;
   }
 
   /** SIGTERM/SIGINT: stop every generation gracefully; a second call kills what is left at once. */
@@ -99,6 +126,8 @@ export class Supervisor {
     this.stopping = true;
     clearTimeout(this.restartTimer);
     for (const t of this.drainTimers) clearTimeout(t);
+    for (const w of this.waiting.splice(0)) w(this.refused('baton is stopping'));
+    this.hooks.stopping?.();
     this.log.event('stopping', { generations: this.live.size });
     void this.shutdown().then(this.resolveDone);
   }
@@ -109,9 +138,38 @@ export class Supervisor {
     this.release();
   }
 
-  /** A snapshot of live generations, oldest first. */
-  generations(): Array<{ number: number; pid: number; state: string }> {
-    return [...this.live].map((g) => ({ number: g.number, pid: g.pid, state: g.state }));
+  /** Undoes the constructor, for a baton that cannot start after all (nothing was spawned). */
+  discard(): void {
+    this.plane?.close();
+    this.release();
+  }
+
+  /** What `baton status` shows. */
+  status(): Status {
+    const established = establishedInodes();
+    return {
+      pid: process.pid,
+      name: this.config.name,
+      uptimeMs: Date.now() - this.startedAt,
+      handover: this.handover.name,
+      listeners: this.listeners.map((l) => ({ name: l.name, address: formatAddress(l.address), fd: l.fd })),
+      generations: [...this.live].map((g) => ({
+        number: g.number,
+        pid: g.pid,
+        state: g.state,
+        ageMs: g.ms(),
+        readyMs: g.times.ready,
+        // Connections still open in a draining generation: its sockets that are established TCP connections.
+        connections: g.state === 'draining' ? [...socketsOf(g.pid)].filter((s) => established.has(Number(s.slice(8, -1)))).length : undefined,
+      })),
+      upgrades: [...this.history],
+      failures: this.failures,
+      ...(this.plane ? { steering: this.plane.snapshot() } : {}),
+    };
+  }
+
+  private refused(reason: string): UpgradeResult {
+    return { ok: false, generation: 0, reason, requestedAt: new Date().toISOString(), ms: 0, ...(this.active ? { serving: this.active.number } : {}) };
   }
 
   private async upgrades(): Promise<void> {
@@ -126,17 +184,41 @@ export class Supervisor {
     try {
       do {
         this.pending = false;
-        await this.upgradeOnce();
+        const waiters = this.waiting.splice(0);
+        const result = await this.upgradeOnce();
+        if (result) {
+          this.history.push(result);
+          if (this.history.length > HISTORY) this.history.shift();
+          this.hooks.upgraded?.(result);
+        }
+        for (const w of waiters) w(result ?? this.refused('baton is stopping'));
       } while (this.pending && !this.stopping);
     } finally {
       this.upgrading = false;
     }
   }
 
-  private async upgradeOnce(): Promise<void> {
+  /** One upgrade (or crash restart, when nothing is active); undefined when baton began to stop. */
+  private async upgradeOnce(): Promise<UpgradeResult | undefined> {
     const began = performance.now();
+    const requestedAt = new Date().toISOString();
+    const done = (r: Omit<UpgradeResult, 'requestedAt' | 'ms'>): UpgradeResult => ({
+      ...r,
+      requestedAt,
+      ms: Math.round(performance.now() - began),
+      ...(this.active ? { serving: this.active.number } : {}),
+    });
+    if (this.config.check && this.active) {
+      const failed = await preflight(this.config.check, this.config.readyTimeout);
+      if (this.stopping) return undefined;
+      if (failed) {
+        this.failures++;
+        this.log.event('preflight-failed', { message: failed, serving: this.active.number, failures: this.failures });
+        return done({ ok: false, generation: 0, reason: failed });
+      }
+    }
     const { gen, reason, hint } = await this.launch();
-    if (this.stopping) return;
+    if (this.stopping) return undefined;
     if (!gen) {
       if (this.active) {
         this.failures++;
@@ -145,9 +227,10 @@ export class Supervisor {
         this.crashes++;
         this.scheduleRestart(reason);
       }
-      return;
+      return done({ ok: false, generation: this.next - 1, reason });
     }
     this.activate(gen, Math.round(performance.now() - began));
+    return done({ ok: true, generation: gen.number, ...(gen.times.ready === undefined ? {} : { readyMs: gen.times.ready }) });
   }
 
   /** Spawns the next generation and waits until it is ready, exits, or times out. */

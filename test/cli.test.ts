@@ -104,7 +104,7 @@ test('a stale pid file is replaced, and removed on stop', async (t) => {
 });
 
 test('generation 1 that never starts: exit 1, no child, no pid file, no socket', (t) => {
-  const sock = tmp('gen1.sock');
+  const sock = tmp('gen1-listener.sock');
   const pidFile = tmp('gen1.pid');
   refuses(t, ['--listen', `unix:${sock}`, '--pid-file', pidFile, '--log-format', 'json', '--', 'node', fixture, 'exit-before-ready'], 1, /generation 1 failed: exited with code 3 before ready/, /by hand/, [], true);
   t.false(existsSync(sock));

@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { track } from '../children.js';
 import type { ReadyContext } from './index.js';
 import { delay } from './delay.js';
 
@@ -8,7 +9,9 @@ const INTERVAL_MS = 100;
 export async function probe(command: string, ctx: ReadyContext): Promise<void> {
   const env = { BATON_CHILD_PID: String(ctx.pid), BATON_GENERATION: String(ctx.generation) };
   while (!ctx.signal.aborted) {
-    const r = await execa(command, { shell: true, env, reject: false, stdio: 'ignore', cancelSignal: ctx.signal });
+    const run = execa(command, { shell: true, env, reject: false, stdio: 'ignore', cancelSignal: ctx.signal });
+    track(run.pid, run);
+    const r = await run;
     if (r.exitCode === 0) return;
     await delay(INTERVAL_MS, ctx.signal);
   }

@@ -116,6 +116,10 @@ export class SteeringPlane {
     this.log.event('exit', { generation: o.number, pid: o.pid, message: 'orphan retired' });
   }
 
+  snapshot(): { name: string; pins: string; slot: string; rules: Array<{ rule: string; steered: number; nosock: number }> } {
+    return { name: this.config.name, pins: this.steering.dir, slot: this.steering.slotCookie() ?? 'empty', rules: this.steering.counters() };
+  }
+
   /** One line with the rules, the slot's socket and the counters. */
   status(event: string, fields: Record<string, string | number> = {}): void {
     const counters = this.steering.counters().map((c) => `${c.rule} steered=${c.steered} nosock=${c.nosock}`).join('; ');

@@ -12,3 +12,12 @@ export function setNonblocking(fd: number): void {
   const flags = check(c.fcntl(fd, F_GETFL), 'fcntl', {}, { fd });
   check(c.fcntl(fd, F_SETFL, 'int', flags | O_NONBLOCK), 'fcntl', {}, { fd });
 }
+
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+
+export function setCloexec(fd: number, on: boolean): void {
+  const flags = check(c.fcntl(fd, F_GETFD), 'fcntl', {}, { fd });
+  check(c.fcntl(fd, F_SETFD, 'int', on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC), 'fcntl', {}, { fd });
+}

@@ -20,6 +20,9 @@ export const c = {
   fcntl: libc.func('int fcntl(int, int, ...)'),
   prctl: libc.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)'),
   mount: libc.func('int mount(const char *, const char *, const char *, unsigned long, const void *)'),
+  waitpid: libc.func('int waitpid(int, void *, int)'),
+  execve: libc.func('int execve(const char *, const char **, const char **)'),
+  inet_ntop: libc.func('const char *inet_ntop(int, const void *, char *, uint32)'),
   inet_pton: libc.func('int inet_pton(int, const char *, void *)'),
   strerror: libc.func('const char *strerror(int)'),
 };

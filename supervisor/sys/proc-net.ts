@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 
+const TCP_ESTABLISHED = '01';
 const TCP_LISTEN = '0A';
 
 export interface ListeningSocket {
@@ -19,6 +20,15 @@ function address(hex: string): Buffer {
 
 /** TCP sockets in LISTEN state in this network namespace. */
 export function listeningSockets(): ListeningSocket[] {
+  return sockets(TCP_LISTEN);
+}
+
+/** Inodes of established TCP connections in this network namespace. */
+export function establishedInodes(): Set<number> {
+  return new Set(sockets(TCP_ESTABLISHED).map((s) => s.inode));
+}
+
+function sockets(state: string): ListeningSocket[] {
   const out: ListeningSocket[] = [];
   for (const [file, family] of [['/proc/net/tcp', 4], ['/proc/net/tcp6', 6]] as const) {
     let text = '';
@@ -29,7 +39,7 @@ export function listeningSockets(): ListeningSocket[] {
     }
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
-      if (f.length < 10 || f[3] !== TCP_LISTEN) continue;
+      if (f.length < 10 || f[3] !== state) continue;
       const [hex, port] = f[1]!.split(':');
       out.push({ family, addr: address(hex!), port: parseInt(port!, 16), inode: Number(f[9]) });
     }

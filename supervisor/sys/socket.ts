@@ -37,6 +37,19 @@ function intOpt(value: number): Buffer {
   return b;
 }
 
+/** The address a socket is bound to, or undefined for a family baton does not listen on. */
+export function socketAddress(fd: number): Address | undefined {
+  const b = Buffer.alloc(128);
+  check(c.getsockname(fd, b, intOpt(128)), 'getsockname', {}, { fd });
+  const family = b.readUInt16LE(0);
+  if (family === AF_UNIX) return { kind: 'unix', path: b.toString('utf8', 2, b.indexOf(0, 2)) };
+  if (family !== AF_INET && family !== AF_INET6) return undefined;
+  const text = Buffer.alloc(64);
+  c.inet_ntop(family, b.subarray(family === AF_INET ? 4 : 8), text, text.length);
+  const host = text.toString('utf8', 0, text.indexOf(0));
+  return { kind: 'tcp', family: family === AF_INET ? 4 : 6, host, port: b.readUInt16BE(2), v6only: false };
+}
+
 /** The port a TCP socket is bound to (resolves port 0). */
 export function boundPort(fd: number): number {
   const b = Buffer.alloc(128);
@@ -70,17 +83,6 @@ export function createListener(a: Address, backlog: number, context: Record<stri
   } catch (err) {
     c.close(fd);
     throw err;
-  }
-}
-
-/** True when something accepts connections on the unix socket at `path`. */
-export function unixSocketLive(path: string): boolean {
-  const fd = check(c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), 'socket');
-  try {
-    const addr = sockaddr({ kind: 'unix', path });
-    return c.connect(fd, addr, addr.length) === 0 || !(errnoIs('ECONNREFUSED') || errnoIs('ENOENT'));
-  } finally {
-    c.close(fd);
   }
 }
 
@@ -137,4 +139,25 @@ export function acceptQueue(fd: number): number {
   const len = intOpt(info.length);
   check(c.getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, len), 'getsockopt', {}, { fd });
   return info.readUInt32LE(TCPI_UNACKED);
+}
+
+const SO_PEERCRED = 17;
+
+/** The pid, uid and gid of the process at the other end of a unix socket. */
+export function peerCredentials(fd: number): { pid: number; uid: number; gid: number } {
+  const cred = Buffer.alloc(12);
+  check(c.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, intOpt(cred.length)), 'getsockopt', {}, { fd });
+  return { pid: cred.readInt32LE(0), uid: cred.readUInt32LE(4), gid: cred.readUInt32LE(8) };
+}
+
+/** The pid of the process listening on the unix socket at `path`, or undefined if none does. */
+export function unixSocketOwner(path: string): number | undefined {
+  const fd = check(c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), 'socket');
+  try {
+    const addr = sockaddr({ kind: 'unix', path });
+    if (c.connect(fd, addr, addr.length) !== 0) return undefined;
+    return peerCredentials(fd).pid;
+  } finally {
+    c.close(fd);
+  }
 }

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -24,8 +26,13 @@ export class Baton {
   private listeners: Array<() => void> = [];
 
   /** `prefix` runs baton through another command, e.g. nsenter into a test's network namespace. */
+  /** Its control socket: a path of its own unless the args name one (tests run batons side by side). */
+  readonly control: string;
+
   constructor(args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = []) {
-    const argv = [process.execPath, cli, '--log-format', 'json', ...args];
+    const named = args.includes('--control') || args.includes('--pid-file');
+    this.control = named ? '' : join(mkdtempSync(join(tmpdir(), 'baton-ctl-')), 'control.sock');
+    const argv = [process.execPath, cli, '--log-format', 'json', ...(named ? [] : ['--control', this.control]), ...args];
     this.child = spawn(prefix[0] ?? argv[0]!, [...prefix.slice(1), ...(prefix.length ? argv : argv.slice(1))], {
       cwd: root,
       env: { ...process.env, ...env },

@@ -1,0 +1,40 @@
+import yargs from 'yargs';
+import { parseDuration } from './duration.js';
+import { BatonError, usageError } from './errors.js';
+import { request } from './control/client.js';
+import { controlPath, onlyControlSocket } from './control/path.js';
+import { layered } from './sources.js';
+import { formatStatus, type Status } from './status.js';
+
+const WHERE = {
+  control: { type: 'string', describe: "the baton's control socket" },
+  'pid-file': { type: 'string', describe: "the baton's --pid-file (its control socket is beside it)" },
+  name: { type: 'string', describe: "the baton's --name" },
+} as const;
+
+/** `baton reload|status|stop`: one request to a running baton; returns what to print. */
+export async function controlCommand(command: 'reload' | 'status' | 'stop', args: string[]): Promise<string> {
+  const argv = yargs(layered(args, WHERE))
+    .scriptName(`baton ${command}`)
+    .options(WHERE)
+    .option('wait', { type: 'boolean', default: false, describe: 'reload: return when the new generation is active (0) or rolled back (1)' })
+    .option('timeout', { type: 'string', default: '120s', describe: 'reload --wait: give up after this long' })
+    .option('json', { type: 'boolean', default: false, describe: 'status: print JSON' })
+    .strictOptions()
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw err ?? usageError(msg, `run baton ${command} --help`);
+    })
+    .parseSync();
+  if (argv.help) return '';
+  if (argv._.length) throw usageError(`unexpected argument ${argv._[0]}`, `run baton ${command} --help`);
+  const path = controlPath(argv) ?? onlyControlSocket();
+  const timeout = parseDuration('timeout', argv.timeout);
+  const reply = await request(path, { command, ...(command === 'reload' ? { wait: argv.wait, timeout } : {}) }, timeout + 5_000);
+  if (!reply.ok) throw new BatonError(reply.error.code, reply.error.message, reply.error.hint ?? '', {}, 1);
+  if (command === 'status') return argv.json ? JSON.stringify(reply.status, null, 2) : formatStatus(reply.status as Status);
+  if (command === 'stop') return 'baton is stopping';
+  if (!argv.wait) return 'reload requested';
+  const r = reply.result as { generation: number; ms: number };
+  return `generation ${r.generation} is active (upgrade took ${r.ms}ms)`;
+}

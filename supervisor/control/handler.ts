@@ -1,0 +1,36 @@
+import type { Supervisor } from '../supervisor.js';
+import type { Handler } from './server.js';
+
+const DEFAULT_WAIT = 120_000;
+
+/** Answers control requests from the supervisor. */
+export function controlHandler(supervisor: Supervisor): Handler {
+  return async (req) => {
+    switch (req.command) {
+      case 'status':
+        return { ok: true, status: supervisor.status() };
+      case 'stop':
+        setImmediate(() => supervisor.stop());
+        return { ok: true, stopping: true };
+      case 'reload': {
+        const outcome = supervisor.reload('baton reload');
+        if (!req.wait) return { ok: true, requested: true };
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = req.timeout ?? DEFAULT_WAIT;
+        const result = await Promise.race([outcome, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), timeout)))]);
+        clearTimeout(timer);
+        if (!result) return { ok: false, error: { code: 'ERR_BATON_TIMEOUT', message: `the upgrade did not finish within ${timeout}ms`, hint: 'it goes on; see baton status' } };
+        if (result.ok) return { ok: true, result };
+        return {
+          ok: false,
+          result,
+          error: {
+            code: 'ERR_BATON_UPGRADE',
+            message: `upgrade${result.generation ? ` to generation ${result.generation}` : ''} failed: ${result.reason}`,
+            hint: result.serving ? `generation ${result.serving} still serves; see baton's log` : "nothing serves; see baton's log",
+          },
+        };
+      }
+    }
+  };
+}

@@ -1,0 +1,110 @@
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { dirname } from 'node:path';
+import { BatonError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { peerCredentials, unixSocketOwner } from '../sys/socket.js';
+
+export interface Request {
+  command: 'reload' | 'status' | 'stop';
+  wait?: boolean;
+  timeout?: number;
+}
+
+export type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string; hint?: string }; [k: string]: unknown };
+
+export type Handler = (req: Request) => Promise<Reply>;
+
+const COMMANDS = new Set(['reload', 'status', 'stop']);
+const MAX_REQUEST = 64 * 1024;
+
+function parse(line: string): Request | string {
+  let req: unknown;
+  try {
+    req = JSON.parse(line);
+  } catch {
+    return 'the request is not JSON';
+  }
+  if (typeof req !== 'object' || req === null || !COMMANDS.has((req as Request).command)) return 'the request needs "command": "reload", "status" or "stop"';
+  const r = req as Request;
+  if (r.timeout !== undefined && !(typeof r.timeout === 'number' && r.timeout > 0)) return '"timeout" must be a positive number of ms';
+  return r;
+}
+
+/**
+ * The control socket: a unix stream socket, mode 0600, one JSON request line and one JSON reply
+ * line per connection. Only root and baton's own uid may ask (SO_PEERCRED).
+ */
+export class ControlServer {
+  readonly path: string;
+  private readonly server: net.Server;
+
+  private constructor(path: string, server: net.Server) {
+    this.path = path;
+    this.server = server;
+  }
+
+  static async open(path: string, handler: Handler, log: Logger): Promise<ControlServer> {
+    if (existsSync(path)) {
+      const owner = unixSocketOwner(path);
+      if (owner !== undefined) {
+        throw new BatonError('ERR_BATON_RUNNING', `control socket ${path} belongs to a running baton (pid ${owner})`, `stop it first (kill ${owner}), or give this one another --control, --pid-file or --name`, { pid: owner });
+      }
+      unlinkSync(path);
+      log.event('stale-control', { message: `removed stale control socket ${path}` });
+    }
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const server = net.createServer((socket) => serve(socket, handler, log));
+    const umask = process.umask(0o177); // the socket is created 0600, with no window where it is wider
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(path, () => resolve());
+      });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new BatonError('ERR_BATON_CONTROL', `cannot listen on control socket ${path}: ${e.code ?? e.message}`, 'choose a writable --control path');
+    } finally {
+      process.umask(umask);
+    }
+    chmodSync(path, 0o600);
+    return new ControlServer(path, server);
+  }
+
+  close(): void {
+    this.server.close();
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // gone already
+    }
+  }
+}
+
+function serve(socket: net.Socket, handler: Handler, log: Logger): void {
+  const reply = (r: Reply) => socket.end(JSON.stringify(r) + '\n');
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+  const peer = peerCredentials(fd);
+  const me = process.getuid?.() ?? 0;
+  if (peer.uid !== 0 && peer.uid !== me) {
+    log.event('control-refused', { message: `request from uid ${peer.uid} (pid ${peer.pid}) refused`, uid: peer.uid });
+    reply({ ok: false, error: { code: 'ERR_BATON_FORBIDDEN', message: `uid ${peer.uid} may not control this baton`, hint: `ask as root or as uid ${me}` } });
+    return;
+  }
+  let buffer = '';
+  socket.setEncoding('utf8');
+  socket.on('error', () => {});
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    if (buffer.length > MAX_REQUEST) return reply({ ok: false, error: { code: 'ERR_BATON_REQUEST', message: 'request too large' } });
+    const nl = buffer.indexOf('\n');
+    if (nl < 0) return;
+    socket.removeAllListeners('data');
+    const req = parse(buffer.slice(0, nl));
+    if (typeof req === 'string') {
+      log.event('control-bad-request', { message: req });
+      return reply({ ok: false, error: { code: 'ERR_BATON_REQUEST', message: req, hint: 'see docs/control.md' } });
+    }
+    handler(req).then(reply, (err: Error) => reply({ ok: false, error: { code: 'ERR_BATON_INTERNAL', message: err.message } }));
+  });
+}

@@ -1,0 +1,44 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { ownChildren } from './children.js';
+import type { Logger } from './log.js';
+import { setChildSubreaper } from './sys/prctl.js';
+import { reap } from './sys/wait.js';
+
+const SWEEP_MS = 1000;
+
+function zombieChildren(): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync('/proc/self/task')) {
+    for (const p of readFileSync(`/proc/self/task/${tid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number)) {
+      try {
+        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+        if (stat[stat.lastIndexOf(')') + 2] === 'Z') out.push(p);
+      } catch {
+        // reaped meanwhile
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * As PID 1 or a subreaper, orphaned descendants become baton's children: reap them when they
+ * exit. baton's own children are libuv's to reap (waitpid on them here would steal their exit).
+ */
+export function startReaper(log: Logger, subreaper: boolean): () => void {
+  if (subreaper) setChildSubreaper();
+  const sweep = () => {
+    for (const pid of zombieChildren()) {
+      if (ownChildren.has(pid)) continue;
+      const status = reap(pid);
+      if (status !== undefined) log.event('reaped', { message: `orphan pid ${pid} ${status}` });
+    }
+  };
+  const timer = setInterval(sweep, SWEEP_MS);
+  timer.unref();
+  process.on('SIGCHLD', sweep);
+  return () => {
+    clearInterval(timer);
+    process.off('SIGCHLD', sweep);
+  };
+}

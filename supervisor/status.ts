@@ -1,0 +1,35 @@
+import type { UpgradeResult } from './upgrade.js';
+
+/** What `baton status` reports; durations in ms. */
+export interface Status {
+  pid: number;
+  name: string;
+  uptimeMs: number;
+  handover: string;
+  listeners: Array<{ name: string; address: string; fd: number }>;
+  generations: Array<{ number: number; pid: number; state: string; ageMs: number; readyMs?: number; connections?: number }>;
+  upgrades: UpgradeResult[];
+  failures: number;
+  steering?: { name: string; pins: string; slot: string; rules: Array<{ rule: string; steered: number; nosock: number }> };
+}
+
+const age = (ms: number) => (ms < 10_000 ? `${ms}ms` : ms < 600_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`);
+
+/** The human form of a status. */
+export function formatStatus(s: Status): string {
+  const lines = [`baton pid ${s.pid} (${s.name}), up ${age(s.uptimeMs)}, handover ${s.handover}, ${s.failures} failed upgrade(s)`];
+  for (const l of s.listeners) lines.push(`  listener ${l.name} ${l.address} (fd ${l.fd})`);
+  lines.push('  GEN  PID      STATE     AGE     READY   CONNS');
+  for (const g of s.generations) {
+    lines.push(`  ${String(g.number).padEnd(4)} ${String(g.pid).padEnd(8)} ${g.state.padEnd(9)} ${age(g.ageMs).padEnd(7)} ${(g.readyMs === undefined ? '-' : `${g.readyMs}ms`).padEnd(7)} ${g.connections ?? '-'}`);
+  }
+  if (s.steering) {
+    lines.push(`  steering ${s.steering.name} (${s.steering.pins}), slot socket ${s.steering.slot}`);
+    for (const r of s.steering.rules) lines.push(`    --steer ${r.rule}: steered ${r.steered}, no socket ${r.nosock}`);
+  }
+  if (s.upgrades.length) lines.push('  last upgrades:');
+  for (const u of s.upgrades) {
+    lines.push(`    ${u.requestedAt} ${u.ok ? 'ok    ' : 'failed'} gen ${u.generation || '-'} in ${u.ms}ms${u.reason ? `: ${u.reason}` : ''}`);
+  }
+  return lines.join('\n');
+}
