@@ -8,11 +8,11 @@ export interface OptionShape {
 
 const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
-/** Option names given on the command line (before the command). */
+/** Option names given on the command line (before `--`). */
 function given(args: string[]): Set<string> {
   const out = new Set<string>();
   for (const a of args) {
-    if (a === '--' || !a.startsWith('-')) break;
+    if (a === '--') break;
     const m = /^--(?:no-)?([a-z][a-z0-9-]*)/.exec(a);
     if (m) out.add(m[1]!);
   }

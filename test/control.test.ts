@@ -1,0 +1,181 @@
+import test from 'ava';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Baton, cli, fixture } from './helpers/baton.js';
+import { get } from './helpers/load.js';
+
+const run = promisify(execFile);
+
+/** `baton <command> --control <path>`: exit code and output. */
+async function ctl(control: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [cli, ...args, '--control', control], { encoding: 'utf8' });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+function raw(path: string, line: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(path, () => s.write(line));
+    let data = '';
+    s.on('data', (d) => (data += d)).on('end', () => resolve(JSON.parse(data) as Record<string, unknown>)).on('error', reject);
+  });
+}
+
+test('reload --wait returns 0 once the new generation is active; status shows it', async (t) => {
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--drain', '5s', '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    const r = await ctl(baton.control, 'reload', '--wait');
+    t.is(r.code, 0, r.stderr);
+    t.regex(r.stdout, /^generation 2 is active \(upgrade took \d+ms\)$/m);
+    t.regex(await get(await baton.port()), /generation=(1|2)/);
+    const s = await ctl(baton.control, 'status', '--json');
+    const status = JSON.parse(s.stdout) as { pid: number; generations: Array<{ number: number; state: string; connections?: number }>; upgrades: Array<{ ok: boolean; generation: number }>; listeners: unknown[] };
+    t.is(status.pid, baton.pid);
+    t.deepEqual(status.generations.map((g) => [g.number, g.state]), [[1, 'draining'], [2, 'active']]);
+    t.is(typeof status.generations[0]!.connections, 'number');
+    t.deepEqual(status.upgrades.map((u) => [u.ok, u.generation]), [[true, 2]]);
+    t.is(status.listeners.length, 1);
+    const text = await ctl(baton.control, 'status');
+    t.regex(text.stdout, /^ {2}2 {4}\d+ +active /m);
+    t.regex(text.stdout, /Z ok +gen 2 in \d+ms/);
+  } finally {
+    await baton.stop();
+  }
+});
+
+test('reload --wait returns 1 with the reason when the upgrade is rolled back', async (t) => {
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--', 'node', fixture, 'exit-before-ready', '2']);
+  try {
+    await baton.event('active', 1);
+    const r = await ctl(baton.control, 'reload', '--wait');
+    t.is(r.code, 1);
+    t.regex(r.stderr, /^error: upgrade to generation 2 failed: exited with code 3 before ready$/m);
+    t.regex(r.stderr, /^hint: generation 1 still serves/m);
+  } finally {
+    await baton.stop();
+  }
+});
+
+test('--check: a failing preflight aborts the upgrade with its output; the active generation serves on', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-check-'));
+  const check = `test -f ${dir}/ok || { echo "config test failed: line 3"; exit 4; }`;
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--check', check, '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    const r = await ctl(baton.control, 'reload', '--wait');
+    t.is(r.code, 1);
+    t.regex(r.stderr, /^error: upgrade failed: preflight failed \(exit 4\): config test failed: line 3$/m);
+    t.is(baton.events.filter((e) => e.event === 'spawn').length, 1, 'nothing was started');
+    writeFileSync(`${dir}/ok`, '');
+    t.is((await ctl(baton.control, 'reload', '--wait')).code, 0);
+  } finally {
+    await baton.stop();
+  }
+});
+
+test('reload without --wait only asks; stop stops', async (t) => {
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--', 'node', fixture]);
+  await baton.event('active', 1);
+  t.is((await ctl(baton.control, 'reload')).stdout.trim(), 'reload requested');
+  await baton.event('active', 2);
+  t.is((await ctl(baton.control, 'stop')).stdout.trim(), 'baton is stopping');
+  t.is((await baton.exited).code, 0);
+  t.false(existsSync(baton.control), 'the control socket is removed');
+});
+
+test('the control socket is 0600 and refuses another uid (logged)', async (t) => {
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    const { statSync, chmodSync } = await import('node:fs');
+    t.is(statSync(baton.control).mode & 0o777, 0o600);
+    // Let nobody reach the socket file, to see the SO_PEERCRED check (not the file mode) refuse it.
+    chmodSync(baton.control, 0o666);
+    const { dirname } = await import('node:path');
+    chmodSync(dirname(baton.control), 0o755);
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cli, 'status', '--control', baton.control], { encoding: 'utf8' });
+    t.is(r.status, 1);
+    t.regex(r.stderr, /^error: uid 65534 may not control this baton$/m);
+    await baton.waitFor((e) => e.event === 'control-refused');
+  } finally {
+    await baton.stop();
+  }
+});
+
+test('a malformed request gets an error reply; the daemon is unaffected', async (t) => {
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    t.deepEqual(await raw(baton.control, 'not json\n'), { ok: false, error: { code: 'ERR_BATON_REQUEST', message: 'the request is not JSON', hint: 'see docs/control.md' } });
+    t.like(await raw(baton.control, '{"command":"explode"}\n'), { ok: false, error: { code: 'ERR_BATON_REQUEST' } });
+    t.like(await raw(baton.control, '{"command":"status"}\n'), { ok: true });
+  } finally {
+    await baton.stop();
+  }
+});
+
+test('a second baton on the same control socket is refused with the pid of the first; a stale one is replaced', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-second-'));
+  const control = join(dir, 'c.sock');
+  const first = new Baton(['--control', control, '--listen', '127.0.0.1:0', '--', 'node', fixture]);
+  await first.event('active', 1);
+  const second = spawnSync(process.execPath, [cli, '--control', control, '--listen', '127.0.0.1:0', '--', 'node', fixture], { encoding: 'utf8' });
+  t.is(second.status, 1);
+  t.regex(second.stderr, new RegExp(`^error: control socket ${control} belongs to a running baton \\(pid ${first.pid}\\)$`, 'm'));
+  first.signal('SIGKILL');
+  await first.exited;
+  spawnSync('pkill', ['-KILL', '-g', String(first.events.find((e) => e.event === 'spawn')!.pid)]);
+  t.true(existsSync(control), 'SIGKILL left the socket file');
+  const third = new Baton(['--control', control, '--listen', '127.0.0.1:0', '--', 'node', fixture]);
+  await third.event('active', 1);
+  t.regex(String(third.events.find((e) => e.event === 'stale-control')?.message), /removed stale control socket/);
+  await third.stop();
+});
+
+test('control commands with no running baton: a clear error', async (t) => {
+  const r = await ctl(join(tmpdir(), 'baton-none.sock'), 'status');
+  t.is(r.code, 1);
+  t.regex(r.stderr, /^error: no baton is running at \S+baton-none\.sock$/m);
+  t.regex(r.stderr, /^hint: start baton, or check --control/m);
+});
+
+test('the control socket is found beside --pid-file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-pf-'));
+  const baton = new Baton(['--pid-file', join(dir, 'app.pid'), '--listen', '127.0.0.1:0', '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    t.true(existsSync(join(dir, 'app.sock')));
+    const r = await run(process.execPath, [cli, 'status', '--pid-file', join(dir, 'app.pid')], { encoding: 'utf8' });
+    t.regex(r.stdout, new RegExp(`^baton pid ${baton.pid} `));
+  } finally {
+    await baton.stop();
+  }
+});
+
+test('options from BATON_* and --config; flags win', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-config-'));
+  writeFileSync(join(dir, 'baton.json'), JSON.stringify({ listen: ['127.0.0.1:0'], drain: '9s', 'stop-signal': 'SIGINT', readyTimeout: '7s', command: ['node', fixture] }));
+  const baton = new Baton(['--config', join(dir, 'baton.json'), '--stop-signal', 'SIGTERM'], { BATON_DRAIN: '1234ms' });
+  try {
+    const config = await baton.event('config');
+    t.is(config.drain, 1234);
+    t.is(config.stop_signal, 'SIGTERM');
+    await baton.event('active', 1);
+  } finally {
+    await baton.stop();
+  }
+  writeFileSync(join(dir, 'bad.json'), JSON.stringify({ listen: ['127.0.0.1:0'], drian: '1s' }));
+  const bad = spawnSync(process.execPath, [cli, '--config', join(dir, 'bad.json'), '--', 'true'], { encoding: 'utf8' });
+  t.is(bad.status, 2);
+  t.regex(bad.stderr, /^error: unknown option in \S+bad\.json: drian$/m);
+  t.truthy(spawn);
+});
