@@ -8,6 +8,7 @@ import { createLogger } from './log.js';
 import { parseOptions } from './options.js';
 import { startReaper } from './reaper.js';
 import { steerCommand } from './steer-command.js';
+import { takeResumeState } from './self-upgrade.js';
 import { Supervisor } from './supervisor.js';
 import { systemdHooks } from './systemd.js';
 
@@ -19,16 +20,20 @@ function fail(err: unknown): void {
 }
 
 async function run(args: string[]): Promise<void> {
+  const resume = takeResumeState();
   const config = parseOptions(args);
   if (!config) return;
   const log = createLogger(config.logFormat);
-  // baton's own NOTIFY_SOCKET (systemd's) is never passed on: generations get private ones.
-  const notifySocket = process.env.NOTIFY_SOCKET;
+  // baton's own NOTIFY_SOCKET (systemd's) is never passed on: generations get private ones. It is
+  // kept in BATON_NOTIFY_SOCKET so that a self-upgraded baton still has it.
+  const notifySocket = process.env.NOTIFY_SOCKET ?? (resume ? process.env.BATON_NOTIFY_SOCKET : undefined);
   delete process.env.NOTIFY_SOCKET;
-  const sup = new Supervisor(config, log, systemdHooks(notifySocket, log));
+  if (notifySocket) process.env.BATON_NOTIFY_SOCKET = notifySocket;
+  const sup = new Supervisor(config, log, systemdHooks(notifySocket, log), resume);
+  const handler = controlHandler(sup);
   let control: ControlServer;
   try {
-    control = await ControlServer.open(config.control, controlHandler(sup), log);
+    control = await ControlServer.open(config.control, handler, log);
   } catch (err) {
     sup.discard();
     throw err;
@@ -42,6 +47,12 @@ async function run(args: string[]): Promise<void> {
   process.on('SIGHUP', () => void sup.reload());
   process.on('SIGTERM', () => sup.stop());
   process.on('SIGINT', () => sup.stop());
+  process.on('SIGUSR2', () => {
+    void sup.selfUpgrade(
+      () => control.close(),
+      () => void ControlServer.open(config.control, handler, log).then((c) => (control = c), fail),
+    );
+  });
   try {
     await sup.start();
     process.exitCode = await sup.done;
@@ -49,7 +60,7 @@ async function run(args: string[]): Promise<void> {
     control.close();
     stopReaper();
     removeGuard();
-    for (const s of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) process.removeAllListeners(s);
+    for (const s of ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGUSR2'] as const) process.removeAllListeners(s);
   }
 }
 

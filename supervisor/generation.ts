@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, type StdioOptions } from 'node:child_process';
 import { signalNumber } from './duration.js';
 import { track } from './children.js';
 import type { Logger } from './log.js';
+import { reapStatus } from './sys/wait.js';
 
 export type State = 'starting' | 'ready' | 'active' | 'draining' | 'exited' | 'failed';
 
@@ -38,6 +39,29 @@ export interface SpawnPlan {
   gid?: number;
 }
 
+/** A generation that outlived an execve of baton: still baton's child, but unknown to libuv. */
+export interface Adopted {
+  pid: number;
+  state: State;
+  ageMs: number;
+}
+
+const ADOPTED_POLL_MS = 100;
+
+/** Exit of a child libuv does not know: waitpid on SIGCHLD, and by polling as a safety net. */
+function watchAdopted(pid: number, onExit: (s: ExitStatus) => void): void {
+  const check = () => {
+    const s = reapStatus(pid);
+    if (!s) return;
+    clearInterval(timer);
+    process.off('SIGCHLD', check);
+    onExit(s);
+  };
+  const timer = setInterval(check, ADOPTED_POLL_MS);
+  process.on('SIGCHLD', check);
+  check();
+}
+
 /** Milestones in ms since spawn. */
 export interface Timings {
   grab?: number;
@@ -51,7 +75,7 @@ export class Generation {
   readonly number: number;
   readonly pid: number;
   readonly exited: Promise<ExitStatus>;
-  readonly spawnedAt = performance.now();
+  readonly spawnedAt: number;
   readonly times: Timings = {};
   state: State = 'starting';
   activeSince?: number;
@@ -59,35 +83,40 @@ export class Generation {
   own: number[] = [];
   port?: number;
   status?: ExitStatus;
-  private readonly child: ChildProcess;
   private readonly log: Logger;
   private killTimer?: NodeJS.Timeout;
 
-  constructor(number: number, plan: SpawnPlan, log: Logger) {
+  /** Spawns `plan`, or adopts `plan.pid`: a child baton had before it replaced its own program. */
+  constructor(number: number, plan: SpawnPlan | Adopted, log: Logger) {
     this.number = number;
     this.log = log;
-    this.child = spawn(plan.file, plan.args, {
-      env: plan.env,
-      stdio: plan.stdio,
-      detached: true,
-      ...(plan.uid === undefined ? {} : { uid: plan.uid }),
-      ...(plan.gid === undefined ? {} : { gid: plan.gid }),
-    });
-    if (this.child.pid === undefined) {
-      // spawn failed synchronously (e.g. EACCES): the 'error' event follows
-      this.pid = 0;
+    if ('pid' in plan) {
+      this.pid = plan.pid;
+      this.spawnedAt = performance.now() - plan.ageMs;
+      this.state = plan.state;
+      if (plan.state === 'active' || plan.state === 'draining') this.activeSince = performance.now();
+      this.exited = new Promise((resolve) => watchAdopted(plan.pid, (status) => this.finish(status, resolve)));
     } else {
-      this.pid = this.child.pid;
-    }
-    this.exited = new Promise((resolve) => {
-      this.child.once('error', (err: NodeJS.ErrnoException) => {
-        if (this.pid !== 0) return;
-        this.log.event('spawn-error', { generation: number, message: err.message });
-        this.finish({ code: 127, signal: null }, resolve);
+      this.spawnedAt = performance.now();
+      const child = spawn(plan.file, plan.args, {
+        env: plan.env,
+        stdio: plan.stdio,
+        detached: true,
+        ...(plan.uid === undefined ? {} : { uid: plan.uid }),
+        ...(plan.gid === undefined ? {} : { gid: plan.gid }),
       });
-      this.child.once('exit', (code, signal) => this.finish({ code, signal }, resolve));
-    });
-    track(this.child.pid, this.exited);
+      // spawn failed synchronously (e.g. EACCES) when there is no pid: the 'error' event follows
+      this.pid = child.pid ?? 0;
+      this.exited = new Promise((resolve) => {
+        child.once('error', (err: NodeJS.ErrnoException) => {
+          if (this.pid !== 0) return;
+          this.log.event('spawn-error', { generation: number, message: err.message });
+          this.finish({ code: 127, signal: null }, resolve);
+        });
+        child.once('exit', (code, signal) => this.finish({ code, signal }, resolve));
+      });
+    }
+    track(this.pid || undefined, this.exited);
   }
 
   get alive(): boolean {

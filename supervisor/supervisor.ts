@@ -17,10 +17,11 @@ import type { Status } from './status.js';
 import { establishedInodes } from './sys/proc-net.js';
 import { HISTORY, preflight, type UpgradeResult } from './upgrade.js';
 import { SteeringPlane } from './steering/plane.js';
-import { closeFd } from './sys/fd.js';
+import { closeFd, setCloexec } from './sys/fd.js';
+import { execSelf, type ResumeState } from './self-upgrade.js';
 
 /** Variables that describe baton's own environment and must not leak into a generation's. */
-const PRIVATE_ENV = ['NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', '_PID', '_FD', 'BATON_LISTENERS', 'BATON_GENERATION'];
+const PRIVATE_ENV = ['NOTIFY_SOCKET', 'BATON_NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', '_PID', '_FD', 'BATON_LISTENERS', 'BATON_GENERATION'];
 
 /** Moments the world outside (systemd) hears of. */
 export interface Hooks {
@@ -57,27 +58,39 @@ export class Supervisor {
   private stopping = false;
   private crashes = 0;
   private restartTimer?: NodeJS.Timeout;
+  private execing = false;
   private resolveDone!: (code: number) => void;
   private waiting: Array<(r: UpgradeResult) => void> = [];
   private readonly history: UpgradeResult[] = [];
   private readonly hooks: Hooks;
-  private readonly startedAt = Date.now();
+  private readonly startedAt: number = Date.now();
+  private readonly resumed?: ResumeState;
 
   /** Opens listeners, runtime directory and pid file, all or none. */
-  constructor(config: Config, log: Logger, hooks: Hooks = {}) {
+  constructor(config: Config, log: Logger, hooks: Hooks = {}, resume?: ResumeState) {
     this.config = config;
     this.hooks = hooks;
     this.log = log;
     this.handover = handovers[config.handover];
     this.ready = config.ready;
+    this.resumed = resume;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    if (resume) {
+      this.listeners = resume.listeners;
+      for (const l of this.listeners) setCloexec(l.fd, true);
+      this.runtimeDir = resume.runtimeDir;
+      this.startedAt = resume.startedAt;
+      if (config.steer.length > 0) this.plane = new SteeringPlane(config, this.listeners, log, true);
+      log.event('config', { handover: this.handover.name, ready: formatReady(this.ready), drain: config.drain, stop_signal: config.stopSignal, resumed: true });
+      return;
+    }
     const activated = adoptActivated(config.listen, (what) => log.event('warning', { message: `socket activation passed ${what}, which no --listen names; closed` }));
     this.listeners = openListeners(config.listen, config.backlog, (path) => log.event('stale-socket', { message: `removed stale unix socket ${path}` }), activated);
     try {
       this.runtimeDir = mkdtempSync(join(tmpdir(), 'baton-'));
       if (config.user) chownSync(this.runtimeDir, config.user.uid, config.user.gid);
       if (config.pidFile) writePidFile(config.pidFile, (pid) => log.event('stale-pid-file', { message: `replaced pid file of dead pid ${pid}` }));
-      if (config.steer.length > 0) this.plane = new SteeringPlane(config, this.listeners, log);
+      if (config.steer.length > 0) this.plane = new SteeringPlane(config, this.listeners, log, false);
       this.next = this.plane?.firstGeneration ?? 1;
     } catch (err) {
       this.release();
@@ -89,6 +102,7 @@ export class Supervisor {
 
   /** Runs generation 1 until it is active; rejects (after cleaning up) if it never gets there. */
   async start(): Promise<void> {
+    if (this.resumed) return this.adopt(this.resumed);
     this.upgrading = true;
     const { gen, reason, hint } = await this.launch();
     this.upgrading = false;
@@ -301,18 +315,85 @@ export class Supervisor {
     for (const old of previous) {
       old.to('draining');
       this.log.event('draining', { generation: old.number, pid: old.pid, drain: this.config.drain });
-      // Port handover: the old generation's own listener may still hold connections; wait until it has accepted them.
-      const t = setTimeout(async () => {
-        this.drainTimers.delete(t);
-        await this.plane?.emptied(old.own[0], this.config.killTimeout);
-        if (!this.stopping) void old.stop(this.config.stopSignal, this.config.killTimeout);
-      }, this.config.drain);
-      this.drainTimers.add(t);
+      this.drainLater(old);
     }
     const draining = [...this.live].filter((g) => g.state === 'draining');
     for (const g of draining.slice(0, Math.max(0, draining.length - this.config.maxDraining))) {
       void g.kill(`more than --max-draining ${this.config.maxDraining} generations draining`);
     }
+  }
+
+  /** After --drain, the stop signal; in port mode only once the old listener's queue is empty. */
+  private drainLater(old: Generation): void {
+    const t = setTimeout(async () => {
+      this.drainTimers.delete(t);
+      await this.plane?.emptied(old.own[0], this.config.killTimeout);
+      if (!this.stopping) void old.stop(this.config.stopSignal, this.config.killTimeout);
+    }, this.config.drain);
+    this.drainTimers.add(t);
+  }
+
+  /**
+   * SIGUSR2: replace baton's own program in place, carrying listeners and generations across.
+   * Waits for an upgrade in flight; reload requests meanwhile are carried as one pending upgrade.
+   */
+  async selfUpgrade(beforeExec: () => void, afterFailure: () => void): Promise<void> {
+    if (this.stopping || this.execing) return;
+    this.execing = true;
+    while (this.upgrading) await new Promise((r) => setTimeout(r, 20));
+    if (this.stopping) return void (this.execing = false);
+    this.upgrading = true;
+    for (const t of this.drainTimers) clearTimeout(t);
+    this.drainTimers.clear();
+    clearTimeout(this.restartTimer);
+    const state: ResumeState = {
+      listeners: this.listeners,
+      runtimeDir: this.runtimeDir,
+      next: this.next,
+      failures: this.failures,
+      crashes: this.crashes,
+      pending: this.pending || this.waiting.length > 0,
+      startedAt: this.startedAt,
+      history: this.history,
+      ...(this.lastActive ? { lastActive: this.lastActive.number } : {}),
+      generations: [...this.live].map((g) => ({ number: g.number, pid: g.pid, state: g.state, ageMs: g.ms(), own: g.own, ...(g.port === undefined ? {} : { port: g.port }), times: g.times })),
+    };
+    this.log.event('self-upgrade', { message: `execve ${process.execPath} ${process.argv[1]}`, generations: state.generations.length });
+    try {
+      beforeExec();
+      execSelf(state);
+    } catch (err) {
+      this.log.event('self-upgrade-failed', { message: (err as Error).message });
+      afterFailure();
+      for (const g of this.live) if (g.state === 'draining') this.drainLater(g);
+      if (!this.active) this.scheduleRestart('self-upgrade failed');
+      this.upgrading = false;
+      this.execing = false;
+      if (state.pending) void this.upgrades();
+    }
+  }
+
+  /** The resumed side of a self-upgrade: take over the generations the previous program ran. */
+  private adopt(state: ResumeState): void {
+    this.next = state.next;
+    this.failures = state.failures;
+    this.crashes = state.crashes;
+    this.history.push(...state.history);
+    for (const g of state.generations) {
+      const gen = new Generation(g.number, { pid: g.pid, state: g.state, ageMs: g.ageMs }, this.log);
+      gen.own = g.own;
+      for (const fd of g.own) setCloexec(fd, true);
+      if (g.port !== undefined) gen.port = g.port;
+      Object.assign(gen.times, g.times);
+      this.live.add(gen);
+      void gen.exited.then((s) => this.onExit(gen, s));
+      if (g.state === 'active') this.active = gen;
+      if (g.state === 'draining') this.drainLater(gen);
+      if (g.number === state.lastActive) this.lastActive = gen;
+    }
+    this.log.event('resumed', { message: `took over ${state.generations.length} generation(s)`, serving: this.active?.number });
+    if (!this.active) this.scheduleRestart('no generation was active across the self-upgrade');
+    if (state.pending) void this.upgrades();
   }
 
   private onExit(gen: Generation, status: ExitStatus): void {

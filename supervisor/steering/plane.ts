@@ -39,7 +39,8 @@ export class SteeringPlane {
   private readonly log: Logger;
   private readonly portMode: boolean;
 
-  constructor(config: Config, listeners: Listener[], log: Logger) {
+  /** `resuming`: this baton replaced its own program; the generation in the state file is its own. */
+  constructor(config: Config, listeners: Listener[], log: Logger, resuming: boolean) {
     this.config = config;
     this.log = log;
     this.portMode = config.handover === 'port';
@@ -48,7 +49,7 @@ export class SteeringPlane {
     if (state && state.pid !== process.pid && startTime(state.pid) !== undefined && /baton|node/.test(safeComm(state.pid))) {
       throw new BatonError('ERR_BATON_RUNNING', `steering ${config.name} belongs to a running baton (pid ${state.pid})`, `stop it first (kill ${state.pid}), or choose another --name`, { pid: state.pid });
     }
-    const orphanPid = state && alive(state.generation.pid, state.generation.starttime) ? state.generation : undefined;
+    const orphanPid = !resuming && state && alive(state.generation.pid, state.generation.starttime) ? state.generation : undefined;
     const orphanInodes = orphanPid ? listeningSockets().filter((s) => s.port === orphanPid.port).map((s) => s.inode) : [];
     const shadows = shadowed(config.steer, new Set([...own, ...orphanInodes]));
     if (shadows.length > 0) {
@@ -59,7 +60,7 @@ export class SteeringPlane {
     }
     this.steering = Steering.open(config.name, config.bpffs, config.steer);
     try {
-      if (!this.portMode) this.steering.setSlot(listeners[0]!.fd);
+      if (!this.portMode && !resuming) this.steering.setSlot(listeners[0]!.fd);
       if (orphanPid && this.portMode && this.steering.reused) {
         const where = findSockets(orphanPid.pid, orphanInodes.map((i) => `socket:[${i}]`)).values().next().value;
         if (where) {

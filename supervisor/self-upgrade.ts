@@ -1,0 +1,52 @@
+import type { Listener } from './listener.js';
+import type { State, Timings } from './generation.js';
+import type { UpgradeResult } from './upgrade.js';
+import { c } from './sys/libc.js';
+import { setCloexec } from './sys/fd.js';
+import { BatonError } from './errors.js';
+
+const ENV = 'BATON_RESUME';
+
+/** What a baton hands to the program it execs into: enough to go on without disturbing a generation. */
+export interface ResumeState {
+  listeners: Listener[];
+  runtimeDir: string;
+  next: number;
+  failures: number;
+  crashes: number;
+  pending: boolean;
+  startedAt: number;
+  history: UpgradeResult[];
+  lastActive?: number;
+  generations: Array<{ number: number; pid: number; state: State; ageMs: number; own: number[]; port?: number; times: Timings }>;
+}
+
+/** The state left by the baton this process replaced (and removes it from the environment). */
+export function takeResumeState(): ResumeState | undefined {
+  const text = process.env[ENV];
+  delete process.env[ENV];
+  return text ? (JSON.parse(text) as ResumeState) : undefined;
+}
+
+/**
+ * Replaces baton's program in place (execve): same pid, so systemd's main pid and the children
+ * stay. The fds the state names are made inheritable first; if execve fails they are closed-on-exec
+ * again and an error is thrown, and the caller goes on as before.
+ */
+export function execSelf(state: ResumeState): never {
+  const fds = [...state.listeners.map((l) => l.fd), ...state.generations.flatMap((g) => g.own)];
+  for (const fd of fds) setCloexec(fd, false);
+  // libuv marks stdio close-on-exec when it wraps a pipe; the next program needs them too.
+  for (const fd of [0, 1, 2]) {
+    try {
+      setCloexec(fd, false);
+    } catch {
+      // not open
+    }
+  }
+  const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  const env = Object.entries({ ...process.env, [ENV]: JSON.stringify(state) }).map(([k, v]) => `${k}=${v}`);
+  c.execve(process.execPath, [...argv, null], [...env, null]);
+  for (const fd of fds) setCloexec(fd, true);
+  throw new BatonError('ERR_BATON_EXEC', `execve ${process.execPath} failed`, 'check that the node binary and baton are still in place');
+}
