@@ -47,6 +47,8 @@ async function run(args: string[]): Promise<void> {
   process.on('SIGHUP', () => void sup.reload());
   process.on('SIGTERM', () => sup.stop());
   process.on('SIGINT', () => sup.stop());
+  process.on('SIGTTIN', () => sup.scale(1));
+  process.on('SIGTTOU', () => sup.scale(-1));
   process.on('SIGUSR2', () => {
     void sup.selfUpgrade(
       () => control.close(),
@@ -60,7 +62,7 @@ async function run(args: string[]): Promise<void> {
     control.close();
     stopReaper();
     removeGuard();
-    for (const s of ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGUSR2'] as const) process.removeAllListeners(s);
+    for (const s of ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGUSR2', 'SIGTTIN', 'SIGTTOU'] as const) process.removeAllListeners(s);
   }
 }
 

@@ -16,6 +16,10 @@ export interface Config {
   stopSignal: NodeJS.Signals;
   killTimeout: number;
   maxDraining: number;
+  /** Processes per generation, all on the same listeners. */
+  workers: number;
+  /** New workers started at once in a rolling wave. */
+  surge: number;
   pidFile?: string;
   /** Preflight shell command before each upgrade. */
   check?: string;
@@ -45,4 +49,4 @@ export const defaults = {
 };
 
 /** Crash restarts wait 1.5^(n-1) s for the n-th crash in a row, at most 30 s. */
-export const backoff = { base: 1_000, factor: 1.5, max: 30_000, stableAfter: 60_000 };
+export const backoff = { base: 1_000, factor: 1.5, max: 30_000, stableAfter: 60_000, loopReport: 5 };

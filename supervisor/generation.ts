@@ -11,7 +11,8 @@ const NEXT: Record<State, readonly State[]> = {
   starting: ['ready', 'failed'],
   ready: ['active', 'failed'],
   active: ['draining', 'exited'],
-  draining: ['exited'],
+  // draining → active: a failed rolling wave gives the old workers their slots back.
+  draining: ['exited', 'active'],
   exited: [],
   failed: [],
 };
@@ -73,6 +74,8 @@ export interface Timings {
 /** One run of the wrapped command, in a process group of its own (pgid = pid). */
 export class Generation {
   readonly number: number;
+  /** The worker slot (0..N-1) this process serves in. */
+  readonly worker: number;
   readonly pid: number;
   readonly exited: Promise<ExitStatus>;
   readonly spawnedAt: number;
@@ -87,8 +90,9 @@ export class Generation {
   private killTimer?: NodeJS.Timeout;
 
   /** Spawns `plan`, or adopts `plan.pid`: a child baton had before it replaced its own program. */
-  constructor(number: number, plan: SpawnPlan | Adopted, log: Logger) {
+  constructor(number: number, plan: SpawnPlan | Adopted, log: Logger, worker = 0) {
     this.number = number;
+    this.worker = worker;
     this.log = log;
     if ('pid' in plan) {
       this.pid = plan.pid;
@@ -130,7 +134,7 @@ export class Generation {
   to(next: State): void {
     if (!NEXT[this.state].includes(next)) throw new Error(`generation ${this.number}: illegal transition ${this.state} → ${next}`);
     this.state = next;
-    if (next === 'active') this.activeSince = performance.now();
+    if (next === 'active') this.activeSince ??= performance.now();
   }
 
   /** Signals the whole process group; a group that is already gone is not an error. */

@@ -17,8 +17,9 @@ export class NotifySocket {
   private readonly timer: NodeJS.Timeout;
   private waiters: Array<() => void> = [];
 
-  constructor(dir: string, generation: number, owner?: { uid: number; gid: number }) {
-    this.path = join(dir, `notify-${generation}.sock`);
+  /** `id` names the process it is for (generation and worker). */
+  constructor(dir: string, id: string, owner?: { uid: number; gid: number }) {
+    this.path = join(dir, `notify-${id}.sock`);
     this.fd = createNotifySocket(this.path);
     if (owner) chownSync(this.path, owner.uid, owner.gid);
     this.timer = setInterval(() => this.poll(), POLL_MS);

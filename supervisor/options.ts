@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import yargs from 'yargs';
 import { defaults, type Config } from './config.js';
 import { resolveCommand } from './command.js';
@@ -28,6 +29,8 @@ export const OPTIONS: Record<string, Option> = {
   'stop-signal': { type: 'string', default: defaults.stopSignal, describe: 'signal that asks a generation to stop' },
   'kill-timeout': { type: 'string', default: '30s', describe: 'SIGKILL a generation this long after the stop signal' },
   'max-draining': { type: 'number', default: defaults.maxDraining, describe: 'old generations allowed to drain at once; the oldest beyond it is killed' },
+  workers: { type: 'string', default: '1', describe: 'processes per generation, all on the same listeners; auto = one per CPU' },
+  surge: { type: 'number', default: 1, describe: 'new workers started at once in a rolling upgrade' },
   check: { type: 'string', describe: 'preflight shell command run before each upgrade (e.g. a config test); non-zero aborts it' },
   'pid-file': { type: 'string', describe: "write baton's pid here (removed on exit)" },
   control: { type: 'string', describe: 'control socket [default: beside --pid-file, else $XDG_RUNTIME_DIR or /run/baton/NAME.sock]' },
@@ -75,6 +78,8 @@ interface Argv {
   stopSignal: string;
   killTimeout: string;
   maxDraining: number;
+  workers: string;
+  surge: number;
   check?: string;
   pidFile?: string;
   control?: string;
@@ -119,6 +124,9 @@ export function parseOptions(args: string[]): Config | undefined {
   if (user && argv.group !== undefined) user.gid = lookupGroup(argv.group);
   if (user && process.getuid?.() !== 0) throw usageError('--user needs baton to run as root', 'start baton as root, or drop --user');
 
+  const workers = argv.workers === 'auto' ? availableParallelism() : Number(argv.workers);
+  if (!Number.isInteger(workers) || workers < 1) throw usageError(`--workers must be a whole number >= 1 or auto, not ${argv.workers}`, HELP_HINT);
+  if (workers > 1 && handover === 'port') throw usageError('--workers needs a shared listener, which --handover port does not have', 'use --handover pidfd or inherit (with --steer if you need it)');
   const specs = parseListen(listen);
   const control = controlPath({ ...argv, name: argv.name ?? 'baton' })!;
   if (specs.some((s) => s.address.kind === 'unix' && s.address.path === control)) {
@@ -139,6 +147,8 @@ export function parseOptions(args: string[]): Config | undefined {
     stopSignal: parseSignal('stop-signal', argv.stopSignal),
     killTimeout: parseDuration('kill-timeout', argv.killTimeout),
     maxDraining: wholeNumber('max-draining', argv.maxDraining, 0),
+    workers,
+    surge: wholeNumber('surge', argv.surge, 1),
     ...(argv.pidFile ? { pidFile: argv.pidFile } : {}),
     ...(argv.check ? { check: argv.check } : {}),
     control: argv.control || argv.pidFile ? control : controlPath({ name })!,

@@ -13,12 +13,14 @@ export interface ResumeState {
   runtimeDir: string;
   next: number;
   failures: number;
-  crashes: number;
+  crashes: number[];
+  workers: number;
   pending: boolean;
   startedAt: number;
   history: UpgradeResult[];
+  /** pid of the last active process. */
   lastActive?: number;
-  generations: Array<{ number: number; pid: number; state: State; ageMs: number; own: number[]; port?: number; times: Timings }>;
+  generations: Array<{ number: number; worker: number; pid: number; state: State; ageMs: number; own: number[]; port?: number; times: Timings }>;
 }
 
 /** The state left by the baton this process replaced (and removes it from the environment). */

@@ -6,8 +6,9 @@ export interface Status {
   name: string;
   uptimeMs: number;
   handover: string;
+  workers: number;
   listeners: Array<{ name: string; address: string; fd: number }>;
-  generations: Array<{ number: number; pid: number; state: string; ageMs: number; readyMs?: number; connections?: number }>;
+  generations: Array<{ number: number; worker: number; pid: number; state: string; ageMs: number; readyMs?: number; connections?: number }>;
   upgrades: UpgradeResult[];
   failures: number;
   steering?: { name: string; pins: string; slot: string; rules: Array<{ rule: string; steered: number; nosock: number }> };
@@ -17,11 +18,11 @@ const age = (ms: number) => (ms < 10_000 ? `${ms}ms` : ms < 600_000 ? `${Math.ro
 
 /** The human form of a status. */
 export function formatStatus(s: Status): string {
-  const lines = [`baton pid ${s.pid} (${s.name}), up ${age(s.uptimeMs)}, handover ${s.handover}, ${s.failures} failed upgrade(s)`];
+  const lines = [`baton pid ${s.pid} (${s.name}), up ${age(s.uptimeMs)}, handover ${s.handover}, ${s.workers} worker(s), ${s.failures} failed upgrade(s)`];
   for (const l of s.listeners) lines.push(`  listener ${l.name} ${l.address} (fd ${l.fd})`);
-  lines.push('  GEN  PID      STATE     AGE     READY   CONNS');
+  lines.push('  GEN  WORKER PID      STATE     AGE     READY   CONNS');
   for (const g of s.generations) {
-    lines.push(`  ${String(g.number).padEnd(4)} ${String(g.pid).padEnd(8)} ${g.state.padEnd(9)} ${age(g.ageMs).padEnd(7)} ${(g.readyMs === undefined ? '-' : `${g.readyMs}ms`).padEnd(7)} ${g.connections ?? '-'}`);
+    lines.push(`  ${String(g.number).padEnd(4)} ${String(g.worker).padEnd(6)} ${String(g.pid).padEnd(8)} ${g.state.padEnd(9)} ${age(g.ageMs).padEnd(7)} ${(g.readyMs === undefined ? '-' : `${g.readyMs}ms`).padEnd(7)} ${g.connections ?? '-'}`);
   }
   if (s.steering) {
     lines.push(`  steering ${s.steering.name} (${s.steering.pins}), slot socket ${s.steering.slot}`);

@@ -10,18 +10,15 @@ import { socketsOf } from './grab-watch.js';
 import { handovers, type Handover } from './handover/index.js';
 import { closeListeners, openListeners, type Listener } from './listener.js';
 import type { Logger } from './log.js';
-import { NotifySocket } from './notify-socket.js';
+import { launch, type LaunchContext } from './launch.js';
 import { removePidFile, writePidFile } from './pidfile.js';
-import { formatReady, waitReady, type ReadySpec } from './ready/index.js';
+import { formatReady, type ReadySpec } from './ready/index.js';
 import type { Status } from './status.js';
 import { establishedInodes } from './sys/proc-net.js';
 import { HISTORY, preflight, type UpgradeResult } from './upgrade.js';
 import { SteeringPlane } from './steering/plane.js';
 import { closeFd, setCloexec } from './sys/fd.js';
 import { execSelf, type ResumeState } from './self-upgrade.js';
-
-/** Variables that describe baton's own environment and must not leak into a generation's. */
-const PRIVATE_ENV = ['NOTIFY_SOCKET', 'BATON_NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', '_PID', '_FD', 'BATON_LISTENERS', 'BATON_GENERATION'];
 
 /** Moments the world outside (systemd) hears of. */
 export interface Hooks {
@@ -30,8 +27,6 @@ export interface Hooks {
   upgraded?(result: UpgradeResult): void;
   stopping?(): void;
 }
-
-type Launch = { gen: Generation; reason?: undefined; hint?: undefined } | { gen?: undefined; reason: string; hint?: string };
 
 /**
  * Owns the listeners and runs generations of the command through one serialising upgrade loop:
@@ -50,14 +45,20 @@ export class Supervisor {
   private readonly live = new Set<Generation>();
   private readonly drainTimers = new Set<NodeJS.Timeout>();
   private readonly plane?: SteeringPlane;
-  private active?: Generation;
+  /** Worker slots: the process serving in each (--workers). */
+  private slots: Array<Generation | undefined>;
+  /** Crashes in a row, per slot. */
+  private crashes: number[];
+  private readonly restartTimers = new Map<number, NodeJS.Timeout>();
+  /** Slots whose restart is due. */
+  private readonly refills = new Set<number>();
+  private scaleBy = 0;
   private lastActive?: Generation;
   private next = 1;
   private upgrading = false;
-  private pending = false;
+  /** An upgrade was asked for and has not started yet (requests coalesce here). */
+  private wanted = false;
   private stopping = false;
-  private crashes = 0;
-  private restartTimer?: NodeJS.Timeout;
   private execing = false;
   private resolveDone!: (code: number) => void;
   private waiting: Array<(r: UpgradeResult) => void> = [];
@@ -75,6 +76,8 @@ export class Supervisor {
     this.ready = config.ready;
     this.resumed = resume;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    this.slots = new Array<Generation | undefined>(resume?.workers ?? config.workers).fill(undefined);
+    this.crashes = resume?.crashes ?? this.slots.map(() => 0);
     if (resume) {
       this.listeners = resume.listeners;
       for (const l of this.listeners) setCloexec(l.fd, true);
@@ -100,22 +103,25 @@ export class Supervisor {
     log.event('config', { handover: this.handover.name, ready: formatReady(this.ready), drain: config.drain, stop_signal: config.stopSignal });
   }
 
-  /** Runs generation 1 until it is active; rejects (after cleaning up) if it never gets there. */
+  /** Runs generation 1 in every worker slot until it is active; rejects (after cleaning up) if it never gets there. */
   async start(): Promise<void> {
     if (this.resumed) return this.adopt(this.resumed);
     this.upgrading = true;
-    const { gen, reason, hint } = await this.launch();
+    const number = this.next++;
+    const results = await Promise.all(this.slots.map((_, slot) => launch(this.ctx, number, slot)));
     this.upgrading = false;
     if (this.stopping) return;
-    if (!gen) {
+    const failed = results.find((r) => !r.gen);
+    if (failed) {
+      for (const r of results) if (r.gen) this.discardReady(r.gen, 'another worker failed');
       this.stopping = true;
       this.resolveDone(await this.shutdown());
-      throw new BatonError('ERR_BATON_START', `generation 1 failed: ${reason}`, hint ?? 'run the command by hand to see why it does not start, or raise --ready-timeout', { generation: 1 });
+      throw new BatonError('ERR_BATON_START', `generation ${number} failed: ${failed.reason}`, failed.hint ?? 'run the command by hand to see why it does not start, or raise --ready-timeout', { generation: number });
     }
-    this.activate(gen);
-    this.hooks.started?.(gen);
-    void this.plane?.retireOrphan();
-    if (this.pending) void this.upgrades();
+    results.forEach((r, slot) => this.activate(r.gen!, slot));
+    this.hooks.started?.(this.slots[0]!);
+    this.plane?.retireOrphan().catch((err: Error) => this.log.event('warning', { message: `retiring the orphan: ${err.message}` }));
+    void this.run();
   }
 
   /**
@@ -126,9 +132,18 @@ export class Supervisor {
     this.log.event('reload', { message: `upgrade requested by ${source}` });
     if (this.stopping) return Promise.resolve(this.refused('baton is stopping'));
     this.hooks.reloading?.();
+    if (this.upgrading && !this.wanted) this.log.event('coalesced', { message: 'an upgrade is in flight; one more will follow' });
+    this.wanted = true;
     const outcome = new Promise<UpgradeResult>((resolve) => this.waiting.push(resolve));
-    void this.upgrades();
+    void this.run();
     return outcome;
+  }
+
+  /** SIGTTIN/SIGTTOU: one worker more or fewer, without an upgrade. */
+  scale(delta: 1 | -1): void {
+    if (this.stopping) return;
+    this.scaleBy += delta;
+    void this.run();
   }
 
   /** SIGTERM/SIGINT: stop every generation gracefully; a second call kills what is left at once. */
@@ -138,7 +153,7 @@ export class Supervisor {
       return;
     }
     this.stopping = true;
-    clearTimeout(this.restartTimer);
+    for (const t of this.restartTimers.values()) clearTimeout(t);
     for (const t of this.drainTimers) clearTimeout(t);
     for (const w of this.waiting.splice(0)) w(this.refused('baton is stopping'));
     this.hooks.stopping?.();
@@ -166,9 +181,11 @@ export class Supervisor {
       name: this.config.name,
       uptimeMs: Date.now() - this.startedAt,
       handover: this.handover.name,
+      workers: this.slots.length,
       listeners: this.listeners.map((l) => ({ name: l.name, address: formatAddress(l.address), fd: l.fd })),
       generations: [...this.live].map((g) => ({
         number: g.number,
+        worker: g.worker,
         pid: g.pid,
         state: g.state,
         ageMs: g.ms(),
@@ -182,153 +199,210 @@ export class Supervisor {
     };
   }
 
-  private refused(reason: string): UpgradeResult {
-    return { ok: false, generation: 0, reason, requestedAt: new Date().toISOString(), ms: 0, ...(this.active ? { serving: this.active.number } : {}) };
+  /** What launch() needs from the supervisor. */
+  private get ctx(): LaunchContext {
+    return {
+      config: this.config,
+      log: this.log,
+      handover: this.handover,
+      ready: this.ready,
+      listeners: this.listeners,
+      runtimeDir: this.runtimeDir,
+      stopping: () => this.stopping,
+      spawned: (gen) => {
+        this.live.add(gen);
+        void gen.exited.then((st) => this.onExit(gen, st));
+      },
+    };
   }
 
-  private async upgrades(): Promise<void> {
-    if (this.stopping) return;
-    if (this.upgrading) {
-      if (!this.pending) this.log.event('coalesced', { message: 'an upgrade is in flight; one more will follow' });
-      this.pending = true;
-      return;
-    }
-    clearTimeout(this.restartTimer);
+  /** The newest generation serving in any slot. */
+  private get serving(): number | undefined {
+    const numbers = this.slots.filter((g) => g !== undefined).map((g) => g!.number);
+    return numbers.length ? Math.max(...numbers) : undefined;
+  }
+
+  private refused(reason: string): UpgradeResult {
+    const serving = this.serving;
+    return { ok: false, generation: 0, reason, requestedAt: new Date().toISOString(), ms: 0, ...(serving ? { serving } : {}) };
+  }
+
+  /** The one loop that starts processes: upgrades, crash restarts and scaling, one at a time. */
+  private async run(): Promise<void> {
+    if (this.stopping || this.upgrading) return;
     this.upgrading = true;
     try {
-      do {
-        this.pending = false;
-        const waiters = this.waiting.splice(0);
-        const result = await this.upgradeOnce();
-        if (result) {
-          this.history.push(result);
-          if (this.history.length > HISTORY) this.history.shift();
-          this.hooks.upgraded?.(result);
+      while (!this.stopping && (this.wanted || this.scaleBy !== 0 || this.refills.size > 0)) {
+        if (this.scaleBy !== 0) {
+          this.applyScale();
+        } else if (this.wanted) {
+          this.wanted = false;
+          const waiters = this.waiting.splice(0);
+          const result = await this.wave();
+          if (result) {
+            this.history.push(result);
+            if (this.history.length > HISTORY) this.history.shift();
+            this.hooks.upgraded?.(result);
+          }
+          for (const w of waiters) w(result ?? this.refused('baton is stopping'));
+        } else {
+          const slots = [...this.refills].filter((s) => s < this.slots.length && !this.slots[s]);
+          this.refills.clear();
+          await Promise.all(slots.map((slot) => this.restart(slot)));
         }
-        for (const w of waiters) w(result ?? this.refused('baton is stopping'));
-      } while (this.pending && !this.stopping);
+      }
+    } catch (err) {
+      this.log.event('warning', { message: `upgrade loop: ${(err as Error).message}` });
     } finally {
       this.upgrading = false;
     }
   }
 
-  /** One upgrade (or crash restart, when nothing is active); undefined when baton began to stop. */
-  private async upgradeOnce(): Promise<UpgradeResult | undefined> {
+  /**
+   * One upgrade: a rolling wave over the worker slots, --surge at a time. Each new worker must be
+   * ready before the next batch starts; the old workers it replaces keep their process (draining)
+   * until the whole wave has succeeded, so a failure gives every slot back to them.
+   */
+  private async wave(): Promise<UpgradeResult | undefined> {
     const began = performance.now();
     const requestedAt = new Date().toISOString();
-    const done = (r: Omit<UpgradeResult, 'requestedAt' | 'ms'>): UpgradeResult => ({
-      ...r,
-      requestedAt,
-      ms: Math.round(performance.now() - began),
-      ...(this.active ? { serving: this.active.number } : {}),
-    });
-    if (this.config.check && this.active) {
+    const done = (r: Omit<UpgradeResult, 'requestedAt' | 'ms'>): UpgradeResult => {
+      const serving = this.serving;
+      return { ...r, requestedAt, ms: Math.round(performance.now() - began), ...(serving ? { serving } : {}) };
+    };
+    const servingBefore = this.serving;
+    if (this.config.check && servingBefore) {
       const failed = await preflight(this.config.check, this.config.readyTimeout);
       if (this.stopping) return undefined;
       if (failed) {
         this.failures++;
-        this.log.event('preflight-failed', { message: failed, serving: this.active.number, failures: this.failures });
+        this.log.event('preflight-failed', { message: failed, serving: servingBefore, failures: this.failures });
         return done({ ok: false, generation: 0, reason: failed });
       }
     }
-    const { gen, reason, hint } = await this.launch();
-    if (this.stopping) return undefined;
-    if (!gen) {
-      if (this.active) {
-        this.failures++;
-        this.log.event('rollback', { generation: this.next - 1, message: reason, hint, serving: this.active.number, failures: this.failures });
-      } else {
-        this.crashes++;
-        this.scheduleRestart(reason);
-      }
-      return done({ ok: false, generation: this.next - 1, reason });
-    }
-    this.activate(gen, Math.round(performance.now() - began));
-    return done({ ok: true, generation: gen.number, ...(gen.times.ready === undefined ? {} : { readyMs: gen.times.ready }) });
-  }
-
-  /** Spawns the next generation and waits until it is ready, exits, or times out. */
-  private async launch(): Promise<Launch> {
     const number = this.next++;
-    const notify = new NotifySocket(this.runtimeDir, number, this.config.user);
-    const abort = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const plan = this.handover.plan(this.config.command, this.listeners);
-      const env: NodeJS.ProcessEnv = { ...process.env };
-      for (const k of PRIVATE_ENV) delete env[k];
-      const gen = new Generation(
-        number,
-        { ...plan, env: { ...env, ...plan.env, BATON_GENERATION: String(number), NOTIFY_SOCKET: notify.path }, ...this.config.user },
-        this.log,
-      );
-      this.live.add(gen);
-      void gen.exited.then((s) => this.onExit(gen, s));
-      this.log.event('spawn', { generation: number, pid: gen.pid, command: this.config.command.join(' ') });
-      this.handover.open(gen.pid);
-      const grabbed = this.handover.watch?.(gen.pid, plan, this.listeners, abort.signal).then((fds) => {
-        gen.own = fds;
-        gen.times.grab = gen.ms();
-        this.log.event('grab', { generation: number, pid: gen.pid, grab: gen.times.grab, port: plan.port });
-      });
-      if (plan.port !== undefined) gen.port = plan.port;
-      const outcome = await Promise.race([
-        // Port handover: whatever the readiness, the slot needs the generation's listener.
-        Promise.all([waitReady(this.ready, { pid: gen.pid, generation: number, notify, signal: abort.signal, ...(grabbed ? { grabbed } : {}) }), plan.port === undefined ? undefined : grabbed]).then(
-          () => (this.stopping ? 'baton is stopping' : undefined),
-          (err: Error) => err.message,
-        ),
-        gen.exited.then((s) => `${describeExit(s)} before ready`),
-        new Promise<string>((r) => (timer = setTimeout(() => r(`not ready within ${this.config.readyTimeout}ms`), this.config.readyTimeout))),
-      ]);
-      if (outcome === undefined) {
-        gen.to('ready');
-        gen.times.ready = gen.ms();
-        this.log.event('ready', { generation: number, pid: gen.pid, grab: gen.times.grab, ready: gen.times.ready });
-        return { gen };
+    const switched: Array<{ slot: number; old?: Generation; gen: Generation }> = [];
+    const surge = servingBefore ? this.config.surge : this.slots.length;
+    let readyMs = 0;
+    for (let first = 0; first < this.slots.length; first += surge) {
+      const batch = Array.from({ length: Math.min(surge, this.slots.length - first) }, (_, k) => first + k);
+      const results = await Promise.all(batch.map((slot) => launch(this.ctx, number, slot)));
+      if (this.stopping) return undefined;
+      const failed = results.find((r) => !r.gen);
+      if (failed) {
+        for (const r of results) if (r.gen) this.discardReady(r.gen, 'another worker of the wave failed');
+        this.giveBack(switched);
+        if (servingBefore) {
+          this.failures++;
+          this.log.event('rollback', { generation: number, message: failed.reason, hint: failed.hint, serving: this.serving, failures: this.failures });
+        }
+        for (const slot of batch) if (!this.slots[slot]) this.crashed(slot, failed.reason);
+        return done({ ok: false, generation: number, reason: failed.reason });
       }
-      const said = notify.said();
-      const reason = said ? `${outcome} (child said: ${said})` : outcome;
-      gen.to('failed');
-      this.log.event('failed', { generation: number, pid: gen.pid, message: reason });
-      await gen.kill(reason);
-      const hint = notify.hint();
-      return hint ? { reason, hint } : { reason };
-    } catch (err) {
-      this.log.event('failed', { generation: number, message: (err as Error).message });
-      return { reason: (err as Error).message };
-    } finally {
-      clearTimeout(timer);
-      abort.abort();
-      notify.close();
-      this.handover.close();
+      for (const [k, slot] of batch.entries()) {
+        const gen = results[k]!.gen!;
+        readyMs = Math.max(readyMs, gen.times.ready ?? 0);
+        switched.push({ slot, old: this.slots[slot], gen });
+        this.activate(gen, slot, Math.round(performance.now() - began));
+      }
+    }
+    for (const { old } of switched) if (old?.state === 'draining') this.drainLater(old);
+    this.capDraining();
+    this.log.event('upgraded', { generation: number, workers: this.slots.length, upgrade: Math.round(performance.now() - began) });
+    return done({ ok: true, generation: number, readyMs });
+  }
+
+  /** A failed wave: its new workers stop, and the old ones get their slots back. */
+  private giveBack(switched: Array<{ slot: number; old?: Generation; gen: Generation }>): void {
+    for (const { slot, old, gen } of switched.reverse()) {
+      gen.to('draining');
+      void gen.stop(this.config.stopSignal, this.config.killTimeout);
+      if (old?.alive && old.state === 'draining') {
+        old.to('active');
+        this.slots[slot] = old;
+        this.log.event('regained', { generation: old.number, worker: slot, pid: old.pid });
+      } else {
+        this.slots[slot] = undefined;
+        this.crashed(slot, 'its old worker was gone when the wave failed');
+      }
     }
   }
 
-  private activate(gen: Generation, upgradeMs?: number): void {
-    const previous = [...this.live].filter((g) => g.state === 'active');
+  /** A worker that was ready but is not wanted after all. */
+  private discardReady(gen: Generation, reason: string): void {
+    gen.to('failed');
+    void gen.kill(reason);
+  }
+
+  /** A crash restart: a new process (a new generation number) in one empty slot. */
+  private async restart(slot: number): Promise<void> {
+    const number = this.next++;
+    const { gen, reason } = await launch(this.ctx, number, slot);
+    if (this.stopping) return;
+    if (!gen) return this.crashed(slot, reason);
+    if (slot >= this.slots.length || this.slots[slot]) return this.discardReady(gen, 'the slot is no longer empty');
+    this.activate(gen, slot);
+  }
+
+  private applyScale(): void {
+    const target = Math.max(1, this.slots.length + this.scaleBy);
+    this.scaleBy = 0;
+    while (this.slots.length < target) {
+      this.slots.push(undefined);
+      this.crashes.push(0);
+      this.refills.add(this.slots.length - 1);
+    }
+    while (this.slots.length > target) {
+      const slot = this.slots.length - 1;
+      clearTimeout(this.restartTimers.get(slot));
+      this.restartTimers.delete(slot);
+      this.refills.delete(slot);
+      this.crashes.pop();
+      const gen = this.slots.pop();
+      if (gen) {
+        gen.to('draining');
+        this.log.event('draining', { generation: gen.number, worker: slot, pid: gen.pid, drain: this.config.drain });
+        this.drainLater(gen);
+      }
+    }
+    this.log.event('scale', { workers: this.slots.length });
+  }
+
+  /** `gen` takes `slot`; the worker it replaces drains (stopped by the caller once its wave is done). */
+  private activate(gen: Generation, slot: number, upgradeMs?: number): void {
+    const old = this.slots[slot];
     gen.to('active');
-    this.active = gen;
+    this.slots[slot] = gen;
     this.lastActive = gen;
+    clearTimeout(this.restartTimers.get(slot));
+    this.restartTimers.delete(slot);
     this.plane?.activate(gen, gen.port);
-    this.log.event('active', { generation: gen.number, pid: gen.pid, upgrade: upgradeMs });
-    for (const old of previous) {
+    this.log.event('active', { generation: gen.number, worker: slot, pid: gen.pid, upgrade: upgradeMs });
+    if (old) {
       old.to('draining');
-      this.log.event('draining', { generation: old.number, pid: old.pid, drain: this.config.drain });
-      this.drainLater(old);
+      this.log.event('draining', { generation: old.number, worker: slot, pid: old.pid, drain: this.config.drain });
     }
+  }
+
+  /** At most --max-draining old generations alive: the oldest beyond that are killed. */
+  private capDraining(): void {
     const draining = [...this.live].filter((g) => g.state === 'draining');
-    for (const g of draining.slice(0, Math.max(0, draining.length - this.config.maxDraining))) {
-      void g.kill(`more than --max-draining ${this.config.maxDraining} generations draining`);
-    }
+    const numbers = [...new Set(draining.map((g) => g.number))].sort((a, b) => a - b);
+    const excess = new Set(numbers.slice(0, Math.max(0, numbers.length - this.config.maxDraining)));
+    for (const g of draining) if (excess.has(g.number)) void g.kill(`more than --max-draining ${this.config.maxDraining} generations draining`);
   }
 
   /** After --drain, the stop signal; in port mode only once the old listener's queue is empty. */
   private drainLater(old: Generation): void {
-    const t = setTimeout(async () => {
+    const t = setTimeout(() => {
       this.drainTimers.delete(t);
-      await this.plane?.emptied(old.own[0], this.config.killTimeout);
-      if (!this.stopping) void old.stop(this.config.stopSignal, this.config.killTimeout);
+      // The queue can only be asked while the generation (and so baton's copy of its listener) lives.
+      const queue = old.alive ? this.plane?.emptied(old.own[0], this.config.killTimeout) : undefined;
+      void Promise.resolve(queue)
+        .catch(() => {})
+        .then(() => {
+          if (!this.stopping) void old.stop(this.config.stopSignal, this.config.killTimeout);
+        });
     }, this.config.drain);
     this.drainTimers.add(t);
   }
@@ -345,18 +419,20 @@ export class Supervisor {
     this.upgrading = true;
     for (const t of this.drainTimers) clearTimeout(t);
     this.drainTimers.clear();
-    clearTimeout(this.restartTimer);
+    for (const t of this.restartTimers.values()) clearTimeout(t);
+    this.restartTimers.clear();
     const state: ResumeState = {
       listeners: this.listeners,
       runtimeDir: this.runtimeDir,
       next: this.next,
       failures: this.failures,
       crashes: this.crashes,
-      pending: this.pending || this.waiting.length > 0,
+      workers: this.slots.length,
+      pending: this.wanted || this.waiting.length > 0,
       startedAt: this.startedAt,
       history: this.history,
-      ...(this.lastActive ? { lastActive: this.lastActive.number } : {}),
-      generations: [...this.live].map((g) => ({ number: g.number, pid: g.pid, state: g.state, ageMs: g.ms(), own: g.own, ...(g.port === undefined ? {} : { port: g.port }), times: g.times })),
+      ...(this.lastActive ? { lastActive: this.lastActive.pid } : {}),
+      generations: [...this.live].map((g) => ({ number: g.number, worker: g.worker, pid: g.pid, state: g.state, ageMs: g.ms(), own: g.own, ...(g.port === undefined ? {} : { port: g.port }), times: g.times })),
     };
     this.log.event('self-upgrade', { message: `execve ${process.execPath} ${process.argv[1]}`, generations: state.generations.length });
     try {
@@ -365,11 +441,10 @@ export class Supervisor {
     } catch (err) {
       this.log.event('self-upgrade-failed', { message: (err as Error).message });
       afterFailure();
-      for (const g of this.live) if (g.state === 'draining') this.drainLater(g);
-      if (!this.active) this.scheduleRestart('self-upgrade failed');
+      this.resumeTimers(state.pending);
       this.upgrading = false;
       this.execing = false;
-      if (state.pending) void this.upgrades();
+      void this.run();
     }
   }
 
@@ -377,46 +452,64 @@ export class Supervisor {
   private adopt(state: ResumeState): void {
     this.next = state.next;
     this.failures = state.failures;
-    this.crashes = state.crashes;
     this.history.push(...state.history);
     for (const g of state.generations) {
-      const gen = new Generation(g.number, { pid: g.pid, state: g.state, ageMs: g.ageMs }, this.log);
+      const gen = new Generation(g.number, { pid: g.pid, state: g.state, ageMs: g.ageMs }, this.log, g.worker);
       gen.own = g.own;
       for (const fd of g.own) setCloexec(fd, true);
       if (g.port !== undefined) gen.port = g.port;
       Object.assign(gen.times, g.times);
       this.live.add(gen);
       void gen.exited.then((s) => this.onExit(gen, s));
-      if (g.state === 'active') this.active = gen;
-      if (g.state === 'draining') this.drainLater(gen);
-      if (g.number === state.lastActive) this.lastActive = gen;
+      if (g.state === 'active') this.slots[g.worker] = gen;
+      if (g.pid === state.lastActive) this.lastActive = gen;
     }
-    this.log.event('resumed', { message: `took over ${state.generations.length} generation(s)`, serving: this.active?.number });
-    if (!this.active) this.scheduleRestart('no generation was active across the self-upgrade');
-    if (state.pending) void this.upgrades();
+    this.log.event('resumed', { message: `took over ${state.generations.length} generation(s)`, serving: this.serving });
+    this.resumeTimers(state.pending);
+    void this.run();
+  }
+
+  /** After a self-upgrade (done or failed): drain timers again, empty slots restart, a pending upgrade runs. */
+  private resumeTimers(pending: boolean): void {
+    for (const g of this.live) if (g.state === 'draining') this.drainLater(g);
+    this.slots.forEach((g, slot) => {
+      if (!g) this.crashed(slot, 'no process was serving in this slot across the self-upgrade');
+    });
+    if (pending) this.wanted = true;
   }
 
   private onExit(gen: Generation, status: ExitStatus): void {
     this.live.delete(gen);
     for (const fd of gen.own) closeFd(fd);
     const { grab, ready, stop, exit } = gen.times;
-    this.log.event('exit', { generation: gen.number, pid: gen.pid, message: describeExit(status), code: exitCode(status), grab, ready, stop, exit });
+    this.log.event('exit', { generation: gen.number, worker: gen.worker, pid: gen.pid, message: describeExit(status), code: exitCode(status), grab, ready, stop, exit });
     if (gen.state === 'active' || gen.state === 'draining') gen.to('exited');
-    if (gen !== this.active || this.stopping) return;
-    this.active = undefined;
-    if (this.upgrading) return; // the generation in flight takes over
-    if (performance.now() - (gen.activeSince ?? 0) >= backoff.stableAfter) this.crashes = 0;
-    this.crashes++;
-    this.scheduleRestart(`generation ${gen.number} ${describeExit(status)} while active`);
+    const slot = this.slots.indexOf(gen);
+    if (slot < 0 || this.stopping) return;
+    this.slots[slot] = undefined;
+    if (performance.now() - (gen.activeSince ?? 0) >= backoff.stableAfter) this.crashes[slot] = 0;
+    this.crashed(slot, `generation ${gen.number} ${describeExit(status)} while active`);
   }
 
-  private scheduleRestart(reason: string): void {
-    const delay = Math.min(backoff.max, Math.round(backoff.base * backoff.factor ** (this.crashes - 1)));
-    this.log.event('restart', { message: reason, in: delay, crashes: this.crashes });
-    this.restartTimer = setTimeout(() => void this.upgrades(), delay);
+  /** Slot `slot` has no process: restart it after the backoff of its crashes in a row. */
+  private crashed(slot: number, reason: string): void {
+    const n = (this.crashes[slot] = (this.crashes[slot] ?? 0) + 1);
+    const delay = Math.min(backoff.max, Math.round(backoff.base * backoff.factor ** (n - 1)));
+    this.log.event('restart', { worker: slot, message: reason, in: delay, crashes: n });
+    if (n % backoff.loopReport === 0) this.log.event('crash-loop', { worker: slot, message: `worker ${slot} crashed ${n} times in a row; the other workers serve on`, crashes: n });
+    clearTimeout(this.restartTimers.get(slot));
+    this.restartTimers.set(
+      slot,
+      setTimeout(() => {
+        this.restartTimers.delete(slot);
+        this.refills.add(slot);
+        void this.run();
+      }, delay),
+    );
   }
 
   private async shutdown(): Promise<number> {
+    for (const t of this.restartTimers.values()) clearTimeout(t);
     for (const g of this.live) if (g.state === 'active') g.to('draining');
     await Promise.all([...this.live].map((g) => g.stop(this.config.stopSignal, this.config.killTimeout)));
     this.plane?.close();

@@ -124,6 +124,6 @@ test('text log lines carry time, generation, pid and event', async (t) => {
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
   t.regex(stderr, /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z baton pid=\d+\] listening listener=127\.0\.0\.1:\d+ name=listener0 fd=\d+$/m);
-  t.regex(stderr, /^\[\S+ gen=1 pid=\d+\] ready grab=\d+ ready=\d+$/m);
-  t.regex(stderr, /^\[\S+ gen=1 pid=\d+\] exit exited with code 0 code=0 grab=\d+ ready=\d+ stop=\d+ exit=\d+$/m);
+  t.regex(stderr, /^\[\S+ gen=1 pid=\d+\] ready worker=0 grab=\d+ ready=\d+$/m);
+  t.regex(stderr, /^\[\S+ gen=1 pid=\d+\] exit exited with code 0 worker=0 code=0 grab=\d+ ready=\d+ stop=\d+ exit=\d+$/m);
 });

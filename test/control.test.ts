@@ -45,7 +45,7 @@ test('reload --wait returns 0 once the new generation is active; status shows it
     t.deepEqual(status.upgrades.map((u) => [u.ok, u.generation]), [[true, 2]]);
     t.is(status.listeners.length, 1);
     const text = await ctl(baton.control, 'status');
-    t.regex(text.stdout, /^ {2}2 {4}\d+ +active /m);
+    t.regex(text.stdout, /^ {2}2 {4}0 {6}\d+ +active /m);
     t.regex(text.stdout, /Z ok +gen 2 in \d+ms/);
   } finally {
     await baton.stop();

@@ -47,6 +47,10 @@ test.serial('zero downtime: --steer with the pidfd handover, 5 upgrades', async 
   await zeroDowntime(t, ['--steer', '127.0.0.1:80', '--listen', '127.0.0.1:0'], 'good', false);
 });
 
+test.serial('zero downtime: --steer with 2 workers, rolling upgrades', async (t) => {
+  await zeroDowntime(t, ['--steer', '127.0.0.1:80', '--listen', '127.0.0.1:0', '--workers', '2'], 'good', false);
+});
+
 test.serial('zero downtime: --handover port, 5 upgrades', async (t) => {
   await zeroDowntime(t, ['--steer', '127.0.0.1:80', '--handover', 'port'], 'good', false);
 });

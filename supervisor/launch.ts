@@ -1,0 +1,91 @@
+import type { Config } from './config.js';
+import { describeExit, Generation } from './generation.js';
+import type { Handover } from './handover/index.js';
+import type { Listener } from './listener.js';
+import type { Logger } from './log.js';
+import { NotifySocket } from './notify-socket.js';
+import { waitReady, type ReadySpec } from './ready/index.js';
+
+/** Variables that describe baton's own environment and must not leak into a generation's. */
+const PRIVATE_ENV = ['NOTIFY_SOCKET', 'BATON_NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', '_PID', '_FD', 'BATON_LISTENERS', 'BATON_GENERATION', 'BATON_WORKER'];
+
+export type Launch = { gen: Generation; reason?: undefined; hint?: undefined } | { gen?: undefined; reason: string; hint?: string };
+
+export interface LaunchContext {
+  config: Config;
+  log: Logger;
+  handover: Handover;
+  ready: ReadySpec;
+  listeners: Listener[];
+  runtimeDir: string;
+  stopping(): boolean;
+  /** Called once the process exists, before it is ready: the supervisor tracks it from then on. */
+  spawned(gen: Generation): void;
+}
+
+/**
+ * Spawns one process of generation `number` for worker slot `worker` and waits until it is ready,
+ * exits, or times out. A process that does not make it is marked failed and killed.
+ */
+export async function launch(ctx: LaunchContext, number: number, worker: number): Promise<Launch> {
+  const { config, log, handover } = ctx;
+  const notify = new NotifySocket(ctx.runtimeDir, `${number}-${worker}`, config.user);
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  let spawned: Generation | undefined;
+  try {
+    const plan = handover.plan(config.command, ctx.listeners);
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const k of PRIVATE_ENV) delete env[k];
+    const gen = new Generation(
+      number,
+      { ...plan, env: { ...env, ...plan.env, BATON_GENERATION: String(number), BATON_WORKER: String(worker), NOTIFY_SOCKET: notify.path }, ...config.user },
+      log,
+      worker,
+    );
+    spawned = gen;
+    ctx.spawned(gen);
+    log.event('spawn', { generation: number, worker, pid: gen.pid, command: config.command.join(' ') });
+    handover.open(gen.pid);
+    const grabbed = handover.watch?.(gen.pid, plan, ctx.listeners, abort.signal).then((fds) => {
+      gen.own = fds;
+      gen.times.grab = gen.ms();
+      log.event('grab', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, port: plan.port });
+    });
+    if (plan.port !== undefined) gen.port = plan.port;
+    const outcome = await Promise.race([
+      // Port handover: whatever the readiness, the slot needs the generation's listener.
+      Promise.all([waitReady(ctx.ready, { pid: gen.pid, generation: number, notify, signal: abort.signal, ...(grabbed ? { grabbed } : {}) }), plan.port === undefined ? undefined : grabbed]).then(
+        () => (ctx.stopping() ? 'baton is stopping' : undefined),
+        (err: Error) => err.message,
+      ),
+      gen.exited.then((s) => `${describeExit(s)} before ready`),
+      new Promise<string>((r) => (timer = setTimeout(() => r(`not ready within ${config.readyTimeout}ms`), config.readyTimeout))),
+    ]);
+    if (outcome === undefined) {
+      gen.to('ready');
+      gen.times.ready = gen.ms();
+      log.event('ready', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, ready: gen.times.ready });
+      return { gen };
+    }
+    const said = notify.said();
+    const reason = said ? `${outcome} (child said: ${said})` : outcome;
+    gen.to('failed');
+    log.event('failed', { generation: number, worker, pid: gen.pid, message: reason });
+    await gen.kill(reason);
+    const hint = notify.hint();
+    return hint ? { reason, hint } : { reason };
+  } catch (err) {
+    log.event('failed', { generation: number, worker, message: (err as Error).message });
+    if (spawned && spawned.state === 'starting') {
+      spawned.to('failed');
+      await spawned.kill((err as Error).message);
+    }
+    return { reason: (err as Error).message };
+  } finally {
+    clearTimeout(timer);
+    abort.abort();
+    notify.close();
+    handover.close();
+  }
+}
