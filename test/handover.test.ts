@@ -50,8 +50,8 @@ test('several listeners: IPv4, IPv6 and a unix socket, named in --listen order',
   const baton = new Baton(['--listen', 'a=127.0.0.1:0', '--listen', '[::1]:0', '--listen', `unix:${sock}`, '--', 'node', fixture]);
   try {
     await baton.event('active', 1);
-    t.regex(await get(await baton.port(0)), /generation=1 listener=127\.0\.0\.1:\d+/);
-    t.regex(await get(await baton.port(1), '::1'), /generation=1 listener=\[::1\]:\d+/);
+    t.regex(await get(await baton.port(0)), /generation=1 worker=0 listener=127\.0\.0\.1:\d+/);
+    t.regex(await get(await baton.port(1), '::1'), /generation=1 worker=0 listener=\[::1\]:\d+/);
     const body = await new Promise<string>((resolve, reject) =>
       http.get({ socketPath: sock, path: '/' }, (res) => {
         let b = '';

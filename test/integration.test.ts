@@ -70,7 +70,7 @@ test.serial('systemd socket activation: baton adopts LISTEN_FDS from systemd-soc
     const listening = await baton.event('listening');
     t.is(listening.activated, true);
     t.is(listening.fd, 3);
-    t.regex(await first, /generation=1 listener=127\.0\.0\.1:\d+/);
+    t.regex(await first, /generation=1 worker=0 listener=127\.0\.0\.1:\d+/);
     await baton.upgradeTo(2);
     t.regex(await get(port), /generation=\d/);
   } finally {

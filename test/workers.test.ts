@@ -1,5 +1,6 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { promisify } from 'node:util';
 import { Baton, childrenOf, cli, fixture } from './helpers/baton.js';
 import { get, hammer } from './helpers/load.js';
@@ -13,9 +14,13 @@ interface Row {
   state: string;
 }
 
-async function status(baton: Baton): Promise<{ workers: number; generations: Row[] }> {
-  const r = await run(process.execPath, [cli, 'status', '--json', '--control', baton.control], { encoding: 'utf8' });
-  return JSON.parse(r.stdout) as { workers: number; generations: Row[] };
+/** baton's state, straight from its control socket (fast enough to sample during a wave). */
+function status(baton: Baton): Promise<{ workers: number; generations: Row[] }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(baton.control, () => s.write('{"command":"status"}\n'));
+    let data = '';
+    s.on('data', (d) => (data += d)).on('end', () => resolve((JSON.parse(data) as { status: { workers: number; generations: Row[] } }).status)).on('error', reject);
+  });
 }
 
 const activeBySlot = (rows: Row[]) => Object.fromEntries(rows.filter((g) => g.state === 'active').map((g) => [g.worker, g.number]));
@@ -31,6 +36,7 @@ test.serial('rolling upgrade of 3 workers under load: zero failures, never fewer
     const sampler = (async () => {
       while (sampling) {
         samples.push((await status(baton)).generations.filter((g) => g.state === 'active').length);
+        await new Promise((r) => setTimeout(r, 10));
       }
     })();
     baton.signal('SIGHUP');
