@@ -9,7 +9,12 @@ for (const keepAlive of [false, true]) {
       await baton.event('active', 1);
       const port = await baton.port();
       const load = hammer({ port, keepAlive, concurrency: 4, maxMs: 60_000 });
-      for (let n = 2; n <= 6; n++) await baton.upgradeTo(n);
+      // Back to back, but each generation answers before the next upgrade (keep-alive clients reach
+      // a new generation only once the old one closes their connections).
+      for (let n = 2; n <= 6; n++) {
+        await baton.upgradeTo(n);
+        await load.answered(n);
+      }
       await baton.event('exit', 5); // generation 5 has drained and stopped
       await new Promise((r) => setTimeout(r, 300));
       const r = await load.stop();

@@ -24,7 +24,7 @@ export interface LoadOptions {
  * Hammers an HTTP server with no retries, counting every outcome. New connection per request
  * (Connection: close) or keep-alive connections.
  */
-export function hammer(o: LoadOptions): { stop: () => Promise<LoadResult>; result: Promise<LoadResult> } {
+export function hammer(o: LoadOptions): { stop: () => Promise<LoadResult>; result: Promise<LoadResult>; live: LoadResult; answered: (generation: number, timeoutMs?: number) => Promise<boolean> } {
   const agent = new http.Agent({ keepAlive: o.keepAlive, maxSockets: o.concurrency ?? 4 });
   const r: LoadResult = { ok: 0, failures: {}, failed: 0, generations: new Map() };
   const maxRequests = o.maxRequests ?? 50_000;
@@ -81,6 +81,13 @@ export function hammer(o: LoadOptions): { stop: () => Promise<LoadResult>; resul
   });
   return {
     result,
+    live: r,
+    /** Resolves once `generation` has answered a request (false after the timeout). */
+    answered: async (generation, timeoutMs = 10_000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (!r.generations.has(generation) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+      return r.generations.has(generation);
+    },
     stop: () => {
       stopped = true;
       return result;
