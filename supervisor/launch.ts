@@ -29,17 +29,19 @@ export interface LaunchContext {
  */
 export async function launch(ctx: LaunchContext, number: number, worker: number): Promise<Launch> {
   const { config, log, handover } = ctx;
-  const notify = new NotifySocket(ctx.runtimeDir, `${number}-${worker}`, config.user);
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   let spawned: Generation | undefined;
+  let notify: NotifySocket | undefined;
   try {
+    const channel = new NotifySocket(ctx.runtimeDir, `${number}-${worker}`, config.user);
+    notify = channel;
     const plan = handover.plan(config.command, ctx.listeners);
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of PRIVATE_ENV) delete env[k];
     const gen = new Generation(
       number,
-      { ...plan, env: { ...env, ...plan.env, BATON_GENERATION: String(number), BATON_WORKER: String(worker), NOTIFY_SOCKET: notify.path }, ...config.user },
+      { ...plan, env: { ...env, ...plan.env, BATON_GENERATION: String(number), BATON_WORKER: String(worker), NOTIFY_SOCKET: channel.path }, ...config.user },
       log,
       worker,
     );
@@ -55,7 +57,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
     if (plan.port !== undefined) gen.port = plan.port;
     const outcome = await Promise.race([
       // Port handover: whatever the readiness, the slot needs the generation's listener.
-      Promise.all([waitReady(ctx.ready, { pid: gen.pid, generation: number, notify, signal: abort.signal, ...(grabbed ? { grabbed } : {}) }), plan.port === undefined ? undefined : grabbed]).then(
+      Promise.all([waitReady(ctx.ready, { pid: gen.pid, generation: number, notify: channel, signal: abort.signal, ...(grabbed ? { grabbed } : {}) }), plan.port === undefined ? undefined : grabbed]).then(
         () => (ctx.stopping() ? 'baton is stopping' : undefined),
         (err: Error) => err.message,
       ),
@@ -68,12 +70,12 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
       log.event('ready', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, ready: gen.times.ready });
       return { gen };
     }
-    const said = notify.said();
+    const said = channel.said();
     const reason = said ? `${outcome} (child said: ${said})` : outcome;
     gen.to('failed');
     log.event('failed', { generation: number, worker, pid: gen.pid, message: reason });
     await gen.kill(reason);
-    const hint = notify.hint();
+    const hint = channel.hint();
     return hint ? { reason, hint } : { reason };
   } catch (err) {
     log.event('failed', { generation: number, worker, message: (err as Error).message });
@@ -85,7 +87,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
   } finally {
     clearTimeout(timer);
     abort.abort();
-    notify.close();
+    notify?.close();
     handover.close();
   }
 }

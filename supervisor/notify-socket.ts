@@ -1,4 +1,4 @@
-import { chownSync, unlinkSync } from 'node:fs';
+import { lchownSync, mkdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { closeFd } from './sys/fd.js';
 import { createNotifySocket, receiveAll } from './sys/socket.js';
@@ -20,8 +20,9 @@ export class NotifySocket {
   /** `id` names the process it is for (generation and worker). */
   constructor(dir: string, id: string, owner?: { uid: number; gid: number }) {
     this.path = join(dir, `notify-${id}.sock`);
+    mkdirSync(dir, { recursive: true, mode: owner ? 0o711 : 0o700 }); // tmp cleaners may have removed it
     this.fd = createNotifySocket(this.path);
-    if (owner) chownSync(this.path, owner.uid, owner.gid);
+    if (owner) lchownSync(this.path, owner.uid, owner.gid);
     this.timer = setInterval(() => this.poll(), POLL_MS);
   }
 

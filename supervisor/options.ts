@@ -50,7 +50,8 @@ export function parser(args: string[]) {
   let y = yargs(args)
     .scriptName('baton')
     .usage('$0 --listen ADDRESS [options] -- COMMAND [ARGS...]\n$0 reload|status|stop [--control PATH | --pid-file PATH]\n$0 steer clean --name NAME\n\nRuns COMMAND as generation 1, owns its listeners, and upgrades it with zero downtime on SIGHUP.\nEvery option can also be set by BATON_<OPTION> (e.g. BATON_DRAIN=10s) or in --config.')
-    .parserConfiguration({ 'halt-at-non-option': true, 'populate--': true, 'camel-case-expansion': true });
+    // The command is passed on as written: no number parsing of it.
+    .parserConfiguration({ 'halt-at-non-option': true, 'populate--': true, 'camel-case-expansion': true, 'parse-positional-numbers': false, 'parse-numbers': false });
   for (const [name, o] of Object.entries(OPTIONS)) y = y.option(name, o);
   return y
     .strictOptions()
@@ -103,7 +104,7 @@ function wholeNumber(option: string, value: number, min: number): number {
 export function parseOptions(args: string[]): Config | undefined {
   const argv = parser(layered(args, OPTIONS)).parseSync() as unknown as Argv;
   if (argv.help || argv.version) return undefined; // yargs printed the answer
-  const command = [...argv._.map(String), ...((argv['--'] as string[] | undefined) ?? [])];
+  const command = [...argv._, ...(argv['--'] ?? [])].map(String);
   const listen = argv.listen ?? [];
   const steerSpecs = argv.steer ?? [];
   const handover = argv.handover as HandoverName;

@@ -1,4 +1,4 @@
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adoptActivated } from './activation.js';
@@ -90,8 +90,9 @@ export class Supervisor {
     const activated = adoptActivated(config.listen, (what) => log.event('warning', { message: `socket activation passed ${what}, which no --listen names; closed` }));
     this.listeners = openListeners(config.listen, config.backlog, (path) => log.event('stale-socket', { message: `removed stale unix socket ${path}` }), activated);
     try {
+      // Root-owned: a --user child may reach its notify socket (0711) but never create files here.
       this.runtimeDir = mkdtempSync(join(tmpdir(), 'baton-'));
-      if (config.user) chownSync(this.runtimeDir, config.user.uid, config.user.gid);
+      if (config.user) chmodSync(this.runtimeDir, 0o711);
       if (config.pidFile) writePidFile(config.pidFile, (pid) => log.event('stale-pid-file', { message: `replaced pid file of dead pid ${pid}` }));
       if (config.steer.length > 0) this.plane = new SteeringPlane(config, this.listeners, log, false);
       this.next = this.plane?.firstGeneration ?? 1;

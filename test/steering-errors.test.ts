@@ -1,7 +1,6 @@
 import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, fixture, root } from './helpers/baton.js';
@@ -109,5 +108,4 @@ test.serial('steering errors leave the listener closed', (t) =>
     // the port is free again inside the namespace
     const r = spawnSync(w.ns.prefix[0]!, [...w.ns.prefix.slice(1), process.execPath, '-e', `require('net').createServer().listen(${port}, '127.0.0.1', function () { this.close() })`], { encoding: 'utf8' });
     t.is(r.status, 0, r.stderr);
-    t.truthy(net);
   }));

@@ -2,6 +2,7 @@
  * The child side of baton: take the listeners, say ready, drain on the stop signal.
  * Kept small and free of heavy imports; koffi loads only when a syscall is needed.
  */
+import { existsSync } from 'node:fs';
 import { Server as NetServer, type ListenOptions, type Server, type Socket } from 'node:net';
 import type { Server as HttpServer, ServerResponse } from 'node:http';
 
@@ -29,7 +30,8 @@ export async function listeners(): Promise<InheritedListener[]> {
   if (env._PID && env._FD) {
     const { grabFds } = await import('../sys/pidfd.js');
     try {
-      const fds = grabFds(Number(env._PID), env._FD.split(',').map(Number));
+      const targets = env._FD.split(',').map(Number);
+      const fds = await withYamaRetry(() => grabFds(Number(env._PID), targets));
       taken = fds.map((fd, i) => ({ fd, name: names[i] ?? `listener${i}` }));
     } catch (err) {
       const e = err as { message: string; errno?: number; hint?: string };
@@ -45,6 +47,23 @@ export async function listeners(): Promise<InheritedListener[]> {
   }
   for (const k of ['_PID', '_FD', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES']) delete env[k];
   return taken;
+}
+
+const YAMA = '/proc/sys/kernel/yama/ptrace_scope';
+
+/**
+ * Under Yama scope 1, baton names this process as its ptracer right after spawning it; a fast
+ * child may ask before that, and gets EPERM. A few short retries cover that window.
+ */
+async function withYamaRetry<T>(grab: () => T): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return grab();
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EPERM' || attempt >= 20 || !existsSync(YAMA)) throw err;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
 }
 
 /** Listens on the first handed-over listener, or on `fallback` when not under baton. */

@@ -38,6 +38,9 @@ export class SteeringPlane {
   private readonly config: Config;
   private readonly log: Logger;
   private readonly portMode: boolean;
+  /** The slot has been switched to one of this baton's generations (port mode). */
+  private switched = false;
+  private orphanDone = false;
 
   /** `resuming`: this baton replaced its own program; the generation in the state file is its own. */
   constructor(config: Config, listeners: Listener[], log: Logger, resuming: boolean) {
@@ -49,7 +52,7 @@ export class SteeringPlane {
     if (state && state.pid !== process.pid && startTime(state.pid) !== undefined && /baton|node/.test(safeComm(state.pid))) {
       throw new BatonError('ERR_BATON_RUNNING', `steering ${config.name} belongs to a running baton (pid ${state.pid})`, `stop it first (kill ${state.pid}), or choose another --name`, { pid: state.pid });
     }
-    const orphanPid = !resuming && state && alive(state.generation.pid, state.generation.starttime) ? state.generation : undefined;
+    const orphanPid = !resuming && state?.generation && alive(state.generation.pid, state.generation.starttime) ? state.generation : undefined;
     const orphanInodes = orphanPid ? listeningSockets().filter((s) => s.port === orphanPid.port).map((s) => s.inode) : [];
     const shadows = shadowed(config.steer, new Set([...own, ...orphanInodes]));
     if (shadows.length > 0) {
@@ -72,7 +75,17 @@ export class SteeringPlane {
       this.steering.close(false);
       throw err;
     }
+    if (!this.orphan) this.saveState();
     this.status(this.steering.reused ? 'steering-reused' : 'steering');
+  }
+
+  /** baton's pid in every mode (so that a second baton and steer clean see it), the serving generation in port mode. */
+  private saveState(gen?: { number: number; pid: number }, port?: number): void {
+    writeState(this.config.stateDir, {
+      name: this.config.name,
+      pid: process.pid,
+      ...(gen ? { generation: { number: gen.number, pid: gen.pid, starttime: startTime(gen.pid) ?? '', port: port ?? 0 } } : {}),
+    });
   }
 
   /** The number the next generation should have (after an orphan's). */
@@ -86,7 +99,8 @@ export class SteeringPlane {
     const t0 = performance.now();
     this.steering.setSlot(gen.own[0]!);
     const us = Math.round((performance.now() - t0) * 1000);
-    writeState(this.config.stateDir, { name: this.config.name, pid: process.pid, generation: { number: gen.number, pid: gen.pid, starttime: startTime(gen.pid) ?? '', port: port ?? 0 } });
+    this.switched = true;
+    this.saveState(gen, port);
     this.status('switch', { generation: gen.number, pid: gen.pid, switch_us: us });
   }
 
@@ -114,6 +128,7 @@ export class SteeringPlane {
       signalGroup(o.pid, 'SIGKILL');
     }
     closeFd(o.fd);
+    this.orphanDone = true;
     this.log.event('exit', { generation: o.number, pid: o.pid, message: 'orphan retired' });
   }
 
@@ -127,9 +142,20 @@ export class SteeringPlane {
     this.log.event(event, { ...fields, name: this.config.name, pins: this.steering.dir, slot: this.steering.slotCookie() ?? 'empty', rules: counters });
   }
 
-  /** A clean stop: removes pins and state unless --keep-steering. */
+  /**
+   * A clean stop: removes pins and state unless --keep-steering. An orphan that still serves through
+   * them (the takeover never switched the slot) keeps them, and its state, for the next baton; one
+   * that no longer does is stopped with the generations.
+   */
   close(): void {
     this.status('steering-stop');
+    const o = this.orphan && !this.orphanDone ? this.orphan : undefined;
+    if (o && !this.switched) {
+      this.log.event('steering-kept', { message: `generation ${o.number} (pid ${o.pid}) of a previous baton still serves through ${this.steering.dir}; pins and state are left for the next baton` });
+      this.steering.close(true);
+      return;
+    }
+    if (o) signalGroup(o.pid, this.config.stopSignal);
     this.steering.close(this.config.keepSteering);
     if (!this.config.keepSteering) removeState(this.config.stateDir);
   }

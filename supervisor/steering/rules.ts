@@ -7,6 +7,8 @@ const AF_INET6 = 10;
 // The program matches UDP too, but a UDP rule needs a UDP socket in its slot and baton's listeners are TCP.
 const PROTOCOLS = { tcp: 6 } as const;
 export const MAX_RULES = 1024;
+/** max_entries of the rules map in bpf/steer.c. */
+export const MAX_ENTRIES = 65536;
 /** Bytes of the BPF rules map key and value (struct rule_key, struct rule_value in bpf/steer.c). */
 export const KEY_SIZE = 24;
 export const VALUE_SIZE = 8;
@@ -83,6 +85,8 @@ function contains(a: Range, b: Range): boolean {
 export function parseRules(specs: string[]): Rule[] {
   if (specs.length > MAX_RULES) throw usageError(`at most ${MAX_RULES} --steer rules`, 'merge rules with port ranges and prefixes');
   const rules = specs.map(parseRule);
+  const count = rules.reduce((n, r) => n + r.ranges.length * r.ports.length, 0);
+  if (count > MAX_ENTRIES) throw usageError(`--steer rules make ${count} map entries, more than ${MAX_ENTRIES}`, 'narrow the port ranges (each port of each address family is one entry)');
   for (let i = 0; i < rules.length; i++) {
     for (let j = 0; j < i; j++) {
       const a = rules[i]!;

@@ -6,7 +6,8 @@ export interface SteeringState {
   name: string;
   /** baton's pid. */
   pid: number;
-  generation: { number: number; pid: number; starttime: string; port: number };
+  /** Port mode: the generation whose listener is in the slot. */
+  generation?: { number: number; pid: number; starttime: string; port: number };
 }
 
 /** Field 22 of /proc/PID/stat: tells a process from a later one that reused its pid. */

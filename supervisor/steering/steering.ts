@@ -1,8 +1,8 @@
-import { closeSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BatonError } from '../errors.js';
-import { attachSkLookup, getPinned, loadObject, mapDelete, mapKeys, mapLookup, mapUpdate, pinObject, possibleCpus, progTag } from '../sys/bpf.js';
+import { attachSkLookup, getPinned, linkNetns, loadObject, mapDelete, mapKeys, mapLookup, mapUpdate, pinObject, possibleCpus, progTag } from '../sys/bpf.js';
 import { ensureBpffs } from '../sys/bpffs.js';
 import { CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN, hasCapability } from '../sys/capability.js';
 import { c } from '../sys/libc.js';
@@ -68,6 +68,11 @@ export class Steering {
         }
         const fds = { prog, link: getPinned(join(dir, 'link')), rules: getPinned(join(dir, 'rules')), slots: getPinned(join(dir, 'slots')), counters: getPinned(join(dir, 'counters')) };
         opened.push(fds.link, fds.rules, fds.slots, fds.counters);
+        const here = statSync('/proc/self/ns/net').ino;
+        const there = linkNetns(fds.link);
+        if (there !== here) {
+          throw new BatonError('ERR_BATON_PINS', `the pins at ${dir} steer another network namespace (inode ${there}, this one is ${here})`, `remove them with baton steer clean --name ${name}, or choose another --name`);
+        }
         ours.close();
         const s = new Steering(dir, true, rules, fds);
         s.writeRules();

@@ -1,7 +1,7 @@
 import koffi from 'koffi';
 import { constants } from 'node:os';
 import { BatonError, SysError, type Context } from '../errors.js';
-import { c } from './libc.js';
+import { c, check } from './libc.js';
 
 const BPF_SK_LOOKUP = 36;
 const BPF_ANY = 0;
@@ -75,6 +75,12 @@ const privilegeHints = {
   EACCES: 'steering needs root, or CAP_BPF and CAP_NET_ADMIN',
 };
 
+const F_DUPFD_CLOEXEC = 1030;
+
+function dupCloexec(fd: number): number {
+  return check(c.fcntl(fd, F_DUPFD_CLOEXEC, 'int', 3), 'fcntl', {}, { fd });
+}
+
 export interface LoadedObject {
   prog: number;
   maps: Record<string, number>;
@@ -92,9 +98,14 @@ export function loadObject(path: string, program: string, mapNames: string[]): L
       EINVAL: 'this kernel lacks sk_lookup programs or SOCKMAP listeners: steering needs Linux 5.9 or newer',
     });
     const p = l.findProgram(obj, program);
-    const prog = ok(Number(c.fcntl(l.programFd(p), 1030, 'int', 3)), 'fcntl');
+    if (!p) throw new BatonError('ERR_BATON_BPF', `${path} has no program ${program}`, 'rebuild it with npm run build:bpf');
+    const prog = dupCloexec(l.programFd(p));
     const maps: Record<string, number> = {};
-    for (const m of mapNames) maps[m] = ok(Number(c.fcntl(l.findMapFd(obj, m), 1030, 'int', 3)), 'fcntl');
+    for (const m of mapNames) {
+      const fd = l.findMapFd(obj, m);
+      if (fd < 0) throw new BatonError('ERR_BATON_BPF', `${path} has no map ${m}`, 'rebuild it with npm run build:bpf');
+      maps[m] = dupCloexec(fd);
+    }
     return {
       prog,
       maps,
@@ -157,6 +168,18 @@ export function mapKeys(fd: number, keySize: number): Buffer[] {
     keys.push(next);
     prev = next;
   }
+}
+
+const LINK_INFO_SIZE = 48;
+const LINK_INFO_NETNS_INO = 16; // after type, id, prog_id and padding: the union is 8-byte aligned
+
+/** The network namespace inode a netns BPF link is attached to. */
+export function linkNetns(fd: number): number {
+  const info = Buffer.alloc(LINK_INFO_SIZE);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(LINK_INFO_SIZE);
+  ok(libbpf().info(fd, info, len), 'bpf_obj_get_info_by_fd');
+  return info.readUInt32LE(LINK_INFO_NETNS_INO);
 }
 
 /** The program's tag: a hash of its instructions, equal for equal programs. */

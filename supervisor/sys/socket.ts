@@ -26,7 +26,8 @@ function sockaddr(a: Address): Buffer {
   b.writeUInt16LE(a.family === 4 ? AF_INET : AF_INET6, 0);
   b.writeUInt16BE(a.port, 2);
   const ip = Buffer.alloc(16);
-  check(c.inet_pton(a.family === 4 ? AF_INET : AF_INET6, a.host, ip) === 1 ? 0 : -1, 'inet_pton');
+  // inet_pton returns 0 (not -1 with errno) for a malformed address; parseAddress checked it already.
+  if (c.inet_pton(a.family === 4 ? AF_INET : AF_INET6, a.host, ip) !== 1) throw new Error(`not an IP address: ${a.host}`);
   ip.copy(b, a.family === 4 ? 4 : 8, 0, a.family === 4 ? 4 : 16);
   return b;
 }
@@ -155,7 +156,10 @@ export function unixSocketOwner(path: string): number | undefined {
   const fd = check(c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), 'socket');
   try {
     const addr = sockaddr({ kind: 'unix', path });
-    if (c.connect(fd, addr, addr.length) !== 0) return undefined;
+    if (c.connect(fd, addr, addr.length) !== 0) {
+      if (errnoIs('ECONNREFUSED') || errnoIs('ENOENT')) return undefined; // stale: nobody listens
+      check(-1, 'connect', { EACCES: `baton may not connect to ${path}: run it as that socket's owner, or choose another path` }, { path });
+    }
     return peerCredentials(fd).pid;
   } finally {
     c.close(fd);

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Baton, root } from './baton.js';
@@ -54,11 +54,14 @@ export class SteerWorld {
     };
   }
 
+  /** Kills what is left, removes the namespace, the pins and the state. */
   async close(): Promise<void> {
     for (const b of this.batons) {
       if (b.child.exitCode === null && b.child.signalCode === null) b.signal('SIGKILL');
       await b.exited;
     }
     this.ns.remove();
+    rmSync(this.pins, { recursive: true, force: true });
+    rmSync(this.stateDir, { recursive: true, force: true });
   }
 }
