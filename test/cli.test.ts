@@ -127,3 +127,9 @@ test('text log lines carry time, generation, pid and event', async (t) => {
   t.regex(stderr, /^\[\S+ gen=1 pid=\d+\] ready worker=0 grab=\d+ ready=\d+$/m);
   t.regex(stderr, /^\[\S+ gen=1 pid=\d+\] exit exited with code 0 worker=0 code=0 grab=\d+ ready=\d+ stop=\d+ exit=\d+$/m);
 });
+
+test('the command after -- is passed on as written (no number parsing)', (t) => {
+  const r = spawnSync(process.execPath, [cli, '--listen', '127.0.0.1:0', '--control', tmp('argv.sock'), '--', 'node', '-e', "console.log(process.argv.slice(1).join(' '))", '0x10', '1e3', '1.50', '007'], { encoding: 'utf8', timeout: 20_000 });
+  t.is(r.status, 1, 'the command exits before ready');
+  t.is(r.stdout.trim(), '0x10 1e3 1.50 007');
+});

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, fixture, root } from './helpers/baton.js';
+import { Netns } from './helpers/netns.js';
 import { SteerWorld } from './helpers/steer.js';
 import { getPinned, loadObject, pinObject } from '../supervisor/sys/bpf.js';
 
@@ -108,4 +109,31 @@ test.serial('steering errors leave the listener closed', (t) =>
     // the port is free again inside the namespace
     const r = spawnSync(w.ns.prefix[0]!, [...w.ns.prefix.slice(1), process.execPath, '-e', `require('net').createServer().listen(${port}, '127.0.0.1', function () { this.close() })`], { encoding: 'utf8' });
     t.is(r.status, 0, r.stderr);
+  }));
+
+test.serial('pins attached to another network namespace are refused', (t) =>
+  inWorld(t, async (w) => {
+    const first = w.baton(['--keep-steering', ...steerArgs]);
+    await first.event('active', 1);
+    await first.stop();
+    const other = new Netns();
+    try {
+      const r = spawnSync(other.prefix[0]!, [...other.prefix.slice(1), process.execPath, cli, '--name', w.name, '--state-dir', w.stateDir, ...steerArgs], { cwd: root, encoding: 'utf8' });
+      t.is(r.status, 1);
+      t.regex(r.stderr, /^error: the pins at \S+ steer another network namespace \(inode \d+, this one is \d+\)$/m);
+      t.true(w.pinned(), 'the pins are left alone');
+    } finally {
+      other.remove();
+    }
+  }));
+
+test.serial('a wildcard listener of another process is shadowed too', (t) =>
+  inWorld(t, async (w) => {
+    const other = (await import('node:child_process')).spawn(w.ns.prefix[0]!, [...w.ns.prefix.slice(1), process.execPath, '-e', "require('net').createServer().listen(80, '0.0.0.0', () => console.log('up'))"]);
+    await new Promise((r) => other.stdout.once('data', r));
+    try {
+      refuses(t, w, steerArgs, 1, /another process listening on 0\.0\.0\.0:80 \(--steer 127\.0\.0\.1:80\)/, /--force/);
+    } finally {
+      other.kill();
+    }
   }));

@@ -86,3 +86,50 @@ test.serial('SIGKILL of baton in port mode: steering goes on; a restarted baton 
     await w.close();
   }
 });
+
+test.serial('port mode: an old generation that exits during its drain is fine', async (t) => {
+  const w = new SteerWorld();
+  try {
+    const baton = w.baton(['--steer', '127.0.0.1:80', '--handover', 'port', '--drain', '2s', '--', 'node', fixture, 'crash:800', '1']);
+    await baton.event('active', 1);
+    await baton.upgradeTo(2);
+    const exit = await baton.event('exit', 1);
+    t.is(exit.code, 1, 'it crashed during the drain');
+    await new Promise((r) => setTimeout(r, 1800)); // past the drain window
+    t.is(baton.child.exitCode, null, 'baton is still running');
+    const load = await w.hammer(80);
+    await new Promise((r) => setTimeout(r, 200));
+    const r = await load.stop();
+    t.is(r.failed, 0);
+    t.true(r.ok > 0);
+    t.is((await baton.stop()).code, 0);
+  } finally {
+    await w.close();
+  }
+});
+
+test.serial('a failed takeover leaves the orphan serving, with its pins and state', async (t) => {
+  const w = new SteerWorld();
+  let orphan = 0;
+  try {
+    const first = w.baton(['--steer', '127.0.0.1:80', '--handover', 'port', '--', 'node', fixture]);
+    orphan = (await first.event('active', 1)).pid;
+    first.signal('SIGKILL');
+    await first.exited;
+    // The restarted baton's generation 2 never becomes ready.
+    const second = w.baton(['--steer', '127.0.0.1:80', '--handover', 'port', '--', 'node', fixture, 'exit-before-ready', '2']);
+    t.is((await second.exited).code, 1);
+    t.regex(second.stderr, /^error: generation 2 failed/m);
+    t.truthy(second.events.find((e) => e.event === 'steering-kept'));
+    t.true(w.pinned(), 'the pins stay');
+    t.true(alive(orphan), 'the orphan serves on');
+    const load = await w.hammer(80);
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await load.stop();
+    t.is(r.failed, 0, JSON.stringify(r.failures));
+    t.true(r.ok > 0);
+  } finally {
+    if (orphan) process.kill(-orphan, 'SIGKILL');
+    await w.close();
+  }
+});
