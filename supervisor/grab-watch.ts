@@ -18,15 +18,15 @@ function family(pid: number): number[] {
   return out;
 }
 
-/** Every socket (`socket:[inode]`) open anywhere in the generation rooted at `root`. */
-export function socketsOf(root: number): Set<string> {
-  const out = new Set<string>();
+/** Every socket (`socket:[inode]`) open anywhere in the generation rooted at `root`, and where: pid and fd. */
+export function socketHolders(root: number): Map<string, { pid: number; fd: number }> {
+  const out = new Map<string, { pid: number; fd: number }>();
   for (const pid of family(root)) {
     try {
       for (const fd of readdirSync(`/proc/${pid}/fd`)) {
         try {
           const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-          if (link.startsWith('socket:')) out.add(link);
+          if (link.startsWith('socket:') && !out.has(link)) out.set(link, { pid, fd: Number(fd) });
         } catch {
           // closed meanwhile
         }
@@ -38,26 +38,13 @@ export function socketsOf(root: number): Set<string> {
   return out;
 }
 
+export function socketsOf(root: number): Set<string> {
+  return new Set(socketHolders(root).keys());
+}
+
 /** Where in the generation rooted at `root` each wanted socket (`socket:[inode]`) is open: pid and fd. */
 export function findSockets(root: number, wanted: string[]): Map<string, { pid: number; fd: number }> {
-  const found = new Map<string, { pid: number; fd: number }>();
-  for (const pid of family(root)) {
-    let fds: string[] = [];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue; // exited meanwhile
-    }
-    for (const fd of fds) {
-      try {
-        const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-        if (wanted.includes(link) && !found.has(link)) found.set(link, { pid, fd: Number(fd) });
-      } catch {
-        // closed meanwhile
-      }
-    }
-  }
-  return found;
+  return new Map([...socketHolders(root)].filter(([socket]) => wanted.includes(socket)));
 }
 
 /** Polls `probe` until it returns a value; never settles once `signal` is aborted. */

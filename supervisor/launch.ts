@@ -36,6 +36,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
   try {
     const channel = new NotifySocket(ctx.runtimeDir, `${number}-${worker}`, config.user);
     notify = channel;
+    const began = performance.now();
     const plan = handover.plan(config.command, ctx.listeners);
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of PRIVATE_ENV) delete env[k];
@@ -47,7 +48,8 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
     );
     spawned = gen;
     ctx.spawned(gen);
-    log.event('spawn', { generation: number, worker, pid: gen.pid, command: config.command.join(' ') });
+    // spawn_ms: baton's own time to fork and exec (and to prepare the handover).
+    log.event('spawn', { generation: number, worker, pid: gen.pid, command: config.command.join(' '), spawn_ms: Math.round((performance.now() - began) * 100) / 100 });
     handover.open(gen.pid);
     const grabbed = handover.watch?.(gen.pid, plan, ctx.listeners, abort.signal).then((fds) => {
       gen.own = fds;

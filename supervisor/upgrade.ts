@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import { track } from './children.js';
 
 /** How one upgrade ended, for `baton reload --wait`, `baton status` and systemd. */
@@ -19,6 +18,7 @@ export const HISTORY = 10;
 
 /** --check: a shell command whose non-zero exit aborts the upgrade; its output becomes the reason. */
 export async function preflight(command: string, timeout: number): Promise<string | undefined> {
+  const { execa } = await import('execa');
   const run = execa(command, { shell: true, all: true, reject: false, timeout, stdin: 'ignore' });
   track(run.pid, run);
   const r = await run;

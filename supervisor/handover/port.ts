@@ -1,8 +1,7 @@
-import { findSockets, poll } from '../grab-watch.js';
-import { grabFds } from '../sys/pidfd.js';
-import { listeningSockets } from '../sys/proc-net.js';
-import { boundPort, createListener } from '../sys/socket.js';
+import { poll, socketHolders } from '../grab-watch.js';
 import { closeFd } from '../sys/fd.js';
+import { grabFds } from '../sys/pidfd.js';
+import { boundPort, createListener, isListening } from '../sys/socket.js';
 import type { Handover } from './index.js';
 
 /** A free loopback port: bound to port 0, read back, released. */
@@ -16,9 +15,11 @@ function freePort(): number {
 }
 
 /**
- * For unmodified servers under steering: each generation binds its own $PORT; baton finds that
- * listener in the child's fd table (matched against the LISTEN sockets of /proc/net/tcp and tcp6)
- * and pulls a copy with pidfd_getfd, the supervisor-to-child direction ptrace allows.
+ * For unmodified servers under steering: each generation binds its own $PORT; baton pulls a copy
+ * of each new socket in the child's fd tables with pidfd_getfd (the supervisor-to-child direction
+ * ptrace allows) until one is listening on that port. Asking the socket itself, rather than
+ * matching inodes against /proc/net/tcp, stays cheap when the host holds many thousands of
+ * connections (TIME_WAIT ones included), which make that file slow to read under load.
  * `$PORT` in the command's arguments is replaced, since no shell does it.
  */
 export const port: Handover = {
@@ -30,13 +31,23 @@ export const port: Handover = {
     return { file: args[0]!, args: args.slice(1), env: { PORT: p, BATON_PORT: p }, stdio: ['ignore', 'inherit', 'inherit'], port: Number(p) };
   },
   async watch(pid, plan, _listeners, signal) {
-    const where = await poll(() => {
-      const wanted = listeningSockets()
-        .filter((s) => s.port === plan.port)
-        .map((s) => `socket:[${s.inode}]`);
-      return wanted.length ? findSockets(pid, wanted).values().next().value : undefined;
+    const examined = new Set<string>();
+    const fd = await poll(() => {
+      for (const [socket, where] of socketHolders(pid)) {
+        if (examined.has(socket)) continue;
+        let copy: number;
+        try {
+          copy = grabFds(where.pid, [where.fd])[0]!;
+        } catch {
+          continue; // closed meanwhile, or not ours to take: look again next time
+        }
+        if (isListening(copy) && boundPort(copy) === plan.port) return copy;
+        examined.add(socket);
+        closeFd(copy);
+      }
+      return undefined;
     }, signal);
-    return grabFds(where.pid, [where.fd]);
+    return [fd];
   },
   open() {},
   close() {},

@@ -51,6 +51,15 @@ export function socketAddress(fd: number): Address | undefined {
   return { kind: 'tcp', family: family === AF_INET ? 4 : 6, host, port: b.readUInt16BE(2), v6only: false };
 }
 
+const SO_ACCEPTCONN = 30;
+
+/** True for a listening socket; false for anything else (another socket, a non-socket fd). */
+export function isListening(fd: number): boolean {
+  const v = intOpt(0);
+  if (c.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, v, intOpt(4)) !== 0) return false;
+  return v.readInt32LE(0) === 1;
+}
+
 /** The port a TCP socket is bound to (resolves port 0). */
 export function boundPort(fd: number): number {
   const b = Buffer.alloc(128);

@@ -6,6 +6,10 @@ export interface LoadResult {
   failed: number;
   /** Responses per generation, from the `generation=N` in each body. */
   generations: Map<number, number>;
+  /** Responses per worker slot, from `worker=N` in each body. */
+  workers: Map<number, number>;
+  /** With `record`: [ms since start, latency ms, outcome ('ok', 'ECONNRESET', 'status 503', ...), generation] per request. */
+  samples?: Array<[number, number, string, number]>;
 }
 
 export interface LoadOptions {
@@ -18,6 +22,8 @@ export interface LoadOptions {
   /** Hard bounds: the loop stops at whichever comes first, or at stop(). */
   maxRequests?: number;
   maxMs?: number;
+  /** Keep every request's time, latency and outcome in `samples`. */
+  record?: boolean;
 }
 
 /**
@@ -26,17 +32,20 @@ export interface LoadOptions {
  */
 export function hammer(o: LoadOptions): { stop: () => Promise<LoadResult>; result: Promise<LoadResult>; live: LoadResult; answered: (generation: number, timeoutMs?: number) => Promise<boolean> } {
   const agent = new http.Agent({ keepAlive: o.keepAlive, maxSockets: o.concurrency ?? 4 });
-  const r: LoadResult = { ok: 0, failures: {}, failed: 0, generations: new Map() };
+  const r: LoadResult = { ok: 0, failures: {}, failed: 0, generations: new Map(), workers: new Map(), ...(o.record ? { samples: [] } : {}) };
+  const start = performance.now();
   const maxRequests = o.maxRequests ?? 50_000;
   const deadline = Date.now() + (o.maxMs ?? 60_000);
   let stopped = false;
   let sent = 0;
-  const fail = (kind: string) => {
+  const fail = (kind: string, began: number) => {
     r.failed++;
     r.failures[kind] = (r.failures[kind] ?? 0) + 1;
+    r.samples?.push([Math.round(began - start), performance.now() - began, kind, 0]);
   };
   const one = () =>
     new Promise<void>((resolve) => {
+      const began = performance.now();
       const req = http.get(
         {
           ...(o.socketPath ? { socketPath: o.socketPath } : { host: o.host ?? '127.0.0.1', port: o.port }),
@@ -53,19 +62,22 @@ export function hammer(o: LoadOptions): { stop: () => Promise<LoadResult>; resul
             if (res.statusCode === 200) {
               r.ok++;
               const g = Number(/generation=(\d+)/.exec(body)?.[1] ?? 0);
+              const w = Number(/worker=(\d+)/.exec(body)?.[1] ?? 0);
               r.generations.set(g, (r.generations.get(g) ?? 0) + 1);
-            } else fail(`status ${res.statusCode}`);
+              r.workers.set(w, (r.workers.get(w) ?? 0) + 1);
+              r.samples?.push([Math.round(began - start), performance.now() - began, 'ok', g]);
+            } else fail(`status ${res.statusCode}`, began);
             resolve();
           });
           res.on('error', (e: NodeJS.ErrnoException) => {
-            fail(e.code ?? e.message);
+            fail(e.code ?? e.message, began);
             resolve();
           });
         },
       );
       req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
       req.on('error', (e: NodeJS.ErrnoException) => {
-        fail(e.code ?? e.message);
+        fail(e.code ?? e.message, began);
         resolve();
       });
     });

@@ -1,8 +1,9 @@
 // Runs inside a test's network namespace (tests cannot enter one themselves):
 //   netclient.ts echo HOST:PORT...     one echo round trip each; prints {"HOST:PORT": "ok" | error code}
 //   netclient.ts hammer PORT KEEPALIVE MAXMS   load until SIGTERM or MAXMS; prints the LoadResult
+//   netclient.ts load JSON                      the same with LoadOptions as JSON (the benchmark's client)
 import net from 'node:net';
-import { hammer } from './load.js';
+import { hammer, type LoadOptions } from './load.js';
 
 const [mode, ...rest] = process.argv.slice(2);
 
@@ -24,11 +25,12 @@ if (mode === 'echo') {
   const out: Record<string, string> = {};
   for (const t of rest) out[t] = await echo(t);
   process.stdout.write(JSON.stringify(out));
-} else if (mode === 'hammer') {
+} else if (mode === 'hammer' || mode === 'load') {
   const [port, keepAlive, maxMs] = rest;
-  const load = hammer({ port: Number(port), keepAlive: keepAlive === 'true', concurrency: 4, maxMs: Number(maxMs) });
+  const options = mode === 'load' ? (JSON.parse(rest[0]!) as LoadOptions) : { port: Number(port), keepAlive: keepAlive === 'true', concurrency: 4, maxMs: Number(maxMs) };
+  const load = hammer(options);
   process.once('SIGTERM', () => void load.stop());
   process.stdout.write('started\n');
   const r = await load.result;
-  process.stdout.write(JSON.stringify({ ...r, generations: Object.fromEntries(r.generations) }) + '\n');
+  process.stdout.write(JSON.stringify({ ...r, generations: Object.fromEntries(r.generations), workers: Object.fromEntries(r.workers) }) + '\n');
 }
