@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
+// A 1 MB young generation keeps V8 from growing baton's small, long-lived heap (and its RSS) over
+// many upgrades: measured 7 MB instead of 17 MB of growth over 600 upgrades.
 import { onExit } from 'signal-exit';
 import { controlCommand } from './control-command.js';
 import { controlHandler } from './control/handler.js';

@@ -11,6 +11,8 @@ export interface Status {
   generations: Array<{ number: number; worker: number; pid: number; state: string; ageMs: number; readyMs?: number; connections?: number }>;
   upgrades: UpgradeResult[];
   failures: number;
+  /** baton's own memory (process.memoryUsage()), bytes. */
+  memory: NodeJS.MemoryUsage;
   steering?: { name: string; pins: string; slot: string; rules: Array<{ rule: string; steered: number; nosock: number }> };
 }
 

@@ -196,6 +196,7 @@ export class Supervisor {
       })),
       upgrades: [...this.history],
       failures: this.failures,
+      memory: process.memoryUsage(),
       ...(this.plane ? { steering: this.plane.snapshot() } : {}),
     };
   }

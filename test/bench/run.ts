@@ -17,6 +17,8 @@ const quick = process.argv.includes('--quick');
 const UPGRADES = quick ? 3 : 10;
 const GAP_MS = 500;
 const MEMORY_UPGRADES = quick ? 100 : 1000;
+const STEADY_ROUNDS = quick ? 1 : 3;
+const STEADY_MS = quick ? 1500 : 4000;
 
 const scenarios = (): Scenario[] => [
   plain('alone'),
@@ -41,7 +43,7 @@ function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
 }
 
-async function once(s: Scenario, server: ServerKind, keepAlive: boolean, upgrades: number, workers = 1): Promise<RunResult> {
+async function once(s: Scenario, server: ServerKind, keepAlive: boolean, upgrades: number, workers = 1, holdMs = 0): Promise<RunResult> {
   const port = await s.start(server, workers);
   const load = await startLoad(port, keepAlive, 120_000, s.netns);
   const marks: UpgradeMark[] = [];
@@ -51,7 +53,7 @@ async function once(s: Scenario, server: ServerKind, keepAlive: boolean, upgrade
     marks.push({ at: Math.round(at), ...(await s.upgrade()) });
     await sleep(GAP_MS);
   }
-  await sleep(GAP_MS);
+  await sleep(GAP_MS + holdMs);
   const elapsed = (performance.now() - load.startedAt) / 1000;
   const r: LoadResult = await load.stop();
   await s.stop();
@@ -160,10 +162,12 @@ async function main(): Promise<void> {
       results.runs.push(await once(s, server, keepAlive, UPGRADES));
     }
   }
-  // baton with no upgrades against the server alone: is baton in the data path?
+  // baton with no upgrades against the server alone, alternating: is baton in the data path?
   for (const keepAlive of [false, true]) {
     log(`steady state, ${keepAlive ? 'keep-alive' : 'new connection per request'}`);
-    for (const s of [plain('alone'), baton('baton pidfd', 'pidfd', false)]) results.steady.push(await once(s, 'helper', keepAlive, 0));
+    for (let round = 0; round < STEADY_ROUNDS; round++) {
+      for (const s of [plain('alone'), baton('baton pidfd', 'pidfd', false)]) results.steady.push(await once(s, 'helper', keepAlive, 0, 1, STEADY_MS));
+    }
   }
   log('steering cost');
   results.steering = await steeringCost();

@@ -32,7 +32,8 @@ export class Baton {
   constructor(args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = []) {
     const named = args.includes('--control') || args.includes('--pid-file');
     this.control = named ? '' : join(mkdtempSync(join(tmpdir(), 'baton-ctl-')), 'control.sock');
-    const argv = [process.execPath, cli, '--log-format', 'json', ...(named ? [] : ['--control', this.control]), ...args];
+    // The entry point as installed: its shebang sets baton's node flags.
+    const argv = [cli, '--log-format', 'json', ...(named ? [] : ['--control', this.control]), ...args];
     this.child = spawn(prefix[0] ?? argv[0]!, [...prefix.slice(1), ...(prefix.length ? argv : argv.slice(1))], {
       cwd: root,
       env: { ...process.env, ...env },
