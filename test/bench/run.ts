@@ -17,7 +17,7 @@ const quick = process.argv.includes('--quick');
 const UPGRADES = quick ? 3 : 10;
 const GAP_MS = 500;
 const MEMORY_UPGRADES = quick ? 100 : 1000;
-const STEADY_ROUNDS = quick ? 1 : 3;
+const STEADY_ROUNDS = quick ? 1 : 4;
 const STEADY_MS = quick ? 1500 : 4000;
 
 const scenarios = (): Scenario[] => [
@@ -166,7 +166,9 @@ async function main(): Promise<void> {
   for (const keepAlive of [false, true]) {
     log(`steady state, ${keepAlive ? 'keep-alive' : 'new connection per request'}`);
     for (let round = 0; round < STEADY_ROUNDS; round++) {
-      for (const s of [plain('alone'), baton('baton pidfd', 'pidfd', false)]) results.steady.push(await once(s, 'helper', keepAlive, 0, 1, STEADY_MS));
+      // ABBA: neither always runs first
+      const pair = [plain('alone'), baton('baton pidfd', 'pidfd', false)];
+      for (const s of round % 2 ? pair.reverse() : pair) results.steady.push(await once(s, 'helper', keepAlive, 0, 1, STEADY_MS));
     }
   }
   log('steering cost');

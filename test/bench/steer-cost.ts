@@ -43,9 +43,15 @@ async function rate(port: number): Promise<number> {
 
 const direct: number[] = [];
 const steered: number[] = [];
-for (let round = 0; round < 5; round++) {
-  direct.push(await rate(9000));
-  steered.push(await rate(9001));
+for (let round = 0; round < 6; round++) {
+  // ABBA: neither always runs first
+  if (round % 2) {
+    steered.push(await rate(9001));
+    direct.push(await rate(9000));
+  } else {
+    direct.push(await rate(9000));
+    steered.push(await rate(9001));
+  }
 }
 server.kill();
 steering.close(false);
