@@ -55,7 +55,7 @@ export function report(r: Results, docs: string): void {
   const main = r.runs.filter((x) => x.server === 'helper' && !x.keepAlive);
   writeFileSync(
     `${docs}/benchmarks/latency.svg`,
-    lineChart('p99 latency per 250 ms, helper server, new connection per request (dashed: upgrades)', 'ms since the load started', 'p99 latency (ms)', main.map((x) => ({ name: x.scenario, points: x.timeline, marks: x.marks.map((m) => m.at) }))),
+    lineChart('p99 latency per 250 ms, helper server, new connection per request (dashed: upgrades)', 'ms since the load started', 'p99 latency (ms)', main.map((x) => ({ name: x.scenario, points: x.timeline, marks: x.scenario === 'alone' ? [] : x.marks.map((m) => m.at) }))),
   );
   writeFileSync(`${docs}/benchmarks/failures.svg`, barChart('Failed requests per scenario (all servers and client modes)', 'failed requests', r.runs.map((x) => ({ label: `${x.scenario} ${x.server} ${x.keepAlive ? 'ka' : 'nc'}`, value: x.failed }))));
 
@@ -73,7 +73,8 @@ export function report(r: Results, docs: string): void {
     const c = ceiling(x);
     lines.push(`| ${x.scenario} | ${x.server} | ${mode(x)} | ${x.requests} | ${x.failed} | ${kinds(x)} | ${f((100 * x.failed) / Math.max(1, x.requests), 2)}% | ${x.rps} | ${c ? f(x.rps / c, 2) : '-'} | ${f(x.latency.p50)} / ${f(x.latency.p99)} / ${f(x.latency.max)} | ${f(x.afterUpgrade.p99)} / ${f(x.afterUpgrade.max)} | ${x.toActiveMs || '-'} | ${x.toOldGoneMs || '-'} | ${f(x.batonAddedMs, 2)} |`);
   }
-  lines.push('', '"alone" is the ceiling (no upgrades: its marks are only points in time); "stop-start" the floor. "vs alone" is throughput during the upgrades; a new generation starting takes CPU from the server on two cores, so it is below 1 for every scenario that starts processes. baton\'s own ms: reload → spawn plus ready → active plus the slot switch, from its own event log.', '');
+  lines.push('', 'The naive server exits at once on SIGTERM: with a shared socket the requests it is serving at that moment are reset (ECONNRESET), which only the port handover avoids (it stops a generation once its own accept queue is empty and it has drained). A client loop that gets ECONNREFUSED tries again at once, which is why stop-start piles up failures while the slow server starts.', '');
+  lines.push('"alone" is the ceiling (no upgrades: its marks are only points in time); "stop-start" the floor. "vs alone" is throughput during the upgrades; a new generation starting takes CPU from the server on two cores, so it is below 1 for every scenario that starts processes. baton\'s own ms: reload → spawn plus ready → active plus the slot switch, from its own event log.', '');
   if (r.steady.length) {
     lines.push('## Steady state (no upgrades)', '');
     lines.push('| scenario | client | rounds | rps per round | median rps | ratio | p50 / p99 ms (last round) |', '|---|---|---|---|---|---|---|');
@@ -86,7 +87,7 @@ export function report(r: Results, docs: string): void {
         lines.push(`| ${scenario} | ${mode(last)} | ${rounds.length} | ${rounds.map((x) => x.rps).join(', ')} | ${steadyRps(r, scenario, keepAlive)} | ${f(steadyRps(r, scenario, keepAlive) / base, 3)} | ${f(last.latency.p50)} / ${f(last.latency.p99)} |`);
       }
     }
-    lines.push('', 'The two alternate, round after round, to spread the machine\'s noise over both. baton is not in the data path: once a generation serves, its connections go from the kernel to the server directly.', '');
+    lines.push('', 'The two alternate (ABBA), round after round, to spread the machine\'s noise over both; the spread of the rounds of one scenario shows that noise (several per cent on this shared machine), and a ratio inside it means no difference. baton is not in the data path: once a generation serves, its connections go from the kernel to the server directly, and baton sleeps (no timer runs while nothing starts).', '');
   }
   if (r.steering) {
     const s = r.steering;

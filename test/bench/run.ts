@@ -154,6 +154,11 @@ function machine(): Results['machine'] {
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--report-only')) {
+    // Rewrite the page and plots from the last results.json, without running anything.
+    report(JSON.parse(readFileSync(`${root}docs/benchmarks/results.json`, 'utf8')) as Results, `${root}docs`);
+    return;
+  }
   const started = Date.now();
   const results: Results = { machine: machine(), upgrades: UPGRADES, runs: [], steady: [] };
   for (const { server, keepAlive } of runs) {

@@ -28,6 +28,10 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
     const v = (yMax / 4) * i;
     body += `<text x="${PAD.l - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(v < 10 ? 1 : 0)}</text><line x1="${PAD.l}" y1="${y(v)}" x2="${W - PAD.r}" y2="${y(v)}" stroke="#eee"/>`;
   }
+  for (let i = 0; i <= 5; i++) {
+    const v = (xMax / 5) * i;
+    body += `<text x="${x(v)}" y="${H - PAD.b + 14}" text-anchor="middle">${Math.round(v)}</text>`;
+  }
   body += `<text x="${(W - PAD.r + PAD.l) / 2}" y="${H - 8}" text-anchor="middle">${esc(xLabel)}</text>`;
   body += `<text x="14" y="${(H - PAD.b + PAD.t) / 2}" transform="rotate(-90 14 ${(H - PAD.b + PAD.t) / 2})" text-anchor="middle">${esc(yLabel)}</text>`;
   series.forEach((s, i) => {
@@ -39,13 +43,13 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
   return frame(title, body);
 }
 
-/** One bar per label. */
+/** One bar per label, on a log scale (failures range from 0 to 10^5). */
 export function barChart(title: string, yLabel: string, bars: Array<{ label: string; value: number }>): string {
-  const yMax = Math.max(1, ...bars.map((b) => b.value)) * 1.15;
+  const yMax = Math.log10(1 + Math.max(1, ...bars.map((b) => b.value))) * 1.15;
   const bw = (W - PAD.l - 40) / Math.max(1, bars.length);
-  const y = (v: number) => H - PAD.b - 40 - (v / yMax) * (H - PAD.t - PAD.b - 40);
+  const y = (v: number) => H - PAD.b - 40 - (Math.log10(1 + v) / yMax) * (H - PAD.t - PAD.b - 40);
   let body = `<line x1="${PAD.l}" y1="${y(0)}" x2="${W - 40}" y2="${y(0)}" stroke="black"/>`;
-  body += `<text x="14" y="${(H + PAD.t) / 2}" transform="rotate(-90 14 ${(H + PAD.t) / 2})" text-anchor="middle">${esc(yLabel)}</text>`;
+  body += `<text x="14" y="${(H + PAD.t) / 2}" transform="rotate(-90 14 ${(H + PAD.t) / 2})" text-anchor="middle">${esc(yLabel)} (log scale)</text>`;
   bars.forEach((b, i) => {
     const left = PAD.l + i * bw + bw * 0.15;
     body += `<rect x="${left}" y="${y(b.value)}" width="${bw * 0.7}" height="${y(0) - y(b.value)}" fill="${b.value > 0 ? '#d62728' : '#2ca02c'}"/>`;
