@@ -31,6 +31,7 @@ export const port: Handover = {
     return { file: args[0]!, args: args.slice(1), env: { PORT: p, BATON_PORT: p }, stdio: ['ignore', 'inherit', 'inherit'], port: Number(p) };
   },
   async watch(pid, plan, _listeners, signal) {
+    /** Listening sockets on other ports: never ours. */
     const examined = new Set<string>();
     const fd = await poll(() => {
       for (const [socket, where] of socketHolders(pid)) {
@@ -41,8 +42,10 @@ export const port: Handover = {
         } catch {
           continue; // closed meanwhile, or not ours to take: look again next time
         }
-        if (isListening(copy) && boundPort(copy) === plan.port) return copy;
-        examined.add(socket);
+        const listening = isListening(copy);
+        if (listening && boundPort(copy) === plan.port) return copy;
+        // A socket not listening yet may be ours between bind() and listen(): look at it again.
+        if (listening) examined.add(socket);
         closeFd(copy);
       }
       return undefined;
