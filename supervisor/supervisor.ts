@@ -10,7 +10,7 @@ import { socketsOf } from './grab-watch.js';
 import { handovers, type Handover } from './handover/index.js';
 import { closeListeners, openListeners, type Listener } from './listener.js';
 import type { Logger } from './log.js';
-import { launch, type LaunchContext } from './launch.js';
+import { launch, type Launch, type LaunchContext } from './launch.js';
 import { removePidFile, writePidFile } from './pidfile.js';
 import { formatReady, type ReadySpec } from './ready/index.js';
 import type { Status } from './status.js';
@@ -19,6 +19,18 @@ import { HISTORY, preflight, type UpgradeResult } from './upgrade.js';
 import { SteeringPlane } from './steering/plane.js';
 import { closeFd, setCloexec } from './sys/fd.js';
 import { execSelf, type ResumeState } from './self-upgrade.js';
+
+/**
+ * A process of a batch can be ready and then exit while the others are still starting: it must
+ * not take a slot (nothing would ever notice the slot is empty). It counts as a failed launch.
+ */
+function diedWhileWaiting(results: Launch[]): Launch[] {
+  return results.map((r) => {
+    if (!r.gen || r.gen.alive) return r;
+    r.gen.to('failed');
+    return { reason: `${describeExit(r.gen.status!)} right after it was ready` };
+  });
+}
 
 /** Moments the world outside (systemd) hears of. */
 export interface Hooks {
@@ -109,7 +121,7 @@ export class Supervisor {
     if (this.resumed) return this.adopt(this.resumed);
     this.upgrading = true;
     const number = this.next++;
-    const results = await Promise.all(this.slots.map((_, slot) => launch(this.ctx, number, slot)));
+    const results = diedWhileWaiting(await Promise.all(this.slots.map((_, slot) => launch(this.ctx, number, slot))));
     this.upgrading = false;
     if (this.stopping) return;
     const failed = results.find((r) => !r.gen);
@@ -240,13 +252,17 @@ export class Supervisor {
         } else if (this.wanted) {
           this.wanted = false;
           const waiters = this.waiting.splice(0);
-          const result = await this.wave();
-          if (result) {
-            this.history.push(result);
-            if (this.history.length > HISTORY) this.history.shift();
-            this.hooks.upgraded?.(result);
+          let result: UpgradeResult | undefined;
+          try {
+            result = await this.wave();
+          } finally {
+            if (result) {
+              this.history.push(result);
+              if (this.history.length > HISTORY) this.history.shift();
+              this.hooks.upgraded?.(result);
+            }
+            for (const w of waiters) w(result ?? this.refused(this.stopping ? 'baton is stopping' : 'the upgrade failed inside baton; see its log'));
           }
-          for (const w of waiters) w(result ?? this.refused('baton is stopping'));
         } else {
           const slots = [...this.refills].filter((s) => s < this.slots.length && !this.slots[s]);
           this.refills.clear();
@@ -288,7 +304,7 @@ export class Supervisor {
     let readyMs = 0;
     for (let first = 0; first < this.slots.length; first += surge) {
       const batch = Array.from({ length: Math.min(surge, this.slots.length - first) }, (_, k) => first + k);
-      const results = await Promise.all(batch.map((slot) => launch(this.ctx, number, slot)));
+      const results = diedWhileWaiting(await Promise.all(batch.map((slot) => launch(this.ctx, number, slot))));
       if (this.stopping) return undefined;
       const failed = results.find((r) => !r.gen);
       if (failed) {
@@ -317,8 +333,10 @@ export class Supervisor {
   /** A failed wave: its new workers stop, and the old ones get their slots back. */
   private giveBack(switched: Array<{ slot: number; old?: Generation; gen: Generation }>): void {
     for (const { slot, old, gen } of switched.reverse()) {
-      gen.to('draining');
-      void gen.stop(this.config.stopSignal, this.config.killTimeout);
+      if (gen.state === 'active') {
+        gen.to('draining');
+        void gen.stop(this.config.stopSignal, this.config.killTimeout);
+      }
       if (old?.alive && old.state === 'draining') {
         old.to('active');
         this.slots[slot] = old;
@@ -339,7 +357,7 @@ export class Supervisor {
   /** A crash restart: a new process (a new generation number) in one empty slot. */
   private async restart(slot: number): Promise<void> {
     const number = this.next++;
-    const { gen, reason } = await launch(this.ctx, number, slot);
+    const [{ gen, reason }] = diedWhileWaiting([await launch(this.ctx, number, slot)]) as [Launch];
     if (this.stopping) return;
     if (!gen) return this.crashed(slot, reason);
     if (slot >= this.slots.length || this.slots[slot]) return this.discardReady(gen, 'the slot is no longer empty');
