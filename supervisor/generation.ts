@@ -86,6 +86,8 @@ export class Generation {
   own: number[] = [];
   port?: number;
   status?: ExitStatus;
+  /** The wave (or scale-down) that retired this process: --max-draining counts these. */
+  retiredIn?: number;
   private readonly log: Logger;
   private killTimer?: NodeJS.Timeout;
 
@@ -155,7 +157,12 @@ export class Generation {
       this.times.stop = this.ms();
       this.log.event('stop', { generation: this.number, pid: this.pid, signal: sig, kill_timeout: killTimeout });
       this.signal(sig);
-      this.killTimer = setTimeout(() => this.kill(`did not exit within ${killTimeout}ms of ${sig}`), killTimeout);
+    }
+    // An adopted generation may have had its stop signal from the previous program: the SIGKILL
+    // deadline is kept from then on.
+    if (this.alive && !this.killTimer) {
+      const left = Math.max(0, killTimeout - (this.ms() - (this.times.stop ?? this.ms())));
+      this.killTimer = setTimeout(() => this.kill(`did not exit within ${killTimeout}ms of ${sig}`), left);
     }
     return this.exited;
   }

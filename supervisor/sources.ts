@@ -32,7 +32,8 @@ function asArgs(name: string, shape: OptionShape, value: unknown): string[] {
  */
 export function layered(args: string[], options: Record<string, OptionShape>, env: NodeJS.ProcessEnv = process.env): string[] {
   const flags = given(args);
-  const i = args.findIndex((a) => a === '--config' || a.startsWith('--config='));
+  const end = args.includes('--') ? args.indexOf('--') : args.length;
+  const i = args.slice(0, end).findIndex((a) => a === '--config' || a.startsWith('--config='));
   const path = i < 0 ? env.BATON_CONFIG : args[i]!.includes('=') ? args[i]!.slice(9) : args[i + 1];
   let file: Record<string, unknown> = {};
   if (path) {

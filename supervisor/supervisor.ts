@@ -155,6 +155,10 @@ export class Supervisor {
   /** SIGTTIN/SIGTTOU: one worker more or fewer, without an upgrade. */
   scale(delta: 1 | -1): void {
     if (this.stopping) return;
+    if (this.handover.name === 'port') {
+      this.log.event('warning', { message: 'scaling needs a shared listener; --handover port runs one worker' });
+      return;
+    }
     this.scaleBy += delta;
     void this.run();
   }
@@ -339,7 +343,9 @@ export class Supervisor {
       }
       if (old?.alive && old.state === 'draining') {
         old.to('active');
+        old.retiredIn = undefined;
         this.slots[slot] = old;
+        this.lastActive = old;
         this.log.event('regained', { generation: old.number, worker: slot, pid: old.pid });
       } else {
         this.slots[slot] = undefined;
@@ -381,6 +387,7 @@ export class Supervisor {
       const gen = this.slots.pop();
       if (gen) {
         gen.to('draining');
+        gen.retiredIn = this.next - 0.5; // after every generation started so far, before the next
         this.log.event('draining', { generation: gen.number, worker: slot, pid: gen.pid, drain: this.config.drain });
         this.drainLater(gen);
       }
@@ -400,6 +407,7 @@ export class Supervisor {
     this.log.event('active', { generation: gen.number, worker: slot, pid: gen.pid, upgrade: upgradeMs });
     if (old) {
       old.to('draining');
+      old.retiredIn = gen.number;
       this.log.event('draining', { generation: old.number, worker: slot, pid: old.pid, drain: this.config.drain });
     }
   }
@@ -407,9 +415,9 @@ export class Supervisor {
   /** At most --max-draining old generations alive: the oldest beyond that are killed. */
   private capDraining(): void {
     const draining = [...this.live].filter((g) => g.state === 'draining');
-    const numbers = [...new Set(draining.map((g) => g.number))].sort((a, b) => a - b);
-    const excess = new Set(numbers.slice(0, Math.max(0, numbers.length - this.config.maxDraining)));
-    for (const g of draining) if (excess.has(g.number)) void g.kill(`more than --max-draining ${this.config.maxDraining} generations draining`);
+    const waves = [...new Set(draining.map((g) => g.retiredIn ?? g.number))].sort((a, b) => a - b);
+    const excess = new Set(waves.slice(0, Math.max(0, waves.length - this.config.maxDraining)));
+    for (const g of draining) if (excess.has(g.retiredIn ?? g.number)) void g.kill(`more than --max-draining ${this.config.maxDraining} generations draining`);
   }
 
   /** After --drain, the stop signal; in port mode only once the old listener's queue is empty. */
@@ -417,7 +425,7 @@ export class Supervisor {
     const t = setTimeout(() => {
       this.drainTimers.delete(t);
       // The queue can only be asked while the generation (and so baton's copy of its listener) lives.
-      const queue = old.alive ? this.plane?.emptied(old.own[0], this.config.killTimeout) : undefined;
+      const queue = old.alive ? this.plane?.emptied(old.own[0], this.config.killTimeout, () => old.alive) : undefined;
       void Promise.resolve(queue)
         .catch(() => {})
         .then(() => {
@@ -483,6 +491,7 @@ export class Supervisor {
       void gen.exited.then((s) => this.onExit(gen, s));
       if (g.state === 'active') this.slots[g.worker] = gen;
       if (g.pid === state.lastActive) this.lastActive = gen;
+      if (g.times.stop !== undefined) void gen.stop(this.config.stopSignal, this.config.killTimeout);
     }
     this.log.event('resumed', { message: `took over ${state.generations.length} generation(s)`, serving: this.serving });
     this.resumeTimers(state.pending);

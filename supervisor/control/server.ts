@@ -81,10 +81,20 @@ export class ControlServer {
   }
 }
 
+const IDLE_MS = 30_000;
+
 function serve(socket: net.Socket, handler: Handler, log: Logger): void {
+  socket.on('error', () => {}); // a peer that goes away is not baton's problem
+  socket.setTimeout(IDLE_MS, () => socket.destroy());
   const reply = (r: Reply) => socket.end(JSON.stringify(r) + '\n');
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
-  const peer = peerCredentials(fd);
+  let peer: { pid: number; uid: number };
+  try {
+    peer = peerCredentials(fd);
+  } catch {
+    socket.destroy();
+    return;
+  }
   const me = process.getuid?.() ?? 0;
   if (peer.uid !== 0 && peer.uid !== me) {
     log.event('control-refused', { message: `request from uid ${peer.uid} (pid ${peer.pid}) refused`, uid: peer.uid });
@@ -93,7 +103,6 @@ function serve(socket: net.Socket, handler: Handler, log: Logger): void {
   }
   let buffer = '';
   socket.setEncoding('utf8');
-  socket.on('error', () => {});
   socket.on('data', (chunk: string) => {
     buffer += chunk;
     if (buffer.length > MAX_REQUEST) return reply({ ok: false, error: { code: 'ERR_BATON_REQUEST', message: 'request too large' } });

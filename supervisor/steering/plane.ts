@@ -105,10 +105,11 @@ export class SteeringPlane {
   }
 
   /** Resolves when nothing waits in the accept queue of `fd` (an old generation's listener), or after `limit` ms. */
-  async emptied(fd: number | undefined, limit: number): Promise<void> {
+  async emptied(fd: number | undefined, limit: number, open: () => boolean = () => true): Promise<void> {
     if (fd === undefined) return;
     const deadline = performance.now() + limit;
-    while (performance.now() < deadline && acceptQueue(fd) > 0) await sleep(POLL_MS);
+    // `open`: once the generation has exited baton has closed its copy, and the fd number may be reused.
+    while (performance.now() < deadline && open() && acceptQueue(fd) > 0) await sleep(POLL_MS);
   }
 
   /** Stops the orphan the way an old generation is stopped: queue empty, drain, stop signal, SIGKILL. */
