@@ -133,3 +133,10 @@ test('the command after -- is passed on as written (no number parsing)', (t) => 
   t.is(r.status, 1, 'the command exits before ready');
   t.is(r.stdout.trim(), '0x10 1e3 1.50 007');
 });
+
+test("the command's own --config is the command's", (t) => {
+  const r = spawnSync(process.execPath, [cli, '--listen', '127.0.0.1:0', '--control', tmp('cfg.sock'), '--', 'sh', '-c', 'exit 5', 'sh', '--config', '/nonexistent.json'], { encoding: 'utf8', timeout: 20_000 });
+  t.is(r.status, 1);
+  t.notRegex(r.stderr, /cannot read --config/);
+  t.regex(r.stderr, /^error: generation 1 failed: exited with code 5 before ready$/m);
+});

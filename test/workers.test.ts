@@ -72,7 +72,7 @@ test.serial('a new worker failing mid-wave stops the wave; the old generation se
     t.regex(await get(await baton.port()), /generation=1/);
     t.is(childrenOf(baton.pid).length, 3);
   } finally {
-    await baton.stop();
+    t.is((await baton.stop()).code, 0, "the exit status is the regained workers', not the failed one's");
   }
 });
 
