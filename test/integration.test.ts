@@ -81,7 +81,7 @@ test.serial('systemd socket activation: baton adopts LISTEN_FDS from systemd-soc
 test.serial('as PID 1 in its own PID namespace: orphans are reaped, SIGTERM stops gracefully with the child status', async (t) => {
   // The command leaves an orphan (a subshell's sleep) that the namespace reparents to baton.
   const command = ['sh', '-c', `(sleep 0.3 &); exec node ${fixture}`];
-  const unshare = spawn('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, cli, '--log-format', 'json', '--control', join(mkdtempSync(join(tmpdir(), 'baton-pid1-')), 'c.sock'), '--listen', '127.0.0.1:0', '--', ...command], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+  const unshare = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', process.execPath, cli, '--log-format', 'json', '--control', join(mkdtempSync(join(tmpdir(), 'baton-pid1-')), 'c.sock'), '--listen', '127.0.0.1:0', '--', ...command], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   unshare.stderr.on('data', (d) => (stderr += d));
   try {
