@@ -192,7 +192,8 @@ export class Supervisor {
 
   /** What `baton status` shows. */
   status(): Status {
-    const established = establishedInodes();
+    // /proc/net/tcp lists every connection on the host (TIME_WAIT too): read it only when needed.
+    const established = [...this.live].some((g) => g.state === 'draining') ? establishedInodes() : new Set<number>();
     return {
       pid: process.pid,
       name: this.config.name,

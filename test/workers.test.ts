@@ -1,6 +1,6 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import net from 'node:net';
+import { request } from '../supervisor/control/client.js';
 import { promisify } from 'node:util';
 import { Baton, childrenOf, cli, fixture } from './helpers/baton.js';
 import { get, hammer } from './helpers/load.js';
@@ -15,12 +15,8 @@ interface Row {
 }
 
 /** baton's state, straight from its control socket (fast enough to sample during a wave). */
-function status(baton: Baton): Promise<{ workers: number; generations: Row[] }> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(baton.control, () => s.write('{"command":"status"}\n'));
-    let data = '';
-    s.on('data', (d) => (data += d)).on('end', () => resolve((JSON.parse(data) as { status: { workers: number; generations: Row[] } }).status)).on('error', reject);
-  });
+async function status(baton: Baton): Promise<{ workers: number; generations: Row[] }> {
+  return ((await request(baton.control, { command: 'status' }, 5000)) as unknown as { status: { workers: number; generations: Row[] } }).status;
 }
 
 const activeBySlot = (rows: Row[]) => Object.fromEntries(rows.filter((g) => g.state === 'active').map((g) => [g.worker, g.number]));
@@ -121,11 +117,13 @@ test.serial('--workers with the inherit handover', async (t) => {
   const baton = new Baton(['--listen', '127.0.0.1:0', '--workers', '2', '--handover', 'inherit', '--ready', 'notify', '--', 'node', fixture]);
   try {
     await baton.waitFor((e) => e.event === 'active' && e.worker === 1);
-    const seen = new Set<string>();
-    for (let i = 0; i < 40; i++) seen.add(/worker=(\d)/.exec(await get(await baton.port()))![1]!);
-    t.true(seen.size >= 1);
+    t.is(childrenOf(baton.pid).length, 2, 'both workers run');
+    t.regex(await get(await baton.port()), /generation=1 worker=[01] /);
     baton.signal('SIGHUP');
     await baton.waitFor((e) => e.event === 'upgraded' && e.generation === 2);
+    await baton.waitFor((e) => e.event === 'exit' && e.generation === 1 && e.worker === 1);
+    t.regex(await get(await baton.port()), /generation=2 worker=[01] /);
+    t.deepEqual(activeBySlot((await status(baton)).generations), { 0: 2, 1: 2 });
   } finally {
     await baton.stop();
   }

@@ -101,7 +101,10 @@ export interface DrainOptions {
   signal?: NodeJS.Signals;
   /** How long idle keep-alive connections may stay before they are closed, in ms. */
   grace?: number;
-  /** Called when every connection is closed; the default exits the process with 0. */
+  /**
+   * Called when every connection is closed: close the application's other resources here. The
+   * helper never exits the process itself; with nothing else open, Node then exits with 0.
+   */
   onDrained?: () => void;
 }
 
@@ -112,7 +115,7 @@ export interface DrainOptions {
  * connections at once, racing with the client's next request on them.
  */
 export function drainOnStop(server: Server, options: DrainOptions = {}): void {
-  const { signal = 'SIGTERM', grace = 10_000, onDrained = () => process.exit(0) } = options;
+  const { signal = 'SIGTERM', grace = 10_000, onDrained } = options;
   let draining = false;
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
@@ -124,7 +127,7 @@ export function drainOnStop(server: Server, options: DrainOptions = {}): void {
   });
   process.once(signal, () => {
     draining = true;
-    NetServer.prototype.close.call(server, () => onDrained());
+    NetServer.prototype.close.call(server, () => onDrained?.());
     const http = server as HttpServer;
     const timer = setTimeout(() => {
       if (typeof http.closeAllConnections === 'function') http.closeAllConnections();

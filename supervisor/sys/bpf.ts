@@ -1,7 +1,7 @@
 import koffi from 'koffi';
 import { constants } from 'node:os';
-import { BatonError, SysError, type Context } from '../errors.js';
-import { c, check } from './libc.js';
+import { BatonError, type Context } from '../errors.js';
+import { c, check, sysError } from './libc.js';
 
 const BPF_SK_LOOKUP = 36;
 const BPF_ANY = 0;
@@ -59,15 +59,10 @@ function libbpf(): Lib {
   return lib;
 }
 
-const names = new Map<number, string>();
-for (const [name, n] of Object.entries(constants.errno)) if (!names.has(n)) names.set(n, name);
-
 /** libbpf 1.x returns -errno. */
 function ok(ret: number, call: string, hints: Record<string, string> = {}, context: Context = {}): number {
   if (ret >= 0) return ret;
-  const errno = -ret;
-  const code = names.get(errno) ?? `E${errno}`;
-  throw new SysError(call, code, errno, String(c.strerror(errno)), hints[code] ?? hints.default ?? 'see the kernel log (dmesg) for the verifier output', context);
+  throw sysError(-ret, call, { default: 'see the kernel log (dmesg) for the verifier output', ...hints }, context);
 }
 
 const privilegeHints = {

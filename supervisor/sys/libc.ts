@@ -40,10 +40,13 @@ export type Hints = Partial<Record<string, string>> & { default?: string };
 export function check(ret: number | bigint, syscall: string, hints: Hints = {}, context: Context = {}): number {
   const n = Number(ret);
   if (n !== -1) return n;
-  const errno = koffi.errno();
+  throw sysError(koffi.errno(), syscall, { default: `see man 2 ${syscall}`, ...hints }, context);
+}
+
+/** The SysError for `errno`, with the hint for its name (or hints.default). */
+export function sysError(errno: number, syscall: string, hints: Hints, context: Context = {}): SysError {
   const code = names.get(errno) ?? `E${errno}`;
-  const hint = hints[code] ?? hints.default ?? `see man 2 ${syscall}`;
-  throw new SysError(syscall, code, errno, String(c.strerror(errno)), hint, context);
+  return new SysError(syscall, code, errno, String(c.strerror(errno)), hints[code] ?? hints.default ?? '', context);
 }
 
 /** True when the last failed call set errno to `code` (for calls whose failure is expected, e.g. EAGAIN). */

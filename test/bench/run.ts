@@ -4,7 +4,7 @@
 // is bounded in time.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import net from 'node:net';
+import { request } from '../../supervisor/control/client.js';
 import { cpus, release } from 'node:os';
 import { Baton, root } from '../helpers/baton.js';
 import { Netns } from '../helpers/netns.js';
@@ -91,10 +91,7 @@ async function memory(): Promise<Results['memory']> {
   const idle = { rssMb: rss(), fds: fds() };
   const t0 = performance.now();
   for (let i = 0; i < MEMORY_UPGRADES; i++) {
-    await new Promise<void>((resolve, reject) => {
-      const s = net.connect(b.control, () => s.write('{"command":"reload","wait":true}\n'));
-      s.on('data', () => {}).on('end', resolve).on('error', reject);
-    });
+    await request(b.control, { command: 'reload', wait: true }, 30_000);
   }
   const perUpgradeMs = (performance.now() - t0) / MEMORY_UPGRADES;
   await sleep(3000);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Baton, root, type LogEvent } from '../helpers/baton.js';
-import type { LoadResult } from '../helpers/load.js';
+import { freePort, type LoadResult } from '../helpers/load.js';
 import { Netns } from '../helpers/netns.js';
 
 const run = promisify(execFile);
@@ -39,14 +39,6 @@ export interface Scenario {
   finish?(marks: UpgradeMark[]): void;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function accepting(port: number, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

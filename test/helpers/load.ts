@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 
 export interface LoadResult {
   ok: number;
@@ -117,5 +118,15 @@ export function get(port: number, host = '127.0.0.1'): Promise<string> {
         res.on('end', () => resolve(body));
       })
       .on('error', reject);
+  });
+}
+
+/** A loopback port free at the time of asking. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
   });
 }
