@@ -1,12 +1,14 @@
 import test from 'ava';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Baton, cli, fixture } from './helpers/baton.js';
-import { get } from './helpers/load.js';
+import { alive, Baton, cli, fixture } from './helpers/baton.js';
+import { servedBy } from './helpers/load.js';
+import { request } from '../supervisor/control/client.js';
+import { needs } from './helpers/needs.js';
 
 const run = promisify(execFile);
 
@@ -30,23 +32,36 @@ function raw(path: string, line: string): Promise<Record<string, unknown>> {
 }
 
 test('reload --wait returns 0 once the new generation is active; status shows it', async (t) => {
-  const baton = new Baton(['--listen', '127.0.0.1:0', '--drain', '5s', '--', 'node', fixture]);
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--drain', '3s', '--', 'node', fixture]);
   try {
-    await baton.event('active', 1);
+    const first = await baton.event('active', 1);
+    const port = await baton.port();
+    // One idle keep-alive connection to generation 1: status must count it while 1 drains.
+    const idle = net.connect(port, '127.0.0.1');
+    await new Promise((r) => idle.once('connect', r));
+    idle.on('error', () => {});
     const r = await ctl(baton.control, 'reload', '--wait');
     t.is(r.code, 0, r.stderr);
     t.regex(r.stdout, /^generation 2 is active \(upgrade took \d+ms\)$/m);
-    t.regex(await get(await baton.port()), /generation=(1|2)/);
-    const s = await ctl(baton.control, 'status', '--json');
-    const status = JSON.parse(s.stdout) as { pid: number; generations: Array<{ number: number; state: string; connections?: number }>; upgrades: Array<{ ok: boolean; generation: number }>; listeners: unknown[] };
+    const status = ((await request(baton.control, { command: 'status' }, 5000)) as unknown as { status: unknown }).status as {
+      pid: number;
+      generations: Array<{ number: number; pid: number; state: string; connections?: number }>;
+      upgrades: Array<{ ok: boolean; generation: number }>;
+      listeners: unknown[];
+    };
     t.is(status.pid, baton.pid);
     t.deepEqual(status.generations.map((g) => [g.number, g.state]), [[1, 'draining'], [2, 'active']]);
-    t.is(typeof status.generations[0]!.connections, 'number');
+    t.is(status.generations[0]!.pid, first.pid);
+    t.is(status.generations[0]!.connections, 1, 'the idle connection held open to generation 1');
     t.deepEqual(status.upgrades.map((u) => [u.ok, u.generation]), [[true, 2]]);
     t.is(status.listeners.length, 1);
+    idle.destroy();
     const text = await ctl(baton.control, 'status');
     t.regex(text.stdout, /^ {2}2 {4}0 {6}\d+ +active /m);
     t.regex(text.stdout, /Z ok +gen 2 in \d+ms/);
+    await baton.event('exit', 1);
+    t.false(alive(first.pid), 'generation 1 really exited after its drain');
+    t.deepEqual(await servedBy(port, 2), []);
   } finally {
     await baton.stop();
   }
@@ -92,7 +107,7 @@ test('reload without --wait only asks; stop stops', async (t) => {
   t.false(existsSync(baton.control), 'the control socket is removed');
 });
 
-test('the control socket is 0600 and refuses another uid (logged)', async (t) => {
+needs('setpriv')('the control socket is 0600 and refuses another uid (logged)', async (t) => {
   const baton = new Baton(['--listen', '127.0.0.1:0', '--', 'node', fixture]);
   try {
     await baton.event('active', 1);
@@ -161,15 +176,27 @@ test('the control socket is found beside --pid-file', async (t) => {
   }
 });
 
-test('options from BATON_* and --config; flags win', async (t) => {
+test('options from BATON_* and --config; flags win over the environment, the environment over the file', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'baton-config-'));
-  writeFileSync(join(dir, 'baton.json'), JSON.stringify({ listen: ['127.0.0.1:0'], drain: '9s', 'stop-signal': 'SIGINT', readyTimeout: '7s', command: ['node', fixture] }));
-  const baton = new Baton(['--config', join(dir, 'baton.json'), '--stop-signal', 'SIGTERM'], { BATON_DRAIN: '1234ms' });
+  const file = {
+    listen: ['127.0.0.1:0'],
+    drain: '9s',
+    'stop-signal': 'SIGQUIT',
+    readyTimeout: '700ms',
+    ready: 'notify',
+    command: ['node', fixture, 'never-ready', '2'],
+  };
+  writeFileSync(join(dir, 'baton.json'), JSON.stringify(file));
+  const baton = new Baton(['--config', join(dir, 'baton.json'), '--stop-signal', 'SIGINT'], { BATON_DRAIN: '1234ms' });
   try {
     const config = await baton.event('config');
-    t.is(config.drain, 1234);
-    t.is(config.stop_signal, 'SIGTERM');
+    t.is(config.drain, 1234, 'the environment over the file');
+    t.is(config.stop_signal, 'SIGINT', 'the flag over the file (neither is the default)');
+    t.is(config.ready, 'notify', 'the file over the default');
     await baton.event('active', 1);
+    // The file's command and ready timeout: generation 2 never says READY=1 and is given up after 700 ms.
+    baton.signal('SIGHUP');
+    t.regex(String((await baton.event('rollback')).message), /not ready within 700ms/);
   } finally {
     await baton.stop();
   }
@@ -177,5 +204,43 @@ test('options from BATON_* and --config; flags win', async (t) => {
   const bad = spawnSync(process.execPath, [cli, '--config', join(dir, 'bad.json'), '--', 'true'], { encoding: 'utf8' });
   t.is(bad.status, 2);
   t.regex(bad.stderr, /^error: unknown option in \S+bad\.json: drian$/m);
-  t.truthy(spawn);
+});
+
+test('reload --wait --timeout gives up after that long with exit 1; the upgrade goes on', async (t) => {
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--drain', '100ms', '--', 'node', fixture, 'slow:6000', '2']);
+  try {
+    await baton.event('active', 1);
+    const began = performance.now();
+    const r = await ctl(baton.control, 'reload', '--wait', '--timeout', '400ms');
+    t.true(performance.now() - began >= 400);
+    t.false(baton.events.some((e) => e.event === 'ready' && e.generation === 2), 'it returned before generation 2 was ready');
+    t.is(r.code, 1);
+    t.regex(r.stderr, /^error: the upgrade did not finish within 400ms$/m);
+    t.regex(r.stderr, /^hint: it goes on; see baton status$/m);
+    await baton.event('active', 2, 20_000);
+  } finally {
+    await baton.stop();
+  }
+});
+
+test('reload --wait during an upgrade is coalesced and answered by the follow-up upgrade', async (t) => {
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--drain', '100ms', '--', 'node', fixture, 'slow:3000', '2,3']);
+  const reload = async () => {
+    const reply = await request(baton.control, { command: 'reload', wait: true }, 30_000);
+    return (reply as unknown as { result: { generation: number } }).result.generation;
+  };
+  try {
+    await baton.event('active', 1);
+    const first = reload();
+    await baton.event('spawn', 2);
+    const [second, third] = await Promise.all([reload(), reload()]);
+    const order = baton.events.filter((e) => e.event === 'reload' || (e.event === 'ready' && e.generation === 2));
+    t.deepEqual(order.map((e) => e.event), ['reload', 'reload', 'reload', 'ready'], 'both asked while 2 was starting');
+    t.is(await first, 2);
+    t.is(second, 3, 'answered by the follow-up, not by the upgrade in flight');
+    t.is(third, 3, 'both requests made during the upgrade share one follow-up');
+    t.is(baton.events.filter((e) => e.event === 'spawn').length, 3);
+  } finally {
+    await baton.stop();
+  }
 });

@@ -9,8 +9,10 @@ export interface LoadResult {
   generations: Map<number, number>;
   /** Responses per worker slot, from `worker=N` in each body. */
   workers: Map<number, number>;
-  /** With `record`: [ms since start, latency ms, outcome ('ok', 'ECONNRESET', 'status 503', ...), generation] per request. */
+  /** Unless `record: false`: [ms since start, latency ms, outcome ('ok', 'ECONNRESET', 'status 503', ...), generation]. */
   samples?: Array<[number, number, string, number]>;
+  /** ms from the start of the load to its end. */
+  elapsed: number;
 }
 
 export interface LoadOptions {
@@ -23,7 +25,7 @@ export interface LoadOptions {
   /** Hard bounds: the loop stops at whichever comes first, or at stop(). */
   maxRequests?: number;
   maxMs?: number;
-  /** Keep every request's time, latency and outcome in `samples`. */
+  /** Keep every request's time, latency and outcome in `samples` (default true). */
   record?: boolean;
 }
 
@@ -33,7 +35,7 @@ export interface LoadOptions {
  */
 export function hammer(o: LoadOptions): { stop: () => Promise<LoadResult>; result: Promise<LoadResult>; live: LoadResult; answered: (generation: number, timeoutMs?: number) => Promise<boolean> } {
   const agent = new http.Agent({ keepAlive: o.keepAlive, maxSockets: o.concurrency ?? 4 });
-  const r: LoadResult = { ok: 0, failures: {}, failed: 0, generations: new Map(), workers: new Map(), ...(o.record ? { samples: [] } : {}) };
+  const r: LoadResult = { ok: 0, failures: {}, failed: 0, generations: new Map(), workers: new Map(), elapsed: 0, ...(o.record === false ? {} : { samples: [] }) };
   const start = performance.now();
   const maxRequests = o.maxRequests ?? 50_000;
   const deadline = Date.now() + (o.maxMs ?? 60_000);
@@ -90,6 +92,7 @@ export function hammer(o: LoadOptions): { stop: () => Promise<LoadResult>; resul
   };
   const result = Promise.all(Array.from({ length: o.concurrency ?? 4 }, loop)).then(() => {
     agent.destroy();
+    r.elapsed = performance.now() - start;
     return r;
   });
   return {
@@ -129,4 +132,38 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** The bounds a zero-downtime test holds the load to. */
+export const GAP_MS = 500;
+export const SLOW_MS = 1000;
+
+/**
+ * Everything in `r` that breaks "zero downtime": failed requests, a window of GAP_MS or more in which
+ * no request completed (a shared accept queue turns a stall into latency, not failures), and requests
+ * that took SLOW_MS or more. Empty when the load was served without a gap.
+ */
+export function gaps(r: LoadResult, gapMs = GAP_MS, slowMs = SLOW_MS): string[] {
+  if (!r.samples) throw new Error('gaps() needs a load with record');
+  const problems: string[] = [];
+  if (r.failed > 0) problems.push(`${r.failed} failed: ${JSON.stringify(r.failures)}`);
+  const done = r.samples.filter((s) => s[2] === 'ok').map((s) => s[0] + s[1]).sort((a, b) => a - b);
+  let last = 0;
+  for (const at of [...done, r.elapsed]) {
+    if (at - last >= gapMs) problems.push(`no request completed from ${Math.round(last)} to ${Math.round(at)} ms`);
+    last = at;
+  }
+  const slow = r.samples.filter((s) => s[1] >= slowMs);
+  if (slow.length > 0) problems.push(`${slow.length} requests took ${slowMs} ms or more, the slowest ${Math.round(Math.max(...slow.map((s) => s[1])))} ms at ${slow[0]![0]} ms`);
+  return problems;
+}
+
+/** Every one of `n` new connections is answered by `generation`. */
+export async function servedBy(port: number, generation: number, n = 20): Promise<string[]> {
+  const others: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const body = await get(port);
+    if (!body.includes(`generation=${generation} `)) others.push(body.trim());
+  }
+  return others;
 }
