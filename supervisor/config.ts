@@ -50,3 +50,6 @@ export const defaults = {
 
 /** Crash restarts wait 1.5^(n-1) s for the n-th crash in a row, at most 30 s. */
 export const backoff = { base: 1_000, factor: 1.5, max: 30_000, stableAfter: 60_000, loopReport: 5 };
+
+/** A steering --name: a file name in bpffs and under /run/baton (no dots: bpffs refuses them; no slashes). */
+export const NAME = /^[A-Za-z0-9_-]{1,64}$/;

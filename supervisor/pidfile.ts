@@ -1,6 +1,7 @@
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BatonError } from './errors.js';
+import { checkDirectory, writeFileAtomic } from './files.js';
 
 function alive(pid: number): boolean {
   try {
@@ -20,11 +21,18 @@ function holder(path: string): number | undefined {
   }
 }
 
+const WHY: Record<string, (dir: string) => string> = {
+  ENOSPC: (dir) => `free space on the file system of ${dir}, or choose another --pid-file`,
+  EDQUOT: (dir) => `raise this user's disk quota on ${dir}, or choose another --pid-file`,
+  EROFS: (dir) => `${dir} is on a read-only file system: choose another --pid-file`,
+};
+
 /**
- * Writes our pid atomically (temp file + rename). A file naming a live process is refused;
- * a stale one is replaced, and `onStale` hears of it.
+ * Writes our pid atomically in a directory only root or baton's user can write. A file naming a
+ * live process is refused; a stale one is replaced, and `onStale` hears of it.
  */
 export function writePidFile(path: string, onStale: (pid: number) => void): void {
+  checkDirectory(dirname(path), 'pid file');
   const old = holder(path);
   if (old !== undefined && old !== process.pid) {
     if (alive(old)) {
@@ -32,18 +40,13 @@ export function writePidFile(path: string, onStale: (pid: number) => void): void
     }
     onStale(old);
   }
-  const tmp = `${path}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, `${process.pid}\n`, { mode: 0o644 });
-    renameSync(tmp, path);
+    writeFileAtomic(path, `${process.pid}\n`, 0o644);
   } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never written
-    }
     const e = err as NodeJS.ErrnoException;
-    throw new BatonError('ERR_BATON_PID_FILE', `cannot write pid file ${path}: ${e.code ?? e.message}`, `make ${dirname(path)} writable for this user, or choose another --pid-file`);
+    const dir = dirname(path);
+    const hint = WHY[e.code ?? '']?.(dir) ?? `make ${dir} writable for this user, or choose another --pid-file`;
+    throw new BatonError('ERR_BATON_PID_FILE', `cannot write pid file ${path}: ${e.code ?? e.message}`, hint);
   }
 }
 

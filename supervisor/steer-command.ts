@@ -1,4 +1,5 @@
 import yargs from 'yargs';
+import { NAME } from './config.js';
 import { BatonError, usageError } from './errors.js';
 import { readState, removeState, startTime } from './steering/state.js';
 import { Steering } from './steering/steering.js';
@@ -19,6 +20,7 @@ export function steerCommand(args: string[]): string {
   if (argv.help) return '';
   if (argv._[0] !== 'clean' || argv._.length !== 1) throw usageError(`unknown steer command "${argv._.join(' ')}"`, 'use: baton steer clean --name NAME');
   if (!argv.name) throw usageError('baton steer clean needs --name', 'give the --name the steering was started with');
+  if (!NAME.test(argv.name)) throw usageError(`bad --name "${argv.name}"`, 'a name is 1-64 letters, digits, "_" or "-"');
   const stateDir = argv.stateDir ?? `/run/baton/${argv.name}`;
   const state = readState(stateDir);
   if (state && startTime(state.pid) !== undefined) {

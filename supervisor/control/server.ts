@@ -1,7 +1,8 @@
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { dirname } from 'node:path';
-import { BatonError } from '../errors.js';
+import { BatonError, usageError } from '../errors.js';
+import { checkDirectory } from '../files.js';
 import type { Logger } from '../log.js';
 import { peerCredentials, unixSocketOwner } from '../sys/socket.js';
 
@@ -16,6 +17,16 @@ export type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: { c
 export type Handler = (req: Request) => Promise<Reply>;
 
 const COMMANDS = new Set(['reload', 'status', 'stop']);
+/** sun_path holds 108 bytes with the terminating NUL; a longer path would be cut silently. */
+const MAX_PATH = 107;
+
+function lstatOrUndefined(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
 const MAX_REQUEST = 64 * 1024;
 
 function parse(line: string): Request | string {
@@ -45,7 +56,22 @@ export class ControlServer {
   }
 
   static async open(path: string, handler: Handler, log: Logger): Promise<ControlServer> {
-    if (existsSync(path)) {
+    if (Buffer.byteLength(path) > MAX_PATH) {
+      const hint = 'give a shorter --control (or --pid-file) path';
+      throw usageError(`control socket path too long (max ${MAX_PATH} bytes): ${path}`, hint);
+    }
+    try {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    } catch {
+      // checkDirectory says why it cannot be used
+    }
+    checkDirectory(dirname(path), 'control socket');
+    const existing = lstatOrUndefined(path);
+    if (existing && !existing.isSocket()) {
+      const hint = 'remove it, or choose another --control path';
+      throw new BatonError('ERR_BATON_CONTROL', `${path} exists and is not a socket`, hint);
+    }
+    if (existing) {
       const owner = unixSocketOwner(path);
       if (owner !== undefined) {
         throw new BatonError('ERR_BATON_RUNNING', `control socket ${path} belongs to a running baton (pid ${owner})`, `stop it first (kill ${owner}), or give this one another --control, --pid-file or --name`, { pid: owner });
@@ -53,7 +79,6 @@ export class ControlServer {
       unlinkSync(path);
       log.event('stale-control', { message: `removed stale control socket ${path}` });
     }
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     const server = net.createServer((socket) => serve(socket, handler, log));
     const umask = process.umask(0o177); // the socket is created 0600, with no window where it is wider
     try {
@@ -67,7 +92,6 @@ export class ControlServer {
     } finally {
       process.umask(umask);
     }
-    chmodSync(path, 0o600);
     return new ControlServer(path, server);
   }
 

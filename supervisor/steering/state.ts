@@ -1,5 +1,6 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkDirectory, removeKnown, writeFileAtomic } from '../files.js';
 
 /** What a restarted baton needs to find the generation that serves: written on every switch. */
 export interface SteeringState {
@@ -21,8 +22,10 @@ export function startTime(pid: number): string | undefined {
   }
 }
 
+const STATE = 'state.json';
+
 export function stateFile(dir: string): string {
-  return join(dir, 'state.json');
+  return join(dir, STATE);
 }
 
 export function readState(dir: string): SteeringState | undefined {
@@ -33,14 +36,14 @@ export function readState(dir: string): SteeringState | undefined {
   }
 }
 
-/** Atomic: a temp file renamed over the old one, so a crash never leaves half a state. */
+/** Atomic, in a checked directory, so a crash never leaves half a state. */
 export function writeState(dir: string, state: SteeringState): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${stateFile(dir)}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(state) + '\n', { mode: 0o600 });
-  renameSync(tmp, stateFile(dir));
+  checkDirectory(dir, 'steering state');
+  writeFileAtomic(stateFile(dir), JSON.stringify(state) + '\n', 0o600);
 }
 
+/** Removes the state file, and the directory if nothing else is in it. */
 export function removeState(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
+  removeKnown(dir, [STATE]);
 }

@@ -1,7 +1,8 @@
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BatonError } from '../errors.js';
+import { removeKnown } from '../files.js';
 import { attachSkLookup, getPinned, linkNetns, loadObject, mapDelete, mapKeys, mapLookup, mapUpdate, pinObject, possibleCpus, progTag } from '../sys/bpf.js';
 import { ensureBpffs } from '../sys/bpffs.js';
 import { CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN, hasCapability } from '../sys/capability.js';
@@ -10,6 +11,8 @@ import { entries, KEY_SIZE, type Rule } from './rules.js';
 
 const PROGRAM = 'baton_steer';
 const MAPS = ['rules', 'slots', 'counters'] as const;
+/** Every pin baton makes in its directory; only these are ever removed. */
+const PINS = ['prog', 'link', ...MAPS];
 const SLOT = 0;
 
 /** bpf/steer.o of this package, from source (supervisor/) or build (dist/supervisor/). */
@@ -101,7 +104,7 @@ export class Steering {
     } catch (err) {
       for (const fd of opened) c.close(fd);
       ours.close();
-      if (pinned) rmSync(dir, { recursive: true, force: true });
+      if (pinned) removeKnown(dir, PINS);
       throw err;
     }
   }
@@ -110,7 +113,7 @@ export class Steering {
   static clean(name: string, bpffs: string): boolean {
     const dir = join(bpffs, 'baton', name);
     if (!existsSync(dir)) return false;
-    rmSync(dir, { recursive: true, force: true });
+    removeKnown(dir, PINS);
     return true;
   }
 
@@ -152,7 +155,7 @@ export class Steering {
   /** Closes baton's fds; unless `keep`, removes the pins, which detaches the program. */
   close(keep: boolean): void {
     for (const fd of Object.values(this.fds)) c.close(fd);
-    if (!keep) rmSync(this.dir, { recursive: true, force: true });
+    if (!keep) removeKnown(this.dir, PINS);
   }
 
   /** Replaces whatever rules the map holds with ours, all pointing at the one slot. */

@@ -1,0 +1,121 @@
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Baton, cli, fixture, root } from './helpers/baton.js';
+import { needs } from './helpers/needs.js';
+import { SteerWorld } from './helpers/steer.js';
+
+const NOBODY = 65534;
+const asNobody = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];
+
+function scratch(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-sec-'));
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+/** A root-owned file an attacker would like baton to overwrite or chmod. */
+function victim(dir: string): string {
+  const path = join(dir, 'victim.conf');
+  writeFileSync(path, 'important root config\n', { mode: 0o644 });
+  return path;
+}
+
+function baton(args: string[]) {
+  return spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8', timeout: 20_000 });
+}
+
+needs('setpriv')('symlinks planted for the pid file\'s temp names are never followed (H1)', async (t) => {
+  const dir = scratch();
+  const target = victim(dir);
+  // A directory anyone may write but only owners may rename in (sticky, like /tmp): allowed for pid files.
+  const shared = join(dir, 'shared');
+  mkdirSync(shared);
+  chmodSync(shared, 0o1777);
+  const pidFile = join(shared, 'baton.pid');
+  // The attacker (nobody) plants `baton.pid.<pid>.tmp -> victim` for the next 300 pids: the old temp name.
+  const next = Number(readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8')) + 1;
+  const plant = `for i in $(seq ${next} ${next + 300}); do ln -s ${target} ${pidFile}.$i.tmp; done`;
+  t.is(spawnSync(asNobody[0]!, [...asNobody.slice(1), 'sh', '-c', plant]).status, 0);
+  const b = new Baton(['--listen', '127.0.0.1:0', '--pid-file', pidFile, '--', 'node', fixture]);
+  try {
+    await b.event('active', 1);
+    t.is(readFileSync(pidFile, 'utf8'), `${b.pid}\n`);
+    t.is(readFileSync(target, 'utf8'), 'important root config\n', 'the victim is untouched');
+  } finally {
+    await b.stop();
+  }
+});
+
+needs('root')('a pid-file or control directory another user owns is refused; nothing is left (H1, M4)', (t) => {
+  const dir = scratch();
+  const theirs = join(dir, 'app');
+  mkdirSync(theirs);
+  chownSync(theirs, NOBODY, NOBODY);
+  const sock = join(dir, 'l.sock');
+  for (const [flag, what] of [['--pid-file', 'pid file'], ['--control', 'control socket']] as const) {
+    const r = baton(['--listen', `unix:${sock}`, flag, join(theirs, flag === '--control' ? 'c.sock' : 'b.pid'), '--', 'true']);
+    t.is(r.status, 1, r.stderr);
+    t.regex(r.stderr, new RegExp(`^error: refusing ${theirs} for the ${what}: it belongs to uid ${NOBODY}$`, 'm'));
+    t.regex(r.stderr, /^hint: use a directory that only root or uid 0 can write/m);
+    t.false(existsSync(sock), 'the listener is closed again');
+  }
+});
+
+test('--control naming a file that is not a socket is refused, and the file is left alone (L6)', (t) => {
+  const dir = scratch();
+  const target = victim(dir);
+  const link = join(dir, 'c.sock');
+  symlinkSync(target, link);
+  const regular = join(dir, 'notes.txt');
+  writeFileSync(regular, 'keep me\n');
+  for (const control of [link, regular]) {
+    const r = baton(['--listen', '127.0.0.1:0', '--control', control, '--', 'true']);
+    t.is(r.status, 1, r.stderr);
+    t.regex(r.stderr, new RegExp(`^error: ${control} exists and is not a socket$`, 'm'));
+  }
+  t.is(statSync(target).mode & 0o777, 0o644, 'not chmodded');
+  t.is(readFileSync(regular, 'utf8'), 'keep me\n', 'not deleted');
+});
+
+test('a --control path longer than sun_path is a usage error, with nothing left at a cut path (F9)', (t) => {
+  const dir = join(scratch(), 'd'.repeat(120));
+  mkdirSync(dir);
+  const r = baton(['--listen', '127.0.0.1:0', '--control', join(dir, 'c.sock'), '--', 'true']);
+  t.is(r.status, 2, r.stderr);
+  t.regex(r.stderr, /^error: control socket path too long \(max 107 bytes\)/m);
+  t.regex(r.stderr, /^hint: give a shorter --control/m);
+  t.deepEqual(spawnSync('ls', [dir], { encoding: 'utf8' }).stdout, '');
+});
+
+test('baton steer clean refuses a --name that is a path (M8)', (t) => {
+  const dir = scratch();
+  const precious = join(dir, 'victimdir');
+  mkdirSync(precious);
+  writeFileSync(join(precious, 'data'), 'x');
+  for (const name of [`../../../../..${precious}`, '.', '..']) {
+    const r = baton(['steer', 'clean', '--name', name, '--state-dir', join(dir, 'state')]);
+    t.is(r.status, 2, r.stderr);
+    t.regex(r.stderr, /^error: bad --name/m);
+  }
+  t.true(existsSync(join(precious, 'data')));
+});
+
+needs('bpf').serial('a clean stop removes only the state file from --state-dir, never the directory\'s other files (M8)',
+  async (t) => {
+    const w = new SteerWorld();
+    try {
+      writeFileSync(join(w.stateDir, 'other-app-data.txt'), 'keep me\n');
+      const b = w.baton(['--steer', '127.0.0.1:80', '--handover', 'port', '--', 'node', fixture]);
+      await b.event('active', 1);
+      t.true(existsSync(join(w.stateDir, 'state.json')));
+      t.is((await b.stop()).code, 0);
+      t.false(existsSync(join(w.stateDir, 'state.json')));
+      t.is(readFileSync(join(w.stateDir, 'other-app-data.txt'), 'utf8'), 'keep me\n');
+      t.false(w.pinned(), 'the pins are gone');
+    } finally {
+      await w.close();
+    }
+  });
