@@ -1,5 +1,8 @@
+// Writes docs/benchmarks.md from the results. Every sentence about a result is computed from the numbers it
+// sits beside; the fixed text only says what was run and what a column means.
 import { writeFileSync } from 'node:fs';
-import { median, type Latency } from './stats.js';
+import { GAP_MS, SLOW_MS } from '../helpers/load.js';
+import { median, range, type Latency } from './stats.js';
 import type { UpgradeMark } from './scenarios.js';
 import { barChart, lineChart } from './svg.js';
 
@@ -12,131 +15,485 @@ export interface RunResult {
   ok: number;
   failed: number;
   failures: Record<string, number>;
+  /** How long the load ran, until it was told to stop. */
+  elapsedMs?: number;
   rps: number;
+  /** The longest time without a successfully completed request, and when it began (ms since the load started). */
+  longestGap?: { ms: number; at: number };
+  /** Requests that took SLOW_MS or more. */
+  slow?: number;
   latency: Latency;
   afterUpgrade: Latency;
   marks: UpgradeMark[];
-  toActiveMs: number;
-  toOldGoneMs: number;
+  /** Medians over the upgrades; absent when nothing was measured. */
+  toActiveMs?: number;
+  toOldGoneMs?: number;
   batonAddedMs?: number;
+  /** baton's own CPU time while the load ran. */
+  supervisorCpuMs?: number;
   workerShare: Record<string, number>;
   timeline: Array<[number, number]>;
 }
 
 export interface Results {
-  machine: { cpu: string; cores: number; kernel: string; node: string; pm2: string; baton: string; date: string; quick: boolean };
+  machine: {
+    cpu: string;
+    cores: number;
+    kernel: string;
+    node: string;
+    pm2: string;
+    /** Short commit hash. */
+    baton: string;
+    commit?: string;
+    /** `git status` lines of the uncommitted changes measured with --dirty; empty for a clean tree. */
+    dirty?: string[];
+    date: string;
+    quick: boolean;
+  };
   upgrades: number;
+  /** Load before the first upgrade and after each. */
+  pauseMs?: number;
+  /** Parallel client loops. */
+  clients?: number;
+  /** The steady state's load beyond the two pauses. */
+  steadyMs?: number;
+  /** The server alone ran in a session of its own, as baton's generations do. */
+  aloneSetsid?: boolean;
+  /** The resolution of supervisorCpuMs (a clock tick). */
+  cpuTickMs?: number;
   seconds?: number;
   runs: RunResult[];
   /** No upgrades: the server alone and under baton, same load, for the overhead of baton itself. */
   steady: RunResult[];
-  memory?: { upgrades: number; idle: { rssMb: number; fds: number }; after: { rssMb: number; fds: number }; perUpgradeMs: number };
-  steering?: { loadAttachMs: number; switchUs: number; direct: number; steered: number };
-  workers?: { throughput: Array<{ scenario: string; rps: number; failed: number; share: Record<string, number> }>; rolling: RunResult[] };
+  memory?: {
+    upgrades: number;
+    idle: { rssMb: number; fds: number };
+    after: { rssMb: number; fds: number };
+    perUpgradeMs: number;
+  };
+  steering?: {
+    loadAttachMs: number;
+    switchUs: number;
+    direct: number;
+    steered: number;
+    switches?: number;
+    rounds?: number;
+    conns?: number;
+    concurrency?: number;
+  };
+  workers?: {
+    throughputMs?: number;
+    throughput: Array<{ scenario: string; rps: number; failed: number; share: Record<string, number> }>;
+    rolling: RunResult[];
+  };
 }
 
-const f = (n: number | undefined, d = 1) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d));
+/** A number with `d` decimals; '-' for none (undefined, or NaN, which results.json holds as null). */
+const f = (n: number | null | undefined, d = 1) => (n == null || !Number.isFinite(n) ? '-' : n.toFixed(d));
 const kinds = (r: RunResult) => Object.entries(r.failures).map(([k, v]) => `${k} ${v}`).join(', ') || '-';
-const mode = (r: RunResult) => (r.keepAlive ? 'keep-alive' : 'new conn');
+const mode = (r: { keepAlive: boolean }) => (r.keepAlive ? 'keep-alive' : 'new conn');
+const run = (r: RunResult) => `${r.server}, ${mode(r)}`;
+const percent = (part: number, whole: number) => f((100 * part) / whole, 0) + '%';
+const unique = <T>(xs: T[]) => [...new Set(xs)];
+const between = (lo: string, hi: string) => (lo === hi ? lo : `${lo}–${hi}`);
+/** 0 failed, no gap of GAP_MS and no request of SLOW_MS: what the tests call zero downtime. */
+const clean = (r: RunResult) => r.failed === 0 && (r.longestGap?.ms ?? Infinity) < GAP_MS && r.slow === 0;
 
 function share(s: Record<string, number>): string {
   const total = Object.values(s).reduce((a, b) => a + b, 0) || 1;
   return Object.entries(s).map(([w, n]) => `w${w} ${((100 * n) / total).toFixed(0)}%`).join(' / ');
 }
 
-function steadyRps(r: Results, scenario: string, keepAlive: boolean): number {
-  const rps = r.steady.filter((x) => x.scenario === scenario && x.keepAlive === keepAlive).map((x) => x.rps);
-  return median(rps);
+function largestShare(s: Record<string, number>): number {
+  const total = Object.values(s).reduce((a, b) => a + b, 0);
+  return total ? (100 * range(Object.values(s)).max) / total : NaN;
+}
+
+const steadyRounds = (r: Results, scenario: string, keepAlive: boolean) =>
+  r.steady.filter((x) => x.scenario === scenario && x.keepAlive === keepAlive);
+const steadyRps = (r: Results, scenario: string, keepAlive: boolean) =>
+  median(steadyRounds(r, scenario, keepAlive).map((x) => x.rps));
+
+function writePlots(r: Results, docs: string): void {
+  const main = r.runs.filter((x) => x.server === 'helper' && !x.keepAlive);
+  const series = main.map((x) => ({
+    name: x.scenario,
+    points: x.timeline,
+    marks: x.scenario === 'alone' ? [] : x.marks.map((m) => m.at),
+  }));
+  const title = 'p99 latency per 250 ms, helper server, new connection per request (dashed: upgrades)';
+  const latency = lineChart(title, 'ms since the load started', 'p99 latency (ms)', series);
+  writeFileSync(`${docs}/benchmarks/latency.svg`, latency);
+  const label = (x: RunResult) => `${x.scenario} ${x.server} ${x.keepAlive ? 'ka' : 'nc'}`;
+  const bars = r.runs.map((x) => ({ label: label(x), value: x.failed }));
+  const failures = barChart('Failed requests per scenario (all servers and client modes)', 'failed requests', bars);
+  writeFileSync(`${docs}/benchmarks/failures.svg`, failures);
+}
+
+function header(r: Results, lines: string[]): void {
+  const m = r.machine;
+  const dirty = m.dirty ?? [];
+  const flags = [m.quick ? '--quick' : '', dirty.length ? '--dirty' : ''].filter(Boolean);
+  const command = `npm run bench${flags.length ? ` -- ${flags.join(' ')}` : ''}`;
+  lines.push('# Benchmarks', '');
+  lines.push(
+    `Generated by \`${command}\` on ${m.date}; do not edit by hand (\`npm run bench -- --report-only\` rewrites ` +
+      'this page from [results.json](benchmarks/results.json)).',
+    '',
+  );
+  const more = dirty.length > 10 ? ` and ${dirty.length - 10} more` : '';
+  const shown = dirty.slice(0, 10).map((l) => `\`${l.trim()}\``).join(', ') + more;
+  lines.push(
+    `**Code measured: baton ${m.baton}${m.commit && m.commit !== m.baton ? ` (${m.commit})` : ''}` +
+      (m.dirty === undefined
+        ? '** (this run did not record whether the tree had uncommitted changes).'
+        : dirty.length
+          ? ` (dirty)**, with ${dirty.length} uncommitted change(s): ${shown}.`
+          : '**, a clean tree.') +
+      (m.dirty === undefined
+        ? ''
+        : ' `npm run bench` builds baton from the tree first, and refuses a tree with uncommitted changes unless ' +
+          'run with `--dirty`.'),
+    '',
+  );
+  lines.push(
+    `Machine: ${m.cpu}, ${m.cores} cores, Linux ${m.kernel}, Node ${m.node}, pm2 ${m.pm2}. ` +
+      `The run took ${r.seconds ?? '?'} s.` +
+      (m.quick ? ' A `--quick` run (fewer and shorter measurements): a check that the benchmark runs.' : ''),
+    '',
+  );
+  const pause = r.pauseMs;
+  lines.push(
+    'Each scenario ran in this one invocation, one after another, under the same load: ' +
+      `${r.clients ?? '?'} client loops on loopback, each sending its next request as soon as the previous one ` +
+      'ended, with no retry and no pause after an error. ' +
+      `A run with upgrades did ${r.upgrades} of them` +
+      (pause === undefined
+        ? '.'
+        : `; each began ${pause} ms after the previous one had completed, and the load ran ${pause} ms before ` +
+          `the first and ${2 * pause} ms after the last.`),
+    '',
+  );
+  const spreads = unique(r.steady.map((x) => `${x.scenario}\n${x.keepAlive}`)).flatMap((key) => {
+    const rounds = r.steady.filter((x) => `${x.scenario}\n${x.keepAlive}` === key).map((x) => x.rps);
+    const { min, max } = range(rounds);
+    return rounds.length > 1 ? [(max - min) / median(rounds)] : [];
+  });
+  lines.push(
+    spreads.length
+      ? `The rounds of one steady-state measurement below differ by up to ${percent(range(spreads).max, 1)} ` +
+          'of their median (fastest minus slowest round): compare ratios within this run, not absolute numbers ' +
+          'across runs.'
+      : 'Compare ratios within this run, not absolute numbers across runs.',
+    '',
+  );
+  lines.push('![latency timeline](benchmarks/latency.svg)', '', '![failures](benchmarks/failures.svg)', '');
+}
+
+function upgrades(r: Results, lines: string[]): void {
+  const ceiling = (x: RunResult) =>
+    r.runs.find((y) => y.scenario === 'alone' && y.server === x.server && y.keepAlive === x.keepAlive)?.rps;
+  lines.push('## Upgrades under load', '');
+  lines.push(
+    '- server: `helper` is examples/http-server.mjs (baton\'s child helper: it drains on SIGTERM); `naive` ' +
+      'exits at once on SIGTERM; `slow` waits 1.5 s before it listens and answers each request after 200 ms ' +
+      '(test/bench/server.mjs). client: a new connection per request, or keep-alive connections.',
+    '- "alone" is the server with no upgrades (its marks are only points in time) and the reference of "vs alone" ' +
+      '(requests per second divided by alone\'s, same server and client); "stop-start" stops the server (SIGTERM, ' +
+      'wait for its exit) and starts it again at each upgrade; "pm2 cluster" runs `pm2 reload`.',
+    `- longest gap: the longest time in which no request completed successfully, from the start of the load ` +
+      `until it was told to stop. ≥ ${SLOW_MS / 1000} s: requests (any outcome) that took ${SLOW_MS} ms or more. ` +
+      'rps: successful requests per second over the same time.',
+    '- p50 is the median; p99 the nearest rank (the smallest latency that 99% of the requests did not exceed); ' +
+      'of the requests that succeeded, over the whole run and over those that started in the second after an ' +
+      'upgrade began.',
+    '- upgrade ms (median over the upgrades): baton, SIGHUP until it logs `upgraded`; stop-start, SIGTERM until ' +
+      'the new server accepts; pm2, how long `pm2 reload` took. old gone ms: baton, from its `reload` to the old ' +
+      "generation's `exit` in its log; stop-start, SIGTERM until the old server exited.",
+    "- baton's own ms (median over the upgrades): from baton's JSON log, `reload` → `spawn` (picking the request " +
+      'up, fork and exec) plus `ready` → `active` (taking the slot); the time the child needs to start is not ' +
+      'counted. The log has 1 ms timestamps, so each of the two terms is ±1 ms.',
+    '',
+  );
+  const cols = [
+    'scenario', 'server', 'client', 'requests', 'failed', 'failures by kind', 'longest gap ms',
+    `≥ ${SLOW_MS / 1000} s`, 'rps', 'vs alone', 'p50 / p99 / max ms', 'p99 / max ms, 1 s after each upgrade',
+    'upgrade ms', 'old gone ms', "baton's own ms",
+  ];
+  lines.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
+  for (const x of r.runs) {
+    const c = ceiling(x);
+    const cells = [
+      x.scenario, x.server, mode(x), x.requests, x.failed, kinds(x), x.longestGap?.ms ?? '-', x.slow ?? '-', x.rps,
+      c ? f(x.rps / c, 2) : '-', `${f(x.latency.p50)} / ${f(x.latency.p99)} / ${f(x.latency.max)}`,
+      `${f(x.afterUpgrade.p99)} / ${f(x.afterUpgrade.max)}`, f(x.toActiveMs, 0), f(x.toOldGoneMs, 0),
+      f(x.batonAddedMs, 2),
+    ];
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  lines.push('');
+  for (const name of unique(r.runs.map((x) => x.scenario))) {
+    const mine = r.runs.filter((x) => x.scenario === name);
+    const failing = mine.filter((x) => x.failed > 0);
+    const gaps = mine.map((x) => x.longestGap?.ms ?? NaN);
+    const slowTotal = mine.reduce((n, x) => n + (x.slow ?? 0), 0);
+    const ratios = mine.flatMap((x) => (ceiling(x) ? [x.rps / ceiling(x)!] : []));
+    const parts = [
+      `failed requests in ${failing.length} of ${mine.length} runs` +
+        (failing.length ? ` (${failing.map((x) => `${run(x)}: ${kinds(x)}`).join('; ')})` : ''),
+      `longest gap ${between(f(range(gaps).min, 0), f(range(gaps).max, 0))} ms`,
+      `${slowTotal} request(s) of ${SLOW_MS / 1000} s or more`,
+      ...(name !== 'alone' && ratios.length
+        ? [`vs alone ${between(f(range(ratios).min, 2), f(range(ratios).max, 2))}`]
+        : []),
+    ];
+    lines.push(`- **${name}**: ${parts.join('; ')}.`);
+  }
+  lines.push('');
+  const upgrading = r.runs.filter((x) => x.scenario !== 'alone' && ceiling(x));
+  if (upgrading.length) {
+    const ratio = (x: RunResult) => x.rps / ceiling(x)!;
+    const sorted = [...upgrading].sort((a, b) => ratio(a) - ratio(b));
+    const lo = sorted[0]!;
+    const hi = sorted[sorted.length - 1]!;
+    // as the table shows it: 0.996 reads 1.00 there
+    const below = upgrading.filter((x) => Number(f(ratio(x), 2)) < 1).length;
+    lines.push(
+      `Over the ${upgrading.length} runs with upgrades, "vs alone" ranges from ${f(ratio(lo), 2)} (${lo.scenario}, ` +
+        `${run(lo)}) to ${f(ratio(hi), 2)} (${hi.scenario}, ${run(hi)}); it is below 1.00 in ${below} of them.`,
+      '',
+    );
+  }
+  const withGaps = r.runs.filter((x) => x.longestGap !== undefined);
+  if (withGaps.length) {
+    const summary = unique(withGaps.map((x) => x.scenario)).map((name) => {
+      const mine = withGaps.filter((x) => x.scenario === name);
+      return `${name} ${mine.filter(clean).length} of ${mine.length}`;
+    });
+    lines.push(
+      `Runs with 0 failed requests, no ${GAP_MS} ms without a completed request and no request of ` +
+        `${SLOW_MS / 1000} s or more: ${summary.join(', ')}.`,
+    );
+  }
+  lines.push('');
+}
+
+const cpuCell = (ms: number, tickMs: number | undefined) =>
+  tickMs !== undefined && ms < tickMs ? `< ${f(tickMs, 0)}` : f(ms, 0);
+
+/** baton's own CPU time in a round, read in clock ticks from /proc. */
+function cpuSentence(cpuMs: number, roundMs: number, tickMs: number | undefined): string {
+  const round = `per round of ${f(roundMs / 1000)} s`;
+  if (tickMs !== undefined && cpuMs < tickMs) {
+    return `baton itself used less CPU than /proc counts (one clock tick, ${f(tickMs, 0)} ms) ${round} (median).`;
+  }
+  const tick = tickMs === undefined ? '' : `, counted in clock ticks of ${f(tickMs, 0)} ms`;
+  return `baton itself used a median ${f(cpuMs, 0)} ms of CPU ${round} (${f((100 * cpuMs) / roundMs, 2)}% of ` +
+    `one core${tick}).`;
+}
+
+function steady(r: Results, lines: string[]): void {
+  if (!r.steady.length) return;
+  lines.push('## Steady state (no upgrades)', '');
+  const durations = r.steady.flatMap((x) => (x.elapsedMs === undefined ? [] : [x.elapsedMs / 1000]));
+  const length = durations.length ? ` of ${between(f(range(durations).min), f(range(durations).max))} s of load` : '';
+  lines.push(
+    'The server alone and under baton (pidfd handover, one worker), with no upgrades, the helper server: ' +
+      `rounds${length}, ` +
+      'the two scenarios one after the other in the order below.' +
+      (r.aloneSetsid ? ' Both servers run in a session and process group of their own (setsid), as baton starts ' +
+        'every generation.' : '') +
+      ' "ratio" is the median rps divided by alone\'s.',
+    '',
+  );
+  for (const keepAlive of [false, true]) {
+    const order = r.steady.filter((x) => x.keepAlive === keepAlive).map((x) => x.scenario);
+    if (order.length) lines.push(`- order, ${keepAlive ? 'keep-alive' : 'new conn'}: ${order.join(', ')}`);
+  }
+  lines.push('');
+  const cols = [
+    'scenario', 'client', 'rounds', 'rps per round', 'median rps', 'min–max rps', 'ratio',
+    'p50 / p99 ms (median of the rounds)', "baton's CPU ms per round (median)",
+  ];
+  lines.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
+  const findings: string[] = [];
+  for (const keepAlive of [false, true]) {
+    const base = steadyRps(r, 'alone', keepAlive);
+    for (const scenario of ['alone', 'baton pidfd']) {
+      const rounds = steadyRounds(r, scenario, keepAlive);
+      if (!rounds.length) continue;
+      const rps = rounds.map((x) => x.rps);
+      const cpu = rounds.flatMap((x) => (x.supervisorCpuMs === undefined ? [] : [x.supervisorCpuMs]));
+      const cells = [
+        scenario, mode({ keepAlive }), rounds.length, rps.join(', '), f(median(rps), 0),
+        `${range(rps).min}–${range(rps).max}`, f(median(rps) / base, 3),
+        `${f(median(rounds.map((x) => x.latency.p50)))} / ${f(median(rounds.map((x) => x.latency.p99)))}`,
+        cpu.length ? cpuCell(median(cpu), r.cpuTickMs) : '-',
+      ];
+      lines.push(`| ${cells.join(' | ')} |`);
+    }
+    const alone = steadyRounds(r, 'alone', keepAlive).map((x) => x.rps);
+    const withBaton = steadyRounds(r, 'baton pidfd', keepAlive);
+    if (!alone.length || !withBaton.length) continue;
+    const b = median(withBaton.map((x) => x.rps));
+    const { min, max } = range(alone);
+    const cpu = withBaton.flatMap((x) => (x.supervisorCpuMs === undefined ? [] : [x.supervisorCpuMs]));
+    const seconds = withBaton.flatMap((x) => (x.elapsedMs === undefined ? [] : [x.elapsedMs]));
+    findings.push(
+      `- ${mode({ keepAlive })}: baton's median is ${f(b / median(alone), 3)} of alone's and lies ` +
+        `${b >= min && b <= max ? 'inside' : 'outside'} the range of the alone rounds (${min}–${max}, a spread of ` +
+        `${percent(max - min, median(alone))} of their median).` +
+        (cpu.length && seconds.length ? ` ${cpuSentence(median(cpu), median(seconds), r.cpuTickMs)}` : ''),
+    );
+  }
+  lines.push('', ...findings, '');
+}
+
+function steering(r: Results, lines: string[]): void {
+  if (!r.steering) return;
+  const s = r.steering;
+  lines.push('## Steering cost', '');
+  if (s.rounds !== undefined) {
+    lines.push(
+      `In a network namespace of the benchmark's, one process accepting and closing each connection: new ` +
+        `connections per second to the socket directly and through the sk_lookup program, each the median of ` +
+        `${s.rounds} rounds of ${s.conns} connections, ${s.concurrency} at a time, alternating which goes first.`,
+      '',
+    );
+  }
+  const cols = [
+    'load and attach the program', `switch a slot (median of ${s.switches ?? '?'})`, 'new connections/s direct',
+    'through sk_lookup', 'ratio',
+  ];
+  lines.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
+  const cells = [`${f(s.loadAttachMs)} ms`, `${f(s.switchUs, 1)} µs`, f(s.direct, 0), f(s.steered, 0)];
+  lines.push(`| ${[...cells, f(s.steered / s.direct, 3)].join(' | ')} |`, '');
+}
+
+function memory(r: Results, lines: string[]): void {
+  if (!r.memory) return;
+  const mm = r.memory;
+  lines.push("## baton's own memory and fds", '');
+  lines.push(
+    "A trivial command (`sh -c 'exec sleep 600'`, inherit handover, ready at once, no drain), upgraded through " +
+      `\`baton reload --wait\` ${mm.upgrades} times, one after the other: ${f(mm.perUpgradeMs)} ms per upgrade ` +
+      'end to end. baton\'s RSS and open fds, from /proc, 2 s after generation 1 was active and 3 s after the ' +
+      `last upgrade: RSS ${mm.after.rssMb >= mm.idle.rssMb ? 'grew' : 'shrank'} by ` +
+      `${f(Math.abs(mm.after.rssMb - mm.idle.rssMb))} MB, fds ${mm.idle.fds} → ${mm.after.fds}.`,
+    '',
+  );
+  lines.push('| | RSS MB | fds |', '|---|---|---|');
+  lines.push(`| idle | ${f(mm.idle.rssMb)} | ${mm.idle.fds} |`);
+  lines.push(`| after ${mm.upgrades} upgrades | ${f(mm.after.rssMb)} | ${mm.after.fds} |`, '');
+}
+
+function workers(r: Results, lines: string[]): void {
+  if (!r.workers) return;
+  const w = r.workers;
+  lines.push('## Workers', '');
+  const secs = w.throughputMs === undefined ? '' : `, ${w.throughputMs / 1000} s of load each`;
+  lines.push(`A handler that spends 2 ms of CPU on each request, keep-alive client${secs}:`, '');
+  lines.push('| scenario | rps | failed | share of requests per worker |', '|---|---|---|---|');
+  for (const t of w.throughput) lines.push(`| ${t.scenario} | ${t.rps} | ${t.failed} | ${share(t.share)} |`);
+  lines.push('');
+  const one = w.throughput.find((t) => t.scenario === 'baton --workers 1');
+  const facts = w.throughput.filter((t) => t !== one).map((t) => {
+    const times = one ? ` ${f(t.rps / one.rps, 2)}× the rps of baton --workers 1,` : '';
+    return `${t.scenario}:${times} its busiest worker served ${f(largestShare(t.share), 0)}% of the requests`;
+  });
+  if (facts.length) lines.push(`${facts.join('; ')}.`, '');
+  lines.push(`Rolling upgrade of 2 workers under load (baton --workers 2, helper server):`, '');
+  const cols = [
+    'client', 'upgrades', 'requests', 'failed', 'failures by kind', 'longest gap ms', `≥ ${SLOW_MS / 1000} s`,
+    'p99 ms after upgrades',
+  ];
+  lines.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
+  for (const x of w.rolling) {
+    const cells = [
+      mode(x), x.marks.length, x.requests, x.failed, kinds(x), x.longestGap?.ms ?? '-', x.slow ?? '-',
+      f(x.afterUpgrade.p99),
+    ];
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  lines.push('');
+}
+
+function targets(r: Results, lines: string[]): void {
+  lines.push('## Targets', '');
+  lines.push('| target | result | |', '|---|---|---|');
+  const batonRuns = r.runs.filter((x) => x.scenario.startsWith('baton'));
+  const helper = batonRuns.filter((x) => x.server === 'helper');
+  type Verdict = boolean | undefined | 'reference';
+  const tgt = (name: string, value: string, ok: Verdict) => {
+    const verdict = ok === 'reference' ? 'reference' : ok === undefined ? 'not measured' : ok ? 'met' : '**missed**';
+    lines.push(`| ${name} | ${value} | ${verdict} |`);
+  };
+  const modes = unique(helper.map(mode)).join(' and ') || 'no client mode';
+  tgt(
+    `0 failed requests, every baton scenario, helper server (${modes})`,
+    `${helper.reduce((n, x) => n + x.failed, 0)} failed in ${helper.length} runs`,
+    helper.length ? helper.every((x) => x.failed === 0) : undefined,
+  );
+  const gapped = helper.filter((x) => x.longestGap !== undefined);
+  tgt(
+    `no ${GAP_MS} ms without a completed request and no request of ${SLOW_MS / 1000} s or more, every baton ` +
+      `scenario, helper server (${modes})`,
+    gapped.length
+      ? `longest gap ${f(range(gapped.map((x) => x.longestGap!.ms)).max, 0)} ms, ` +
+          `${gapped.reduce((n, x) => n + (x.slow ?? 0), 0)} slow in ${gapped.length} runs`
+      : '-',
+    gapped.length ? gapped.every((x) => x.longestGap!.ms < GAP_MS && x.slow === 0) : undefined,
+  );
+  const portNaive = batonRuns.find((x) => x.scenario === 'baton port' && x.server === 'naive');
+  tgt(
+    '0 failed requests, --handover port, naive server',
+    portNaive ? `${portNaive.failed} failed` : '-',
+    portNaive ? portNaive.failed === 0 : undefined,
+  );
+  for (const keepAlive of [false, true]) {
+    const a = steadyRps(r, 'alone', keepAlive);
+    const b = steadyRps(r, 'baton pidfd', keepAlive);
+    const name = `throughput with baton ≥ 0.98 of the server alone, steady, medians, ${mode({ keepAlive })}`;
+    if (a && b) tgt(name, f(b / a, 3), b / a >= 0.98);
+  }
+  const pidfd = r.runs.find((x) => x.scenario === 'baton pidfd' && x.server === 'helper' && !x.keepAlive);
+  const alone = r.runs.find((x) => x.scenario === 'alone' && x.server === 'helper' && !x.keepAlive);
+  if (pidfd && alone) {
+    const name = '(for reference) baton pidfd during upgrades against alone, helper server, new conn';
+    tgt(name, f(pidfd.rps / alone.rps, 3), 'reference');
+  }
+  if (r.steering) {
+    const ratio = r.steering.steered / r.steering.direct;
+    tgt('steered ≥ 0.95 of direct (new connections)', f(ratio, 3), ratio >= 0.95);
+  }
+  const added = helper.flatMap((x) => (x.batonAddedMs === undefined ? [] : [x.batonAddedMs]));
+  tgt(
+    "baton's own added time per upgrade ≤ 5 ms (median of a run)",
+    added.length ? `${f(range(added).max, 2)} ms (worst of ${added.length} runs, helper server)` : '-',
+    added.length ? range(added).max <= 5 : undefined,
+  );
+  if (r.steering) tgt('slot switch ≤ 0.1 ms', `${f(r.steering.switchUs, 1)} µs`, r.steering.switchUs <= 100);
+  if (r.memory) {
+    const mm = r.memory;
+    tgt('baton RSS ≤ 60 MB idle', `${f(mm.idle.rssMb)} MB`, mm.idle.rssMb <= 60);
+    const growth = mm.after.rssMb - mm.idle.rssMb;
+    tgt(`RSS growth ≤ 2 MB over ${mm.upgrades} upgrades`, `${f(growth)} MB`, growth <= 2);
+    tgt('fd count unchanged', `${mm.idle.fds} → ${mm.after.fds}`, mm.idle.fds === mm.after.fds);
+  }
+  lines.push('');
 }
 
 /** Writes results.json, the SVG plots and benchmarks.md into `docs`. */
 export function report(r: Results, docs: string): void {
   writeFileSync(`${docs}/benchmarks/results.json`, JSON.stringify(r, null, 1) + '\n');
-  const main = r.runs.filter((x) => x.server === 'helper' && !x.keepAlive);
-  writeFileSync(
-    `${docs}/benchmarks/latency.svg`,
-    lineChart('p99 latency per 250 ms, helper server, new connection per request (dashed: upgrades)', 'ms since the load started', 'p99 latency (ms)', main.map((x) => ({ name: x.scenario, points: x.timeline, marks: x.scenario === 'alone' ? [] : x.marks.map((m) => m.at) }))),
-  );
-  writeFileSync(`${docs}/benchmarks/failures.svg`, barChart('Failed requests per scenario (all servers and client modes)', 'failed requests', r.runs.map((x) => ({ label: `${x.scenario} ${x.server} ${x.keepAlive ? 'ka' : 'nc'}`, value: x.failed }))));
-
-  const ceiling = (x: RunResult) => r.runs.find((y) => y.scenario === 'alone' && y.server === x.server && y.keepAlive === x.keepAlive)?.rps ?? 0;
+  writePlots(r, docs);
   const lines: string[] = [];
-  const m = r.machine;
-  lines.push('# Benchmarks', '');
-  lines.push('Generated by `npm run bench`' + (m.quick ? ' `--quick`' : '') + `; do not edit by hand. Machine: ${m.cpu}, ${m.cores} cores, Linux ${m.kernel}, Node ${m.node}, pm2 ${m.pm2}, baton ${m.baton}, ${m.date}. The run took ${r.seconds ?? '?'} s.`, '');
-  lines.push(`Every scenario ran side by side in one invocation with the same server and load: 8 client loops on loopback, no retries, ${r.upgrades} upgrades ${500} ms apart. These machines are shared and noisy: compare ratios within a run, not absolute numbers across runs.`, '');
-  lines.push('![latency timeline](benchmarks/latency.svg)', '', '![failures](benchmarks/failures.svg)', '');
-  lines.push('## Upgrades under load', '');
-  lines.push('| scenario | server | client | requests | failed | failures by kind | rate | rps | vs alone | p50 / p99 / max ms | p99 / max in the s after upgrades | SIGHUP → active ms | → old gone ms | baton\'s own ms |');
-  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const x of r.runs) {
-    const c = ceiling(x);
-    lines.push(`| ${x.scenario} | ${x.server} | ${mode(x)} | ${x.requests} | ${x.failed} | ${kinds(x)} | ${f((100 * x.failed) / Math.max(1, x.requests), 2)}% | ${x.rps} | ${c ? f(x.rps / c, 2) : '-'} | ${f(x.latency.p50)} / ${f(x.latency.p99)} / ${f(x.latency.max)} | ${f(x.afterUpgrade.p99)} / ${f(x.afterUpgrade.max)} | ${x.toActiveMs || '-'} | ${x.toOldGoneMs || '-'} | ${f(x.batonAddedMs, 2)} |`);
-  }
-  lines.push('', 'The naive server exits at once on SIGTERM: with a shared socket the requests it is serving at that moment are reset (ECONNRESET), which only the port handover avoids (it stops a generation once its own accept queue is empty and it has drained). A client loop that gets ECONNREFUSED tries again at once, which is why stop-start piles up failures while the slow server starts.', '');
-  lines.push('"alone" is the ceiling (no upgrades: its marks are only points in time); "stop-start" the floor. "vs alone" is throughput during the upgrades; a new generation starting takes CPU from the server on two cores, so it is below 1 for every scenario that starts processes. baton\'s own ms: reload → spawn plus ready → active plus the slot switch, from its own event log.', '');
-  if (r.steady.length) {
-    lines.push('## Steady state (no upgrades)', '');
-    lines.push('| scenario | client | rounds | rps per round | median rps | ratio | p50 / p99 ms (last round) |', '|---|---|---|---|---|---|---|');
-    for (const keepAlive of [false, true]) {
-      const base = steadyRps(r, 'alone', keepAlive);
-      for (const scenario of ['alone', 'baton pidfd']) {
-        const rounds = r.steady.filter((x) => x.scenario === scenario && x.keepAlive === keepAlive);
-        const last = rounds[rounds.length - 1];
-        if (!last) continue;
-        lines.push(`| ${scenario} | ${mode(last)} | ${rounds.length} | ${rounds.map((x) => x.rps).join(', ')} | ${steadyRps(r, scenario, keepAlive)} | ${f(steadyRps(r, scenario, keepAlive) / base, 3)} | ${f(last.latency.p50)} / ${f(last.latency.p99)} |`);
-      }
-    }
-    lines.push('', 'The two alternate (ABBA), round after round, to spread the machine\'s noise over both; the spread of the rounds of one scenario shows that noise (several per cent on this shared machine), and a ratio inside it means no difference. baton is not in the data path: once a generation serves, its connections go from the kernel to the server directly, and baton sleeps (no timer runs while nothing starts).', '');
-  }
-  if (r.steering) {
-    const s = r.steering;
-    lines.push('## Steering cost', '');
-    lines.push('| load and attach the program | switch a slot (median of 1000) | new connections/s direct | through sk_lookup | ratio |', '|---|---|---|---|---|');
-    lines.push(`| ${f(s.loadAttachMs)} ms | ${f(s.switchUs, 1)} µs | ${f(s.direct, 0)} | ${f(s.steered, 0)} | ${f(s.steered / s.direct, 3)} |`, '');
-  }
-  if (r.memory) {
-    const mm = r.memory;
-    lines.push('## baton\'s own memory and fds', '');
-    lines.push(`| | RSS MB | fds |`, '|---|---|---|');
-    lines.push(`| idle | ${f(mm.idle.rssMb)} | ${mm.idle.fds} |`, `| after ${mm.upgrades} upgrades | ${f(mm.after.rssMb)} | ${mm.after.fds} |`, '');
-    lines.push(`A trivial command (\`sh -c 'exec sleep 600'\`, inherit handover, ready at once, no drain), upgraded through \`baton reload --wait\` ${mm.upgrades} times: ${f(mm.perUpgradeMs)} ms per upgrade end to end.`, '');
-  }
-  if (r.workers) {
-    lines.push('## Workers', '');
-    lines.push('A CPU-bound handler (2 ms of CPU per request), keep-alive client:', '');
-    lines.push('| scenario | rps | failed | share of requests per worker |', '|---|---|---|---|');
-    for (const w of r.workers.throughput) lines.push(`| ${w.scenario} | ${w.rps} | ${w.failed} | ${share(w.share)} |`);
-    lines.push('', 'Rolling upgrade of 2 workers under load:', '');
-    lines.push('| client | requests | failed | failures by kind | p99 ms after upgrades |', '|---|---|---|---|---|');
-    for (const x of r.workers.rolling) lines.push(`| ${mode(x)} | ${x.requests} | ${x.failed} | ${kinds(x)} | ${f(x.afterUpgrade.p99)} |`);
-    lines.push('', 'The workers share one accept queue; the kernel wakes the waiting workers and the first to accept wins, so the split follows which worker is idle, not a rotation. On two cores, with the load generator on the same machine, two workers compete with the client for CPU.', '');
-  }
-  lines.push('## Targets', '');
-  lines.push('| target | result | |', '|---|---|---|');
-  const batonRuns = r.runs.filter((x) => x.scenario.startsWith('baton'));
-  const helper = batonRuns.filter((x) => x.server === 'helper');
-  const tgt = (name: string, value: string, ok: boolean | undefined) => lines.push(`| ${name} | ${value} | ${ok === undefined ? 'not measured' : ok ? 'met' : '**missed**'} |`);
-  tgt('0 failed requests, every baton scenario, helper server, both client modes', `${helper.reduce((n, x) => n + x.failed, 0)} failed in ${helper.length} runs`, helper.length ? helper.every((x) => x.failed === 0) : undefined);
-  const portNaive = batonRuns.find((x) => x.scenario === 'baton port' && x.server === 'naive');
-  tgt('0 failed requests, --handover port, naive server', portNaive ? `${portNaive.failed} failed` : '-', portNaive ? portNaive.failed === 0 : undefined);
-  const pidfd = r.runs.find((x) => x.scenario === 'baton pidfd' && x.server === 'helper' && !x.keepAlive);
-  const alone = r.runs.find((x) => x.scenario === 'alone' && x.server === 'helper' && !x.keepAlive);
-  for (const keepAlive of [false, true]) {
-    const a = steadyRps(r, 'alone', keepAlive);
-    const b = steadyRps(r, 'baton pidfd', keepAlive);
-    if (a && b) tgt(`throughput with baton ≥ 0.98 of the server alone, steady, ${keepAlive ? 'keep-alive' : 'new conn'}`, f(b / a, 3), b / a >= 0.98);
-  }
-  if (pidfd && alone) tgt('(for reference) the same during upgrades, new conn', f(pidfd.rps / alone.rps, 3), pidfd.rps / alone.rps >= 0.98);
-  if (r.steering) tgt('steered ≥ 0.95 of direct (new connections)', f(r.steering.steered / r.steering.direct, 3), r.steering.steered / r.steering.direct >= 0.95);
-  const added = helper.flatMap((x) => (x.batonAddedMs === undefined ? [] : [x.batonAddedMs]));
-  tgt("baton's own added time per upgrade ≤ 5 ms (median)", `${f(Math.max(0, ...added), 2)} ms (worst scenario)`, added.length ? Math.max(...added) <= 5 : undefined);
-  if (r.steering) tgt('slot switch ≤ 0.1 ms', `${f(r.steering.switchUs, 1)} µs`, r.steering.switchUs <= 100);
-  if (r.memory) {
-    tgt('baton RSS ≤ 60 MB idle', `${f(r.memory.idle.rssMb)} MB`, r.memory.idle.rssMb <= 60);
-    tgt(`RSS growth ≤ 2 MB over ${r.memory.upgrades} upgrades`, `${f(r.memory.after.rssMb - r.memory.idle.rssMb)} MB`, r.memory.after.rssMb - r.memory.idle.rssMb <= 2);
-    tgt('fd count unchanged', `${r.memory.idle.fds} → ${r.memory.after.fds}`, r.memory.idle.fds === r.memory.after.fds);
-  }
-  lines.push('');
+  header(r, lines);
+  upgrades(r, lines);
+  steady(r, lines);
+  steering(r, lines);
+  memory(r, lines);
+  workers(r, lines);
+  targets(r, lines);
   writeFileSync(`${docs}/benchmarks.md`, lines.join('\n'));
 }

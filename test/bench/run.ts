@@ -1,24 +1,36 @@
-// npm run bench [-- --quick]: zero downtime, overhead, handover time and memory of baton against the
-// server alone, stop-then-start and pm2, side by side in one run; writes docs/benchmarks.md,
-// docs/benchmarks/results.json and SVG plots. Loopback and namespaces of its own only; every load
-// is bounded in time.
+// npm run bench [-- OPTIONS]: zero downtime, overhead, handover time and memory of baton against the server
+// alone, stop-then-start and pm2, side by side in one run; writes docs/benchmarks.md,
+// docs/benchmarks/results.json and SVG plots. Loopback and namespaces of its own only; every load is bounded in
+// time. It builds baton first (npm run build), so that what runs is the code of the commit the page names.
+//
+//   --quick        fewer scenarios, upgrades and rounds: a check that it runs, not a result (2 min here)
+//   --dirty        measure even though the working tree has uncommitted changes (the page then says "dirty"
+//                  and lists them); without it the benchmark refuses a dirty tree, since the page could not
+//                  name the code it measured. Its own outputs (docs/benchmarks.md, docs/benchmarks/) do not count.
+//   --report-only  rewrite the page and plots from docs/benchmarks/results.json; runs nothing, any tree
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { request } from '../../supervisor/control/client.js';
 import { cpus, release } from 'node:os';
+import { request } from '../../supervisor/control/client.js';
 import { Baton, root } from '../helpers/baton.js';
 import { Netns } from '../helpers/netns.js';
 import type { LoadResult } from '../helpers/load.js';
-import { baton, plain, pm2, sleep, startLoad, type Scenario, type ServerKind, type UpgradeMark } from './scenarios.js';
-import { afterMarks, latency, median, timeline, type Sample } from './stats.js';
+import { exclusive } from '../helpers/lock.js';
+import { baton, CLIENTS, CPU_TICK_MS, cpuMs, plain, pm2, sleep, startLoad } from './scenarios.js';
+import type { Scenario, ServerKind, UpgradeMark } from './scenarios.js';
+import { afterMarks, latency, longestGap, median, slow, timeline, type Sample } from './stats.js';
 import { report, type Results, type RunResult } from './report.js';
 
-const quick = process.argv.includes('--quick');
+const OPTIONS = ['--quick', '--dirty', '--report-only'];
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
 const UPGRADES = quick ? 3 : 10;
 const GAP_MS = 500;
 const MEMORY_UPGRADES = quick ? 100 : 1000;
-const STEADY_ROUNDS = quick ? 1 : 4;
-const STEADY_MS = quick ? 1500 : 4000;
+const STEADY_ROUNDS = quick ? 2 : 4;
+const STEADY_MS = quick ? 1000 : 4000;
+/** What the benchmark writes: not an input of the measurement, so not "dirty". */
+const OUTPUTS = ['docs/benchmarks.md', 'docs/benchmarks/'];
 
 const scenarios = (): Scenario[] => [
   plain('alone'),
@@ -43,8 +55,35 @@ function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
 }
 
-async function once(s: Scenario, server: ServerKind, keepAlive: boolean, upgrades: number, workers = 1, holdMs = 0): Promise<RunResult> {
+const medianOf = (values: Array<number | undefined>): number | undefined => {
+  const known = values.filter((v): v is number => v !== undefined);
+  return known.length ? median(known) : undefined;
+};
+
+/**
+ * Runs `fn` holding the machine-wide load lock the tests take (test/helpers/lock.ts): a test under load and
+ * a benchmark load at the same time would spoil both. Held per measurement, so a waiting test waits seconds.
+ */
+async function exclusively<T>(fn: () => Promise<T>): Promise<T> {
+  const release = await exclusive();
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
+}
+
+async function once(
+  s: Scenario,
+  server: ServerKind,
+  keepAlive: boolean,
+  upgrades: number,
+  workers = 1,
+  holdMs = 0,
+): Promise<RunResult> {
   const port = await s.start(server, workers);
+  const pid = s.supervisor?.();
+  const cpuBefore = pid === undefined ? undefined : cpuMs(pid);
   const load = await startLoad(port, keepAlive, 120_000, s.netns);
   const marks: UpgradeMark[] = [];
   await sleep(GAP_MS);
@@ -54,12 +93,19 @@ async function once(s: Scenario, server: ServerKind, keepAlive: boolean, upgrade
     await sleep(GAP_MS);
   }
   await sleep(GAP_MS + holdMs);
-  const elapsed = (performance.now() - load.startedAt) / 1000;
+  const measured = performance.now() - load.startedAt;
   const r: LoadResult = await load.stop();
+  const supervisorCpuMs = pid === undefined || cpuBefore === undefined ? undefined : cpuMs(pid) - cpuBefore;
   await s.stop();
   s.finish?.(marks);
   const samples = (r.samples ?? []) as Sample[];
+  // Until the load was told to stop: requests still in flight then (a hung one waits out its 10 s timeout)
+  // would stretch the run, lower its rps and show a gap where no request was being sent.
+  const elapsed = measured;
   const after = afterMarks(samples, marks.map((m) => m.at));
+  const toActive = medianOf(marks.map((m) => m.toActive));
+  const toOldGone = medianOf(marks.map((m) => m.toOldGone));
+  const batonAdded = medianOf(marks.map((m) => m.batonAdded));
   return {
     scenario: s.name,
     server,
@@ -69,13 +115,17 @@ async function once(s: Scenario, server: ServerKind, keepAlive: boolean, upgrade
     ok: r.ok,
     failed: r.failed,
     failures: r.failures,
-    rps: Math.round(r.ok / elapsed),
+    elapsedMs: Math.round(elapsed),
+    rps: Math.round(r.ok / (elapsed / 1000)),
+    longestGap: longestGap(samples, elapsed),
+    slow: slow(samples),
     latency: latency(samples),
     afterUpgrade: latency(after),
     marks,
-    toActiveMs: Math.round(median(marks.flatMap((m) => (m.toActive === undefined ? [] : [m.toActive])))),
-    toOldGoneMs: Math.round(median(marks.flatMap((m) => (m.toOldGone === undefined ? [] : [m.toOldGone])))),
-    batonAddedMs: marks.some((m) => m.batonAdded !== undefined) ? median(marks.map((m) => m.batonAdded ?? 0)) : undefined,
+    ...(toActive === undefined ? {} : { toActiveMs: Math.round(toActive) }),
+    ...(toOldGone === undefined ? {} : { toOldGoneMs: Math.round(toOldGone) }),
+    ...(batonAdded === undefined ? {} : { batonAddedMs: batonAdded }),
+    ...(supervisorCpuMs === undefined ? {} : { supervisorCpuMs: Math.round(supervisorCpuMs) }),
     workerShare: Object.fromEntries(Object.entries(r.workers as unknown as Record<string, number>)),
     timeline: timeline(samples, 250),
   };
@@ -83,7 +133,11 @@ async function once(s: Scenario, server: ServerKind, keepAlive: boolean, upgrade
 
 /** baton's RSS and fds idle and after many upgrades of a trivial command (its own cost alone). */
 async function memory(): Promise<Results['memory']> {
-  const b = new Baton(['--listen', '127.0.0.1:0', '--handover', 'inherit', '--ready', 'delay:0', '--drain', '0', '--kill-timeout', '2s', '--', 'sh', '-c', 'exec sleep 600']);
+  const command = ['sh', '-c', 'exec sleep 600'];
+  const b = new Baton([
+    ...['--listen', '127.0.0.1:0', '--handover', 'inherit', '--ready', 'delay:0', '--drain', '0'],
+    ...['--kill-timeout', '2s', '--', ...command],
+  ]);
   await b.event('active', 1);
   await sleep(2000);
   const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${b.pid}/status`, 'utf8'))![1]) / 1024;
@@ -103,7 +157,9 @@ async function memory(): Promise<Results['memory']> {
 async function steeringCost(): Promise<Results['steering']> {
   const ns = new Netns();
   try {
-    const out = execFileSync(ns.prefix[0]!, [...ns.prefix.slice(1), process.execPath, '--import', 'tsx', `${root}test/bench/steer-cost.ts`, `benchcost${process.pid}`, quick ? '1000' : '4000'], { cwd: root, encoding: 'utf8' });
+    const script = `${root}test/bench/steer-cost.ts`;
+    const argv = [process.execPath, '--import', 'tsx', script, `benchcost${process.pid}`, quick ? '1000' : '4000'];
+    const out = execFileSync(ns.prefix[0]!, [...ns.prefix.slice(1), ...argv], { cwd: root, encoding: 'utf8' });
     return JSON.parse(out) as Results['steering'];
   } finally {
     ns.remove();
@@ -111,57 +167,115 @@ async function steeringCost(): Promise<Results['steering']> {
 }
 
 async function workers(): Promise<Results['workers']> {
-  const out: Results['workers'] = { throughput: [], rolling: [] };
   const ms = quick ? 2000 : 6000;
-  for (const [s, n] of [[baton('baton --workers 1', 'pidfd', false), 1], [baton('baton --workers 2', 'pidfd', false), 2], [pm2(2), 2]] as const) {
+  const out: NonNullable<Results['workers']> = { throughputMs: ms, throughput: [], rolling: [] };
+  const sides = [
+    [baton('baton --workers 1', 'pidfd', false), 1],
+    [baton('baton --workers 2', 'pidfd', false), 2],
+    [pm2(2), 2],
+  ] as const;
+  for (const [s, n] of sides) {
     log(`workers: ${s.name}`);
-    const port = await s.start('cpu', n);
-    const load = await startLoad(port, true, 60_000);
-    await sleep(ms);
-    const elapsed = (performance.now() - load.startedAt) / 1000;
-    const r = await load.stop();
-    await s.stop();
-    out.throughput.push({ scenario: s.name, rps: Math.round(r.ok / elapsed), failed: r.failed, share: Object.fromEntries(Object.entries(r.workers as unknown as Record<string, number>)) });
+    const { r, measured } = await exclusively(async () => {
+      const port = await s.start('cpu', n);
+      const load = await startLoad(port, true, 60_000);
+      await sleep(ms);
+      const measured = performance.now() - load.startedAt;
+      const r = await load.stop();
+      await s.stop();
+      return { r, measured };
+    });
+    const share = Object.fromEntries(Object.entries(r.workers as unknown as Record<string, number>));
+    const rps = Math.round(r.ok / (measured / 1000));
+    out.throughput.push({ scenario: s.name, rps, failed: r.failed, share });
   }
   for (const keepAlive of [false, true]) {
     log(`workers: rolling upgrade, keep-alive ${keepAlive}`);
-    out.rolling.push(await once(baton('baton --workers 2 rolling', 'pidfd', false), 'helper', keepAlive, quick ? 2 : 5, 2));
+    const s = baton('baton --workers 2 rolling', 'pidfd', false);
+    out.rolling.push(await exclusively(() => once(s, 'helper', keepAlive, quick ? 2 : 5, 2)));
   }
   return out;
 }
 
-function machine(): Results['machine'] {
-  const v = (cmd: string, args: string[]) => {
+const git = (...a: string[]) => execFileSync('git', a, { cwd: root, encoding: 'utf8', stdio: 'pipe' });
+
+/** The tree's uncommitted changes (git status lines) outside the benchmark's outputs; undefined without git. */
+function uncommitted(): string[] | undefined {
+  try {
+    const lines = git('status', '--porcelain=v1', '--untracked-files=all').split('\n').filter(Boolean);
+    // "XY path" or "XY old -> new"
+    return lines.filter((l) => !l.slice(3).split(' -> ').every((p) => OUTPUTS.some((o) => p.startsWith(o))));
+  } catch {
+    return undefined;
+  }
+}
+
+function machine(dirty: string[]): Results['machine'] {
+  const v = (cmd: string, a: string[]) => {
     try {
-      return execFileSync(cmd, args, { cwd: root, encoding: 'utf8' }).trim().split('\n')[0]!;
+      return execFileSync(cmd, a, { cwd: root, encoding: 'utf8' }).trim().split('\n')[0]!;
     } catch {
       return 'unknown';
     }
   };
+  const pm2Package = JSON.parse(readFileSync(`${root}node_modules/pm2/package.json`, 'utf8')) as { version: string };
   return {
     cpu: cpus()[0]?.model ?? 'unknown',
     cores: cpus().length,
     kernel: release(),
     node: process.version,
-    pm2: (JSON.parse(readFileSync(`${root}node_modules/pm2/package.json`, 'utf8')) as { version: string }).version,
+    pm2: pm2Package.version,
     baton: v('git', ['rev-parse', '--short', 'HEAD']),
+    commit: v('git', ['rev-parse', 'HEAD']),
+    dirty,
     date: new Date().toISOString(),
     quick,
   };
 }
 
 async function main(): Promise<void> {
-  if (process.argv.includes('--report-only')) {
+  const unknown = args.filter((a) => !OPTIONS.includes(a));
+  if (unknown.length) {
+    process.stderr.write(`error: unknown option ${unknown.join(' ')}\n`);
+    process.stderr.write(`hint: npm run bench [-- ${OPTIONS.map((o) => `[${o}]`).join(' ')}]\n`);
+    process.exitCode = 2;
+    return;
+  }
+  if (args.includes('--report-only')) {
     // Rewrite the page and plots from the last results.json, without running anything.
     report(JSON.parse(readFileSync(`${root}docs/benchmarks/results.json`, 'utf8')) as Results, `${root}docs`);
     return;
   }
+  const dirty = uncommitted();
+  if ((dirty === undefined || dirty.length > 0) && !args.includes('--dirty')) {
+    if (dirty === undefined) process.stderr.write('error: cannot tell which commit this is (git status failed)\n');
+    else {
+      process.stderr.write('error: the working tree has uncommitted changes, so the page could not name the code ');
+      process.stderr.write(`it measured:\n${dirty.map((l) => `  ${l}\n`).join('')}`);
+    }
+    process.stderr.write('hint: commit them first, or run `npm run bench -- --dirty` to measure this tree anyway ');
+    process.stderr.write('(the page then says "dirty" and lists the changes)\n');
+    process.exitCode = 1;
+    return;
+  }
+  log('npm run build');
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
   const started = Date.now();
-  const results: Results = { machine: machine(), upgrades: UPGRADES, runs: [], steady: [] };
+  const results: Results = {
+    machine: machine(dirty ?? ['(not a git checkout)']),
+    upgrades: UPGRADES,
+    pauseMs: GAP_MS,
+    clients: CLIENTS,
+    steadyMs: STEADY_MS,
+    aloneSetsid: true,
+    cpuTickMs: CPU_TICK_MS,
+    runs: [],
+    steady: [],
+  };
   for (const { server, keepAlive } of runs) {
     for (const s of scenarios()) {
       log(`${s.name}, ${server} server, ${keepAlive ? 'keep-alive' : 'new connection per request'}`);
-      results.runs.push(await once(s, server, keepAlive, UPGRADES));
+      results.runs.push(await exclusively(() => once(s, server, keepAlive, UPGRADES)));
     }
   }
   // baton with no upgrades against the server alone, alternating: is baton in the data path?
@@ -170,13 +284,15 @@ async function main(): Promise<void> {
     for (let round = 0; round < STEADY_ROUNDS; round++) {
       // ABBA: neither always runs first
       const pair = [plain('alone'), baton('baton pidfd', 'pidfd', false)];
-      for (const s of round % 2 ? pair.reverse() : pair) results.steady.push(await once(s, 'helper', keepAlive, 0, 1, STEADY_MS));
+      for (const s of round % 2 ? pair.reverse() : pair) {
+        results.steady.push(await exclusively(() => once(s, 'helper', keepAlive, 0, 1, STEADY_MS)));
+      }
     }
   }
   log('steering cost');
-  results.steering = await steeringCost();
+  results.steering = await exclusively(steeringCost);
   log(`memory over ${MEMORY_UPGRADES} upgrades`);
-  results.memory = await memory();
+  results.memory = await exclusively(memory);
   results.workers = await workers();
   results.seconds = Math.round((Date.now() - started) / 1000);
   mkdirSync(`${root}docs/benchmarks`, { recursive: true });
@@ -188,4 +304,3 @@ main().catch((err) => {
   process.stderr.write(`${(err as Error).stack}\n`);
   process.exitCode = 1;
 });
-

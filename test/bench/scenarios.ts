@@ -1,5 +1,5 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +35,8 @@ export interface Scenario {
   start(server: ServerKind, workers: number): Promise<number>;
   upgrade(): Promise<Omit<UpgradeMark, 'at'>>;
   stop(): Promise<void>;
+  /** The supervisor's pid (baton's), whose own CPU time the steady state reports. */
+  supervisor?(): number | undefined;
   /** Called after stop: what only the log could tell (old generation gone, baton's own time). */
   finish?(marks: UpgradeMark[]): void;
 }
@@ -52,17 +54,32 @@ async function accepting(port: number, timeoutMs = 20_000): Promise<void> {
   }
 }
 
+/** Parallel client loops of every load in the benchmark. */
+export const CLIENTS = 8;
+
 /** The load generator, in its own process (inside the scenario's network namespace if any). */
-export async function startLoad(port: number, keepAlive: boolean, maxMs: number, netns?: Netns): Promise<{ stop: () => Promise<LoadResult>; startedAt: number }> {
-  const opts = JSON.stringify({ port, keepAlive, concurrency: 8, maxMs, maxRequests: 2_000_000, record: true });
+export async function startLoad(
+  port: number,
+  keepAlive: boolean,
+  maxMs: number,
+  netns?: Netns,
+): Promise<{ stop: () => Promise<LoadResult>; startedAt: number }> {
+  const opts = JSON.stringify({ port, keepAlive, concurrency: CLIENTS, maxMs, maxRequests: 2_000_000, record: true });
   const argv = [process.execPath, '--import', 'tsx', netclient, 'load', opts];
   const prefix = netns?.prefix ?? [];
-  const c = spawn(prefix[0] ?? argv[0]!, [...prefix.slice(1), ...(prefix.length ? argv : argv.slice(1))], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const c = spawn(prefix[0] ?? argv[0]!, [...prefix.slice(1), ...(prefix.length ? argv : argv.slice(1))], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   c.stdout.on('data', (d) => (out += d));
-  await new Promise<void>((resolve) => c.stdout.on('data', () => out.includes('started') && resolve()));
+  const exited = new Promise<number | null>((resolve) => c.once('exit', (code) => resolve(code)));
+  await Promise.race([
+    new Promise<void>((resolve) => c.stdout.on('data', () => out.includes('started') && resolve())),
+    exited.then((code) => Promise.reject(new Error(`the load generator exited (${code}) before it started`))),
+  ]);
   const startedAt = performance.now();
-  const done = new Promise<LoadResult>((resolve) => c.once('exit', () => resolve(JSON.parse(out.split('\n')[1]!) as LoadResult)));
+  const done = exited.then(() => JSON.parse(out.split('\n')[1]!) as LoadResult);
   return {
     startedAt,
     stop: () => {
@@ -72,20 +89,38 @@ export async function startLoad(port: number, keepAlive: boolean, maxMs: number,
   };
 }
 
-/** The server alone (no upgrades), or stopped and started again at each upgrade. */
+/** CPU time (user + system, ms) a process has used so far, from /proc/PID/stat. */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state): utime and stime are fields 14 and 15, in clock ticks
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS;
+}
+const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+/** The resolution of cpuMs. */
+export const CPU_TICK_MS = 1000 / TICKS;
+
+/**
+ * The server alone (no upgrades), or stopped and started again at each upgrade. It runs in a session of its
+ * own (`detached`: setsid before exec), as baton runs each generation, and is stopped through its process group.
+ */
 export function plain(name: 'alone' | 'stop-start'): Scenario {
   let child: ChildProcess | undefined;
   let port = 0;
   let server: readonly string[] = [];
   const launch = async () => {
-    child = spawn(process.execPath, [...server], { env: { ...process.env, PORT: String(port) }, stdio: 'ignore' });
+    const env = { ...process.env, PORT: String(port) };
+    child = spawn(process.execPath, [...server], { env, stdio: 'ignore', detached: true });
     await accepting(port);
   };
   const kill = async () => {
     const c = child!;
     const gone = new Promise((r) => c.once('exit', r));
-    c.kill('SIGTERM');
+    process.kill(-c.pid!, 'SIGTERM');
+    // bounded: a server that has not exited 10 s after SIGTERM is killed
+    const timer = setTimeout(() => process.kill(-c.pid!, 'SIGKILL'), 10_000);
     await gone;
+    clearTimeout(timer);
   };
   return {
     name,
@@ -118,7 +153,18 @@ export function pm2(instances = 1): Scenario {
       const port = await freePort();
       const [script, ...args] = SERVERS[kind];
       const eco = join(home, 'ecosystem.json');
-      writeFileSync(eco, JSON.stringify({ apps: [{ name: 'bench', script, args, exec_mode: 'cluster', instances, env: { PORT: String(port) }, kill_signal: 'SIGTERM', kill_timeout: 5000, listen_timeout: 8000 }] }));
+      const app = {
+        name: 'bench',
+        script,
+        args,
+        exec_mode: 'cluster',
+        instances,
+        env: { PORT: String(port) },
+        kill_signal: 'SIGTERM',
+        kill_timeout: 5000,
+        listen_timeout: 8000,
+      };
+      writeFileSync(eco, JSON.stringify({ apps: [app] }));
       await run(bin, ['start', eco], { env });
       await accepting(port);
       return port;
@@ -130,15 +176,19 @@ export function pm2(instances = 1): Scenario {
     },
     async stop() {
       await run(bin, ['kill'], { env }).catch(() => {});
+      rmSync(home, { recursive: true, force: true });
     },
   };
 }
 
-const ms = (a: LogEvent | undefined, b: LogEvent | undefined) => (a && b ? Date.parse(String(b.time)) - Date.parse(String(a.time)) : undefined);
+/** ms from event a to event b, from the times in baton's log (ISO strings: 1 ms resolution). */
+const ms = (a: LogEvent | undefined, b: LogEvent | undefined) =>
+  a && b ? Date.parse(String(b.time)) - Date.parse(String(a.time)) : undefined;
 
 /** baton with one handover; steering scenarios run in a network namespace of their own. */
 export function baton(name: string, handover: 'pidfd' | 'inherit' | 'port', steer: boolean): Scenario {
   let b: Baton | undefined;
+  let state: string | undefined;
   let n = 1;
   const netns = steer ? new Netns() : undefined;
   const reloads: number[] = [];
@@ -146,7 +196,9 @@ export function baton(name: string, handover: 'pidfd' | 'inherit' | 'port', stee
     name,
     ...(netns ? { netns } : {}),
     async start(kind, workers) {
-      const args = ['--drain', '500ms', '--workers', String(workers), '--handover', handover, '--name', `bench${process.pid}`, '--state-dir', mkdtempSync(join(tmpdir(), 'baton-bench-state-'))];
+      state = mkdtempSync(join(tmpdir(), 'baton-bench-state-'));
+      const args = ['--drain', '500ms', '--workers', String(workers), '--handover', handover];
+      args.push('--name', `bench${process.pid}`, '--state-dir', state);
       if (handover === 'inherit') args.push('--ready', 'notify');
       if (steer) args.push('--steer', '127.0.0.1:80');
       if (handover !== 'port') args.push('--listen', '127.0.0.1:0');
@@ -154,6 +206,7 @@ export function baton(name: string, handover: 'pidfd' | 'inherit' | 'port', stee
       await b.waitFor((e) => e.event === 'active' && e.worker === workers - 1, 30_000);
       return steer ? 80 : await b.port();
     },
+    supervisor: () => b?.pid,
     async upgrade() {
       const t0 = performance.now();
       reloads.push(b!.events.length);
@@ -165,24 +218,22 @@ export function baton(name: string, handover: 'pidfd' | 'inherit' | 'port', stee
     async stop() {
       await b!.stop();
       netns?.remove();
+      if (state) rmSync(state, { recursive: true, force: true });
     },
     finish(marks) {
-      // From baton's own log: reload → spawn, ready → active and the slot switch are baton's time.
+      // From baton's own log: reload → spawn (the loop picking the request up, then fork and exec) and
+      // ready → active (which includes the slot switch in port mode) are baton's time; spawn → ready is
+      // the child's.
       const ev = b!.events;
       marks.forEach((m, i) => {
         const g = i + 2;
-        const from = reloads[i] ?? 0;
-        const find = (event: string, gen: number) => ev.slice(from).find((e) => e.event === event && e.generation === gen);
-        const reload = ev.slice(from).find((e) => e.event === 'reload');
-        const spawned = find('spawn', g);
-        const ready = find('ready', g);
-        const active = find('active', g);
-        const switched = find('switch', g);
-        const gone = ev.filter((e) => e.event === 'exit' && e.generation === g - 1).pop();
-        m.toOldGone = ms(reload, gone);
-        // reload → spawn start is the loop picking the request up; spawn_ms is fork + exec measured by baton.
-        const added = Math.max(0, (ms(reload, spawned) ?? 0) - Number(spawned?.spawn_ms ?? 0)) + Number(spawned?.spawn_ms ?? 0) + (ms(ready, active) ?? 0) + Number(switched?.switch_us ?? 0) / 1000;
-        m.batonAdded = Math.round(added * 100) / 100;
+        const later = ev.slice(reloads[i] ?? 0);
+        const find = (event: string) => later.find((e) => e.event === event && e.generation === g);
+        const reload = later.find((e) => e.event === 'reload');
+        const spawned = find('spawn');
+        const toSpawn = Math.max(ms(reload, spawned) ?? 0, Number(spawned?.spawn_ms ?? 0));
+        m.toOldGone = ms(reload, ev.filter((e) => e.event === 'exit' && e.generation === g - 1).pop());
+        m.batonAdded = Math.round((toSpawn + (ms(find('ready'), find('active')) ?? 0)) * 100) / 100;
       });
     },
   };
