@@ -99,7 +99,11 @@ export async function ready(status?: string): Promise<boolean> {
 export interface DrainOptions {
   /** The stop signal baton sends (its --stop-signal). */
   signal?: NodeJS.Signals;
-  /** How long idle keep-alive connections may stay before they are closed, in ms. */
+  /**
+   * How long after the stop signal connections may stay open, in ms (default 10 s): idle keep-alive
+   * connections (Node's own `keepAliveTimeout` may close them sooner) and requests still in flight.
+   * Whatever is left then is closed.
+   */
   grace?: number;
   /**
    * Called when every connection is closed: close the application's other resources here. The
@@ -118,15 +122,24 @@ export function drainOnStop(server: Server, options: DrainOptions = {}): void {
   const { signal = 'SIGTERM', grace = 10_000, onDrained } = options;
   let draining = false;
   const sockets = new Set<Socket>();
+  // Responses not yet finished: those still to send their headers get `Connection: close` too.
+  const responses = new Set<ServerResponse>();
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
   server.prependListener('request', (_req: unknown, res: ServerResponse) => {
-    if (draining) res.setHeader('Connection', 'close');
+    if (draining) {
+      res.setHeader('Connection', 'close');
+    } else {
+      responses.add(res);
+      res.once('close', () => responses.delete(res));
+    }
   });
   process.once(signal, () => {
     draining = true;
+    for (const res of responses) if (!res.headersSent) res.setHeader('Connection', 'close');
+    responses.clear();
     NetServer.prototype.close.call(server, () => onDrained?.());
     const http = server as HttpServer;
     const timer = setTimeout(() => {

@@ -2,8 +2,10 @@ import test, { type ImplementationFn } from 'ava';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
+export type Need = 'root' | 'netns' | 'bpf' | 'python3' | 'setpriv' | 'unshare' | 'systemd-socket-activate';
+
 /** What a test may need beyond Node: each check names what is missing, or nothing. */
-const checks = {
+const checks: Record<Need, () => string | undefined> = {
   root: () => (process.getuid?.() === 0 ? undefined : 'root'),
   netns: () => checks.root() ?? (onPath('ip') ? undefined : 'ip (iproute2)'),
   bpf: () => checks.netns() ?? (libbpf() ? undefined : 'libbpf.so.1 (libbpf1)'),
@@ -11,9 +13,7 @@ const checks = {
   setpriv: () => checks.root() ?? (onPath('setpriv') ? undefined : 'setpriv (util-linux)'),
   unshare: () => checks.root() ?? (onPath('unshare') ? undefined : 'unshare (util-linux)'),
   'systemd-socket-activate': () => (onPath('systemd-socket-activate') ? undefined : 'systemd-socket-activate (systemd)'),
-} satisfies Record<string, () => string | undefined>;
-
-export type Need = keyof typeof checks;
+};
 
 function onPath(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
