@@ -3,6 +3,7 @@ import { parseDuration } from './duration.js';
 import { BatonError, usageError } from './errors.js';
 import { request } from './control/client.js';
 import { controlPath, onlyControlSocket } from './control/path.js';
+import { yargsError } from './options.js';
 import { layered } from './sources.js';
 import { formatStatus, type Status } from './status.js';
 
@@ -18,18 +19,20 @@ export async function controlCommand(command: 'reload' | 'status' | 'stop', args
     .scriptName(`baton ${command}`)
     .options(WHERE)
     .option('wait', { type: 'boolean', default: false, describe: 'reload: return when the new generation is active (0) or rolled back (1)' })
-    .option('timeout', { type: 'string', default: '120s', describe: 'reload --wait: give up after this long' })
+    .option('timeout', { type: 'string', default: '120s', requiresArg: true, describe: 'reload --wait: give up after this long' })
     .option('json', { type: 'boolean', default: false, describe: 'status: print JSON' })
     .strictOptions()
     .exitProcess(false)
     .fail((msg, err) => {
-      throw err ?? usageError(msg, `run baton ${command} --help`);
+      if (err && err.name !== 'YError') throw err;
+      throw yargsError(msg ?? err!.message, `run baton ${command} --help`);
     })
     .parseSync();
   if (argv.help) return '';
   if (argv._.length) throw usageError(`unexpected argument ${argv._[0]}`, `run baton ${command} --help`);
   const path = controlPath(argv) ?? onlyControlSocket();
   const timeout = parseDuration('timeout', argv.timeout);
+  if (timeout <= 0) throw usageError('--timeout must be more than 0', 'e.g. --timeout 30s');
   const reply = await request(path, { command, ...(command === 'reload' ? { wait: argv.wait, timeout } : {}) }, timeout + 5_000);
   if (!reply.ok) throw new BatonError(reply.error.code, reply.error.message, reply.error.hint ?? '', {}, 1);
   if (command === 'status') return argv.json ? JSON.stringify(reply.status, null, 2) : formatStatus(reply.status as Status);

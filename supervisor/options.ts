@@ -3,7 +3,7 @@ import yargs from 'yargs';
 import { defaults, type Config } from './config.js';
 import { resolveCommand } from './command.js';
 import { parseDuration, parseSignal } from './duration.js';
-import { usageError } from './errors.js';
+import { usageError, type BatonError } from './errors.js';
 import type { HandoverName } from './handover/index.js';
 import { handovers } from './handover/index.js';
 import { parseListen } from './listener.js';
@@ -52,7 +52,12 @@ export function parser(args: string[]) {
     .usage('$0 --listen ADDRESS [options] -- COMMAND [ARGS...]\n$0 reload|status|stop [--control PATH | --pid-file PATH]\n$0 steer clean --name NAME\n\nRuns COMMAND as generation 1, owns its listeners, and upgrades it with zero downtime on SIGHUP.\nEvery option can also be set by BATON_<OPTION> (e.g. BATON_DRAIN=10s) or in --config.')
     // The command is passed on as written: no number parsing of it.
     .parserConfiguration({ 'halt-at-non-option': true, 'populate--': true, 'camel-case-expansion': true, 'parse-positional-numbers': false, 'parse-numbers': false });
-  for (const [name, o] of Object.entries(OPTIONS)) y = y.option(name, o);
+  for (const [name, { type, ...o }] of Object.entries(OPTIONS)) {
+    // A number option is read as written (yargs would turn "abc" into NaN and 1e3 into 1000): untyped,
+    // it stays a string ('parse-numbers': false), and parseOptions checks it.
+    // An option given without its value is refused rather than left at its default.
+    y = y.option(name, { ...o, ...(type === 'number' ? {} : { type }), requiresArg: type !== 'boolean' && !o.array });
+  }
   return y
     .strictOptions()
     .help()
@@ -60,8 +65,19 @@ export function parser(args: string[]) {
     .wrap(Math.min(120, process.stdout.columns || 100))
     .exitProcess(false)
     .fail((msg, err) => {
-      throw err ?? usageError(msg.split('\n')[0]!, HELP_HINT);
+      // yargs' own parse errors (YError: e.g. an option without its value) are usage errors too
+      if (err && err.name !== 'YError') throw err;
+      throw yargsError(msg ?? err!.message);
     });
+}
+
+/** yargs' message as one error line; its "Invalid values" is several lines. */
+export function yargsError(msg: string, hint = HELP_HINT): BatonError {
+  const choice = /Argument: ([\w-]+), Given: (.*), Choices: (.*)/.exec(msg);
+  if (choice) return usageError(`bad --${choice[1]} ${choice[2]}`, `use one of ${choice[3]}`);
+  const bare = /^Not enough arguments following: ([\w-]+)$/.exec(msg);
+  if (bare) return usageError(`--${bare[1]} needs a value`, hint);
+  return usageError(msg.replace(/\s*\n\s*/g, ' ').trim(), hint);
 }
 
 /** The parsed options, as yargs names them (camel case). */
@@ -71,16 +87,16 @@ interface Argv {
   help?: boolean;
   version?: boolean;
   listen?: string[];
-  backlog: number;
+  backlog: string | number;
   handover: string;
   ready?: string;
   readyTimeout: string;
   drain: string;
   stopSignal: string;
   killTimeout: string;
-  maxDraining: number;
+  maxDraining: string | number;
   workers: string;
-  surge: number;
+  surge: string | number;
   check?: string;
   pidFile?: string;
   control?: string;
@@ -95,9 +111,16 @@ interface Argv {
   keepSteering: boolean;
 }
 
-function wholeNumber(option: string, value: number, min: number): number {
-  if (!Number.isInteger(value) || value < min) throw usageError(`--${option} must be a whole number >= ${min}, not ${value}`, HELP_HINT);
-  return value;
+/** Digits only (no 1e3, 0x10 or 1.0), from `min` to `max`: a number option as given, or its default. */
+function wholeNumber(option: string, value: string | number, min: number, max?: number, or = ''): number {
+  const text = String(value).trim();
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= (max ?? Number.MAX_SAFE_INTEGER))) {
+    const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
+    const given = JSON.stringify(String(value));
+    throw usageError(`--${option} must be a whole number ${range}${or}, not ${given}`, HELP_HINT);
+  }
+  return n;
 }
 
 /** argv → Config; undefined when --help or --version was answered. */
@@ -125,8 +148,8 @@ export function parseOptions(args: string[]): Config | undefined {
   if (user && argv.group !== undefined) user.gid = lookupGroup(argv.group);
   if (user && process.getuid?.() !== 0) throw usageError('--user needs baton to run as root', 'start baton as root, or drop --user');
 
-  const workers = argv.workers === 'auto' ? availableParallelism() : Number(argv.workers);
-  if (!Number.isInteger(workers) || workers < 1) throw usageError(`--workers must be a whole number >= 1 or auto, not ${argv.workers}`, HELP_HINT);
+  const workers =
+    argv.workers === 'auto' ? availableParallelism() : wholeNumber('workers', argv.workers, 1, undefined, ' or auto');
   if (workers > 1 && handover === 'port') throw usageError('--workers needs a shared listener, which --handover port does not have', 'use --handover pidfd or inherit (with --steer if you need it)');
   const specs = parseListen(listen);
   const control = controlPath({ ...argv, name: argv.name ?? 'baton' })!;
@@ -140,7 +163,8 @@ export function parseOptions(args: string[]): Config | undefined {
   return {
     command,
     listen: specs,
-    backlog: wholeNumber('backlog', argv.backlog, 1),
+    // listen(2) takes an int (the kernel caps it at net.core.somaxconn); a larger value would wrap.
+    backlog: wholeNumber('backlog', argv.backlog, 1, 2 ** 31 - 1),
     handover,
     ready,
     readyTimeout: parseDuration('ready-timeout', argv.readyTimeout),

@@ -12,14 +12,19 @@ import { needs } from './helpers/needs.js';
 
 const run = promisify(execFile);
 
-/** `baton <command> --control <path>`: exit code and output. */
-async function ctl(control: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/**
+ * `baton <command> --control <path>`: exit code and output. Given the Baton itself, a failed command's
+ * stderr ends with that baton's exit state and log, so an assertion shows whether baton was there.
+ */
+async function ctl(target: Baton | string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const control = typeof target === 'string' ? target : target.control;
   try {
     const r = await run(process.execPath, [cli, ...args, '--control', control], { encoding: 'utf8' });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    const b = typeof target === 'string' ? '' : `[baton exit ${target.child.exitCode}/${target.child.signalCode}]\n${target.stderr}`;
+    return { code: e.code, stdout: e.stdout, stderr: `${e.stderr}${b}` };
   }
 }
 
@@ -40,7 +45,7 @@ test('reload --wait returns 0 once the new generation is active; status shows it
     const idle = net.connect(port, '127.0.0.1');
     await new Promise((r) => idle.once('connect', r));
     idle.on('error', () => {});
-    const r = await ctl(baton.control, 'reload', '--wait');
+    const r = await ctl(baton, 'reload', '--wait');
     t.is(r.code, 0, r.stderr);
     t.regex(r.stdout, /^generation 2 is active \(upgrade took \d+ms\)$/m);
     const status = ((await request(baton.control, { command: 'status' }, 5000)) as unknown as { status: unknown }).status as {
@@ -56,7 +61,7 @@ test('reload --wait returns 0 once the new generation is active; status shows it
     t.deepEqual(status.upgrades.map((u) => [u.ok, u.generation]), [[true, 2]]);
     t.is(status.listeners.length, 1);
     idle.destroy();
-    const text = await ctl(baton.control, 'status');
+    const text = await ctl(baton, 'status');
     t.regex(text.stdout, /^ {2}2 {4}0 {6}\d+ +active /m);
     t.regex(text.stdout, /Z ok +gen 2 in \d+ms/);
     await baton.event('exit', 1);
@@ -71,7 +76,7 @@ test('reload --wait returns 1 with the reason when the upgrade is rolled back', 
   const baton = new Baton(['--listen', '127.0.0.1:0', '--', 'node', fixture, 'exit-before-ready', '2']);
   try {
     await baton.event('active', 1);
-    const r = await ctl(baton.control, 'reload', '--wait');
+    const r = await ctl(baton, 'reload', '--wait');
     t.is(r.code, 1);
     t.regex(r.stderr, /^error: upgrade to generation 2 failed: exited with code 3 before ready$/m);
     t.regex(r.stderr, /^hint: generation 1 still serves/m);
@@ -86,12 +91,12 @@ test('--check: a failing preflight aborts the upgrade with its output; the activ
   const baton = new Baton(['--listen', '127.0.0.1:0', '--check', check, '--', 'node', fixture]);
   try {
     await baton.event('active', 1);
-    const r = await ctl(baton.control, 'reload', '--wait');
+    const r = await ctl(baton, 'reload', '--wait');
     t.is(r.code, 1);
     t.regex(r.stderr, /^error: upgrade failed: preflight failed \(exit 4\): config test failed: line 3$/m);
     t.is(baton.events.filter((e) => e.event === 'spawn').length, 1, 'nothing was started');
     writeFileSync(`${dir}/ok`, '');
-    t.is((await ctl(baton.control, 'reload', '--wait')).code, 0);
+    t.is((await ctl(baton, 'reload', '--wait')).code, 0);
   } finally {
     await baton.stop();
   }
@@ -99,12 +104,16 @@ test('--check: a failing preflight aborts the upgrade with its output; the activ
 
 test('reload without --wait only asks; stop stops', async (t) => {
   const baton = new Baton(['--listen', '127.0.0.1:0', '--', 'node', fixture]);
-  await baton.event('active', 1);
-  t.is((await ctl(baton.control, 'reload')).stdout.trim(), 'reload requested');
-  await baton.event('active', 2);
-  t.is((await ctl(baton.control, 'stop')).stdout.trim(), 'baton is stopping');
-  t.is((await baton.exited).code, 0);
-  t.false(existsSync(baton.control), 'the control socket is removed');
+  try {
+    await baton.event('active', 1);
+    t.is((await ctl(baton, 'reload')).stdout.trim(), 'reload requested');
+    await baton.event('active', 2);
+    t.is((await ctl(baton, 'stop')).stdout.trim(), 'baton is stopping');
+    t.is((await baton.exited).code, 0);
+    t.false(existsSync(baton.control), 'the control socket is removed');
+  } finally {
+    await baton.stop();
+  }
 });
 
 needs('setpriv')('the control socket is 0600 and refuses another uid (logged)', async (t) => {
@@ -142,18 +151,25 @@ test('a second baton on the same control socket is refused with the pid of the f
   const dir = mkdtempSync(join(tmpdir(), 'baton-second-'));
   const control = join(dir, 'c.sock');
   const first = new Baton(['--control', control, '--listen', '127.0.0.1:0', '--', 'node', fixture]);
-  await first.event('active', 1);
-  const second = spawnSync(process.execPath, [cli, '--control', control, '--listen', '127.0.0.1:0', '--', 'node', fixture], { encoding: 'utf8' });
-  t.is(second.status, 1);
-  t.regex(second.stderr, new RegExp(`^error: control socket ${control} belongs to a running baton \\(pid ${first.pid}\\)$`, 'm'));
-  first.signal('SIGKILL');
-  await first.exited;
-  spawnSync('pkill', ['-KILL', '-g', String(first.events.find((e) => e.event === 'spawn')!.pid)]);
-  t.true(existsSync(control), 'SIGKILL left the socket file');
-  const third = new Baton(['--control', control, '--listen', '127.0.0.1:0', '--', 'node', fixture]);
-  await third.event('active', 1);
-  t.regex(String(third.events.find((e) => e.event === 'stale-control')?.message), /removed stale control socket/);
-  await third.stop();
+  let orphan = 0;
+  let third: Baton | undefined;
+  try {
+    orphan = (await first.event('active', 1)).pid;
+    const second = spawnSync(process.execPath, [cli, '--control', control, '--listen', '127.0.0.1:0', '--', 'node', fixture], { encoding: 'utf8' });
+    t.is(second.status, 1);
+    t.regex(second.stderr, new RegExp(`^error: control socket ${control} belongs to a running baton \\(pid ${first.pid}\\)$`, 'm'));
+    first.signal('SIGKILL');
+    await first.exited;
+    t.true(existsSync(control), 'SIGKILL left the socket file');
+    third = new Baton(['--control', control, '--listen', '127.0.0.1:0', '--', 'node', fixture]);
+    await third.event('active', 1);
+    t.regex(String(third.events.find((e) => e.event === 'stale-control')?.message), /removed stale control socket/);
+  } finally {
+    await first.stop();
+    // The first baton's generation 1 outlives its SIGKILL: its own process group, by pid.
+    if (orphan && alive(orphan)) process.kill(-orphan, 'SIGKILL');
+    await third?.stop();
+  }
 });
 
 test('control commands with no running baton: a clear error', async (t) => {
@@ -182,7 +198,7 @@ test('options from BATON_* and --config; flags win over the environment, the env
     listen: ['127.0.0.1:0'],
     drain: '9s',
     'stop-signal': 'SIGQUIT',
-    readyTimeout: '700ms',
+    readyTimeout: '4s',
     ready: 'notify',
     command: ['node', fixture, 'never-ready', '2'],
   };
@@ -194,9 +210,9 @@ test('options from BATON_* and --config; flags win over the environment, the env
     t.is(config.stop_signal, 'SIGINT', 'the flag over the file (neither is the default)');
     t.is(config.ready, 'notify', 'the file over the default');
     await baton.event('active', 1);
-    // The file's command and ready timeout: generation 2 never says READY=1 and is given up after 700 ms.
+    // The file's command and ready timeout: generation 2 never says READY=1 and is given up after 4 s.
     baton.signal('SIGHUP');
-    t.regex(String((await baton.event('rollback')).message), /not ready within 700ms/);
+    t.regex(String((await baton.event('rollback')).message), /not ready within 4000ms/);
   } finally {
     await baton.stop();
   }
@@ -211,7 +227,7 @@ test('reload --wait --timeout gives up after that long with exit 1; the upgrade 
   try {
     await baton.event('active', 1);
     const began = performance.now();
-    const r = await ctl(baton.control, 'reload', '--wait', '--timeout', '400ms');
+    const r = await ctl(baton, 'reload', '--wait', '--timeout', '400ms');
     t.true(performance.now() - began >= 400);
     t.false(baton.events.some((e) => e.event === 'ready' && e.generation === 2), 'it returned before generation 2 was ready');
     t.is(r.code, 1);

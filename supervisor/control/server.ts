@@ -1,8 +1,9 @@
-import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { dirname } from 'node:path';
 import { BatonError, usageError } from '../errors.js';
 import { checkDirectory } from '../files.js';
+import { runtimeBase } from './path.js';
 import type { Logger } from '../log.js';
 import { peerCredentials, unixSocketOwner } from '../sys/socket.js';
 
@@ -50,9 +51,15 @@ export class ControlServer {
   readonly path: string;
   private readonly server: net.Server;
 
-  private constructor(path: string, server: net.Server) {
+  /** The directories open() created for the socket, deepest first: removed again on close if empty. */
+  private readonly made: string[];
+
+  private constructor(path: string, server: net.Server, made: string | undefined) {
     this.path = path;
     this.server = server;
+    this.made = [];
+    // The shared directory of every baton's default socket stays: another baton may be starting in it.
+    for (let d = dirname(path); made && d.startsWith(made) && d !== runtimeBase(); d = dirname(d)) this.made.push(d);
   }
 
   static async open(path: string, handler: Handler, log: Logger): Promise<ControlServer> {
@@ -60,8 +67,9 @@ export class ControlServer {
       const hint = 'give a shorter --control (or --pid-file) path';
       throw usageError(`control socket path too long (max ${MAX_PATH} bytes): ${path}`, hint);
     }
+    let made: string | undefined;
     try {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      made = mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     } catch {
       // checkDirectory says why it cannot be used
     }
@@ -84,7 +92,15 @@ export class ControlServer {
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(path, () => resolve());
+        server.listen(path, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      // From now on an error is one failed accept (EMFILE, ENOBUFS): the server goes on listening.
+      // Unhandled, the second one would take baton down with it.
+      server.on('error', (err: NodeJS.ErrnoException) => {
+        log.event('warning', { message: `control socket: ${err.code ?? err.message}` });
       });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
@@ -92,7 +108,7 @@ export class ControlServer {
     } finally {
       process.umask(umask);
     }
-    return new ControlServer(path, server);
+    return new ControlServer(path, server, made);
   }
 
   close(): void {
@@ -100,7 +116,12 @@ export class ControlServer {
     try {
       unlinkSync(this.path);
     } catch {
-      // gone already
+      // libuv removes it when it closes the server
+    }
+    try {
+      for (const d of this.made) rmdirSync(d);
+    } catch {
+      // not empty
     }
   }
 }

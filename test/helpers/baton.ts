@@ -16,6 +16,17 @@ export interface LogEvent {
   [k: string]: unknown;
 }
 
+/**
+ * The test runner's environment less what would tie a baton under test to the runner's own
+ * supervisor: a systemd NOTIFY_SOCKET (every baton would tell it READY=1 and MAINPID), socket
+ * activation, baton's own options. A test that wants one passes it explicitly.
+ */
+export function inherited(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (/^(NOTIFY_SOCKET|LISTEN_(PID|FDS|FDNAMES)|BATON_.*)$/.test(k)) delete env[k];
+  return env;
+}
+
 /** A real baton process with --log-format json; its events are parsed as they arrive. */
 export class Baton {
   readonly child: ChildProcess;
@@ -36,7 +47,7 @@ export class Baton {
     const argv = [cli, '--log-format', 'json', ...(named ? [] : ['--control', this.control]), ...args];
     this.child = spawn(prefix[0] ?? argv[0]!, [...prefix.slice(1), ...(prefix.length ? argv : argv.slice(1))], {
       cwd: root,
-      env: { ...process.env, ...env },
+      env: { ...inherited(), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let partial = '';
