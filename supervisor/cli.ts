@@ -10,7 +10,7 @@ import { createLogger } from './log.js';
 import { parseOptions } from './options.js';
 import { startReaper } from './reaper.js';
 import { steerCommand } from './steer-command.js';
-import { takeResumeState } from './self-upgrade.js';
+import { execSelf, takeResumeState } from './self-upgrade.js';
 import { Supervisor } from './supervisor.js';
 import { systemdHooks } from './systemd.js';
 
@@ -51,12 +51,21 @@ async function run(args: string[]): Promise<void> {
   process.on('SIGINT', () => sup.stop());
   process.on('SIGTTIN', () => sup.scale(1));
   process.on('SIGTTOU', () => sup.scale(-1));
-  process.on('SIGUSR2', () => {
-    void sup.selfUpgrade(
-      () => control.close(),
-      () => void ControlServer.open(config.control, handler, log).then((c) => (control = c), fail),
-    );
-  });
+  process.on('SIGUSR2', () => void selfUpgrade());
+  // In place (execve): same pid, so systemd's main pid and the children stay; a failed exec goes on.
+  const selfUpgrade = async () => {
+    const state = await sup.freeze();
+    if (!state) return;
+    log.event('self-upgrade', { message: `execve ${process.execPath} ${process.argv[1]}`, generations: state.generations.length });
+    try {
+      control.close();
+      execSelf(state);
+    } catch (err) {
+      log.event('self-upgrade-failed', { message: (err as Error).message });
+      void ControlServer.open(config.control, handler, log).then((c) => (control = c), fail);
+      sup.thaw(state);
+    }
+  };
   try {
     await sup.start();
     process.exitCode = await sup.done;

@@ -38,8 +38,9 @@ export function socketHolders(root: number): Map<string, { pid: number; fd: numb
   return out;
 }
 
-export function socketsOf(root: number): Set<string> {
-  return new Set(socketHolders(root).keys());
+/** Inodes of every socket open in the generation rooted at `root`. */
+export function socketInodes(root: number): number[] {
+  return [...socketHolders(root).keys()].map((link) => Number(link.slice('socket:['.length, -1)));
 }
 
 /** Where in the generation rooted at `root` each wanted socket (`socket:[inode]`) is open: pid and fd. */

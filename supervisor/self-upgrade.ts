@@ -1,9 +1,11 @@
-import type { Listener } from './listener.js';
-import type { State, Timings } from './generation.js';
-import type { UpgradeResult } from './upgrade.js';
-import { c } from './sys/libc.js';
-import { setCloexec } from './sys/fd.js';
 import { BatonError } from './errors.js';
+import { Generation, type State, type Timings } from './generation.js';
+import type { Listener } from './listener.js';
+import type { Logger } from './log.js';
+import type { Slots } from './slots.js';
+import { setCloexec } from './sys/fd.js';
+import { c } from './sys/libc.js';
+import type { UpgradeResult } from './upgrade.js';
 
 const ENV = 'BATON_RESUME';
 
@@ -21,6 +23,58 @@ export interface ResumeState {
   /** pid of the last active process. */
   lastActive?: number;
   generations: Array<{ number: number; worker: number; pid: number; state: State; ageMs: number; own: number[]; port?: number; times: Timings }>;
+}
+
+/** What capture() reads from the running supervisor. */
+export interface Running {
+  listeners: Listener[];
+  runtimeDir: string;
+  next: number;
+  failures: number;
+  slots: Slots;
+  pending: boolean;
+  startedAt: number;
+  history: UpgradeResult[];
+  live: Iterable<Generation>;
+}
+
+/** The wire format between two baton programs: its field names stay as they are across versions. */
+export function capture(r: Running): ResumeState {
+  const last = r.slots.lastActive;
+  return {
+    listeners: r.listeners,
+    runtimeDir: r.runtimeDir,
+    next: r.next,
+    failures: r.failures,
+    crashes: r.slots.crashes(),
+    workers: r.slots.length,
+    pending: r.pending,
+    startedAt: r.startedAt,
+    history: r.history,
+    ...(last ? { lastActive: last.pid } : {}),
+    generations: [...r.live].map((g) => ({
+      number: g.number,
+      worker: g.worker,
+      pid: g.pid,
+      state: g.state,
+      ageMs: g.ms(),
+      own: g.own,
+      ...(g.port === undefined ? {} : { port: g.port }),
+      times: g.times,
+    })),
+  };
+}
+
+/** The generations the previous program ran, as Generations of this one (still baton's children). */
+export function adopt(state: ResumeState, log: Logger): Generation[] {
+  return state.generations.map((g) => {
+    const gen = new Generation(g.number, { pid: g.pid, state: g.state, ageMs: g.ageMs }, log, g.worker);
+    gen.own = g.own;
+    for (const fd of g.own) setCloexec(fd, true);
+    if (g.port !== undefined) gen.port = g.port;
+    Object.assign(gen.times, g.times);
+    return gen;
+  });
 }
 
 /** The state left by the baton this process replaced (and removes it from the environment). */

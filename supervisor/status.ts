@@ -1,3 +1,9 @@
+import { formatAddress } from './address.js';
+import type { Generation } from './generation.js';
+import { socketInodes } from './grab-watch.js';
+import type { Listener } from './listener.js';
+import type { SteeringPlane } from './steering/plane.js';
+import { establishedInodes } from './sys/proc-net.js';
 import type { UpgradeResult } from './upgrade.js';
 
 /** What `baton status` reports; durations in ms. */
@@ -14,6 +20,48 @@ export interface Status {
   /** baton's own memory (process.memoryUsage()), bytes. */
   memory: NodeJS.MemoryUsage;
   steering?: { name: string; pins: string; slot: string; rules: Array<{ rule: string; steered: number; nosock: number }> };
+}
+
+/** What status is built from. */
+export interface StatusParts {
+  name: string;
+  startedAt: number;
+  handover: string;
+  workers: number;
+  listeners: Listener[];
+  live: Iterable<Generation>;
+  upgrades: UpgradeResult[];
+  failures: number;
+  plane?: SteeringPlane;
+}
+
+export function buildStatus(p: StatusParts): Status {
+  const live = [...p.live];
+  // /proc/net/tcp lists every connection on the host (TIME_WAIT too): read it only when needed.
+  const established = live.some((g) => g.state === 'draining') ? establishedInodes() : new Set<number>();
+  // Connections still open in a draining generation: its sockets that are established TCP connections.
+  const connections = (g: Generation) => socketInodes(g.pid).filter((inode) => established.has(inode)).length;
+  return {
+    pid: process.pid,
+    name: p.name,
+    uptimeMs: Date.now() - p.startedAt,
+    handover: p.handover,
+    workers: p.workers,
+    listeners: p.listeners.map((l) => ({ name: l.name, address: formatAddress(l.address), fd: l.fd })),
+    generations: live.map((g) => ({
+      number: g.number,
+      worker: g.worker,
+      pid: g.pid,
+      state: g.state,
+      ageMs: g.ms(),
+      readyMs: g.times.ready,
+      connections: g.state === 'draining' ? connections(g) : undefined,
+    })),
+    upgrades: p.upgrades,
+    failures: p.failures,
+    memory: process.memoryUsage(),
+    ...(p.plane ? { steering: p.plane.snapshot() } : {}),
+  };
 }
 
 const age = (ms: number) => (ms < 10_000 ? `${ms}ms` : ms < 600_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`);

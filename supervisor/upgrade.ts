@@ -14,7 +14,24 @@ export interface UpgradeResult {
   readyMs?: number;
 }
 
-export const HISTORY = 10;
+/** The last upgrades (not crash restarts), oldest first, for `baton status`. */
+export class History {
+  static readonly SIZE = 10;
+  private readonly items: UpgradeResult[];
+
+  constructor(items: UpgradeResult[] = []) {
+    this.items = items.slice(-History.SIZE);
+  }
+
+  add(r: UpgradeResult): void {
+    this.items.push(r);
+    if (this.items.length > History.SIZE) this.items.shift();
+  }
+
+  list(): UpgradeResult[] {
+    return [...this.items];
+  }
+}
 
 /** --check: a shell command whose non-zero exit aborts the upgrade; its output becomes the reason. */
 export async function preflight(command: string, timeout: number): Promise<string | undefined> {

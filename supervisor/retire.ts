@@ -1,0 +1,70 @@
+import type { Config } from './config.js';
+import type { Generation } from './generation.js';
+import type { SteeringPlane } from './steering/plane.js';
+
+/**
+ * Old generations on their way out: each waits out --drain (in port mode also until its own accept
+ * queue is empty), then gets the stop signal. Every retirement (a wave, a scale-down) gets the next
+ * number; --max-draining counts retirements, oldest first, not processes.
+ */
+export class Retirement {
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly retiredIn = new Map<Generation, number>();
+  private last = 0;
+
+  constructor(
+    private readonly config: Config,
+    private readonly plane: SteeringPlane | undefined,
+    private readonly stopping: () => boolean,
+  ) {}
+
+  /** `gens` are retired together (one wave, one scale-down, or what a self-upgrade carried over). */
+  retire(gens: Generation[]): void {
+    const n = ++this.last;
+    for (const g of gens) this.retiredIn.set(g, n);
+  }
+
+  /** Retirements are not carried across a self-upgrade: each draining generation counts as one, oldest first. */
+  carry(adopted: Generation[]): void {
+    const draining = adopted.filter((g) => g.state === 'draining');
+    for (const n of [...new Set(draining.map((g) => g.number))].sort((a, b) => a - b)) {
+      this.retire(draining.filter((g) => g.number === n));
+    }
+  }
+
+  /** A failed wave gives `gen` its slot back; or `gen` has exited. */
+  forget(gen: Generation): void {
+    this.retiredIn.delete(gen);
+  }
+
+  /** After --drain, the stop signal; in port mode only once the old listener's queue is empty. */
+  drainLater(old: Generation): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      // The queue can only be asked while the generation (and so baton's copy of its listener) lives.
+      const queue = old.alive ? this.plane?.emptied(old.own[0], this.config.killTimeout, () => old.alive) : undefined;
+      void Promise.resolve(queue)
+        .catch(() => {})
+        .then(() => {
+          if (!this.stopping()) void old.stop(this.config.stopSignal, this.config.killTimeout);
+        });
+    }, this.config.drain);
+    this.timers.add(t);
+  }
+
+  /** At most --max-draining retirements alive: the processes of the oldest beyond that are killed. */
+  cap(live: Iterable<Generation>): void {
+    const draining = [...live].filter((g) => g.state === 'draining');
+    const of = (g: Generation) => this.retiredIn.get(g) ?? 0;
+    const waves = [...new Set(draining.map(of))].sort((a, b) => a - b);
+    const excess = new Set(waves.slice(0, Math.max(0, waves.length - this.config.maxDraining)));
+    const reason = `more than --max-draining ${this.config.maxDraining} generations draining`;
+    for (const g of draining) if (excess.has(of(g))) void g.kill(reason);
+  }
+
+  /** Calls off every drain timer (stop, self-upgrade). */
+  pause(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+}

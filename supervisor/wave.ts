@@ -1,0 +1,145 @@
+import type { Config } from './config.js';
+import { describeExit, type Generation } from './generation.js';
+import type { Launch } from './launch.js';
+import type { Logger } from './log.js';
+import type { Retirement } from './retire.js';
+import type { Slots } from './slots.js';
+import { preflight, type UpgradeResult } from './upgrade.js';
+
+/** What a wave needs from the supervisor. */
+export interface WaveParts {
+  config: Config;
+  log: Logger;
+  slots: Slots;
+  retirement: Retirement;
+  live: ReadonlySet<Generation>;
+  launch(number: number, slot: number): Promise<Launch>;
+  /** The next generation number (each launch of a new run takes one). */
+  nextNumber(): number;
+  /** Counts one more failed upgrade; returns the count. */
+  failed(): number;
+  stopping(): boolean;
+}
+
+/**
+ * A process of a batch can be ready and then exit while the others are still starting: it must
+ * not take a slot (nothing would ever notice the slot is empty). It counts as a failed launch.
+ */
+function diedWhileWaiting(results: Launch[]): Launch[] {
+  return results.map((r) => {
+    if (!r.gen || r.gen.alive) return r;
+    r.gen.to('failed');
+    return { reason: `${describeExit(r.gen.status!)} right after it was ready` };
+  });
+}
+
+/** Launches generation `number` in each of `slots` at once; a process that died while the others started failed. */
+export async function launchAll(p: WaveParts, number: number, slots: number[]): Promise<Launch[]> {
+  return diedWhileWaiting(await Promise.all(slots.map((slot) => p.launch(number, slot))));
+}
+
+/**
+ * Generation 1 (or the first after a takeover) in every slot at once. Returns the failure that
+ * stopped it, after discarding the workers that did start; undefined when every slot is active.
+ */
+export async function runFirst(p: WaveParts): Promise<Launch | undefined> {
+  const slots = Array.from({ length: p.slots.length }, (_, slot) => slot);
+  const results = await launchAll(p, p.nextNumber(), slots);
+  if (p.stopping()) return undefined;
+  const failed = results.find((r) => !r.gen);
+  if (!failed) {
+    results.forEach((r, slot) => p.slots.activate(r.gen!, slot));
+    return undefined;
+  }
+  for (const r of results) if (r.gen) discardReady(r.gen, 'another worker failed');
+  return failed;
+}
+
+/** A worker that was ready but is not wanted after all. */
+export function discardReady(gen: Generation, reason: string): void {
+  gen.to('failed');
+  void gen.kill(reason);
+}
+
+interface Switch {
+  slot: number;
+  old?: Generation;
+  gen: Generation;
+}
+
+/**
+ * One upgrade: a rolling wave over the worker slots, --surge at a time. Each new worker must be
+ * ready before the next batch starts; the old workers it replaces keep their process (draining)
+ * until the whole wave has succeeded, so a failure gives every slot back to them. Undefined when
+ * baton began to stop meanwhile.
+ */
+export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> {
+  const { config, log, slots } = p;
+  const began = performance.now();
+  const requestedAt = new Date().toISOString();
+  const done = (r: Omit<UpgradeResult, 'requestedAt' | 'ms'>): UpgradeResult => {
+    const serving = slots.newest;
+    return { ...r, requestedAt, ms: Math.round(performance.now() - began), ...(serving ? { serving } : {}) };
+  };
+  const servingBefore = slots.newest;
+  if (config.check && servingBefore) {
+    const failed = await preflight(config.check, config.readyTimeout);
+    if (p.stopping()) return undefined;
+    if (failed) {
+      log.event('preflight-failed', { message: failed, serving: servingBefore, failures: p.failed() });
+      return done({ ok: false, generation: 0, reason: failed });
+    }
+  }
+  const number = p.nextNumber();
+  const switched: Switch[] = [];
+  const surge = servingBefore ? config.surge : slots.length;
+  let readyMs = 0;
+  for (let first = 0; first < slots.length; first += surge) {
+    const batch = Array.from({ length: Math.min(surge, slots.length - first) }, (_, k) => first + k);
+    const results = await launchAll(p, number, batch);
+    if (p.stopping()) return undefined;
+    const failed = results.find((r) => !r.gen);
+    if (failed) {
+      for (const r of results) if (r.gen) discardReady(r.gen, 'another worker of the wave failed');
+      giveBack(p, switched);
+      if (servingBefore) {
+        const failures = p.failed();
+        const fields = { generation: number, message: failed.reason, hint: failed.hint, serving: slots.newest, failures };
+        log.event('rollback', fields);
+      }
+      for (const slot of batch) if (!slots.at(slot)) slots.crashed(slot, failed.reason);
+      return done({ ok: false, generation: number, reason: failed.reason });
+    }
+    for (const [k, slot] of batch.entries()) {
+      const gen = results[k]!.gen!;
+      readyMs = Math.max(readyMs, gen.times.ready ?? 0);
+      switched.push({ slot, gen, old: slots.activate(gen, slot, Math.round(performance.now() - began)) });
+    }
+  }
+  const retired = switched.flatMap(({ old }) => (old?.state === 'draining' ? [old] : []));
+  p.retirement.retire(retired);
+  for (const old of retired) p.retirement.drainLater(old);
+  p.retirement.cap(p.live);
+  log.event('upgraded', { generation: number, workers: slots.length, upgrade: Math.round(performance.now() - began) });
+  return done({ ok: true, generation: number, readyMs });
+}
+
+/** A failed wave: its new workers stop, and the old ones get their slots back. */
+function giveBack(p: WaveParts, switched: Switch[]): void {
+  const { config, log, slots } = p;
+  for (const { slot, old, gen } of switched.reverse()) {
+    if (gen.state === 'active') {
+      gen.to('draining');
+      void gen.stop(config.stopSignal, config.killTimeout);
+    }
+    if (old?.alive && old.state === 'draining') {
+      old.to('active');
+      p.retirement.forget(old);
+      slots.take(slot, old);
+      log.event('regained', { generation: old.number, worker: slot, pid: old.pid });
+    } else {
+      slots.vacate(slot);
+      slots.crashed(slot, 'its old worker was gone when the wave failed');
+    }
+  }
+}
