@@ -11,9 +11,9 @@ It says READY=1 on $NOTIFY_SOCKET and, on SIGTERM, stops accepting and finishes 
 import ctypes
 import http.server
 import os
+import selectors
 import signal
 import socket
-import threading
 
 SYS_PIDFD_GETFD = 438
 
@@ -80,7 +80,23 @@ server.daemon_threads = False
 # The listener is shared with other generations and non-blocking: a lost accept race is not an error.
 server.socket.setblocking(False)
 
-signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+stopping = False
+
+
+def stop(*_):
+    # Only a flag. A Python signal handler runs in the main thread between two bytecodes, possibly while
+    # that thread holds one of threading's locks (socketserver reaps finished threads on each accept,
+    # under one). Starting a thread here, as server.shutdown() needs, then deadlocks: the new thread
+    # waits for that lock, the handler waits for the new thread, and an accepted connection is never served.
+    global stopping
+    stopping = True
+
+
+signal.signal(signal.SIGTERM, stop)
 notify("READY=1")
-server.serve_forever(poll_interval=0.1)
-server.server_close()
+with selectors.PollSelector() as selector:
+    selector.register(server.socket, selectors.EVENT_READ)
+    while not stopping:
+        if selector.select(0.1):
+            server.handle_request()  # accepts one connection, unless another process took it first
+server.server_close()  # closes this process's copy of the listener; waits for the connections it serves

@@ -1,28 +1,44 @@
-import test from 'ava';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import type { ExecutionContext } from 'ava';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, fixture, root } from './helpers/baton.js';
+import { refuses, scratch, type RefuseOptions } from './helpers/leftovers.js';
+import { needs } from './helpers/needs.js';
 import { Netns } from './helpers/netns.js';
 import { SteerWorld } from './helpers/steer.js';
-import { getPinned, loadObject, pinObject } from '../supervisor/sys/bpf.js';
+import { getPinned, loadObject, pinObject, progTag } from '../supervisor/sys/bpf.js';
+import { closeFd } from '../supervisor/sys/fd.js';
 
-/** Runs baton in the world's namespace to completion; asserts the two lines and the exit code. */
-function refuses(t: import('ava').ExecutionContext, w: SteerWorld, args: string[], code: number, error: RegExp, hint: RegExp, env: NodeJS.ProcessEnv = {}, prefix: string[] = []) {
-  const r = spawnSync(w.ns.prefix[0]!, [...w.ns.prefix.slice(1), ...prefix, process.execPath, cli, '--name', w.name, '--state-dir', w.stateDir, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
-  const lines = r.stderr.split('\n').filter(Boolean);
-  t.is(r.status, code, r.stderr);
-  t.is(lines.filter((l) => l.startsWith('error: ')).length, 1, r.stderr);
-  t.regex(lines.find((l) => l.startsWith('error: ')) ?? '', error);
-  t.regex(lines.find((l) => l.startsWith('hint: ')) ?? '', hint);
-  t.false(w.pinned(), 'nothing left pinned');
+/** The test's second sk_lookup program, built from other-steer.c by `npm run build:bpf` and committed. */
+const otherObject = `${root}test/fixtures/other-steer.o`;
+
+/**
+ * baton in the world's namespace (or `ns`), refused: the shared check (exit code, stderr exactly the
+ * `error:` and `hint:` lines, nothing left behind), and the world's pins and state directory as they were.
+ */
+async function refused(
+  t: ExecutionContext,
+  w: SteerWorld,
+  args: string[],
+  code: number,
+  error: RegExp,
+  hint: RegExp,
+  o: RefuseOptions = {},
+  ns: { prefix: string[] } = w.ns,
+) {
+  const before = w.owned();
+  const r = await refuses(t, ['--name', w.name, '--state-dir', w.stateDir, ...args], code, error, hint, {
+    ...o,
+    prefix: [...ns.prefix, ...(o.prefix ?? [])],
+  });
+  t.deepEqual(w.owned(), before, 'the pins and the state directory are as they were');
   return r;
 }
 
 const steerArgs = ['--steer', '127.0.0.1:80', '--listen', '127.0.0.1:0', '--', 'node', fixture];
 
-async function inWorld(t: import('ava').ExecutionContext, body: (w: SteerWorld) => Promise<void> | void) {
+async function inWorld(body: (w: SteerWorld) => Promise<void> | void) {
   const w = new SteerWorld();
   try {
     await body(w);
@@ -31,55 +47,85 @@ async function inWorld(t: import('ava').ExecutionContext, body: (w: SteerWorld) 
   }
 }
 
-test.serial('pins of a different program are refused', (t) =>
-  inWorld(t, (w) => {
-    const obj = join(mkdtempSync(join(tmpdir(), 'baton-other-')), 'other.o');
-    execFileSync('clang', ['-O2', '-g', '-target', 'bpf', `-I/usr/include/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`, '-c', `${root}test/fixtures/other-steer.c`, '-o', obj]);
-    const other = loadObject(obj, 'other', []);
+/** A Node one-liner running inside the world's namespace; resolves once it printed its first line. */
+async function inside(w: SteerWorld, script: string) {
+  const c = spawn(w.ns.prefix[0]!, [...w.ns.prefix.slice(1), process.execPath, '-e', script]);
+  await new Promise((r) => c.stdout.once('data', r));
+  return c;
+}
+
+/** The tag of the program pinned at `path` (the pin is opened and closed again). */
+function pinnedTag(path: string): string {
+  const fd = getPinned(path);
+  try {
+    return progTag(fd);
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/** The refusal's error line: NAME belongs to the running baton PID. */
+const runningBaton = (w: SteerWorld, pid: number) =>
+  new RegExp(`^steering ${w.name} belongs to a running baton \\(pid ${pid}\\)$`);
+
+/** `baton steer clean` for the world's name. */
+const clean = (w: SteerWorld) =>
+  spawnSync(process.execPath, [cli, 'steer', 'clean', '--name', w.name, '--state-dir', w.stateDir], {
+    encoding: 'utf8',
+  });
+
+needs('bpf').serial('pins of a different program are refused', (t) =>
+  inWorld(async (w) => {
+    const other = loadObject(otherObject, 'other', []);
+    const tag = progTag(other.prog);
     mkdirSync(w.pins, { recursive: true });
     pinObject(other.prog, join(w.pins, 'prog'));
     pinObject(other.prog, join(w.pins, 'link'));
     other.close();
-    const r = spawnSync(w.ns.prefix[0]!, [...w.ns.prefix.slice(1), process.execPath, cli, '--name', w.name, '--state-dir', w.stateDir, ...steerArgs], { cwd: root, encoding: 'utf8' });
-    t.is(r.status, 1);
-    t.regex(r.stderr, /^error: the pins at \S+ belong to a different program \(tag [0-9a-f]{16}, baton's is [0-9a-f]{16}\)$/m);
-    t.regex(r.stderr, new RegExp(`^hint: remove them with baton steer clean --name ${w.name}`, 'm'));
-    t.true(existsSync(join(w.pins, 'prog')), 'the other pins are left alone');
-    const clean = spawnSync(process.execPath, [cli, 'steer', 'clean', '--name', w.name, '--state-dir', w.stateDir], { encoding: 'utf8' });
-    t.is(clean.status, 0, clean.stderr);
-    t.regex(clean.stdout, /removed the pins/);
+    const message = /^the pins at \S+ belong to a different program \(tag ([0-9a-f]{16}), baton's is ([0-9a-f]{16})\)$/;
+    const hint = new RegExp(`^remove them with baton steer clean --name ${w.name}`);
+    const r = await refused(t, w, steerArgs, 1, message, hint);
+    const [, theirs, ours] = /\(tag ([0-9a-f]{16}), baton's is ([0-9a-f]{16})\)/.exec(r.stderr)!;
+    t.is(theirs, tag, "the tag named is the pinned program's");
+    t.not(ours, tag);
+    t.is(pinnedTag(join(w.pins, 'prog')), tag, 'the other pins are left alone');
+    const c = clean(w);
+    t.is(c.status, 0, c.stderr);
+    t.regex(c.stdout, /removed the pins/);
     t.false(w.pinned());
   }));
 
-test.serial('--keep-steering leaves the pins; baton steer clean removes them', (t) =>
-  inWorld(t, async (w) => {
+needs('bpf').serial('--keep-steering leaves the pins; baton steer clean removes them', (t) =>
+  inWorld(async (w) => {
     const b = w.baton(['--keep-steering', ...steerArgs]);
     await b.event('active', 1);
     await b.stop();
     t.true(w.pinned());
-    t.notThrows(() => getPinned(join(w.pins, 'link')));
+    t.notThrows(() => closeFd(getPinned(join(w.pins, 'link'))));
     // The link still runs with an empty slot (baton's listener is closed): the lookup fails, even
     // where another socket is bound on the steered port; an unsteered port is the kernel's as usual.
-    const echo = "for (const p of [80, 81]) require('net').createServer((c) => c.pipe(c)).listen(p, '127.0.0.1'); console.log('up')";
-    const other = (await import('node:child_process')).spawn(w.ns.prefix[0]!, [...w.ns.prefix.slice(1), process.execPath, '-e', echo]);
-    await new Promise((r) => other.stdout.once('data', r));
+    const echo = "for (const p of [80, 81]) require('net').createServer((c) => c.pipe(c)).listen(p, '127.0.0.1')";
+    const other = await inside(w, `${echo}; console.log('up')`);
     try {
-      t.deepEqual(await w.echo(['127.0.0.1:80', '127.0.0.1:81']), { '127.0.0.1:80': 'ECONNREFUSED', '127.0.0.1:81': 'ok' });
+      const r = await w.echo(['127.0.0.1:80', '127.0.0.1:81']);
+      t.deepEqual(r, { '127.0.0.1:80': 'ECONNREFUSED', '127.0.0.1:81': 'ok' });
     } finally {
       other.kill();
     }
-    const clean = spawnSync(process.execPath, [cli, 'steer', 'clean', '--name', w.name, '--state-dir', w.stateDir], { encoding: 'utf8' });
-    t.is(clean.status, 0, clean.stderr);
+    const c = clean(w);
+    t.is(c.status, 0, c.stderr);
     t.false(w.pinned());
   }));
 
-test.serial('a rule over another process’s listener is refused; --force steers with a warning', (t) =>
-  inWorld(t, async (w) => {
+needs('bpf').serial('a rule over another process’s listener is refused; --force steers with a warning', (t) =>
+  inWorld(async (w) => {
     // A listener of another process inside the namespace, on the steered address and port.
-    const other = (await import('node:child_process')).spawn(w.ns.prefix[0]!, [...w.ns.prefix.slice(1), process.execPath, '-e', "require('net').createServer().listen(80, '127.0.0.1', () => console.log('up'))"]);
-    await new Promise((r) => other.stdout.once('data', r));
+    const other = await inside(w, "require('net').createServer().listen(80, '127.0.0.1', () => console.log('up'))");
     try {
-      refuses(t, w, steerArgs, 1, /--steer would take connections from another process listening on 127\.0\.0\.1:80 \(--steer 127\.0\.0\.1:80\)/, /--force/);
+      const at = '127\\.0\\.0\\.1:80';
+      const head = '^--steer would take connections from another process listening on';
+      const message = new RegExp(`${head} ${at} \\(--steer ${at}\\)$`);
+      await refused(t, w, steerArgs, 1, message, /--force/);
       const b = w.baton(['--force', ...steerArgs]);
       await b.event('active', 1);
       t.regex(String(b.events.find((e) => e.event === 'warning')?.message), /127\.0\.0\.1:80/);
@@ -89,51 +135,99 @@ test.serial('a rule over another process’s listener is refused; --force steers
     }
   }));
 
-test.serial('steering errors: one error line, one hint, nothing pinned', (t) =>
-  inWorld(t, (w) => {
-    refuses(t, w, ['--steer', '127.0.0.1:80-70', ...steerArgs.slice(2)], 2, /bad port or range "80-70"/, /LOW-HIGH/);
-    refuses(t, w, ['--steer', 'example.com:80', ...steerArgs.slice(2)], 2, /"example\.com" is not an IP address/, /ADDRESS/);
-    refuses(t, w, ['--steer', '127.0.0.1/33:80', ...steerArgs.slice(2)], 2, /bad prefix length "\/33"/, /0 to 32/);
-    refuses(t, w, ['--steer', '127.0.0.0/8:80', '--steer', '127.0.0.1:80,81', ...steerArgs.slice(2)], 2, /--steer 127\.0\.0\.1:80,81 overlaps --steer 127\.0\.0\.0\/8:80 on port 80/, /one rule only/);
-    refuses(t, w, ['--steer', 'udp:127.0.0.1:53', ...steerArgs.slice(2)], 2, /UDP steering is not supported/, /TCP/);
-    refuses(t, w, ['--handover', 'port', '--', 'true'], 2, /--handover port needs --steer/, /--steer 0\.0\.0\.0:8080/);
-    refuses(t, w, steerArgs, 1, /cannot load \/nonexistent\/libbpf\.so\.1/, /install libbpf/, { BATON_LIBBPF: '/nonexistent/libbpf.so.1' });
-    refuses(t, w, steerArgs, 1, /bpffs is not mounted at \/proc\/baton-bpffs and cannot be mounted/, /mount -t bpf/, { BATON_BPFFS: '/proc/baton-bpffs' });
-    refuses(t, w, steerArgs, 1, /steering needs CAP_BPF and CAP_NET_ADMIN/, /run baton as root/, {}, ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all']);
+needs('bpf', 'setpriv').serial('steering errors: one error line, one hint, nothing left behind', (t) =>
+  inWorld(async (w) => {
+    const rest = steerArgs.slice(2);
+    await refused(t, w, ['--steer', '127.0.0.1:80-70', ...rest], 2, /bad port or range "80-70"/, /LOW-HIGH/);
+    await refused(t, w, ['--steer', 'example.com:80', ...rest], 2, /"example\.com" is not an IP address/, /ADDRESS/);
+    await refused(t, w, ['--steer', '127.0.0.1/33:80', ...rest], 2, /bad prefix length "\/33"/, /0 to 32/);
+    await refused(t, w, ['--steer', '127.0.0.0/8:80', '--steer', '127.0.0.1:80,81', ...rest], 2,
+      /--steer 127\.0\.0\.1:80,81 overlaps --steer 127\.0\.0\.0\/8:80 on port 80/, /one rule only/);
+    await refused(t, w, ['--steer', 'udp:127.0.0.1:53', ...rest], 2, /UDP steering is not supported/, /TCP/);
+    await refused(t, w, ['--handover', 'port', '--', 'true'], 2, /--handover port needs --steer/,
+      /--steer 0\.0\.0\.0:8080/);
+    await refused(t, w, steerArgs, 1, /cannot load \/nonexistent\/libbpf\.so\.1/, /install libbpf/,
+      { env: { BATON_LIBBPF: '/nonexistent/libbpf.so.1' } });
+    await refused(t, w, steerArgs, 1, /bpffs is not mounted at \/proc\/baton-bpffs and cannot be mounted/,
+      /mount -t bpf/, { env: { BATON_BPFFS: '/proc/baton-bpffs' } });
+    await refused(t, w, steerArgs, 1, /steering needs CAP_BPF and CAP_NET_ADMIN/, /run baton as root/,
+      { prefix: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all'] });
   }));
 
-test.serial('steering errors leave the listener closed', (t) =>
-  inWorld(t, async (w) => {
-    const port = 18000 + (process.pid % 1000);
-    refuses(t, w, ['--steer', '127.0.0.1:80', '--listen', `127.0.0.1:${port}`, '--', 'node', fixture], 1, /cannot load/, /libbpf/, { BATON_LIBBPF: '/nonexistent/libbpf.so.1' });
-    // the port is free again inside the namespace
-    const r = spawnSync(w.ns.prefix[0]!, [...w.ns.prefix.slice(1), process.execPath, '-e', `require('net').createServer().listen(${port}, '127.0.0.1', function () { this.close() })`], { encoding: 'utf8' });
-    t.is(r.status, 0, r.stderr);
+needs('bpf').serial('a refusal after the listeners opened closes them: nothing listens, the socket file is gone', (t) =>
+  inWorld(async (w) => {
+    const sock = join(scratch(t), 'listener.sock');
+    const args = ['--steer', '127.0.0.1:80', '--listen', '127.0.0.1:0', '--listen', `unix:${sock}`];
+    args.push('--', 'node', fixture);
+    const noLibbpf = { env: { BATON_LIBBPF: '/nonexistent/libbpf.so.1' } };
+    // The listeners are opened before steering is loaded: a bad --listen is reported, not the missing libbpf.
+    writeFileSync(sock, 'not a socket');
+    await refused(t, w, args, 1, /listener\.sock exists and is not a socket/, /remove it/, noLibbpf);
+    t.is(readFileSync(sock, 'utf8'), 'not a socket', "a file that is not baton's socket is left alone");
+    rmSync(sock);
+    // With the path free both listeners open, then loading libbpf fails: both are closed again.
+    await refused(t, w, args, 1, /cannot load \/nonexistent\/libbpf\.so\.1/, /install libbpf/, noLibbpf);
+    t.false(existsSync(sock), 'the unix socket file is removed');
+    t.deepEqual(w.listening(), [], 'nothing listens in the namespace');
+    t.deepEqual(w.processes(), [], 'no process is left in the namespace');
   }));
 
-test.serial('pins attached to another network namespace are refused', (t) =>
-  inWorld(t, async (w) => {
+needs('bpf').serial('pins attached to another network namespace are refused', (t) =>
+  inWorld(async (w) => {
     const first = w.baton(['--keep-steering', ...steerArgs]);
     await first.event('active', 1);
     await first.stop();
     const other = new Netns();
     try {
-      const r = spawnSync(other.prefix[0]!, [...other.prefix.slice(1), process.execPath, cli, '--name', w.name, '--state-dir', w.stateDir, ...steerArgs], { cwd: root, encoding: 'utf8' });
-      t.is(r.status, 1);
-      t.regex(r.stderr, /^error: the pins at \S+ steer another network namespace \(inode \d+, this one is \d+\)$/m);
+      const message = /^the pins at \S+ steer another network namespace \(inode \d+, this one is \d+\)$/;
+      const hint = new RegExp(`^remove them with baton steer clean --name ${w.name}, or choose another --name$`);
+      await refused(t, w, steerArgs, 1, message, hint, {}, other);
       t.true(w.pinned(), 'the pins are left alone');
     } finally {
       other.remove();
     }
   }));
 
-test.serial('a wildcard listener of another process is shadowed too', (t) =>
-  inWorld(t, async (w) => {
-    const other = (await import('node:child_process')).spawn(w.ns.prefix[0]!, [...w.ns.prefix.slice(1), process.execPath, '-e', "require('net').createServer().listen(80, '0.0.0.0', () => console.log('up'))"]);
-    await new Promise((r) => other.stdout.once('data', r));
+needs('bpf').serial('a wildcard listener of another process is shadowed too', (t) =>
+  inWorld(async (w) => {
+    const other = await inside(w, "require('net').createServer().listen(80, '0.0.0.0', () => console.log('up'))");
     try {
-      refuses(t, w, steerArgs, 1, /another process listening on 0\.0\.0\.0:80 \(--steer 127\.0\.0\.1:80\)/, /--force/);
+      const message = /another process listening on 0\.0\.0\.0:80 \(--steer 127\.0\.0\.1:80\)/;
+      await refused(t, w, steerArgs, 1, message, /--force/);
     } finally {
       other.kill();
     }
+  }));
+
+needs('bpf').serial("a second baton with the same --name is refused with the first's pid; the first serves on", (t) =>
+  inWorld(async (w) => {
+    const first = w.baton(steerArgs);
+    await first.event('active', 1);
+    const listening = w.listening();
+    const processes = w.processes().sort();
+    await refused(t, w, steerArgs, 1, runningBaton(w, first.pid), new RegExp(`^stop it first \\(kill ${first.pid}\\)`));
+    t.deepEqual(w.listening(), listening, "the first baton's listener is untouched");
+    t.deepEqual(w.processes().sort(), processes, 'the first baton and its generation, nothing more');
+    const r = await w.load({ port: 80, keepAlive: false, concurrency: 2, maxRequests: 20, maxMs: 10_000 });
+    t.is(r.ok, 20, JSON.stringify(r.failures));
+    t.deepEqual([...r.generations.keys()], [1]);
+    t.is((await first.stop()).code, 0);
+    t.false(w.pinned());
+  }));
+
+needs('bpf').serial('baton steer clean while the baton runs is refused and removes nothing', (t) =>
+  inWorld(async (w) => {
+    const first = w.baton(['--steer', '127.0.0.1:80', '--handover', 'port', '--', 'node', fixture]);
+    await first.event('active', 1);
+    const owned = w.owned();
+    const state = readFileSync(join(w.stateDir, 'state.json'), 'utf8');
+    await refuses(t, ['steer', 'clean', '--name', w.name, '--state-dir', w.stateDir], 1, runningBaton(w, first.pid),
+      new RegExp(`^stop it first \\(kill ${first.pid}\\)`));
+    t.deepEqual(w.owned(), owned, 'the pins and the state are all there');
+    t.is(readFileSync(join(w.stateDir, 'state.json'), 'utf8'), state);
+    const r = await w.load({ port: 80, keepAlive: false, concurrency: 2, maxRequests: 20, maxMs: 10_000 });
+    t.is(r.ok, 20, JSON.stringify(r.failures));
+    t.deepEqual([...r.generations.keys()], [1]);
+    t.is((await first.stop()).code, 0);
+    t.false(w.pinned());
   }));

@@ -2,6 +2,9 @@
 //   netclient.ts echo HOST:PORT...     one echo round trip each; prints {"HOST:PORT": "ok" | error code}
 //   netclient.ts hammer PORT KEEPALIVE MAXMS   load until SIGTERM or MAXMS; prints the LoadResult
 //   netclient.ts load JSON                      the same with LoadOptions as JSON (the benchmark's client)
+// A LoadResult is printed as one JSON line: its Maps as objects, its samples and elapsed as they are, and
+// `origin`, the wall-clock time (ms since the epoch) its sample times count from, to set them against
+// events the test observed itself.
 import net from 'node:net';
 import { hammer, type LoadOptions } from './load.js';
 
@@ -27,10 +30,15 @@ if (mode === 'echo') {
   process.stdout.write(JSON.stringify(out));
 } else if (mode === 'hammer' || mode === 'load') {
   const [port, keepAlive, maxMs] = rest;
-  const options = mode === 'load' ? (JSON.parse(rest[0]!) as LoadOptions) : { port: Number(port), keepAlive: keepAlive === 'true', concurrency: 4, maxMs: Number(maxMs) };
+  const options: LoadOptions =
+    mode === 'load'
+      ? (JSON.parse(rest[0]!) as LoadOptions)
+      : { port: Number(port), keepAlive: keepAlive === 'true', concurrency: 4, maxMs: Number(maxMs) };
+  const origin = performance.timeOrigin + performance.now();
   const load = hammer(options);
   process.once('SIGTERM', () => void load.stop());
   process.stdout.write('started\n');
   const r = await load.result;
-  process.stdout.write(JSON.stringify({ ...r, generations: Object.fromEntries(r.generations), workers: Object.fromEntries(r.workers) }) + '\n');
+  const json = { ...r, generations: Object.fromEntries(r.generations), workers: Object.fromEntries(r.workers), origin };
+  process.stdout.write(JSON.stringify(json) + '\n');
 }
