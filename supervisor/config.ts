@@ -53,3 +53,13 @@ export const backoff = { base: 1_000, factor: 1.5, max: 30_000, stableAfter: 60_
 
 /** A steering --name: a file name in bpffs and under /run/baton (no dots: bpffs refuses them; no slashes). */
 export const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Where a steering name keeps its state unless --state-dir says otherwise. */
+export function stateDirFor(name: string): string {
+  return `/run/baton/${name}`;
+}
+
+/** The bpffs mount baton pins under (BATON_BPFFS: a test's or a container's own). */
+export function bpffsRoot(): string {
+  return process.env.BATON_BPFFS ?? '/sys/fs/bpf';
+}

@@ -22,6 +22,12 @@ export function usageError(message: string, hint: string, context: Context = {})
   return new BatonError('ERR_BATON_USAGE', message, hint, context, 2);
 }
 
+/** `what` belongs to a live process `pid`: stop it first, or `otherwise`. */
+export function alreadyRunning(what: string, pid: number, otherwise?: string): BatonError {
+  const hint = `stop it first (kill ${pid})${otherwise ? `, or ${otherwise}` : ''}`;
+  return new BatonError('ERR_BATON_RUNNING', `${what} (pid ${pid})`, hint, { pid });
+}
+
 /** Shaped like Node's SystemError (code, errno, syscall) plus a hint. */
 export class SysError extends BatonError {
   readonly errno: number;

@@ -1,6 +1,6 @@
 import { readFileSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { BatonError } from './errors.js';
+import { alreadyRunning, BatonError } from './errors.js';
 import { checkDirectory, writeFileAtomic } from './files.js';
 
 function alive(pid: number): boolean {
@@ -36,7 +36,7 @@ export function writePidFile(path: string, onStale: (pid: number) => void): void
   const old = holder(path);
   if (old !== undefined && old !== process.pid) {
     if (alive(old)) {
-      throw new BatonError('ERR_BATON_RUNNING', `pid file ${path} names a running process (pid ${old})`, `stop it first (kill ${old}), or choose another --pid-file`, { pid: old });
+      throw alreadyRunning(`pid file ${path} names a running process`, old, 'choose another --pid-file');
     }
     onStale(old);
   }

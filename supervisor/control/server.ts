@@ -1,7 +1,7 @@
 import { lstatSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { dirname } from 'node:path';
-import { BatonError, usageError } from '../errors.js';
+import { alreadyRunning, BatonError, usageError } from '../errors.js';
 import { checkDirectory } from '../files.js';
 import { runtimeBase } from './path.js';
 import type { Logger } from '../log.js';
@@ -82,7 +82,8 @@ export class ControlServer {
     if (existing) {
       const owner = unixSocketOwner(path);
       if (owner !== undefined) {
-        throw new BatonError('ERR_BATON_RUNNING', `control socket ${path} belongs to a running baton (pid ${owner})`, `stop it first (kill ${owner}), or give this one another --control, --pid-file or --name`, { pid: owner });
+        const otherwise = 'give this one another --control, --pid-file or --name';
+        throw alreadyRunning(`control socket ${path} belongs to a running baton`, owner, otherwise);
       }
       unlinkSync(path);
       log.event('stale-control', { message: `removed stale control socket ${path}` });

@@ -1,6 +1,6 @@
 import { fstatSync, readFileSync } from 'node:fs';
 import type { Config } from '../config.js';
-import { BatonError } from '../errors.js';
+import { alreadyRunning, BatonError } from '../errors.js';
 import { findSockets } from '../grab-watch.js';
 import type { Listener } from '../listener.js';
 import type { Logger } from '../log.js';
@@ -50,7 +50,7 @@ export class SteeringPlane {
     const own = new Set(listeners.map((l) => fstatSync(l.fd).ino));
     const state = readState(config.stateDir);
     if (state && state.pid !== process.pid && startTime(state.pid) !== undefined && /baton|node/.test(safeComm(state.pid))) {
-      throw new BatonError('ERR_BATON_RUNNING', `steering ${config.name} belongs to a running baton (pid ${state.pid})`, `stop it first (kill ${state.pid}), or choose another --name`, { pid: state.pid });
+      throw alreadyRunning(`steering ${config.name} belongs to a running baton`, state.pid, 'choose another --name');
     }
     const orphanPid = !resuming && state?.generation && alive(state.generation.pid, state.generation.starttime) ? state.generation : undefined;
     const orphanInodes = orphanPid ? listeningSockets().filter((s) => s.port === orphanPid.port).map((s) => s.inode) : [];

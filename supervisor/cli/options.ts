@@ -1,18 +1,19 @@
 import { availableParallelism } from 'node:os';
 import yargs from 'yargs';
-import { defaults, type Config } from './config.js';
-import { resolveCommand } from './command.js';
-import { parseDuration, parseSignal } from './duration.js';
-import { usageError, type BatonError } from './errors.js';
-import type { HandoverName } from './handover/index.js';
-import { handovers } from './handover/index.js';
-import { parseListen } from './listener.js';
-import type { LogFormat } from './log.js';
-import { parseReady } from './ready/index.js';
-import { controlPath } from './control/path.js';
+import { bpffsRoot, defaults, NAME, stateDirFor, type Config } from '../config.js';
+import { resolveCommand } from '../command.js';
+import { parseDuration, parseSignal } from '../duration.js';
+import { usageError } from '../errors.js';
+import type { HandoverName } from '../handover/index.js';
+import { handovers } from '../handover/index.js';
+import { parseListen } from '../listener.js';
+import type { LogFormat } from '../log.js';
+import { parseReady } from '../ready/index.js';
+import { controlPath } from '../control/path.js';
+import { strictParser } from './parser.js';
 import { layered, type OptionShape } from './sources.js';
-import { parseRules } from './steering/rules.js';
-import { lookupGroup, lookupUser } from './sys/user.js';
+import { parseRules } from '../steering/rules.js';
+import { lookupGroup, lookupUser } from '../sys/user.js';
 
 const HELP_HINT = 'run baton --help for the options';
 
@@ -58,26 +59,7 @@ export function parser(args: string[]) {
     // An option given without its value is refused rather than left at its default.
     y = y.option(name, { ...o, ...(type === 'number' ? {} : { type }), requiresArg: type !== 'boolean' && !o.array });
   }
-  return y
-    .strictOptions()
-    .help()
-    .version()
-    .wrap(Math.min(120, process.stdout.columns || 100))
-    .exitProcess(false)
-    .fail((msg, err) => {
-      // yargs' own parse errors (YError: e.g. an option without its value) are usage errors too
-      if (err && err.name !== 'YError') throw err;
-      throw yargsError(msg ?? err!.message);
-    });
-}
-
-/** yargs' message as one error line; its "Invalid values" is several lines. */
-export function yargsError(msg: string, hint = HELP_HINT): BatonError {
-  const choice = /Argument: ([\w-]+), Given: (.*), Choices: (.*)/.exec(msg);
-  if (choice) return usageError(`bad --${choice[1]} ${choice[2]}`, `use one of ${choice[3]}`);
-  const bare = /^Not enough arguments following: ([\w-]+)$/.exec(msg);
-  if (bare) return usageError(`--${bare[1]} needs a value`, hint);
-  return usageError(msg.replace(/\s*\n\s*/g, ' ').trim(), hint);
+  return strictParser(y.help().version().wrap(Math.min(120, process.stdout.columns || 100)), HELP_HINT);
 }
 
 /** The parsed options, as yargs names them (camel case). */
@@ -159,7 +141,7 @@ export function parseOptions(args: string[]): Config | undefined {
   const steer = parseRules(steerSpecs);
   const name = argv.name ?? (listen[0] ?? steerSpecs[0] ?? 'baton').replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '');
   // bpffs refuses names with dots
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw usageError(`bad --name "${name}"`, 'a name is 1-64 letters, digits, "_" or "-" (no dots: bpffs refuses them)');
+  if (!NAME.test(name)) throw usageError(`bad --name "${name}"`, 'a name is 1-64 letters, digits, "_" or "-" (no dots: bpffs refuses them)');
   return {
     command,
     listen: specs,
@@ -182,8 +164,8 @@ export function parseOptions(args: string[]): Config | undefined {
     ...(user ? { user } : {}),
     steer,
     name,
-    stateDir: argv.stateDir ?? `/run/baton/${name}`,
-    bpffs: process.env.BATON_BPFFS ?? '/sys/fs/bpf',
+    stateDir: argv.stateDir ?? stateDirFor(name),
+    bpffs: bpffsRoot(),
     force: argv.force,
     keepSteering: argv.keepSteering,
   };

@@ -1,11 +1,11 @@
 import yargs from 'yargs';
-import { parseDuration } from './duration.js';
-import { BatonError, usageError } from './errors.js';
-import { request } from './control/client.js';
-import { controlPath, onlyControlSocket } from './control/path.js';
-import { yargsError } from './options.js';
+import { parseDuration } from '../duration.js';
+import { BatonError, usageError } from '../errors.js';
+import { request } from '../control/client.js';
+import { controlPath, onlyControlSocket } from '../control/path.js';
+import { strictParser } from './parser.js';
 import { layered } from './sources.js';
-import { formatStatus, type Status } from './status.js';
+import { formatStatus, type Status } from '../status.js';
 
 const WHERE = {
   control: { type: 'string', describe: "the baton's control socket" },
@@ -15,19 +15,13 @@ const WHERE = {
 
 /** `baton reload|status|stop`: one request to a running baton; returns what to print. */
 export async function controlCommand(command: 'reload' | 'status' | 'stop', args: string[]): Promise<string> {
-  const argv = yargs(layered(args, WHERE))
+  const parser = yargs(layered(args, WHERE))
     .scriptName(`baton ${command}`)
     .options(WHERE)
     .option('wait', { type: 'boolean', default: false, describe: 'reload: return when the new generation is active (0) or rolled back (1)' })
     .option('timeout', { type: 'string', default: '120s', requiresArg: true, describe: 'reload --wait: give up after this long' })
-    .option('json', { type: 'boolean', default: false, describe: 'status: print JSON' })
-    .strictOptions()
-    .exitProcess(false)
-    .fail((msg, err) => {
-      if (err && err.name !== 'YError') throw err;
-      throw yargsError(msg ?? err!.message, `run baton ${command} --help`);
-    })
-    .parseSync();
+    .option('json', { type: 'boolean', default: false, describe: 'status: print JSON' });
+  const argv = strictParser(parser, `run baton ${command} --help`).parseSync();
   if (argv.help) return '';
   if (argv._.length) throw usageError(`unexpected argument ${argv._[0]}`, `run baton ${command} --help`);
   const path = controlPath(argv) ?? onlyControlSocket();

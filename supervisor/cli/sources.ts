@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { usageError } from './errors.js';
+import { usageError } from '../errors.js';
 
 export interface OptionShape {
   type: 'string' | 'number' | 'boolean';
