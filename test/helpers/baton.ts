@@ -85,10 +85,13 @@ export class Baton {
           resolve(e);
         }
       };
-      const timer = setTimeout(() => {
+      // A worker whose event loop was busy (a spawnSync) runs timers before it reads what waits in
+      // the pipe: look at baton's output once more, after the poll phase, before giving up.
+      const timer = setTimeout(() => setImmediate(() => {
+        check();
         cleanup();
         reject(new Error(`no matching event within ${timeout}ms; stderr:\n${this.stderr}`));
-      }, timeout);
+      }), timeout);
       const onExit = () => setTimeout(() => {
         check();
         cleanup();
