@@ -76,7 +76,9 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
     const reason = said ? `${outcome} (child said: ${said})` : outcome;
     gen.to('failed');
     log.event('failed', { generation: number, worker, pid: gen.pid, message: reason });
-    await gen.kill(reason);
+    // It may already serve from the shared listener: stopped like an old generation, so what it holds
+    // is answered (SIGKILL only after --kill-timeout); the loop does not wait for it.
+    void gen.stop(config.stopSignal, config.killTimeout);
     const hint = channel.hint();
     return hint ? { reason, hint } : { reason };
   } catch (err) {

@@ -260,7 +260,7 @@ export class Supervisor {
     const [{ gen, reason }] = await launchAll(this.parts, number, [slot]);
     if (this.stopping) return;
     if (!gen) return this.slots.crashed(slot, reason);
-    if (slot >= this.slots.length || this.slots.at(slot)) return discardReady(gen, 'the slot is no longer empty');
+    if (slot >= this.slots.length || this.slots.at(slot)) return discardReady(this.parts, gen, 'the slot is no longer empty');
     this.slots.activate(gen, slot);
   }
 

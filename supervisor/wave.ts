@@ -51,14 +51,15 @@ export async function runFirst(p: WaveParts): Promise<Launch | undefined> {
     results.forEach((r, slot) => p.slots.activate(r.gen!, slot));
     return undefined;
   }
-  for (const r of results) if (r.gen) discardReady(r.gen, 'another worker failed');
+  for (const r of results) if (r.gen) discardReady(p, r.gen, 'another worker failed');
   return failed;
 }
 
-/** A worker that was ready but is not wanted after all. */
-export function discardReady(gen: Generation, reason: string): void {
+/** A worker that was ready (and may already serve) but is not wanted after all: it is stopped like an old one. */
+export function discardReady(p: Pick<WaveParts, 'config' | 'log'>, gen: Generation, reason: string): void {
   gen.to('failed');
-  void gen.kill(reason);
+  p.log.event('failed', { generation: gen.number, worker: gen.worker, pid: gen.pid, message: reason });
+  void gen.stop(p.config.stopSignal, p.config.killTimeout);
 }
 
 interface Switch {
@@ -100,7 +101,7 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
     if (p.stopping()) return undefined;
     const failed = results.find((r) => !r.gen);
     if (failed) {
-      for (const r of results) if (r.gen) discardReady(r.gen, 'another worker of the wave failed');
+      for (const r of results) if (r.gen) discardReady(p, r.gen, 'another worker of the wave failed');
       giveBack(p, switched);
       if (servingBefore) {
         const failures = p.failed();
