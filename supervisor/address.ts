@@ -14,13 +14,18 @@ function parsePort(text: string, spec: string): number {
   return Number(text);
 }
 
+/** sun_path holds 108 bytes with the terminating NUL: the kernel (and libuv) would cut a longer path silently. */
+export function checkUnixPath(path: string, what: string, hint: string): string {
+  if (Buffer.byteLength(path) > 107) throw usageError(`${what} path too long (max 107 bytes): ${path}`, hint);
+  return path;
+}
+
 /** Parses one --listen value. `:PORT` is dual-stack (IPv6 and IPv4), like Node's listen(PORT). */
 export function parseAddress(spec: string): Address {
   if (spec.startsWith('unix:')) {
     const path = spec.slice(5);
     if (!path.startsWith('/')) throw usageError(`unix socket path must be absolute: --listen ${spec}`, LISTEN_HINT);
-    if (Buffer.byteLength(path) > 107) throw usageError(`unix socket path too long (max 107 bytes): ${path}`, 'choose a shorter path');
-    return { kind: 'unix', path };
+    return { kind: 'unix', path: checkUnixPath(path, 'unix socket', 'choose a shorter path') };
   }
   const v6 = /^\[([^\]]*)\]:([^:]*)$/.exec(spec);
   if (v6) {

@@ -1,9 +1,10 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Baton, cli, fixture, root } from './helpers/baton.js';
+import { Baton, fixture } from './helpers/baton.js';
+import { refuses } from './helpers/leftovers.js';
 import { needs } from './helpers/needs.js';
 import { SteerWorld } from './helpers/steer.js';
 
@@ -21,10 +22,6 @@ function victim(dir: string): string {
   const path = join(dir, 'victim.conf');
   writeFileSync(path, 'important root config\n', { mode: 0o644 });
   return path;
-}
-
-function baton(args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8', timeout: 20_000 });
 }
 
 needs('setpriv')('symlinks planted for the pid file\'s temp names are never followed (H1)', async (t) => {
@@ -49,22 +46,20 @@ needs('setpriv')('symlinks planted for the pid file\'s temp names are never foll
   }
 });
 
-needs('root')('a pid-file or control directory another user owns is refused; nothing is left (H1, M4)', (t) => {
+needs('root')('a pid-file or control directory another user owns is refused; nothing is left (H1, M4)', async (t) => {
   const dir = scratch();
   const theirs = join(dir, 'app');
   mkdirSync(theirs);
   chownSync(theirs, NOBODY, NOBODY);
   const sock = join(dir, 'l.sock');
-  for (const [flag, what] of [['--pid-file', 'pid file'], ['--control', 'control socket']] as const) {
-    const r = baton(['--listen', `unix:${sock}`, flag, join(theirs, flag === '--control' ? 'c.sock' : 'b.pid'), '--', 'true']);
-    t.is(r.status, 1, r.stderr);
-    t.regex(r.stderr, new RegExp(`^error: refusing ${theirs} for the ${what}: it belongs to uid ${NOBODY}$`, 'm'));
-    t.regex(r.stderr, /^hint: use a directory that only root or uid 0 can write/m);
-    t.false(existsSync(sock), 'the listener is closed again');
-  }
+  const hint = /^use a directory that only root or uid 0 can write/;
+  await refuses(t, ['--listen', `unix:${sock}`, '--pid-file', join(theirs, 'b.pid'), '--', 'true'], 1,
+    new RegExp(`^refusing ${theirs} for the pid file: it belongs to uid ${NOBODY}$`), hint);
+  await refuses(t, ['--listen', `unix:${sock}`, '--control', join(theirs, 'c.sock'), '--', 'true'], 1,
+    new RegExp(`^refusing ${theirs} for the control socket: it belongs to uid ${NOBODY}$`), hint, { logged: true });
 });
 
-test('--control naming a file that is not a socket is refused, and the file is left alone (L6)', (t) => {
+test('--control naming a file that is not a socket is refused, and the file is left alone (L6)', async (t) => {
   const dir = scratch();
   const target = victim(dir);
   const link = join(dir, 'c.sock');
@@ -72,33 +67,29 @@ test('--control naming a file that is not a socket is refused, and the file is l
   const regular = join(dir, 'notes.txt');
   writeFileSync(regular, 'keep me\n');
   for (const control of [link, regular]) {
-    const r = baton(['--listen', '127.0.0.1:0', '--control', control, '--', 'true']);
-    t.is(r.status, 1, r.stderr);
-    t.regex(r.stderr, new RegExp(`^error: ${control} exists and is not a socket$`, 'm'));
+    await refuses(t, ['--listen', '127.0.0.1:0', '--control', control, '--', 'true'], 1,
+      new RegExp(`^${control} exists and is not a socket$`), /^remove it, or choose another --control path$/, { logged: true });
   }
   t.is(statSync(target).mode & 0o777, 0o644, 'not chmodded');
   t.is(readFileSync(regular, 'utf8'), 'keep me\n', 'not deleted');
 });
 
-test('a --control path longer than sun_path is a usage error, with nothing left at a cut path (F9)', (t) => {
+test('a --control path longer than sun_path is a usage error before anything opens (F9)', async (t) => {
   const dir = join(scratch(), 'd'.repeat(120));
   mkdirSync(dir);
-  const r = baton(['--listen', '127.0.0.1:0', '--control', join(dir, 'c.sock'), '--', 'true']);
-  t.is(r.status, 2, r.stderr);
-  t.regex(r.stderr, /^error: control socket path too long \(max 107 bytes\)/m);
-  t.regex(r.stderr, /^hint: give a shorter --control/m);
-  t.deepEqual(spawnSync('ls', [dir], { encoding: 'utf8' }).stdout, '');
+  await refuses(t, ['--listen', '127.0.0.1:0', '--control', join(dir, 'c.sock'), '--', 'true'], 2,
+    /^control socket path too long \(max 107 bytes\)/, /^give a shorter --control/);
+  t.deepEqual(readdirSync(dir), []);
 });
 
-test('baton steer clean refuses a --name that is a path (M8)', (t) => {
+test('baton steer clean refuses a --name that is a path (M8)', async (t) => {
   const dir = scratch();
   const precious = join(dir, 'victimdir');
   mkdirSync(precious);
   writeFileSync(join(precious, 'data'), 'x');
   for (const name of [`../../../../..${precious}`, '.', '..']) {
-    const r = baton(['steer', 'clean', '--name', name, '--state-dir', join(dir, 'state')]);
-    t.is(r.status, 2, r.stderr);
-    t.regex(r.stderr, /^error: bad --name/m);
+    await refuses(t, ['steer', 'clean', '--name', name, '--state-dir', join(dir, 'state')], 2,
+      /^bad --name/, /^a name is 1-64 letters/);
   }
   t.true(existsSync(join(precious, 'data')));
 });

@@ -9,6 +9,7 @@ import { handovers } from '../handover/index.js';
 import { parseListen } from '../listener.js';
 import type { LogFormat } from '../log.js';
 import { parseReady } from '../ready/index.js';
+import { checkUnixPath } from '../address.js';
 import { controlPath } from '../control/path.js';
 import { strictParser } from './parser.js';
 import { layered, type OptionShape } from './sources.js';
@@ -16,6 +17,7 @@ import { parseRules } from '../steering/rules.js';
 import { lookupGroup, lookupUser } from '../sys/user.js';
 
 const HELP_HINT = 'run baton --help for the options';
+const CONTROL_HINT = 'give a shorter --control (or --pid-file) path';
 
 type Option = OptionShape & { describe: string; default?: string | number | boolean; choices?: string[] };
 
@@ -158,7 +160,7 @@ export function parseOptions(args: string[]): Config | undefined {
     surge: wholeNumber('surge', argv.surge, 1),
     ...(argv.pidFile ? { pidFile: argv.pidFile } : {}),
     ...(argv.check ? { check: argv.check } : {}),
-    control: argv.control || argv.pidFile ? control : controlPath({ name })!,
+    control: checkUnixPath(argv.control || argv.pidFile ? control : controlPath({ name })!, 'control socket', CONTROL_HINT),
     subreaper: argv.subreaper,
     logFormat: argv.logFormat as LogFormat,
     ...(user ? { user } : {}),

@@ -1,7 +1,7 @@
 import { lstatSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { dirname } from 'node:path';
-import { alreadyRunning, BatonError, usageError } from '../errors.js';
+import { alreadyRunning, BatonError } from '../errors.js';
 import { checkDirectory } from '../files.js';
 import { runtimeBase } from './path.js';
 import type { Logger } from '../log.js';
@@ -18,8 +18,6 @@ export type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: { c
 export type Handler = (req: Request) => Promise<Reply>;
 
 const COMMANDS = new Set(['reload', 'status', 'stop']);
-/** sun_path holds 108 bytes with the terminating NUL; a longer path would be cut silently. */
-const MAX_PATH = 107;
 
 function lstatOrUndefined(path: string) {
   try {
@@ -63,10 +61,6 @@ export class ControlServer {
   }
 
   static async open(path: string, handler: Handler, log: Logger): Promise<ControlServer> {
-    if (Buffer.byteLength(path) > MAX_PATH) {
-      const hint = 'give a shorter --control (or --pid-file) path';
-      throw usageError(`control socket path too long (max ${MAX_PATH} bytes): ${path}`, hint);
-    }
     let made: string | undefined;
     try {
       made = mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
