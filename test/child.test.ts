@@ -210,15 +210,8 @@ test('drain: a request in flight at the stop signal completes, with Connection: 
   const reply = c.request('/hold');
   await d.out.waitFor(/ request \/hold$/m);
   d.child.kill('SIGTERM');
-  const r = await reply;
-  t.is(r.status, 200);
-  t.is(r.headers.connection, 'close');
-  t.is(r.body, `pid=${d.child.pid} generation=0 path=/hold\n`);
   // Ended after that reply, not at the grace (60 s, beyond this wait).
-  const closed = await within(c.closed, 'the server to end the connection after its reply');
-  t.true(closed.clean);
-  t.is(closed.rest, '');
-  t.deepEqual(await d.end(), { code: 0, signal: null, onDrained: 1, said: 'exit 0 drained=1' });
+  await lastReply(t, d, c, await reply, '/hold');
 });
 
 test('drain: a request on an idle keep-alive connection during the grace gets 200, Connection: close', async (t) => {
@@ -230,15 +223,24 @@ test('drain: a request on an idle keep-alive connection during the grace gets 20
   // The fixture's handler runs after the helper's: from here on the server drains.
   await d.out.waitFor(/ signal SIGTERM$/m);
   await t.throwsAsync(connect(d.port), { code: 'ECONNREFUSED' }, 'the listener is closed at once');
-  const during = await c.request('/during');
-  t.is(during.status, 200);
-  t.is(during.headers.connection, 'close');
-  t.is(during.body, `pid=${d.child.pid} generation=0 path=/during\n`);
-  const closed = await within(c.closed, 'the server to close it');
+  await lastReply(t, d, c, await c.request('/during'), '/during');
+});
+
+type Reply = Awaited<ReturnType<Conn['request']>>;
+
+/**
+ * `r` is the drainer's answer to `path` with `Connection: close`; the server then ends the connection
+ * cleanly, and the process exits 0 by itself after one onDrained.
+ */
+async function lastReply(t: ExecutionContext, d: Drainer, c: Conn, r: Reply, path: string): Promise<void> {
+  t.is(r.status, 200);
+  t.is(r.headers.connection, 'close');
+  t.is(r.body, `pid=${d.child.pid} generation=0 path=${path}\n`);
+  const closed = await within(c.closed, 'the server to end the connection after its reply');
   t.true(closed.clean);
   t.is(closed.rest, '');
   t.deepEqual(await d.end(), { code: 0, signal: null, onDrained: 1, said: 'exit 0 drained=1' });
-});
+}
 
 /** Signals a drainer holding one idle keep-alive connection; ms from the signal to the server closing it. */
 async function idleClosedAfter(t: ExecutionContext, env: Record<string, string>): Promise<number> {
