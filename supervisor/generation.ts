@@ -1,7 +1,7 @@
 import { spawn, type StdioOptions } from 'node:child_process';
 import { signalNumber } from './duration.js';
 import { track } from './children.js';
-import type { Logger } from './log.js';
+import type { Fields, Logger } from './log.js';
 import { reapStatus } from './sys/wait.js';
 
 export type State = 'starting' | 'ready' | 'active' | 'draining' | 'exited' | 'failed';
@@ -20,6 +20,13 @@ const NEXT: Record<State, readonly State[]> = {
 export interface ExitStatus {
   code: number | null;
   signal: NodeJS.Signals | null;
+}
+
+/** The fields of the `exit` event. */
+export function exitFields(gen: Generation, s: ExitStatus): Fields {
+  const { grab, ready, stop, exit } = gen.times;
+  const { number: generation, worker, pid } = gen;
+  return { generation, worker, pid, message: describeExit(s), code: exitCode(s), grab, ready, stop, exit };
 }
 
 /** Shell convention: the exit code, or 128 + the signal number. */

@@ -2,10 +2,12 @@ import { BatonError } from './errors.js';
 import { Generation, type State, type Timings } from './generation.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
+import type { Resources } from './resources.js';
 import type { Slots } from './slots.js';
 import { setCloexec } from './sys/fd.js';
 import { c } from './sys/libc.js';
-import type { UpgradeResult } from './upgrade.js';
+import type { History, UpgradeResult } from './upgrade.js';
+import type { WaveParts } from './wave.js';
 
 const ENV = 'BATON_RESUME';
 
@@ -25,32 +27,28 @@ export interface ResumeState {
   generations: Array<{ number: number; worker: number; pid: number; state: State; ageMs: number; own: number[]; port?: number; times: Timings }>;
 }
 
-/** What capture() reads from the running supervisor. */
+/** What capture() reads from the running supervisor besides its resources. */
 export interface Running {
-  listeners: Listener[];
-  runtimeDir: string;
   next: number;
-  failures: number;
   slots: Slots;
   pending: boolean;
-  startedAt: number;
-  history: UpgradeResult[];
+  history: History;
   live: Iterable<Generation>;
 }
 
 /** The wire format between two baton programs: its field names stay as they are across versions. */
-export function capture(r: Running): ResumeState {
+export function capture(resources: Pick<Resources, 'listeners' | 'runtimeDir' | 'startedAt'>, r: Running): ResumeState {
   const last = r.slots.lastActive;
   return {
-    listeners: r.listeners,
-    runtimeDir: r.runtimeDir,
+    listeners: resources.listeners,
+    runtimeDir: resources.runtimeDir,
     next: r.next,
-    failures: r.failures,
+    failures: r.history.failures,
     crashes: r.slots.crashes(),
     workers: r.slots.length,
     pending: r.pending,
-    startedAt: r.startedAt,
-    history: r.history,
+    startedAt: resources.startedAt,
+    history: r.history.list(),
     ...(last ? { lastActive: last.pid } : {}),
     generations: [...r.live].map((g) => ({
       number: g.number,
@@ -66,7 +64,7 @@ export function capture(r: Running): ResumeState {
 }
 
 /** The generations the previous program ran, as Generations of this one (still baton's children). */
-export function adopt(state: ResumeState, log: Logger): Generation[] {
+function adopt(state: ResumeState, log: Logger): Generation[] {
   return state.generations.map((g) => {
     const gen = new Generation(g.number, { pid: g.pid, state: g.state, ageMs: g.ageMs }, log, g.worker);
     gen.own = g.own;
@@ -75,6 +73,35 @@ export function adopt(state: ResumeState, log: Logger): Generation[] {
     Object.assign(gen.times, g.times);
     return gen;
   });
+}
+
+/** What restore() hands the adopted generations to. */
+export type Restoring = Pick<WaveParts, 'config' | 'log' | 'slots' | 'retirement' | 'live'> & {
+  /** From now on baton watches the process: its exit is routed like a spawned one's. */
+  track(gen: Generation): void;
+};
+
+/** The resumed side of a self-upgrade: take over the generations the previous program ran. */
+export function restore(p: Restoring, state: ResumeState): void {
+  const adopted = adopt(state, p.log);
+  for (const gen of adopted) {
+    p.track(gen);
+    if (gen.state === 'active') p.slots.take(gen.worker, gen);
+    if (gen.times.stop !== undefined) void gen.stop(p.config.stopSignal, p.config.killTimeout);
+  }
+  p.slots.lastActive = adopted.find((g) => g.pid === state.lastActive);
+  p.retirement.carry(adopted);
+  const message = `took over ${state.generations.length} generation(s)`;
+  p.log.event('resumed', { message, serving: p.slots.newest });
+  resumeTimers(p);
+}
+
+/** After a self-upgrade (done or failed): drain timers again, and empty slots restart. */
+export function resumeTimers(p: Pick<WaveParts, 'slots' | 'retirement' | 'live'>): void {
+  for (const g of p.live) if (g.state === 'draining') p.retirement.drainLater(g);
+  for (let slot = 0; slot < p.slots.length; slot++) {
+    if (!p.slots.at(slot)) p.slots.crashed(slot, 'no process was serving in this slot across the self-upgrade');
+  }
 }
 
 /** The state left by the baton this process replaced (and removes it from the environment). */

@@ -56,10 +56,6 @@ export class Slots {
     return numbers.length ? Math.max(...numbers) : undefined;
   }
 
-  slotOf(gen: Generation): number {
-    return this.slots.findIndex((s) => s.gen === gen);
-  }
-
   crashes(): number[] {
     return this.slots.map((s) => s.crashes);
   }
@@ -92,9 +88,16 @@ export class Slots {
     this.slots[slot]!.gen = undefined;
   }
 
-  /** A process that served a minute before it crashed resets its slot's crash count. */
-  exitedAfter(slot: number, servedMs: number): void {
-    if (servedMs >= backoff.stableAfter) this.slots[slot]!.crashes = 0;
+  /**
+   * `gen` exited (not stopped by baton): if it served in a slot, the slot is empty and restarts after
+   * the backoff. One that served a minute or more before it crashed first resets its slot's count.
+   */
+  lost(gen: Generation, reason: string): void {
+    const slot = this.slots.findIndex((s) => s.gen === gen);
+    if (slot < 0) return;
+    this.vacate(slot);
+    if (performance.now() - (gen.activeSince ?? 0) >= backoff.stableAfter) this.slots[slot]!.crashes = 0;
+    this.crashed(slot, reason);
   }
 
   /** Slot `slot` has no process: restart it after the backoff of its crashes in a row. */

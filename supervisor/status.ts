@@ -1,10 +1,9 @@
 import { formatAddress } from './address.js';
 import type { Generation } from './generation.js';
 import { socketInodes } from './grab-watch.js';
-import type { Listener } from './listener.js';
-import type { SteeringPlane } from './steering/plane.js';
+import type { Resources } from './resources.js';
 import { establishedInodes } from './sys/proc-net.js';
-import type { UpgradeResult } from './upgrade.js';
+import type { History, UpgradeResult } from './upgrade.js';
 
 /** What `baton status` reports; durations in ms. */
 export interface Status {
@@ -25,18 +24,16 @@ export interface Status {
 /** What status is built from. */
 export interface StatusParts {
   name: string;
-  startedAt: number;
   handover: string;
   workers: number;
-  listeners: Listener[];
+  resources: Pick<Resources, 'startedAt' | 'listeners' | 'plane'>;
   live: Iterable<Generation>;
-  upgrades: UpgradeResult[];
-  failures: number;
-  plane?: SteeringPlane;
+  history: History;
 }
 
 export function buildStatus(p: StatusParts): Status {
   const live = [...p.live];
+  const { listeners, plane, startedAt } = p.resources;
   // /proc/net/tcp lists every connection on the host (TIME_WAIT too): read it only when needed.
   const established = live.some((g) => g.state === 'draining') ? establishedInodes() : new Set<number>();
   // Connections still open in a draining generation: its sockets that are established TCP connections.
@@ -44,10 +41,10 @@ export function buildStatus(p: StatusParts): Status {
   return {
     pid: process.pid,
     name: p.name,
-    uptimeMs: Date.now() - p.startedAt,
+    uptimeMs: Date.now() - startedAt,
     handover: p.handover,
     workers: p.workers,
-    listeners: p.listeners.map((l) => ({ name: l.name, address: formatAddress(l.address), fd: l.fd })),
+    listeners: listeners.map((l) => ({ name: l.name, address: formatAddress(l.address), fd: l.fd })),
     generations: live.map((g) => ({
       number: g.number,
       worker: g.worker,
@@ -57,10 +54,10 @@ export function buildStatus(p: StatusParts): Status {
       readyMs: g.times.ready,
       connections: g.state === 'draining' ? connections(g) : undefined,
     })),
-    upgrades: p.upgrades,
-    failures: p.failures,
+    upgrades: p.history.list(),
+    failures: p.history.failures,
     memory: process.memoryUsage(),
-    ...(p.plane ? { steering: p.plane.snapshot() } : {}),
+    ...(plane ? { steering: plane.snapshot() } : {}),
   };
 }
 

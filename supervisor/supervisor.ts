@@ -1,29 +1,21 @@
 import type { Config } from './config.js';
-import { BatonError } from './errors.js';
-import { describeExit, exitCode, type ExitStatus, type Generation } from './generation.js';
+import { describeExit, exitCode, exitFields, type ExitStatus, type Generation } from './generation.js';
 import { handovers, type Handover } from './handover/index.js';
+import type { Hooks } from './hooks.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { launch } from './launch.js';
 import { formatReady } from './ready/index.js';
 import { Resources } from './resources.js';
 import { Retirement } from './retire.js';
-import { adopt, capture, type ResumeState } from './self-upgrade.js';
+import { capture, restore, resumeTimers, type ResumeState } from './self-upgrade.js';
 import { Slots } from './slots.js';
 import { buildStatus, type Status } from './status.js';
 import { closeFd } from './sys/fd.js';
-import { History, type UpgradeResult } from './upgrade.js';
-import { discardReady, launchAll, runFirst, runWave, type WaveParts } from './wave.js';
+import { History, refusal, Requests, type UpgradeResult } from './upgrade.js';
+import { refill, rescale, runFirst, runWave, type WaveParts } from './wave.js';
 
-/** Moments the world outside (systemd) hears of. */
-export interface Hooks {
-  started?(gen: { number: number; pid: number }): void;
-  reloading?(): void;
-  upgraded?(result: UpgradeResult): void;
-  stopping?(): void;
-}
-
-type Waiter = (r: UpgradeResult) => void;
+const STOPPING = 'baton is stopping';
 
 /**
  * Owns the listeners and runs generations of the command through one serialising upgrade loop:
@@ -31,23 +23,18 @@ type Waiter = (r: UpgradeResult) => void;
  */
 export class Supervisor {
   readonly done: Promise<number>;
-  private readonly config: Config;
-  private readonly log: Logger;
   private readonly hooks: Hooks;
   private readonly handover: Handover;
   private readonly resources: Resources;
-  private readonly slots: Slots;
-  private readonly retirement: Retirement;
   private readonly history: History;
+  private readonly requests = new Requests();
   private readonly live = new Set<Generation>();
-  private readonly parts: WaveParts;
+  /** The rooms a wave works in: config, log, slots, retirement, the live generations, launch. */
+  private readonly rooms: WaveParts;
   private readonly resumed?: ResumeState;
-  private failed = 0;
-  private next = 1;
+  private next: number;
   /** The loop is running (an upgrade, a restart or a scaling). */
   private busy = false;
-  /** An upgrade is wanted and has not started yet: the requests waiting for it (they coalesce here). */
-  private pending?: Waiter[];
   private scaleBy = 0;
   private stopping = false;
   private execing = false;
@@ -56,37 +43,28 @@ export class Supervisor {
 
   /** Opens listeners, runtime directory and pid file, all or none. */
   constructor(config: Config, log: Logger, hooks: Hooks = {}, resume?: ResumeState) {
-    this.config = config;
-    this.log = log;
     this.hooks = hooks;
     this.handover = handovers[config.handover];
     this.resumed = resume;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.resources = Resources.open(config, log, resume);
-    const plane = this.resources.plane;
-    const onDue = () => void this.run();
-    const count = resume?.workers ?? config.workers;
-    this.slots = new Slots({ count, crashes: resume?.crashes, log, drain: config.drain, plane, onDue });
-    this.retirement = new Retirement(config, plane, () => this.stopping);
-    this.history = new History(resume?.history);
-    if (!resume) this.next = plane?.firstGeneration ?? 1;
-    const { listeners, runtimeDir } = this.resources;
+    const { listeners, runtimeDir, plane } = this.resources;
+    const [count, crashes] = [resume?.workers ?? config.workers, resume?.crashes];
+    const slots = new Slots({ count, crashes, log, drain: config.drain, plane, onDue: () => void this.run() });
     const stopping = () => this.stopping;
+    const retirement = new Retirement(config, plane, stopping);
+    this.history = new History(resume?.history, resume?.failures);
+    this.next = resume?.next ?? plane?.firstGeneration ?? 1;
     const ctx = { config, log, handover: this.handover, ready: config.ready, listeners, runtimeDir, stopping };
-    this.parts = {
-      config,
-      log,
-      slots: this.slots,
-      retirement: this.retirement,
-      live: this.live,
-      launch: (number, slot) => launch({ ...ctx, spawned: (gen) => this.track(gen) }, number, slot),
+    const spawned = (gen: Generation) => this.track(gen);
+    this.rooms = {
+      ...{ config, log, slots, retirement, history: this.history, live: this.live, stopping },
+      launch: (number, slot) => launch({ ...ctx, spawned }, number, slot),
       nextNumber: () => this.next++,
-      failed: () => ++this.failed,
-      stopping,
     };
     const ready = formatReady(config.ready);
-    const common = { handover: this.handover.name, ready, drain: config.drain, stop_signal: config.stopSignal };
-    log.event('config', resume ? { ...common, resumed: true } : common);
+    const fields = { handover: this.handover.name, ready, drain: config.drain, stop_signal: config.stopSignal };
+    log.event('config', resume ? { ...fields, resumed: true } : fields);
   }
 
   get listeners(): Listener[] {
@@ -95,26 +73,31 @@ export class Supervisor {
 
   /** Upgrades that were rolled back. */
   get failures(): number {
-    return this.failed;
+    return this.history.failures;
   }
 
-  /** Runs generation 1 in every worker slot until it is active; rejects (after cleaning up) if it never gets there. */
+  /**
+   * Runs generation 1 in every worker slot until it is active, or takes over the generations of the
+   * program a self-upgrade replaced. Rejects (after cleaning up) if generation 1 never gets there.
+   */
   async start(): Promise<void> {
-    if (this.resumed) return this.restore(this.resumed);
+    if (this.resumed) {
+      restore({ ...this.rooms, track: (gen) => this.track(gen) }, this.resumed);
+      if (this.resumed.pending) this.requests.want();
+      return void this.run();
+    }
     this.busy = true;
-    const number = this.next;
-    const failed = await runFirst(this.parts);
+    const failed = await runFirst(this.rooms);
     this.busy = false;
     if (this.stopping) return;
     if (failed) {
       this.stopping = true;
       this.resolveDone(await this.shutdown());
-      const hint = failed.hint ?? 'run the command by hand to see why it does not start, or raise --ready-timeout';
-      throw new BatonError('ERR_BATON_START', `generation ${number} failed: ${failed.reason}`, hint, { generation: number });
+      throw failed;
     }
-    this.hooks.started?.(this.slots.at(0)!);
+    this.hooks.started?.(this.rooms.slots.at(0)!);
     const orphan = this.resources.plane?.retireOrphan();
-    orphan?.catch((err: Error) => this.log.event('warning', { message: `retiring the orphan: ${err.message}` }));
+    orphan?.catch((err: Error) => this.rooms.log.event('warning', { message: `retiring the orphan: ${err.message}` }));
     void this.run();
   }
 
@@ -123,11 +106,13 @@ export class Supervisor {
    * with the outcome of the upgrade that serves this request.
    */
   reload(source = 'SIGHUP'): Promise<UpgradeResult> {
-    this.log.event('reload', { message: `upgrade requested by ${source}` });
-    if (this.stopping) return Promise.resolve(this.refused('baton is stopping'));
+    this.rooms.log.event('reload', { message: `upgrade requested by ${source}` });
+    if (this.stopping) return Promise.resolve(refusal(STOPPING, this.rooms.slots.newest));
     this.hooks.reloading?.();
-    if (this.busy && !this.pending) this.log.event('coalesced', { message: 'an upgrade is in flight; one more will follow' });
-    const outcome = new Promise<UpgradeResult>((resolve) => (this.pending ??= []).push(resolve));
+    if (this.busy && !this.requests.wanted) {
+      this.rooms.log.event('coalesced', { message: 'an upgrade is in flight; one more will follow' });
+    }
+    const outcome = this.requests.add();
     void this.run();
     return outcome;
   }
@@ -136,7 +121,7 @@ export class Supervisor {
   scale(delta: 1 | -1): void {
     if (this.stopping) return;
     if (this.handover.name === 'port') {
-      this.log.event('warning', { message: 'scaling needs a shared listener; --handover port runs one worker' });
+      this.rooms.log.event('warning', { message: 'scaling needs a shared listener; --handover port runs one worker' });
       return;
     }
     this.scaleBy += delta;
@@ -150,18 +135,17 @@ export class Supervisor {
       return;
     }
     this.stopping = true;
-    this.slots.clearRestarts();
-    this.retirement.pause();
-    for (const w of this.pending?.splice(0) ?? []) w(this.refused('baton is stopping'));
-    this.pending = undefined;
+    this.rooms.slots.clearRestarts();
+    this.rooms.retirement.pause();
+    this.requests.take()(refusal(STOPPING, this.rooms.slots.newest));
     this.hooks.stopping?.();
-    this.log.event('stopping', { generations: this.live.size });
+    this.rooms.log.event('stopping', { generations: this.live.size });
     void this.shutdown().then(this.resolveDone);
   }
 
   /** For an exit baton did not plan: ask every generation to stop and remove what baton made, synchronously. */
   abandon(): void {
-    for (const g of this.live) g.signal(this.config.stopSignal);
+    for (const g of this.live) g.signal(this.rooms.config.stopSignal);
     this.resources.release();
   }
 
@@ -172,9 +156,9 @@ export class Supervisor {
 
   /** What `baton status` shows. */
   status(): Status {
-    const { listeners, plane, startedAt } = this.resources;
-    const parts = { name: this.config.name, startedAt, handover: this.handover.name, workers: this.slots.length };
-    return buildStatus({ ...parts, listeners, live: this.live, upgrades: this.history.list(), failures: this.failed, plane });
+    const { resources, live, history, rooms } = this;
+    const parts = { name: rooms.config.name, handover: this.handover.name, workers: rooms.slots.length };
+    return buildStatus({ ...parts, resources, live, history });
   }
 
   /**
@@ -187,17 +171,16 @@ export class Supervisor {
     await this.idle();
     if (this.stopping) return void (this.execing = false);
     this.busy = true;
-    this.retirement.pause();
-    this.slots.clearRestarts();
-    const { listeners, runtimeDir, startedAt } = this.resources;
-    const history = this.history.list();
-    const pending = this.pending !== undefined;
-    return capture({ listeners, runtimeDir, startedAt, next: this.next, failures: this.failed, slots: this.slots, pending, history, live: this.live });
+    this.rooms.retirement.pause();
+    this.rooms.slots.clearRestarts();
+    const { next, live, history } = this;
+    return capture(this.resources, { next, history, slots: this.rooms.slots, pending: this.requests.wanted, live });
   }
 
   /** The exec failed: baton goes on as before, with the upgrade `state` held pending. */
   thaw(state: ResumeState): void {
-    this.resumeTimers(state.pending);
+    resumeTimers(this.rooms);
+    if (state.pending) this.requests.want();
     this.busy = false;
     this.execing = false;
     void this.run();
@@ -206,11 +189,6 @@ export class Supervisor {
   /** Resolves once the loop is not running. */
   private idle(): Promise<void> {
     return this.busy ? new Promise((resolve) => this.idleWaiters.push(resolve)) : Promise.resolve();
-  }
-
-  private refused(reason: string): UpgradeResult {
-    const serving = this.slots.newest;
-    return { ok: false, generation: 0, reason, requestedAt: new Date().toISOString(), ms: 0, ...(serving ? { serving } : {}) };
   }
 
   /** From spawn on, baton watches the process: its exit is routed through onExit. */
@@ -224,13 +202,15 @@ export class Supervisor {
     if (this.stopping || this.busy) return;
     this.busy = true;
     try {
-      while (!this.stopping && (this.pending || this.scaleBy !== 0 || this.slots.hasDue())) {
-        if (this.scaleBy !== 0) this.applyScale();
-        else if (this.pending) await this.upgrade();
-        else await Promise.all(this.slots.takeDue().map((slot) => this.restart(slot)));
+      while (!this.stopping && (this.requests.wanted || this.scaleBy !== 0 || this.rooms.slots.hasDue())) {
+        if (this.scaleBy !== 0) {
+          rescale(this.rooms, this.rooms.slots.length + this.scaleBy);
+          this.scaleBy = 0;
+        } else if (this.requests.wanted) await this.upgrade();
+        else await Promise.all(this.rooms.slots.takeDue().map((slot) => refill(this.rooms, slot)));
       }
     } catch (err) {
-      this.log.event('warning', { message: `upgrade loop: ${(err as Error).message}` });
+      this.rooms.log.event('warning', { message: `upgrade loop: ${(err as Error).message}` });
     } finally {
       this.busy = false;
       for (const resolve of this.idleWaiters.splice(0)) resolve();
@@ -239,94 +219,34 @@ export class Supervisor {
 
   /** One upgrade for every request pending now; later requests wait for the next. */
   private async upgrade(): Promise<void> {
-    const waiters = this.pending!;
-    this.pending = undefined;
+    const settle = this.requests.take();
     let result: UpgradeResult | undefined;
     try {
-      result = await runWave(this.parts);
+      result = await runWave(this.rooms);
+      if (result) this.hooks.upgraded?.(result);
     } finally {
-      if (result) {
-        this.history.add(result);
-        this.hooks.upgraded?.(result);
-      }
-      const why = this.stopping ? 'baton is stopping' : 'the upgrade failed inside baton; see its log';
-      for (const w of waiters) w(result ?? this.refused(why));
+      const why = this.stopping ? STOPPING : 'the upgrade failed inside baton; see its log';
+      settle(result ?? refusal(why, this.rooms.slots.newest));
     }
-  }
-
-  /** A crash restart: a new process (a new generation number) in one empty slot. */
-  private async restart(slot: number): Promise<void> {
-    const number = this.next++;
-    const [{ gen, reason }] = await launchAll(this.parts, number, [slot]);
-    if (this.stopping) return;
-    if (!gen) return this.slots.crashed(slot, reason);
-    if (slot >= this.slots.length || this.slots.at(slot)) return discardReady(this.parts, gen, 'the slot is no longer empty');
-    this.slots.activate(gen, slot);
-  }
-
-  /** SIGTTIN/SIGTTOU: the processes of removed slots drain like a retired wave. */
-  private applyScale(): void {
-    const removed = this.slots.resize(this.slots.length + this.scaleBy);
-    this.scaleBy = 0;
-    for (const [worker, gen] of removed) {
-      gen.to('draining');
-      this.retirement.retire([gen]);
-      this.log.event('draining', { generation: gen.number, worker, pid: gen.pid, drain: this.config.drain });
-      this.retirement.drainLater(gen);
-    }
-    this.log.event('scale', { workers: this.slots.length });
-  }
-
-  /** The resumed side of a self-upgrade: take over the generations the previous program ran. */
-  private restore(state: ResumeState): void {
-    this.next = state.next;
-    this.failed = state.failures;
-    const adopted = adopt(state, this.log);
-    for (const gen of adopted) {
-      this.track(gen);
-      if (gen.state === 'active') this.slots.take(gen.worker, gen);
-      if (gen.times.stop !== undefined) void gen.stop(this.config.stopSignal, this.config.killTimeout);
-    }
-    this.slots.lastActive = adopted.find((g) => g.pid === state.lastActive);
-    this.retirement.carry(adopted);
-    this.log.event('resumed', { message: `took over ${state.generations.length} generation(s)`, serving: this.slots.newest });
-    this.resumeTimers(state.pending);
-    void this.run();
-  }
-
-  /** After a self-upgrade (done or failed): drain timers again, empty slots restart, a pending upgrade runs. */
-  private resumeTimers(pending: boolean): void {
-    for (const g of this.live) if (g.state === 'draining') this.retirement.drainLater(g);
-    for (let slot = 0; slot < this.slots.length; slot++) {
-      if (!this.slots.at(slot)) this.slots.crashed(slot, 'no process was serving in this slot across the self-upgrade');
-    }
-    if (pending) this.pending ??= [];
   }
 
   private onExit(gen: Generation, status: ExitStatus): void {
     this.live.delete(gen);
-    this.retirement.forget(gen);
+    this.rooms.retirement.forget(gen);
     for (const fd of gen.own) closeFd(fd);
-    const { grab, ready, stop, exit } = gen.times;
-    const code = exitCode(status);
-    this.log.event('exit', { generation: gen.number, worker: gen.worker, pid: gen.pid, message: describeExit(status), code, grab, ready, stop, exit });
+    this.rooms.log.event('exit', exitFields(gen, status));
     if (gen.state === 'active' || gen.state === 'draining') gen.to('exited');
-    const slot = this.slots.slotOf(gen);
-    if (slot < 0 || this.stopping) return;
-    this.slots.vacate(slot);
-    this.slots.exitedAfter(slot, performance.now() - (gen.activeSince ?? 0));
-    this.slots.crashed(slot, `generation ${gen.number} ${describeExit(status)} while active`);
+    if (!this.stopping) this.rooms.slots.lost(gen, `generation ${gen.number} ${describeExit(status)} while active`);
   }
 
   private async shutdown(): Promise<number> {
-    this.slots.clearRestarts();
-    for (const g of this.live) if (g.state === 'active') g.to('draining');
-    await Promise.all([...this.live].map((g) => g.stop(this.config.stopSignal, this.config.killTimeout)));
+    this.rooms.slots.clearRestarts();
+    await this.rooms.retirement.stopAll(this.live);
     this.resources.plane?.close();
     this.resources.release();
-    const last = this.slots.lastActive;
+    const last = this.rooms.slots.lastActive;
     const code = last?.status ? exitCode(last.status) : 0;
-    this.log.event('stopped', { code });
+    this.rooms.log.event('stopped', { code });
     return code;
   }
 }

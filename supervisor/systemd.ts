@@ -1,5 +1,5 @@
 import type { Logger } from './log.js';
-import type { Hooks } from './supervisor.js';
+import type { Hooks } from './hooks.js';
 import { sendNotify } from './sys/socket.js';
 
 /**

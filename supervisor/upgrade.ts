@@ -14,13 +14,65 @@ export interface UpgradeResult {
   readyMs?: number;
 }
 
-/** The last upgrades (not crash restarts), oldest first, for `baton status`. */
+/** A request that no upgrade serves (baton is stopping, or the loop failed): nothing was started. */
+export function refusal(reason: string, serving: number | undefined): UpgradeResult {
+  const requestedAt = new Date().toISOString();
+  return { ok: false, generation: 0, reason, requestedAt, ms: 0, ...(serving ? { serving } : {}) };
+}
+
+type Waiter = (r: UpgradeResult) => void;
+
+/**
+ * Upgrade requests that no upgrade has started for yet. They coalesce: the next upgrade serves
+ * every request waiting when it starts; later ones wait for the one after.
+ */
+export class Requests {
+  private waiting?: Waiter[];
+
+  /** An upgrade is wanted and has not started yet. */
+  get wanted(): boolean {
+    return this.waiting !== undefined;
+  }
+
+  /** Resolves with the outcome of the upgrade that serves this request. */
+  add(): Promise<UpgradeResult> {
+    return new Promise((resolve) => (this.waiting ??= []).push(resolve));
+  }
+
+  /** An upgrade is wanted with nobody waiting for its outcome (one held across a self-upgrade). */
+  want(): void {
+    this.waiting ??= [];
+  }
+
+  /** The requests the upgrade starting now serves: a function that settles them with its outcome. */
+  take(): Waiter {
+    const waiters = this.waiting ?? [];
+    this.waiting = undefined;
+    return (r) => {
+      for (const w of waiters) w(r);
+    };
+  }
+}
+
+/** The last upgrades (not crash restarts), oldest first, for `baton status`, and the count of those that failed. */
 export class History {
   static readonly SIZE = 10;
   private readonly items: UpgradeResult[];
+  private failed: number;
 
-  constructor(items: UpgradeResult[] = []) {
+  constructor(items: UpgradeResult[] = [], failures = 0) {
     this.items = items.slice(-History.SIZE);
+    this.failed = failures;
+  }
+
+  /** Upgrades that were rolled back (or refused by --check). */
+  get failures(): number {
+    return this.failed;
+  }
+
+  /** Counts one more failed upgrade; returns the count. */
+  fail(): number {
+    return ++this.failed;
   }
 
   add(r: UpgradeResult): void {

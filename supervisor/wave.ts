@@ -1,10 +1,11 @@
 import type { Config } from './config.js';
+import { BatonError } from './errors.js';
 import { describeExit, type Generation } from './generation.js';
 import type { Launch } from './launch.js';
 import type { Logger } from './log.js';
 import type { Retirement } from './retire.js';
 import type { Slots } from './slots.js';
-import { preflight, type UpgradeResult } from './upgrade.js';
+import { type History, preflight, type UpgradeResult } from './upgrade.js';
 
 /** What a wave needs from the supervisor. */
 export interface WaveParts {
@@ -16,8 +17,8 @@ export interface WaveParts {
   launch(number: number, slot: number): Promise<Launch>;
   /** The next generation number (each launch of a new run takes one). */
   nextNumber(): number;
-  /** Counts one more failed upgrade; returns the count. */
-  failed(): number;
+  /** Every upgrade's outcome goes here, and the count of failed ones. */
+  history: History;
   stopping(): boolean;
 }
 
@@ -39,12 +40,13 @@ export async function launchAll(p: WaveParts, number: number, slots: number[]): 
 }
 
 /**
- * Generation 1 (or the first after a takeover) in every slot at once. Returns the failure that
+ * Generation 1 (or the first after a takeover) in every slot at once. Returns the error that
  * stopped it, after discarding the workers that did start; undefined when every slot is active.
  */
-export async function runFirst(p: WaveParts): Promise<Launch | undefined> {
+export async function runFirst(p: WaveParts): Promise<BatonError | undefined> {
   const slots = Array.from({ length: p.slots.length }, (_, slot) => slot);
-  const results = await launchAll(p, p.nextNumber(), slots);
+  const number = p.nextNumber();
+  const results = await launchAll(p, number, slots);
   if (p.stopping()) return undefined;
   const failed = results.find((r) => !r.gen);
   if (!failed) {
@@ -52,7 +54,8 @@ export async function runFirst(p: WaveParts): Promise<Launch | undefined> {
     return undefined;
   }
   for (const r of results) if (r.gen) discardReady(p, r.gen, 'another worker failed');
-  return failed;
+  const hint = failed.hint ?? 'run the command by hand to see why it does not start, or raise --ready-timeout';
+  return new BatonError('ERR_BATON_START', `generation ${number} failed: ${failed.reason}`, hint, { generation: number });
 }
 
 /** A worker that was ready (and may already serve) but is not wanted after all: it is stopped like an old one. */
@@ -80,14 +83,16 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
   const requestedAt = new Date().toISOString();
   const done = (r: Omit<UpgradeResult, 'requestedAt' | 'ms'>): UpgradeResult => {
     const serving = slots.newest;
-    return { ...r, requestedAt, ms: Math.round(performance.now() - began), ...(serving ? { serving } : {}) };
+    const result = { ...r, requestedAt, ms: Math.round(performance.now() - began), ...(serving ? { serving } : {}) };
+    p.history.add(result);
+    return result;
   };
   const servingBefore = slots.newest;
   if (config.check && servingBefore) {
     const failed = await preflight(config.check, config.readyTimeout);
     if (p.stopping()) return undefined;
     if (failed) {
-      log.event('preflight-failed', { message: failed, serving: servingBefore, failures: p.failed() });
+      log.event('preflight-failed', { message: failed, serving: servingBefore, failures: p.history.fail() });
       return done({ ok: false, generation: 0, reason: failed });
     }
   }
@@ -104,7 +109,7 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
       for (const r of results) if (r.gen) discardReady(p, r.gen, 'another worker of the wave failed');
       giveBack(p, switched);
       if (servingBefore) {
-        const failures = p.failed();
+        const failures = p.history.fail();
         const fields = { generation: number, message: failed.reason, hint: failed.hint, serving: slots.newest, failures };
         log.event('rollback', fields);
       }
@@ -123,6 +128,26 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
   p.retirement.cap(p.live);
   log.event('upgraded', { generation: number, workers: slots.length, upgrade: Math.round(performance.now() - began) });
   return done({ ok: true, generation: number, readyMs });
+}
+
+/** A crash restart: a new process (a new generation number) in one empty slot. */
+export async function refill(p: WaveParts, slot: number): Promise<void> {
+  const [{ gen, reason }] = await launchAll(p, p.nextNumber(), [slot]);
+  if (p.stopping()) return;
+  if (!gen) return p.slots.crashed(slot, reason);
+  if (slot >= p.slots.length || p.slots.at(slot)) return discardReady(p, gen, 'the slot is no longer empty');
+  p.slots.activate(gen, slot);
+}
+
+/** SIGTTIN/SIGTTOU: the processes of removed slots drain like a retired wave. */
+export function rescale(p: WaveParts, workers: number): void {
+  for (const [worker, gen] of p.slots.resize(workers)) {
+    gen.to('draining');
+    p.retirement.retire([gen]);
+    p.log.event('draining', { generation: gen.number, worker, pid: gen.pid, drain: p.config.drain });
+    p.retirement.drainLater(gen);
+  }
+  p.log.event('scale', { workers: p.slots.length });
 }
 
 /** A failed wave: its new workers stop, and the old ones get their slots back. */

@@ -58,8 +58,19 @@ test('slots: a crash schedules the restart after its backoff; a crash loop is re
   slots.clearRestarts();
   await new Promise((r) => setTimeout(r, 50));
   t.is(woken, 0, 'a called-off restart never falls due');
-  slots.exitedAfter(0, 60_000);
-  t.deepEqual(slots.crashes(), [0], 'a minute of service resets the count');
+  const steady = ready(1);
+  slots.activate(steady, 0);
+  steady.activeSince = performance.now() - 60_000;
+  slots.lost(steady, 'crashed after a minute');
+  t.deepEqual(slots.crashes(), [1], 'a minute of service resets the count before this crash counts');
+  t.is(slots.at(0), undefined);
+  const brief = ready(2);
+  slots.activate(brief, 0);
+  slots.lost(brief, 'crashed at once');
+  t.deepEqual(slots.crashes(), [2], 'a crash right after activation counts on');
+  slots.lost(ready(3), 'never served');
+  t.deepEqual(slots.crashes(), [2], 'a process that held no slot changes nothing');
+  slots.clearRestarts();
 });
 
 test('slots: a due restart is reported once, only for a slot still empty and still there', (t) => {

@@ -1,0 +1,9 @@
+import type { UpgradeResult } from './upgrade.js';
+
+/** Moments of the supervisor that the world outside (systemd) hears of. */
+export interface Hooks {
+  started?(gen: { number: number; pid: number }): void;
+  reloading?(): void;
+  upgraded?(result: UpgradeResult): void;
+  stopping?(): void;
+}
