@@ -7,7 +7,7 @@ export const errorCodes = {
   ERR_BATON_RUNNING: { exit: 1, meaning: 'a pid file, control socket or steering belongs to a live process' },
   ERR_BATON_COMMAND: { exit: 1, meaning: 'the command is not found, or is not an executable file' },
   ERR_BATON_PID_FILE: { exit: 1, meaning: 'the pid file cannot be written' },
-  ERR_BATON_UNSAFE_DIR: { exit: 1, meaning: 'a directory baton writes in is missing, or others could swap files in it' },
+  ERR_BATON_UNSAFE_DIR: { exit: 1, meaning: 'a directory baton writes in is missing, or others may swap files in it' },
   ERR_BATON_LISTEN: { exit: 1, meaning: 'a unix --listen path exists and is not a socket' },
   ERR_BATON_CONTROL: { exit: 1, meaning: 'the control socket cannot be created' },
   ERR_BATON_START: { exit: 1, meaning: 'generation 1 never became ready' },
