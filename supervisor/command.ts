@@ -13,8 +13,8 @@ function executable(path: string): boolean {
 
 /** Checks before anything starts that the command can be executed, as execvp would find it. */
 export function resolveCommand(file: string): string {
-  const notFound = () =>
-    new BatonError('ERR_BATON_COMMAND', `command not found: ${file}`, 'check the spelling, install it, or give its full path', {}, 1);
+  const hint = 'check the spelling, install it, or give its full path';
+  const notFound = () => new BatonError('ERR_BATON_COMMAND', `command not found: ${file}`, hint);
   if (file.includes('/')) {
     if (executable(file)) return file;
     try {
@@ -22,7 +22,8 @@ export function resolveCommand(file: string): string {
     } catch {
       throw notFound();
     }
-    throw new BatonError('ERR_BATON_COMMAND', `not an executable file: ${file}`, `chmod +x ${file}, or run it through its interpreter`, {}, 1);
+    const fix = `chmod +x ${file}, or run it through its interpreter`;
+    throw new BatonError('ERR_BATON_COMMAND', `not an executable file: ${file}`, fix);
   }
   for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
     const path = join(dir || '.', file);

@@ -28,7 +28,7 @@ export async function controlCommand(command: 'reload' | 'status' | 'stop', args
   const timeout = parseDuration('timeout', argv.timeout);
   if (timeout <= 0) throw usageError('--timeout must be more than 0', 'e.g. --timeout 30s');
   const reply = await request(path, { command, ...(command === 'reload' ? { wait: argv.wait, timeout } : {}) }, timeout + 5_000);
-  if (!reply.ok) throw new BatonError(reply.error.code, reply.error.message, reply.error.hint ?? '', {}, 1);
+  if (!reply.ok) throw new BatonError(reply.error.code, reply.error.message, reply.error.hint ?? '');
   if (command === 'status') return argv.json ? JSON.stringify(reply.status, null, 2) : formatStatus(reply.status as Status);
   if (command === 'stop') return 'baton is stopping';
   if (!argv.wait) return 'reload requested';

@@ -1,6 +1,7 @@
 import { lstatSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { dirname } from 'node:path';
+import type { ErrorCode } from '../error-codes.js';
 import { alreadyRunning, BatonError } from '../errors.js';
 import { checkDirectory } from '../files.js';
 import { runtimeBase } from './path.js';
@@ -13,7 +14,9 @@ export interface Request {
   timeout?: number;
 }
 
-export type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string; hint?: string }; [k: string]: unknown };
+export type Reply =
+  | { ok: true; [k: string]: unknown }
+  | { ok: false; error: { code: ErrorCode; message: string; hint?: string }; [k: string]: unknown };
 
 export type Handler = (req: Request) => Promise<Reply>;
 

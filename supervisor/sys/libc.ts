@@ -1,6 +1,6 @@
 import koffi from 'koffi';
 import { constants } from 'node:os';
-import { SysError, type Context } from '../errors.js';
+import { SysError, type Context, type Errno } from '../errors.js';
 
 const libc = koffi.load('libc.so.6');
 
@@ -28,8 +28,8 @@ export const c = {
 };
 
 // First name wins for aliases (EAGAIN over EWOULDBLOCK).
-const names = new Map<number, string>();
-for (const [name, n] of Object.entries(constants.errno)) if (!names.has(n)) names.set(n, name);
+const names = new Map<number, Errno>();
+for (const [name, n] of Object.entries(constants.errno) as [Errno, number][]) if (!names.has(n)) names.set(n, name);
 
 export type Hints = Partial<Record<string, string>> & { default?: string };
 
