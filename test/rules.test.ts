@@ -104,7 +104,8 @@ test(`at most ${MAX_RULES} rules`, (t) => {
 
 test(`at most ${MAX_ENTRIES} map entries: one per port per address range`, (t) => {
   t.is(parseRules(['0.0.0.0:1-65535', '[::1]:1']).length, 2);
-  refused(t, () => parseRules(['0.0.0.0:1-65535', '[::1]:1,2']), '--steer rules make 65537 map entries, more than 65536',
+  refused(t, () => parseRules(['0.0.0.0:1-65535', '[::1]:1,2']),
+    '--steer rules make 65537 map entries, more than 65536',
     'narrow the port ranges (each port of each address family is one entry)');
   t.throws(() => parseRules([':1-65535']), { message: '--steer rules make 131070 map entries, more than 65536' });
 });
