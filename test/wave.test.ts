@@ -1,0 +1,152 @@
+// The rolling wave's decisions, with the real Slots, Retirement and History and generations that are
+// plain records: which process serves each slot afterwards, which ones are stopped, what is counted.
+// No process is started: stop and kill only record that they were asked.
+import test from 'ava';
+import { type Config, defaults } from '../supervisor/config.js';
+import { Generation } from '../supervisor/generation.js';
+import type { Launch } from '../supervisor/launch.js';
+import type { Logger } from '../supervisor/log.js';
+import { Retirement } from '../supervisor/retire.js';
+import { Slots } from '../supervisor/slots.js';
+import { History } from '../supervisor/upgrade.js';
+import { refill, runWave, type WaveParts } from '../supervisor/wave.js';
+
+type Event = [string, Record<string, unknown>];
+
+interface World {
+  parts: WaveParts;
+  events: Event[];
+  /** Generation numbers (gen.worker) asked to stop or killed, in order. */
+  stopped: string[];
+  /** What the launch of (generation, slot) yields: a ready process unless said otherwise. */
+  outcome: Map<string, 'fail' | 'dies'>;
+}
+
+/** A generation that is ready, as launch() leaves it, without a process behind it. */
+function ready(world: World, number: number, worker: number): Generation {
+  const gen = Object.create(Generation.prototype) as Generation;
+  const pid = 100_000 + number * 10 + worker;
+  Object.assign(gen, { number, worker, pid, state: 'ready', times: { ready: 5 } });
+  const record = () => {
+    world.stopped.push(`${number}.${worker}`);
+    return Promise.resolve();
+  };
+  Object.assign(gen, { stop: record, kill: record });
+  return gen;
+}
+
+function world(workers: number, config: Partial<Config> = {}): World {
+  const events: Event[] = [];
+  const log: Logger = { event: (name, fields = {}) => void events.push([name, fields]) };
+  const cfg = { ...defaults, surge: 1, drain: 60_000, ...config } as Config;
+  const slots = new Slots({ count: workers, log, drain: cfg.drain, onDue: () => {} });
+  const live = new Set<Generation>();
+  let next = 1;
+  const w: World = { events, stopped: [], outcome: new Map(), parts: undefined as unknown as WaveParts };
+  const launch = async (number: number, slot: number): Promise<Launch> => {
+    const what = w.outcome.get(`${number}.${slot}`);
+    if (what === 'fail') return { reason: `generation ${number} exited with code 1` };
+    const gen = ready(w, number, slot);
+    live.add(gen);
+    if (what === 'dies') gen.status = { code: 3, signal: null };
+    return { gen };
+  };
+  const retirement = new Retirement(cfg, undefined, () => false);
+  const history = new History();
+  w.parts = { config: cfg, log, slots, retirement, history, live, launch, nextNumber: () => next++, stopping: () => false };
+  return w;
+}
+
+/** Generation 1 serving in every slot, as runFirst leaves it. */
+async function first(w: World): Promise<Generation[]> {
+  const gens = await Promise.all(Array.from({ length: w.parts.slots.length }, (_, s) => w.parts.launch(1, s)));
+  w.parts.nextNumber();
+  return gens.map((l, slot) => {
+    w.parts.slots.activate(l.gen!, slot);
+    return l.gen!;
+  });
+}
+
+const serving = (w: World) => Array.from({ length: w.parts.slots.length }, (_, s) => w.parts.slots.at(s)?.number);
+
+test('a wave replaces every slot; the old workers drain (their stop waits for --drain)', async (t) => {
+  const w = world(3);
+  const old = await first(w);
+  const r = await runWave(w.parts);
+  t.teardown(() => w.parts.retirement.pause());
+  t.like(r, { ok: true, generation: 2, serving: 2, readyMs: 5 });
+  t.deepEqual(serving(w), [2, 2, 2]);
+  t.deepEqual(old.map((g) => g.state), ['draining', 'draining', 'draining']);
+  t.deepEqual(w.stopped, [], 'nothing is stopped before --drain');
+  t.deepEqual(w.parts.history.list(), [r]);
+  t.is(w.parts.history.failures, 0);
+});
+
+test('a failure in the second batch gives the first slot back to its old worker and stops the new one', async (t) => {
+  const w = world(3);
+  const old = await first(w);
+  w.outcome.set('2.1', 'fail');
+  const r = await runWave(w.parts);
+  t.like(r, { ok: false, generation: 2, reason: 'generation 2 exited with code 1', serving: 1 });
+  t.deepEqual(serving(w), [1, 1, 1]);
+  t.deepEqual(old.map((g) => g.state), ['active', 'active', 'active']);
+  t.deepEqual(w.stopped, ['2.0']);
+  t.deepEqual(
+    w.events.filter(([e]) => e === 'regained' || e === 'rollback').map(([e, f]) => [e, f.worker ?? f.failures]),
+    [['regained', 0], ['rollback', 1]],
+  );
+  t.is(w.parts.history.failures, 1);
+  t.false(w.parts.slots.hasDue(), 'no slot is left empty');
+});
+
+test('a new worker that dies while its batch starts is a failed launch; its ready partner is discarded', async (t) => {
+  const w = world(2, { surge: 2 });
+  await first(w);
+  w.outcome.set('2.1', 'dies');
+  const r = await runWave(w.parts);
+  t.like(r, { ok: false, generation: 2, reason: 'exited with code 3 right after it was ready' });
+  t.deepEqual(serving(w), [1, 1]);
+  t.deepEqual(w.stopped, ['2.0']);
+  t.deepEqual(
+    w.events.filter(([e]) => e === 'failed').map(([, f]) => [f.generation, f.worker, f.message]),
+    [[2, 0, 'another worker of the wave failed']],
+  );
+});
+
+test('an old worker gone by the time the wave fails leaves its slot empty, to be restarted', async (t) => {
+  const w = world(2);
+  const old = await first(w);
+  w.outcome.set('2.1', 'fail');
+  const launch = w.parts.launch;
+  w.parts.launch = async (number, slot) => {
+    if (slot === 1) old[0]!.status = { code: null, signal: 'SIGKILL' };
+    return launch(number, slot);
+  };
+  const r = await runWave(w.parts);
+  t.teardown(() => w.parts.slots.clearRestarts());
+  t.false(r!.ok);
+  t.deepEqual(serving(w), [undefined, 1]);
+  t.deepEqual(w.stopped, ['2.0']);
+  const restart = w.events.find(([e]) => e === 'restart');
+  t.deepEqual(restart, ['restart', { worker: 0, message: 'its old worker was gone when the wave failed', in: 1000, crashes: 1 }]);
+});
+
+test('a crash refill that finds its slot taken meanwhile stops the new process', async (t) => {
+  const w = world(1);
+  await first(w);
+  await refill(w.parts, 0);
+  t.deepEqual(serving(w), [1]);
+  t.deepEqual(w.stopped, ['2.0']);
+  t.deepEqual(w.events.at(-1), ['failed', { generation: 2, worker: 0, pid: 100_020, message: 'the slot is no longer empty' }]);
+});
+
+test('--max-draining: after a third wave with a cap of 1, only the last retired workers are alive', async (t) => {
+  const w = world(2, { maxDraining: 1 });
+  await first(w);
+  await runWave(w.parts);
+  t.deepEqual(w.stopped, []);
+  await runWave(w.parts);
+  t.teardown(() => w.parts.retirement.pause());
+  t.deepEqual(w.stopped, ['1.0', '1.1'], 'the oldest retirement is killed');
+  t.deepEqual(serving(w), [3, 3]);
+});
