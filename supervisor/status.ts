@@ -1,8 +1,8 @@
 import { formatAddress } from './address.js';
 import type { Generation } from './generation.js';
-import { socketInodes } from './grab-watch.js';
 import type { Listener } from './listener.js';
 import type { SteeringPlane } from './steering/plane.js';
+import { socketInodes } from './sys/proc.js';
 import { establishedInodes } from './sys/proc-net.js';
 import type { UpgradeResult } from './upgrade.js';
 

@@ -1,7 +1,8 @@
-import { poll, socketHolders } from '../grab-watch.js';
 import { closeFd } from '../sys/fd.js';
 import { grabFds } from '../sys/pidfd.js';
+import { socketHolders } from '../sys/proc.js';
 import { boundPort, createListener, isListening } from '../sys/socket.js';
+import { poll } from './grab.js';
 import type { Handover } from './index.js';
 
 /** A free loopback port: bound to port 0, read back, released. */

@@ -1,15 +1,15 @@
-import { fstatSync, readFileSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
 import type { Config } from '../config.js';
 import { alreadyRunning, BatonError } from '../errors.js';
-import { findSockets } from '../grab-watch.js';
 import type { Listener } from '../listener.js';
 import type { Logger } from '../log.js';
 import { closeFd } from '../sys/fd.js';
 import { grabFds } from '../sys/pidfd.js';
+import { cmdline, findSockets, startTime } from '../sys/proc.js';
 import { listeningSockets } from '../sys/proc-net.js';
 import { acceptQueue } from '../sys/socket.js';
 import { shadowed } from './shadow.js';
-import { readState, removeState, startTime, writeState } from './state.js';
+import { readState, removeState, writeState } from './state.js';
 import { Steering } from './steering.js';
 
 const POLL_MS = 10;
@@ -49,7 +49,7 @@ export class SteeringPlane {
     this.portMode = config.handover === 'port';
     const own = new Set(listeners.map((l) => fstatSync(l.fd).ino));
     const state = readState(config.stateDir);
-    if (state && state.pid !== process.pid && startTime(state.pid) !== undefined && /baton|node/.test(safeComm(state.pid))) {
+    if (state && state.pid !== process.pid && startTime(state.pid) !== undefined && /baton|node/.test(cmdline(state.pid))) {
       throw alreadyRunning(`steering ${config.name} belongs to a running baton`, state.pid, 'choose another --name');
     }
     const orphanPid = !resuming && state?.generation && alive(state.generation.pid, state.generation.starttime) ? state.generation : undefined;
@@ -159,14 +159,6 @@ export class SteeringPlane {
     if (o) signalGroup(o.pid, this.config.stopSignal);
     this.steering.close(this.config.keepSteering);
     if (!this.config.keepSteering) removeState(this.config.stateDir);
-  }
-}
-
-function safeComm(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return '';
   }
 }
 
