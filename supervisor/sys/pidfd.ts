@@ -1,4 +1,6 @@
+import { closeFd } from './fd.js';
 import { c, check } from './libc.js';
+import { socketHolders } from './proc.js';
 
 // New syscalls share one number on every architecture since 5.1 (x86_64, arm64, ...).
 const SYS_pidfd_open = 434;
@@ -30,4 +32,36 @@ export function grabFds(pid: number, fds: number[]): number[] {
   } finally {
     c.close(pidfd);
   }
+}
+
+/** Which sockets pullSocket copies, and what a failed copy does. */
+export interface PullOptions {
+  /** The sockets (`socket:[inode]`) worth a copy; every one by default. */
+  among?: (socket: string) => boolean;
+  /** A socket that cannot be copied throws; by default it is passed over (closed meanwhile, or not ours to take). */
+  strict?: boolean;
+}
+
+/**
+ * A copy of the first socket open in the process tree rooted at `root` that `accept` takes (given
+ * the copy and its `socket:[inode]`); every other copy is closed. Undefined when none is taken.
+ */
+export function pullSocket(
+  root: number,
+  accept: (copy: number, socket: string) => boolean,
+  { among = () => true, strict = false }: PullOptions = {},
+): number | undefined {
+  for (const [socket, where] of socketHolders(root)) {
+    if (!among(socket)) continue;
+    let copy: number;
+    try {
+      copy = grabFds(where.pid, [where.fd])[0]!;
+    } catch (err) {
+      if (strict) throw err;
+      continue;
+    }
+    if (accept(copy, socket)) return copy;
+    closeFd(copy);
+  }
+  return undefined;
 }
