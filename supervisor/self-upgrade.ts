@@ -4,7 +4,7 @@ import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import type { Slots } from './slots.js';
 import { setCloexec } from './sys/fd.js';
-import { c } from './sys/libc.js';
+import { execve } from './sys/process.js';
 import type { UpgradeResult } from './upgrade.js';
 
 const ENV = 'BATON_RESUME';
@@ -102,7 +102,7 @@ export function execSelf(state: ResumeState): never {
   }
   const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
   const env = Object.entries({ ...process.env, [ENV]: JSON.stringify(state) }).map(([k, v]) => `${k}=${v}`);
-  c.execve(process.execPath, [...argv, null], [...env, null]);
+  execve(process.execPath, argv, env);
   for (const fd of fds) setCloexec(fd, true);
   throw new BatonError('ERR_BATON_EXEC', `execve ${process.execPath} failed`, 'check that the node binary and baton are still in place');
 }

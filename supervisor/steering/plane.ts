@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import { closeFd } from '../sys/fd.js';
 import { pullSocket } from '../sys/pidfd.js';
 import { cmdline, startTime } from '../sys/proc.js';
+import { signalGroup } from '../sys/process.js';
 import { listeningSockets } from '../sys/proc-net.js';
 import { acceptQueue } from '../sys/socket.js';
 import { shadowed } from './shadow.js';
@@ -161,13 +162,5 @@ export class SteeringPlane {
     if (o) signalGroup(o.pid, this.config.stopSignal);
     this.steering.close(this.config.keepSteering);
     if (!this.config.keepSteering) removeState(this.config.stateDir);
-  }
-}
-
-function signalGroup(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, sig);
-  } catch {
-    // gone already
   }
 }
