@@ -6,7 +6,7 @@ import { removeKnown } from '../files.js';
 import { attachSkLookup, getPinned, linkNetns, loadObject, mapDelete, mapKeys, mapLookup, mapUpdate, pinObject, possibleCpus, progTag } from '../sys/bpf.js';
 import { ensureBpffs } from '../sys/bpffs.js';
 import { CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN, hasCapability } from '../sys/capability.js';
-import { c } from '../sys/libc.js';
+import { closeFd } from '../sys/fd.js';
 import { netnsInode, withNetns } from '../sys/proc.js';
 import { entries, KEY_SIZE, type Rule } from './rules.js';
 
@@ -97,7 +97,7 @@ export class Steering {
       s.writeRules();
       return s;
     } catch (err) {
-      for (const fd of opened) c.close(fd);
+      for (const fd of opened) closeFd(fd);
       ours.close();
       if (pinned) removeKnown(dir, PINS);
       throw err;
@@ -149,7 +149,7 @@ export class Steering {
 
   /** Closes baton's fds; unless `keep`, removes the pins, which detaches the program. */
   close(keep: boolean): void {
-    for (const fd of Object.values(this.fds)) c.close(fd);
+    for (const fd of Object.values(this.fds)) closeFd(fd);
     if (!keep) removeKnown(this.dir, PINS);
   }
 

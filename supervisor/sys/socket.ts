@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import type { Address } from '../address.js';
 import { c, check, errnoIs } from './libc.js';
 
@@ -15,6 +16,14 @@ const IPV6_V6ONLY = 26;
 const MSG_DONTWAIT = 0x40;
 const SUN_LEN = 110;
 
+/** The 16 bytes of an IP address (an IPv4 one in the first 4). */
+export function ipBytes(host: string): Buffer {
+  const ip = Buffer.alloc(16);
+  // inet_pton returns 0 (not -1 with errno) for a malformed address; the caller checked it already.
+  if (c.inet_pton(isIPv4(host) ? AF_INET : AF_INET6, host, ip) !== 1) throw new Error(`not an IP address: ${host}`);
+  return ip;
+}
+
 function sockaddr(a: Address): Buffer {
   if (a.kind === 'unix') {
     const b = Buffer.alloc(SUN_LEN);
@@ -25,10 +34,7 @@ function sockaddr(a: Address): Buffer {
   const b = Buffer.alloc(a.family === 4 ? 16 : 28);
   b.writeUInt16LE(a.family === 4 ? AF_INET : AF_INET6, 0);
   b.writeUInt16BE(a.port, 2);
-  const ip = Buffer.alloc(16);
-  // inet_pton returns 0 (not -1 with errno) for a malformed address; parseAddress checked it already.
-  if (c.inet_pton(a.family === 4 ? AF_INET : AF_INET6, a.host, ip) !== 1) throw new Error(`not an IP address: ${a.host}`);
-  ip.copy(b, a.family === 4 ? 4 : 8, 0, a.family === 4 ? 4 : 16);
+  ipBytes(a.host).copy(b, a.family === 4 ? 4 : 8, 0, a.family === 4 ? 4 : 16);
   return b;
 }
 
