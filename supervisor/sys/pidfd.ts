@@ -1,5 +1,5 @@
 import { closeFd } from './fd.js';
-import { c, check } from './libc.js';
+import { check, libc } from './libc.js';
 import { socketHolders } from './proc.js';
 
 // New syscalls share one number on every architecture since 5.1 (x86_64, arm64, ...).
@@ -16,12 +16,12 @@ const hints = {
 };
 
 export function pidfdOpen(pid: number): number {
-  return check(c.syscall(SYS_pidfd_open, 'long', pid, 'long', 0), 'pidfd_open', hints, { pid });
+  return check(libc.syscall(SYS_pidfd_open, 'long', pid, 'long', 0), 'pidfd_open', hints, { pid });
 }
 
 /** A copy of `fd` from the process behind `pidfd`; the kernel sets close-on-exec on it. */
 export function pidfdGetfd(pidfd: number, fd: number, pid?: number): number {
-  return check(c.syscall(SYS_pidfd_getfd, 'long', pidfd, 'long', fd, 'long', 0), 'pidfd_getfd', hints, { pid, fd });
+  return check(libc.syscall(SYS_pidfd_getfd, 'long', pidfd, 'long', fd, 'long', 0), 'pidfd_getfd', hints, { pid, fd });
 }
 
 /** pidfd_open + pidfd_getfd for each fd, closing the pidfd afterwards. */
@@ -30,7 +30,7 @@ export function grabFds(pid: number, fds: number[]): number[] {
   try {
     return fds.map((fd) => pidfdGetfd(pidfd, fd, pid));
   } finally {
-    c.close(pidfd);
+    libc.close(pidfd);
   }
 }
 

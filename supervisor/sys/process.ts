@@ -1,4 +1,4 @@
-import { c } from './libc.js';
+import { libc } from './libc.js';
 
 /**
  * Signals the process group led by `pid`; false when the group is gone already. Never pid 0:
@@ -17,5 +17,5 @@ export function signalGroup(pid: number, sig: NodeJS.Signals): boolean {
 
 /** Replaces this process's program (execve); returns only if that failed. */
 export function execve(file: string, argv: string[], env: string[]): void {
-  c.execve(file, [...argv, null], [...env, null]);
+  libc.execve(file, [...argv, null], [...env, null]);
 }
