@@ -1,8 +1,9 @@
 import { ownChildren } from './children.js';
+import { describeExit } from './generation.js';
 import type { Logger } from './log.js';
 import { setChildSubreaper } from './sys/prctl.js';
 import { zombieChildren } from './sys/proc.js';
-import { reap } from './sys/wait.js';
+import { reapStatus } from './sys/wait.js';
 
 const SWEEP_MS = 1000;
 
@@ -15,8 +16,8 @@ export function startReaper(log: Logger, subreaper: boolean): () => void {
   const sweep = () => {
     for (const pid of zombieChildren()) {
       if (ownChildren.has(pid)) continue;
-      const status = reap(pid);
-      if (status !== undefined) log.event('reaped', { message: `orphan pid ${pid} ${status}` });
+      const status = reapStatus(pid);
+      if (status) log.event('reaped', { message: `orphan pid ${pid} ${describeExit(status)}` });
     }
   };
   const timer = setInterval(sweep, SWEEP_MS);

@@ -12,8 +12,3 @@ export function reapStatus(pid: number): { code: number | null; signal: NodeJS.S
   const sig = s & 0x7f;
   return sig === 0 ? { code: (s >> 8) & 0xff, signal: null } : { code: null, signal: (signalNames.get(sig) ?? 'SIGKILL') as NodeJS.Signals };
 }
-
-export function reap(pid: number): string | undefined {
-  const s = reapStatus(pid);
-  return s && (s.signal ? `killed by ${s.signal}` : `exited with code ${s.code}`);
-}
