@@ -2,6 +2,7 @@ import { spawn, type StdioOptions } from 'node:child_process';
 import { signalNumber } from './duration.js';
 import { track } from './children.js';
 import type { Fields, Logger } from './log.js';
+import { signalGroup } from './sys/process.js';
 import { reapStatus } from './sys/wait.js';
 
 export type State = 'starting' | 'ready' | 'active' | 'draining' | 'exited' | 'failed';
@@ -146,16 +147,9 @@ export class Generation {
     if (next === 'active') this.activeSince ??= performance.now();
   }
 
-  /** Signals the whole process group; a group that is already gone is not an error. */
+  /** Signals the whole process group; a group that is already gone (or never was: pid 0) is not an error. */
   signal(sig: NodeJS.Signals): boolean {
-    if (this.pid === 0) return false;
-    try {
-      process.kill(-this.pid, sig);
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
-      throw err;
-    }
+    return signalGroup(this.pid, sig);
   }
 
   /** Stop signal now, SIGKILL after `killTimeout`; resolves when the process has exited. */

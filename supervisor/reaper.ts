@@ -1,25 +1,11 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import { ownChildren } from './children.js';
+import { describeExit } from './generation.js';
 import type { Logger } from './log.js';
 import { setChildSubreaper } from './sys/prctl.js';
-import { reap } from './sys/wait.js';
+import { zombieChildren } from './sys/proc.js';
+import { reapStatus } from './sys/wait.js';
 
 const SWEEP_MS = 1000;
-
-function zombieChildren(): number[] {
-  const out: number[] = [];
-  for (const tid of readdirSync('/proc/self/task')) {
-    for (const p of readFileSync(`/proc/self/task/${tid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number)) {
-      try {
-        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-        if (stat[stat.lastIndexOf(')') + 2] === 'Z') out.push(p);
-      } catch {
-        // reaped meanwhile
-      }
-    }
-  }
-  return out;
-}
 
 /**
  * As PID 1 or a subreaper, orphaned descendants become baton's children: reap them when they
@@ -30,8 +16,8 @@ export function startReaper(log: Logger, subreaper: boolean): () => void {
   const sweep = () => {
     for (const pid of zombieChildren()) {
       if (ownChildren.has(pid)) continue;
-      const status = reap(pid);
-      if (status !== undefined) log.event('reaped', { message: `orphan pid ${pid} ${status}` });
+      const status = reapStatus(pid);
+      if (status) log.event('reaped', { message: `orphan pid ${pid} ${describeExit(status)}` });
     }
   };
   const timer = setInterval(sweep, SWEEP_MS);

@@ -5,7 +5,7 @@ import type { Logger } from './log.js';
 import type { Resources } from './resources.js';
 import type { Slots } from './slots.js';
 import { setCloexec } from './sys/fd.js';
-import { c } from './sys/libc.js';
+import { execve } from './sys/process.js';
 import type { History, UpgradeResult } from './upgrade.js';
 import type { WaveParts } from './wave.js';
 
@@ -129,7 +129,7 @@ export function execSelf(state: ResumeState): never {
   }
   const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
   const env = Object.entries({ ...process.env, [ENV]: JSON.stringify(state) }).map(([k, v]) => `${k}=${v}`);
-  c.execve(process.execPath, [...argv, null], [...env, null]);
+  execve(process.execPath, argv, env);
   for (const fd of fds) setCloexec(fd, true);
   throw new BatonError('ERR_BATON_EXEC', `execve ${process.execPath} failed`, 'check that the node binary and baton are still in place');
 }

@@ -1,7 +1,7 @@
 import { formatAddress } from './address.js';
 import type { Generation } from './generation.js';
-import { socketInodes } from './grab-watch.js';
 import type { Resources } from './resources.js';
+import { socketInodes } from './sys/proc.js';
 import { establishedInodes } from './sys/proc-net.js';
 import type { History, UpgradeResult } from './upgrade.js';
 

@@ -2,9 +2,9 @@
  * The child side of baton: take the listeners, say ready, drain on the stop signal.
  * Kept small and free of heavy imports; koffi loads only when a syscall is needed.
  */
-import { existsSync } from 'node:fs';
 import { Server as NetServer, type ListenOptions, type Server, type Socket } from 'node:net';
 import type { Server as HttpServer, ServerResponse } from 'node:http';
+import { yamaScope } from '../sys/proc.js';
 
 export interface InheritedListener {
   fd: number;
@@ -49,8 +49,6 @@ export async function listeners(): Promise<InheritedListener[]> {
   return taken;
 }
 
-const YAMA = '/proc/sys/kernel/yama/ptrace_scope';
-
 /**
  * Under Yama scope 1, baton names this process as its ptracer right after spawning it; a fast
  * child may ask before that, and gets EPERM. A few short retries cover that window.
@@ -60,7 +58,7 @@ async function withYamaRetry<T>(grab: () => T): Promise<T> {
     try {
       return grab();
     } catch (err) {
-      if ((err as { code?: string }).code !== 'EPERM' || attempt >= 20 || !existsSync(YAMA)) throw err;
+      if ((err as { code?: string }).code !== 'EPERM' || attempt >= 20 || yamaScope() === undefined) throw err;
       await new Promise((r) => setTimeout(r, 10));
     }
   }

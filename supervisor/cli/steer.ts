@@ -1,8 +1,9 @@
 import yargs from 'yargs';
 import { bpffsRoot, NAME, stateDirFor } from '../config.js';
 import { alreadyRunning, usageError } from '../errors.js';
-import { readState, removeState, startTime } from '../steering/state.js';
+import { readState, removeState } from '../steering/state.js';
 import { Steering } from '../steering/steering.js';
+import { startTime } from '../sys/proc.js';
 import { strictParser } from './parser.js';
 
 /** `baton steer clean --name NAME [--state-dir DIR]`: removes the pins and state a baton left. */

@@ -1,6 +1,7 @@
-import { setPtracer, yamaScope } from '../sys/prctl.js';
-import { watchGrab } from '../grab-watch.js';
 import { addressList } from '../listener.js';
+import { setPtracer } from '../sys/prctl.js';
+import { yamaScope } from '../sys/proc.js';
+import { watchGrab } from './grab.js';
 import type { Handover } from './index.js';
 
 let named = false;

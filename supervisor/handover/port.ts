@@ -1,7 +1,7 @@
-import { poll, socketHolders } from '../grab-watch.js';
 import { closeFd } from '../sys/fd.js';
-import { grabFds } from '../sys/pidfd.js';
+import { pullSocket } from '../sys/pidfd.js';
 import { boundPort, createListener, isListening } from '../sys/socket.js';
+import { poll } from './grab.js';
 import type { Handover } from './index.js';
 
 /** A free loopback port: bound to port 0, read back, released. */
@@ -33,23 +33,15 @@ export const port: Handover = {
   async watch(pid, plan, _listeners, signal) {
     /** Listening sockets on other ports: never ours. */
     const examined = new Set<string>();
-    const fd = await poll(() => {
-      for (const [socket, where] of socketHolders(pid)) {
-        if (examined.has(socket)) continue;
-        let copy: number;
-        try {
-          copy = grabFds(where.pid, [where.fd])[0]!;
-        } catch {
-          continue; // closed meanwhile, or not ours to take: look again next time
-        }
-        const listening = isListening(copy);
-        if (listening && boundPort(copy) === plan.port) return copy;
-        // A socket not listening yet may be ours between bind() and listen(): look at it again.
-        if (listening) examined.add(socket);
-        closeFd(copy);
-      }
-      return undefined;
-    }, signal);
+    const ours = (copy: number, socket: string) => {
+      const listening = isListening(copy);
+      if (listening && boundPort(copy) === plan.port) return true;
+      // A socket not listening yet may be ours between bind() and listen(): look at it again.
+      if (listening) examined.add(socket);
+      return false;
+    };
+    // A socket that cannot be copied (closed meanwhile, or not ours to take) is looked at again next time.
+    const fd = await poll(() => pullSocket(pid, ours, { among: (socket) => !examined.has(socket) }), signal);
     return [fd];
   },
   open() {},

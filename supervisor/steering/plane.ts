@@ -1,15 +1,16 @@
-import { fstatSync, readFileSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
 import type { Config } from '../config.js';
 import { alreadyRunning, BatonError } from '../errors.js';
-import { findSockets } from '../grab-watch.js';
 import type { Listener } from '../listener.js';
 import type { Logger } from '../log.js';
 import { closeFd } from '../sys/fd.js';
-import { grabFds } from '../sys/pidfd.js';
+import { pullSocket } from '../sys/pidfd.js';
+import { cmdline, startTime } from '../sys/proc.js';
+import { signalGroup } from '../sys/process.js';
 import { listeningSockets } from '../sys/proc-net.js';
 import { acceptQueue } from '../sys/socket.js';
 import { shadowed } from './shadow.js';
-import { readState, removeState, startTime, writeState } from './state.js';
+import { readState, removeState, writeState } from './state.js';
 import { Steering } from './steering.js';
 
 const POLL_MS = 10;
@@ -49,8 +50,9 @@ export class SteeringPlane {
     this.portMode = config.handover === 'port';
     const own = new Set(listeners.map((l) => fstatSync(l.fd).ino));
     const state = readState(config.stateDir);
-    if (state && state.pid !== process.pid && startTime(state.pid) !== undefined && /baton|node/.test(safeComm(state.pid))) {
-      throw alreadyRunning(`steering ${config.name} belongs to a running baton`, state.pid, 'choose another --name');
+    const owner = state && state.pid !== process.pid ? state.pid : undefined;
+    if (owner && startTime(owner) !== undefined && /baton|node/.test(cmdline(owner))) {
+      throw alreadyRunning(`steering ${config.name} belongs to a running baton`, owner, 'choose another --name');
     }
     const orphanPid = !resuming && state?.generation && alive(state.generation.pid, state.generation.starttime) ? state.generation : undefined;
     const orphanInodes = orphanPid ? listeningSockets().filter((s) => s.port === orphanPid.port).map((s) => s.inode) : [];
@@ -65,9 +67,10 @@ export class SteeringPlane {
     try {
       if (!this.portMode && !resuming) this.steering.setSlot(listeners[0]!.fd);
       if (orphanPid && this.portMode && this.steering.reused) {
-        const where = findSockets(orphanPid.pid, orphanInodes.map((i) => `socket:[${i}]`)).values().next().value;
-        if (where) {
-          this.orphan = { number: orphanPid.number, pid: orphanPid.pid, fd: grabFds(where.pid, [where.fd])[0]! };
+        const listening = new Set(orphanInodes.map((i) => `socket:[${i}]`));
+        const fd = pullSocket(orphanPid.pid, () => true, { among: (socket) => listening.has(socket), strict: true });
+        if (fd !== undefined) {
+          this.orphan = { number: orphanPid.number, pid: orphanPid.pid, fd };
           log.event('orphan', { generation: orphanPid.number, pid: orphanPid.pid, message: 'a generation left serving by a previous baton; it is retired once the next one is active' });
         }
       }
@@ -159,21 +162,5 @@ export class SteeringPlane {
     if (o) signalGroup(o.pid, this.config.stopSignal);
     this.steering.close(this.config.keepSteering);
     if (!this.config.keepSteering) removeState(this.config.stateDir);
-  }
-}
-
-function safeComm(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-function signalGroup(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, sig);
-  } catch {
-    // gone already
   }
 }

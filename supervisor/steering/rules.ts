@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { usageError } from '../errors.js';
-import { c } from '../sys/libc.js';
+import { ipBytes } from '../sys/socket.js';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -47,9 +47,7 @@ function range(text: string, spec: string): Range {
   if (!Number.isInteger(prefix) || prefix < 0 || prefix > bits || (len !== undefined && !/^\d+$/.test(len))) {
     throw usageError(`bad prefix length "/${len}" in --steer ${spec}`, `an IPv${family} prefix is 0 to ${bits}`);
   }
-  const raw = Buffer.alloc(16);
-  c.inet_pton(family === 4 ? AF_INET : AF_INET6, host, raw);
-  return { family, addr: mask(raw, prefix), prefix };
+  return { family, addr: mask(ipBytes(host), prefix), prefix };
 }
 
 function ports(text: string, spec: string): number[] {

@@ -11,17 +11,6 @@ export interface SteeringState {
   generation?: { number: number; pid: number; starttime: string; port: number };
 }
 
-/** Field 22 of /proc/PID/stat: tells a process from a later one that reused its pid. */
-export function startTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[2] === 'Z' ? undefined : fields[19];
-  } catch {
-    return undefined;
-  }
-}
-
 const STATE = 'state.json';
 
 export function stateFile(dir: string): string {

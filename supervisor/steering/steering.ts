@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BatonError } from '../errors.js';
@@ -6,7 +6,8 @@ import { removeKnown } from '../files.js';
 import { attachSkLookup, getPinned, linkNetns, loadObject, mapDelete, mapKeys, mapLookup, mapUpdate, pinObject, possibleCpus, progTag } from '../sys/bpf.js';
 import { ensureBpffs } from '../sys/bpffs.js';
 import { CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN, hasCapability } from '../sys/capability.js';
-import { c } from '../sys/libc.js';
+import { closeFd } from '../sys/fd.js';
+import { netnsInode, withNetns } from '../sys/proc.js';
 import { entries, KEY_SIZE, type Rule } from './rules.js';
 
 const PROGRAM = 'baton_steer';
@@ -71,7 +72,7 @@ export class Steering {
         }
         const fds = { prog, link: getPinned(join(dir, 'link')), rules: getPinned(join(dir, 'rules')), slots: getPinned(join(dir, 'slots')), counters: getPinned(join(dir, 'counters')) };
         opened.push(fds.link, fds.rules, fds.slots, fds.counters);
-        const here = statSync('/proc/self/ns/net').ino;
+        const here = netnsInode();
         const there = linkNetns(fds.link);
         if (there !== here) {
           throw new BatonError('ERR_BATON_PINS', `the pins at ${dir} steer another network namespace (inode ${there}, this one is ${here})`, `remove them with baton steer clean --name ${name}, or choose another --name`);
@@ -89,20 +90,14 @@ export class Steering {
       pinned = true;
       pinObject(ours.prog, join(dir, 'prog'));
       for (const m of MAPS) pinObject(ours.maps[m]!, join(dir, m));
-      const netns = openSync('/proc/self/ns/net', 'r');
-      let link: number;
-      try {
-        link = attachSkLookup(ours.prog, netns);
-      } finally {
-        closeSync(netns);
-      }
+      const link = withNetns((netns) => attachSkLookup(ours.prog, netns));
       opened.push(link);
       pinObject(link, join(dir, 'link'));
       const s = new Steering(dir, false, rules, { prog: ours.prog, link, rules: ours.maps.rules!, slots: ours.maps.slots!, counters: ours.maps.counters! });
       s.writeRules();
       return s;
     } catch (err) {
-      for (const fd of opened) c.close(fd);
+      for (const fd of opened) closeFd(fd);
       ours.close();
       if (pinned) removeKnown(dir, PINS);
       throw err;
@@ -154,7 +149,7 @@ export class Steering {
 
   /** Closes baton's fds; unless `keep`, removes the pins, which detaches the program. */
   close(keep: boolean): void {
-    for (const fd of Object.values(this.fds)) c.close(fd);
+    for (const fd of Object.values(this.fds)) closeFd(fd);
     if (!keep) removeKnown(this.dir, PINS);
   }
 

@@ -1,7 +1,7 @@
 import koffi from 'koffi';
 import { constants } from 'node:os';
 import { BatonError, type Context } from '../errors.js';
-import { c, check, sysError } from './libc.js';
+import { check, libc, sysError } from './libc.js';
 
 const BPF_SK_LOOKUP = 36;
 const BPF_ANY = 0;
@@ -73,7 +73,7 @@ const privilegeHints = {
 const F_DUPFD_CLOEXEC = 1030;
 
 function dupCloexec(fd: number): number {
-  return check(c.fcntl(fd, F_DUPFD_CLOEXEC, 'int', 3), 'fcntl', {}, { fd });
+  return check(libc.fcntl(fd, F_DUPFD_CLOEXEC, 'int', 3), 'fcntl', {}, { fd });
 }
 
 export interface LoadedObject {
@@ -105,8 +105,8 @@ export function loadObject(path: string, program: string, mapNames: string[]): L
       prog,
       maps,
       close: () => {
-        c.close(prog);
-        for (const fd of Object.values(maps)) c.close(fd);
+        libc.close(prog);
+        for (const fd of Object.values(maps)) libc.close(fd);
       },
     };
   } finally {

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { BatonError } from '../errors.js';
-import { c, check } from './libc.js';
+import { check, libc } from './libc.js';
 
 function mounted(path: string): boolean {
   return readFileSync('/proc/self/mounts', 'utf8')
@@ -17,7 +17,7 @@ export function ensureBpffs(path: string): void {
   try {
     // Not recursive: Node's recursive mkdir spins forever under /proc.
     if (!existsSync(path)) mkdirSync(path);
-    check(c.mount('bpf', path, 'bpf', 0, null), 'mount', {}, { path });
+    check(libc.mount('bpf', path, 'bpf', 0, null), 'mount', {}, { path });
   } catch (err) {
     throw new BatonError('ERR_BATON_BPFFS', `bpffs is not mounted at ${path} and cannot be mounted: ${(err as Error).message}`, `mount it first (mount -t bpf bpf ${path}), or run baton with CAP_SYS_ADMIN`);
   }

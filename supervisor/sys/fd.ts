@@ -1,16 +1,16 @@
-import { c, check } from './libc.js';
+import { check, libc } from './libc.js';
 
 const F_GETFL = 3;
 const F_SETFL = 4;
 const O_NONBLOCK = 0o4000;
 
 export function closeFd(fd: number): void {
-  check(c.close(fd), 'close', {}, { fd });
+  check(libc.close(fd), 'close', {}, { fd });
 }
 
 export function setNonblocking(fd: number): void {
-  const flags = check(c.fcntl(fd, F_GETFL), 'fcntl', {}, { fd });
-  check(c.fcntl(fd, F_SETFL, 'int', flags | O_NONBLOCK), 'fcntl', {}, { fd });
+  const flags = check(libc.fcntl(fd, F_GETFL), 'fcntl', {}, { fd });
+  check(libc.fcntl(fd, F_SETFL, 'int', flags | O_NONBLOCK), 'fcntl', {}, { fd });
 }
 
 const F_GETFD = 1;
@@ -18,6 +18,6 @@ const F_SETFD = 2;
 const FD_CLOEXEC = 1;
 
 export function setCloexec(fd: number, on: boolean): void {
-  const flags = check(c.fcntl(fd, F_GETFD), 'fcntl', {}, { fd });
-  check(c.fcntl(fd, F_SETFD, 'int', on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC), 'fcntl', {}, { fd });
+  const flags = check(libc.fcntl(fd, F_GETFD), 'fcntl', {}, { fd });
+  check(libc.fcntl(fd, F_SETFD, 'int', on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC), 'fcntl', {}, { fd });
 }

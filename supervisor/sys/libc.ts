@@ -2,29 +2,30 @@ import koffi from 'koffi';
 import { constants } from 'node:os';
 import { SysError, type Context, type Errno } from '../errors.js';
 
-const libc = koffi.load('libc.so.6');
+/** libc.so.6, loaded once: every libc function baton calls is declared through this handle. */
+export const library = koffi.load('libc.so.6');
 
 /** libc entry points; buffers are passed as `void *`. */
-export const c = {
-  syscall: libc.func('long syscall(long, ...)'),
-  socket: libc.func('int socket(int, int, int)'),
-  bind: libc.func('int bind(int, const void *, uint32)'),
-  connect: libc.func('int connect(int, const void *, uint32)'),
-  listen: libc.func('int listen(int, int)'),
-  setsockopt: libc.func('int setsockopt(int, int, int, const void *, uint32)'),
-  getsockopt: libc.func('int getsockopt(int, int, int, void *, void *)'),
-  getsockname: libc.func('int getsockname(int, void *, void *)'),
-  sendto: libc.func('long sendto(int, const void *, size_t, int, const void *, uint32)'),
-  recv: libc.func('long recv(int, void *, size_t, int)'),
-  close: libc.func('int close(int)'),
-  fcntl: libc.func('int fcntl(int, int, ...)'),
-  prctl: libc.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)'),
-  mount: libc.func('int mount(const char *, const char *, const char *, unsigned long, const void *)'),
-  waitpid: libc.func('int waitpid(int, void *, int)'),
-  execve: libc.func('int execve(const char *, const char **, const char **)'),
-  inet_ntop: libc.func('const char *inet_ntop(int, const void *, char *, uint32)'),
-  inet_pton: libc.func('int inet_pton(int, const char *, void *)'),
-  strerror: libc.func('const char *strerror(int)'),
+export const libc = {
+  syscall: library.func('long syscall(long, ...)'),
+  socket: library.func('int socket(int, int, int)'),
+  bind: library.func('int bind(int, const void *, uint32)'),
+  connect: library.func('int connect(int, const void *, uint32)'),
+  listen: library.func('int listen(int, int)'),
+  setsockopt: library.func('int setsockopt(int, int, int, const void *, uint32)'),
+  getsockopt: library.func('int getsockopt(int, int, int, void *, void *)'),
+  getsockname: library.func('int getsockname(int, void *, void *)'),
+  sendto: library.func('long sendto(int, const void *, size_t, int, const void *, uint32)'),
+  recv: library.func('long recv(int, void *, size_t, int)'),
+  close: library.func('int close(int)'),
+  fcntl: library.func('int fcntl(int, int, ...)'),
+  prctl: library.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)'),
+  mount: library.func('int mount(const char *, const char *, const char *, unsigned long, const void *)'),
+  waitpid: library.func('int waitpid(int, void *, int)'),
+  execve: library.func('int execve(const char *, const char **, const char **)'),
+  inet_ntop: library.func('const char *inet_ntop(int, const void *, char *, uint32)'),
+  inet_pton: library.func('int inet_pton(int, const char *, void *)'),
+  strerror: library.func('const char *strerror(int)'),
 };
 
 // First name wins for aliases (EAGAIN over EWOULDBLOCK).
@@ -46,7 +47,7 @@ export function check(ret: number | bigint, syscall: string, hints: Hints = {}, 
 /** The SysError for `errno`, with the hint for its name (or hints.default). */
 export function sysError(errno: number, syscall: string, hints: Hints, context: Context = {}): SysError {
   const code = names.get(errno) ?? `E${errno}`;
-  return new SysError(syscall, code, errno, String(c.strerror(errno)), hints[code] ?? hints.default ?? '', context);
+  return new SysError(syscall, code, errno, String(libc.strerror(errno)), hints[code] ?? hints.default ?? '', context);
 }
 
 /** True when the last failed call set errno to `code` (for calls whose failure is expected, e.g. EAGAIN). */

@@ -1,4 +1,6 @@
-import { c, check } from './libc.js';
+import { closeFd } from './fd.js';
+import { check, libc } from './libc.js';
+import { socketHolders } from './proc.js';
 
 // New syscalls share one number on every architecture since 5.1 (x86_64, arm64, ...).
 const SYS_pidfd_open = 434;
@@ -14,12 +16,12 @@ const hints = {
 };
 
 export function pidfdOpen(pid: number): number {
-  return check(c.syscall(SYS_pidfd_open, 'long', pid, 'long', 0), 'pidfd_open', hints, { pid });
+  return check(libc.syscall(SYS_pidfd_open, 'long', pid, 'long', 0), 'pidfd_open', hints, { pid });
 }
 
 /** A copy of `fd` from the process behind `pidfd`; the kernel sets close-on-exec on it. */
 export function pidfdGetfd(pidfd: number, fd: number, pid?: number): number {
-  return check(c.syscall(SYS_pidfd_getfd, 'long', pidfd, 'long', fd, 'long', 0), 'pidfd_getfd', hints, { pid, fd });
+  return check(libc.syscall(SYS_pidfd_getfd, 'long', pidfd, 'long', fd, 'long', 0), 'pidfd_getfd', hints, { pid, fd });
 }
 
 /** pidfd_open + pidfd_getfd for each fd, closing the pidfd afterwards. */
@@ -28,6 +30,38 @@ export function grabFds(pid: number, fds: number[]): number[] {
   try {
     return fds.map((fd) => pidfdGetfd(pidfd, fd, pid));
   } finally {
-    c.close(pidfd);
+    libc.close(pidfd);
   }
+}
+
+/** Which sockets pullSocket copies, and what a failed copy does. */
+export interface PullOptions {
+  /** The sockets (`socket:[inode]`) worth a copy; every one by default. */
+  among?: (socket: string) => boolean;
+  /** A socket that cannot be copied throws; by default it is passed over (closed meanwhile, or not ours to take). */
+  strict?: boolean;
+}
+
+/**
+ * A copy of the first socket open in the process tree rooted at `root` that `accept` takes (given
+ * the copy and its `socket:[inode]`); every other copy is closed. Undefined when none is taken.
+ */
+export function pullSocket(
+  root: number,
+  accept: (copy: number, socket: string) => boolean,
+  { among = () => true, strict = false }: PullOptions = {},
+): number | undefined {
+  for (const [socket, where] of socketHolders(root)) {
+    if (!among(socket)) continue;
+    let copy: number;
+    try {
+      copy = grabFds(where.pid, [where.fd])[0]!;
+    } catch (err) {
+      if (strict) throw err;
+      continue;
+    }
+    if (accept(copy, socket)) return copy;
+    closeFd(copy);
+  }
+  return undefined;
 }

@@ -1,7 +1,7 @@
 import koffi from 'koffi';
 import { usageError } from '../errors.js';
+import { library } from './libc.js';
 
-const libc = koffi.load('libc.so.6');
 const Passwd = koffi.struct('baton_passwd', {
   pw_name: 'char *',
   pw_passwd: 'char *',
@@ -9,9 +9,9 @@ const Passwd = koffi.struct('baton_passwd', {
   pw_gid: 'uint32',
 });
 const Group = koffi.struct('baton_group', { gr_name: 'char *', gr_passwd: 'char *', gr_gid: 'uint32' });
-const getpwnam = libc.func('baton_passwd *getpwnam(const char *)');
-const getpwuid = libc.func('baton_passwd *getpwuid(uint32)');
-const getgrnam = libc.func('baton_group *getgrnam(const char *)');
+const getpwnam = library.func('baton_passwd *getpwnam(const char *)');
+const getpwuid = library.func('baton_passwd *getpwuid(uint32)');
+const getgrnam = library.func('baton_group *getgrnam(const char *)');
 
 /** A user name or uid, resolved through NSS; gid is the user's primary group. */
 export function lookupUser(spec: string): { uid: number; gid: number } {

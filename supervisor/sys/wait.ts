@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { c } from './libc.js';
+import { libc } from './libc.js';
 
 const WNOHANG = 1;
 const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n, name]));
@@ -7,13 +7,8 @@ const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) =>
 /** waitpid(pid, WNOHANG): how the child ended, or undefined if it has not (or is not ours). */
 export function reapStatus(pid: number): { code: number | null; signal: NodeJS.Signals | null } | undefined {
   const status = Buffer.alloc(4);
-  if (Number(c.waitpid(pid, status, WNOHANG)) !== pid) return undefined;
+  if (Number(libc.waitpid(pid, status, WNOHANG)) !== pid) return undefined;
   const s = status.readInt32LE(0);
   const sig = s & 0x7f;
   return sig === 0 ? { code: (s >> 8) & 0xff, signal: null } : { code: null, signal: (signalNames.get(sig) ?? 'SIGKILL') as NodeJS.Signals };
-}
-
-export function reap(pid: number): string | undefined {
-  const s = reapStatus(pid);
-  return s && (s.signal ? `killed by ${s.signal}` : `exited with code ${s.code}`);
 }

@@ -1,0 +1,21 @@
+import { libc } from './libc.js';
+
+/**
+ * Signals the process group led by `pid`; false when the group is gone already. Never pid 0:
+ * kill(-0) would signal baton's own group.
+ */
+export function signalGroup(pid: number, sig: NodeJS.Signals): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(-pid, sig);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw err;
+  }
+}
+
+/** Replaces this process's program (execve); returns only if that failed. */
+export function execve(file: string, argv: string[], env: string[]): void {
+  libc.execve(file, [...argv, null], [...env, null]);
+}
