@@ -5,8 +5,9 @@
 // to a release; the deploy re-points it (ln -sfn) and removes the old release, then sends SIGUSR2. baton
 // execs node with its own argv, whose script path is the path it was started through (Node resolves it
 // to an absolute path but keeps the link), so the program after the exec can only be the new release.
-import type { ExecutionContext } from 'ava';
-import test from 'ava';
+// (A relative path given from a working directory inside `current` would resolve through the real
+// directory, i.e. the old release: baton is started here by the absolute path, as a unit file does.)
+import test, { type ExecutionContext } from 'ava';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -51,28 +52,29 @@ function marked(l: Leftovers): NodeJS.ProcessEnv {
 }
 
 /** The pidfd handover on 127.0.0.1, port 0. */
-async function plain(deploy: Deploy): Promise<World> {
+function plain(deploy: Deploy): World {
   const control = join(mkdtempSync(join(tmpdir(), 'baton-xv-')), 'control.sock');
   const args = ['--listen', '127.0.0.1:0', '--control', control, '--drain', '200ms', '--', 'node', fixture];
   const leftovers = new Leftovers(args);
   const baton = new Baton(args, marked(leftovers), [], deploy.cli);
-  const port = await baton.port();
+  const port = baton.port();
+  port.catch(() => {}); // awaited where it is used; not unhandled if baton fails first
   return {
     baton,
     control,
     leftovers,
     load: async () => {
-      const fresh = hammer({ port, keepAlive: false, concurrency: 2, maxMs: 60_000 });
-      const kept = hammer({ port, keepAlive: true, concurrency: 2, maxMs: 60_000 });
+      const fresh = hammer({ port: await port, keepAlive: false, concurrency: 2, maxMs: 60_000 });
+      const kept = hammer({ port: await port, keepAlive: true, concurrency: 2, maxMs: 60_000 });
       return { stop: async () => [await fresh.stop(), await kept.stop()] };
     },
-    servedBy: (generation) => servedBy(port, generation),
+    servedBy: async (generation) => servedBy(await port, generation),
     close: async () => rmSync(dirname(control), { recursive: true, force: true }),
   };
 }
 
 /** The port handover under --steer, in a network namespace of its own (BATON_RESUME carries `own` and `port`). */
-async function steered(deploy: Deploy): Promise<World> {
+function steered(deploy: Deploy): World {
   const w = new SteerWorld();
   const control = join(mkdtempSync(join(tmpdir(), 'baton-xv-')), 'control.sock');
   const args = ['--steer', '127.0.0.1:80', '--handover', 'port', '--control', control, '--drain', '200ms'];
@@ -156,7 +158,7 @@ async function crossOver(t: ExecutionContext, w: World, deploy: Deploy, build: s
 }
 
 /** Earlier build → current → earlier, under load; then a clean stop and nothing left behind. */
-async function roundTrip(t: ExecutionContext, open: (deploy: Deploy) => Promise<World>): Promise<void> {
+async function roundTrip(t: ExecutionContext, open: (deploy: Deploy) => World): Promise<void> {
   const release = await exclusive();
   const deploy = new Deploy();
   let w: World | undefined;
@@ -164,7 +166,7 @@ async function roundTrip(t: ExecutionContext, open: (deploy: Deploy) => Promise<
   let checked = false;
   try {
     deploy.activate(earlier);
-    w = await open(deploy);
+    w = open(deploy);
     const first = await w.baton.event('active', 1);
     load = await w.load();
     await sleep(300);
