@@ -36,15 +36,18 @@ export class Baton {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private listeners: Array<() => void> = [];
 
-  /** `prefix` runs baton through another command, e.g. nsenter into a test's network namespace. */
   /** Its control socket: a path of its own unless the args name one (tests run batons side by side). */
   readonly control: string;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = []) {
+  /**
+   * `prefix` runs baton through another command, e.g. nsenter into a test's network namespace; `entry` is
+   * the cli.js to run (another build's, or this one's through another path).
+   */
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = [], entry = cli) {
     const named = args.includes('--control') || args.includes('--pid-file');
     this.control = named ? '' : join(mkdtempSync(join(tmpdir(), 'baton-ctl-')), 'control.sock');
     // The entry point as installed: its shebang sets baton's node flags.
-    const argv = [cli, '--log-format', 'json', ...(named ? [] : ['--control', this.control]), ...args];
+    const argv = [entry, '--log-format', 'json', ...(named ? [] : ['--control', this.control]), ...args];
     this.child = spawn(prefix[0] ?? argv[0]!, [...prefix.slice(1), ...(prefix.length ? argv : argv.slice(1))], {
       cwd: root,
       env: { ...inherited(), ...env },

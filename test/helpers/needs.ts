@@ -1,8 +1,17 @@
 import test, { type ImplementationFn } from 'ava';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { BASELINE_COMMIT, hasCommit } from './releases.js';
 
-export type Need = 'root' | 'netns' | 'bpf' | 'python3' | 'setpriv' | 'unshare' | 'systemd-socket-activate';
+export type Need =
+  | 'root'
+  | 'netns'
+  | 'bpf'
+  | 'python3'
+  | 'setpriv'
+  | 'unshare'
+  | 'systemd-socket-activate'
+  | 'git-history';
 
 /** What a test may need beyond Node: each check names what is missing, or nothing. */
 const checks: Record<Need, () => string | undefined> = {
@@ -13,6 +22,8 @@ const checks: Record<Need, () => string | undefined> = {
   setpriv: () => checks.root() ?? (onPath('setpriv') ? undefined : 'setpriv (util-linux)'),
   unshare: () => checks.root() ?? (onPath('unshare') ? undefined : 'unshare (util-linux)'),
   'systemd-socket-activate': () => (onPath('systemd-socket-activate') ? undefined : 'systemd-socket-activate (systemd)'),
+  // A shallow clone lacks the commit the cross-version self-upgrade tests build.
+  'git-history': () => (hasCommit(BASELINE_COMMIT) ? undefined : `git history with commit ${BASELINE_COMMIT}`),
 };
 
 function onPath(command: string): boolean {

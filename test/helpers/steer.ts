@@ -44,8 +44,14 @@ export class SteerWorld {
     return [...this.ns.prefix, ...command];
   }
 
-  baton(args: string[], env: NodeJS.ProcessEnv = {}): Baton {
-    const b = new Baton(['--name', this.name, '--state-dir', this.stateDir, ...args], env, this.ns.prefix);
+  /** The arguments baton() adds before `args`: this world's steering name and state directory. */
+  get batonArgs(): string[] {
+    return ['--name', this.name, '--state-dir', this.stateDir];
+  }
+
+  /** A baton in the namespace; `entry`: the cli.js to run (default the repo's build). */
+  baton(args: string[], env: NodeJS.ProcessEnv = {}, entry?: string): Baton {
+    const b = new Baton([...this.batonArgs, ...args], env, this.ns.prefix, entry);
     this.batons.push(b);
     return b;
   }
