@@ -1,13 +1,20 @@
 import { constants } from 'node:os';
 import { usageError } from './errors.js';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** `500`, `500ms`, `5s`, `1.5m` → milliseconds. */
-export function parseDuration(option: string, text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(String(text).trim());
-  if (!m) throw usageError(`bad duration for --${option}: "${text}"`, 'use milliseconds or a unit: 500ms, 5s, 1m');
-  return Math.round(Number(m[1]) * UNITS[m[2] ?? 'ms']!);
+/** The longest timer Node keeps (2^31-1 ms, about 24.8 days): a longer one fires after 1 ms. */
+export const MAX_DURATION = 2 ** 31 - 1;
+
+/** `500`, `500ms`, `5s`, `1.5m`, `2h`, `1d` → milliseconds, at most MAX_DURATION. */
+export function parseDuration(option: string, text: string, max = MAX_DURATION): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(String(text).trim());
+  if (!m) throw usageError(`bad duration for --${option}: "${text}"`, 'use milliseconds or a unit: 500ms, 5s, 1m, 2h, 1d');
+  const ms = Math.round(Number(m[1]) * UNITS[m[2] ?? 'ms']!);
+  if (ms > max) {
+    throw usageError(`--${option} ${text} is longer than baton can time (${max}ms)`, `use at most ${max}ms (about 24d)`);
+  }
+  return ms;
 }
 
 /** `TERM`, `SIGTERM`, `sigterm` or `15` → 'SIGTERM'. */

@@ -17,7 +17,7 @@ const LISTEN_HINT = exactly(
 const PORT_HINT = /^a port is a number from 0 to 65535$/;
 const HELP_HINT = /^run baton --help for the options$/;
 const CONFIG_HINT = /^give a JSON file whose keys are option names/;
-const DURATION_HINT = /^use milliseconds or a unit: 500ms, 5s, 1m$/;
+const DURATION_HINT = /^use milliseconds or a unit: 500ms, 5s, 1m, 2h, 1d$/;
 const READY_HINT = /^use notify, grab, probe:<command> or delay:<duration>$/;
 const START_HINT = /^run the command by hand to see why it does not start, or raise --ready-timeout$/;
 const L = ['--listen', '127.0.0.1:0'];
@@ -87,6 +87,14 @@ test('bad signal name', async (t) => {
 test('bad duration', async (t) => {
   await refuses(t, [...L, '--drain', 'soon', '--', 'true'], 2, /^bad duration for --drain: "soon"$/, DURATION_HINT);
 });
+
+// Node fires a timer over 2^31-1 ms after 1 ms: --kill-timeout 9999999999 would SIGKILL at once.
+for (const [option, value] of [['kill-timeout', '9999999999'], ['drain', '40000m'], ['ready-timeout', '25d']]) {
+  test(`--${option} ${value}, longer than a timer can wait: a usage error, nothing started`, async (t) => {
+    await refuses(t, [...L, `--${option}`, value, '--', 'true'], 2,
+      exactly(`--${option} ${value} is longer than baton can time (2147483647ms)`), /^use at most 2147483647ms/);
+  });
+}
 
 const badNumbers: Array<[string, string, string]> = [
   ['workers', '0', '>= 1 or auto'],
@@ -202,6 +210,12 @@ for (const value of ['soon', '-1']) {
       exactly(`bad duration for --timeout: "${value}"`), DURATION_HINT);
   });
 }
+
+test('baton reload --timeout 40000m: a usage error (the client waits 5 s longer, within the timer limit)', async (t) => {
+  const control = join(scratch(t), 'none.sock');
+  await refuses(t, ['reload', '--control', control, '--wait', '--timeout', '40000m'], 2,
+    exactly('--timeout 40000m is longer than baton can time (2147478647ms)'), /^use at most 2147478647ms/);
+});
 
 test('baton reload --timeout 0: a usage error, checked before anything is sent', async (t) => {
   const control = join(scratch(t), 'none.sock');

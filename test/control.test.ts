@@ -153,6 +153,10 @@ test('a malformed request gets an error reply; the daemon is unaffected', async 
     await baton.event('active', 1);
     t.deepEqual(await raw(baton.control, 'not json\n'), { ok: false, error: { code: 'ERR_BATON_REQUEST', message: 'the request is not JSON', hint: 'see docs/control.md' } });
     t.like(await raw(baton.control, '{"command":"explode"}\n'), { ok: false, error: { code: 'ERR_BATON_REQUEST' } });
+    // Past Node's timer limit the wait would end after 1 ms.
+    const tooLong = await raw(baton.control, '{"command":"reload","wait":true,"timeout":3000000000}\n');
+    const message = '"timeout" must be a positive number of ms, at most 2147483647';
+    t.deepEqual(tooLong, { ok: false, error: { code: 'ERR_BATON_REQUEST', message, hint: 'see docs/control.md' } });
     t.like(await raw(baton.control, '{"command":"status"}\n'), { ok: true });
   } finally {
     await baton.stop();

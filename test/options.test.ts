@@ -185,7 +185,7 @@ test('the config command must be a list of words', (t) => {
 
 test('a value from any layer is checked alike', (t) => {
   const file = config(t, { drain: 'soon' });
-  const hint = 'use milliseconds or a unit: 500ms, 5s, 1m';
+  const hint = 'use milliseconds or a unit: 500ms, 5s, 1m, 2h, 1d';
   refused(t, () => parse([...L, '--config', file, ...RUN]), 'bad duration for --drain: "soon"', hint);
   refused(t, () => parse([...L, ...RUN], { BATON_DRAIN: '1h' }), 'bad duration for --drain: "1h"', hint);
   refused(t, () => parse([...L, '--drain', '5 s', ...RUN]), 'bad duration for --drain: "5 s"', hint);

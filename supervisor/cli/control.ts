@@ -1,5 +1,5 @@
 import yargs from 'yargs';
-import { parseDuration } from '../duration.js';
+import { MAX_DURATION, parseDuration } from '../duration.js';
 import { BatonError, usageError } from '../errors.js';
 import { request } from '../control/client.js';
 import { controlPath, onlyControlSocket } from '../control/path.js';
@@ -25,7 +25,8 @@ export async function controlCommand(command: 'reload' | 'status' | 'stop', args
   if (argv.help) return '';
   if (argv._.length) throw usageError(`unexpected argument ${argv._[0]}`, `run baton ${command} --help`);
   const path = controlPath(argv) ?? onlyControlSocket();
-  const timeout = parseDuration('timeout', argv.timeout);
+  // The client waits 5 s longer than baton does, and its timer has the same limit.
+  const timeout = parseDuration('timeout', argv.timeout, MAX_DURATION - 5_000);
   if (timeout <= 0) throw usageError('--timeout must be more than 0', 'e.g. --timeout 30s');
   const reply = await request(path, { command, ...(command === 'reload' ? { wait: argv.wait, timeout } : {}) }, timeout + 5_000);
   if (!reply.ok) throw new BatonError(reply.error.code, reply.error.message, reply.error.hint ?? '');

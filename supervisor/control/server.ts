@@ -1,3 +1,4 @@
+import { MAX_DURATION } from '../duration.js';
 import { lstatSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { dirname } from 'node:path';
@@ -40,7 +41,10 @@ function parse(line: string): Request | string {
   }
   if (typeof req !== 'object' || req === null || !COMMANDS.has((req as Request).command)) return 'the request needs "command": "reload", "status" or "stop"';
   const r = req as Request;
-  if (r.timeout !== undefined && !(typeof r.timeout === 'number' && r.timeout > 0)) return '"timeout" must be a positive number of ms';
+  const { timeout } = r;
+  if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && timeout <= MAX_DURATION)) {
+    return `"timeout" must be a positive number of ms, at most ${MAX_DURATION}`;
+  }
   return r;
 }
 
