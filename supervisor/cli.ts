@@ -1,20 +1,25 @@
 #!/usr/bin/env -S node --max-semi-space-size=1
 // A 1 MB young generation keeps V8 from growing baton's small, long-lived heap (and its RSS) over
 // many upgrades: measured 7 MB instead of 17 MB of growth over 600 upgrades.
-import { controlCommand } from './cli/control.js';
-import { fail } from './cli/fail.js';
-import { run } from './cli/run.js';
-import { steerCommand } from './cli/steer.js';
 
 async function main(): Promise<void> {
+  if (process.env.BATON_SELF_CHECK === '1') return selfCheck();
   const [first, ...rest] = process.argv.slice(2);
-  if (first === 'steer') return void print(steerCommand(rest));
-  if (first === 'reload' || first === 'status' || first === 'stop') return void print(await controlCommand(first, rest));
-  await run(process.argv.slice(2));
+  if (first === 'steer') return void print((await import('./cli/steer.js')).steerCommand(rest));
+  if (first === 'reload' || first === 'status' || first === 'stop') {
+    return void print(await (await import('./cli/control.js')).controlCommand(first, rest));
+  }
+  await (await import('./cli/run.js')).run(process.argv.slice(2));
+}
+
+/** A self-upgrade's check of this build (self-check.ts): every module loads. */
+async function selfCheck(): Promise<void> {
+  await Promise.all([import('./cli/run.js'), import('./cli/control.js'), import('./cli/steer.js')]);
+  print((await import('./self-check.js')).selfCheckLine());
 }
 
 function print(text: string): void {
   if (text) process.stdout.write(text + '\n');
 }
 
-main().catch(fail);
+main().catch(async (err: unknown) => (await import('./cli/fail.js')).fail(err));

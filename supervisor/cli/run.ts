@@ -3,11 +3,12 @@ import { controlHandler } from '../control/handler.js';
 import { ControlServer } from '../control/server.js';
 import { createLogger } from '../log.js';
 import { startReaper } from '../reaper.js';
-import { execSelf, takeResumeState } from '../self-upgrade.js';
+import { takeResumeState } from '../self-upgrade.js';
 import { Supervisor } from '../supervisor.js';
 import { systemdHooks } from '../systemd.js';
 import { fail } from './fail.js';
 import { parseOptions } from './options.js';
+import { selfUpgrader } from './reexec.js';
 
 /** The main command: resume state, systemd's NOTIFY_SOCKET, the control server, signals, the reaper. */
 export async function run(args: string[]): Promise<void> {
@@ -35,26 +36,18 @@ export async function run(args: string[]): Promise<void> {
     control.close();
   });
   const stopReaper = process.pid === 1 || config.subreaper ? startReaper(log, config.subreaper) : () => {};
+  const selfUpgrade = selfUpgrader({
+    sup,
+    log,
+    closeControl: () => control.close(),
+    reopenControl: () => void ControlServer.open(config.control, handler, log).then((c) => (control = c), fail),
+  });
   process.on('SIGHUP', () => void sup.reload());
   process.on('SIGTERM', () => sup.stop());
   process.on('SIGINT', () => sup.stop());
   process.on('SIGTTIN', () => sup.scale(1));
   process.on('SIGTTOU', () => sup.scale(-1));
-  process.on('SIGUSR2', () => void selfUpgrade());
-  // In place (execve): same pid, so systemd's main pid and the children stay; a failed exec goes on.
-  const selfUpgrade = async () => {
-    const state = await sup.freeze();
-    if (!state) return;
-    log.event('self-upgrade', { message: `execve ${process.execPath} ${process.argv[1]}`, generations: state.generations.length });
-    try {
-      control.close();
-      execSelf(state);
-    } catch (err) {
-      log.event('self-upgrade-failed', { message: (err as Error).message });
-      void ControlServer.open(config.control, handler, log).then((c) => (control = c), fail);
-      sup.thaw(state);
-    }
-  };
+  process.on('SIGUSR2', selfUpgrade);
   try {
     await sup.start();
     process.exitCode = await sup.done;
