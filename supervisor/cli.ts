@@ -1,6 +1,10 @@
 #!/usr/bin/env -S node --max-semi-space-size=1
 // A 1 MB young generation keeps V8 from growing baton's small, long-lived heap (and its RSS) over
 // many upgrades: measured 7 MB instead of 17 MB of growth over 600 upgrades.
+// Resuming a self-upgrade, every signal until here was deadly (Node starts with default dispositions):
+// hold.cjs holds them, first thing (or earlier: the self-upgrade `--require`s it). The rest of baton is
+// imported only after this line.
+import { held } from './cli/hold.cjs';
 
 async function main(): Promise<void> {
   if (process.env.BATON_SELF_CHECK === '1') return selfCheck();
@@ -9,7 +13,7 @@ async function main(): Promise<void> {
   if (first === 'reload' || first === 'status' || first === 'stop') {
     return void print(await (await import('./cli/control.js')).controlCommand(first, rest));
   }
-  await (await import('./cli/run.js')).run(process.argv.slice(2));
+  await (await import('./cli/run.js')).run(process.argv.slice(2), held);
 }
 
 /** A self-upgrade's check of this build (self-check.ts): every module loads. */

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { track } from './children.js';
 import { BatonError } from './errors.js';
+import { nodeFlags } from './preload.js';
 
 /** How long the build a self-upgrade would exec may take to load all of its modules. */
 export const SELF_CHECK_TIMEOUT = 10_000;
@@ -8,8 +9,8 @@ export const SELF_CHECK_TIMEOUT = 10_000;
 /** With this set to 1, cli.ts only loads every module, prints selfCheckLine() and exits 0. */
 export const SELF_CHECK_ENV = 'BATON_SELF_CHECK';
 
-/** What this build takes from a self-upgrade beyond the first BATON_RESUME format (none yet). */
-const FEATURES: string[] = [];
+/** What this build takes from a self-upgrade beyond the first BATON_RESUME format: `preload` (preload.ts). */
+const FEATURES = ['preload'];
 
 /** The line a build prints in check mode. */
 export function selfCheckLine(): string {
@@ -48,7 +49,7 @@ function reason(stderr: string): string {
  */
 export function checkBuild(timeout = SELF_CHECK_TIMEOUT): Promise<CheckedBuild> {
   const script = process.argv[1]!;
-  const args = [...process.execArgv, script, '--help'];
+  const args = [...nodeFlags(), script, '--help'];
   const env = { ...process.env, [SELF_CHECK_ENV]: '1' };
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let [stdout, stderr] = ['', ''];

@@ -25,6 +25,9 @@ export interface ResumeState {
   /** pid of the last active process. */
   lastActive?: number;
   generations: Array<{ number: number; worker: number; pid: number; state: State; ageMs: number; own: number[]; port?: number; times: Timings }>;
+  // Optional fields: a build that does not know one ignores it (and one that predates it does not send it).
+  /** Signals that arrived from freeze() to the execve, in order: the next program handles them. */
+  signals?: string[];
 }
 
 /** What capture() reads from the running supervisor besides its resources. */
@@ -116,7 +119,7 @@ export function takeResumeState(): ResumeState | undefined {
  * stay. The fds the state names are made inheritable first; if execve fails they are closed-on-exec
  * again and an error is thrown, and the caller goes on as before.
  */
-export function execSelf(state: ResumeState): never {
+export function execSelf(state: ResumeState, nodeFlags = process.execArgv): never {
   const fds = [...state.listeners.map((l) => l.fd), ...state.generations.flatMap((g) => g.own)];
   for (const fd of fds) setCloexec(fd, false);
   // libuv marks stdio close-on-exec when it wraps a pipe; the next program needs them too.
@@ -127,7 +130,7 @@ export function execSelf(state: ResumeState): never {
       // not open
     }
   }
-  const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  const argv = [process.execPath, ...nodeFlags, ...process.argv.slice(1)];
   const env = Object.entries({ ...process.env, [ENV]: JSON.stringify(state) }).map(([k, v]) => `${k}=${v}`);
   execve(process.execPath, argv, env);
   for (const fd of fds) setCloexec(fd, true);

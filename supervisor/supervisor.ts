@@ -186,6 +186,11 @@ export class Supervisor {
     void this.run();
   }
 
+  /** Resolves once no upgrade, restart or scaling is under way. */
+  settled(): Promise<void> {
+    return this.idle();
+  }
+
   /** Resolves once the loop is not running. */
   private idle(): Promise<void> {
     return this.busy ? new Promise((resolve) => this.idleWaiters.push(resolve)) : Promise.resolve();

@@ -2,13 +2,14 @@
 // build that cannot start (F2), the control socket across the execve (F12), a failed execve, and baton's
 // oom_score_adj against its children's. Real processes; what is checked is what the kernel and clients see.
 import test, { type ExecutionContext } from 'ava';
-import { appendFileSync, cpSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { request } from '../supervisor/control/client.js';
 import type { Status } from '../supervisor/status.js';
 import { startTime } from '../supervisor/sys/proc.js';
 import { Baton, fixture, root, type LogEvent } from './helpers/baton.js';
+import { watchExec } from './helpers/dispositions.js';
 import { Leftovers } from './helpers/leftovers.js';
 import { gaps, hammer, servedBy, type LoadResult } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
@@ -28,21 +29,37 @@ async function status(control: string): Promise<Status> {
   return reply.status as Status;
 }
 
-/** A baton with a control path the leftovers check knows, and its own private directories. */
+/**
+ * A baton with a control path the leftovers check knows, and its own private directories. `check()`:
+ * after a clean stop, what was left behind. `close()`, always, last: a baton still running is killed
+ * (SIGKILL: a failed test may have left it stopped), and what it left with it.
+ */
 function start(args: string[], opts: { prefix?: string[]; entry?: string } = {}) {
   const control = join(mkdtempSync(join(tmpdir(), 'baton-su-')), 'control.sock');
   const full = ['--control', control, ...args];
   const leftovers = new Leftovers(full);
   const baton = new Baton(full, leftovers.env, opts.prefix, opts.entry);
-  return { baton, control, leftovers, close: () => rmSync(dirname(control), { recursive: true, force: true }) };
+  let checked = false;
+  const check = () => {
+    checked = true;
+    return leftovers.check(baton.stderr);
+  };
+  const close = async () => {
+    if (baton.child.exitCode === null && baton.child.signalCode === null) baton.child.kill('SIGKILL');
+    await baton.exited;
+    if (!checked) await check();
+    rmSync(dirname(control), { recursive: true, force: true });
+  };
+  return { baton, control, check, close };
 }
 
 /** Runs `body` with a baton under load (held alone on the machine); then a clean stop, nothing left behind. */
-async function underLoad(t: ExecutionContext, args: string[], body: (b: Baton, port: number, control: string) => Promise<void>) {
+type Body = (baton: Baton, port: number, control: string) => Promise<void>;
+
+async function underLoad(t: ExecutionContext, args: string[], body: Body) {
   const release = await exclusive();
-  const { baton, control, leftovers, close } = start(['--listen', '127.0.0.1:0', '--drain', '100ms', ...args]);
+  const { baton, control, check, close } = start(['--listen', '127.0.0.1:0', '--drain', '100ms', ...args]);
   let traffic: ReturnType<typeof load> | undefined;
-  let checked = false;
   try {
     await baton.event('active', 1);
     const port = await baton.port();
@@ -52,20 +69,84 @@ async function underLoad(t: ExecutionContext, args: string[], body: (b: Baton, p
     await sleep(300);
     for (const r of await traffic.stop()) t.deepEqual(gaps(r), [], `${r.ok} requests`);
     t.is((await baton.stop()).code, 0, tail(baton));
-    checked = true;
-    t.deepEqual(await leftovers.check(baton.stderr), [], 'nothing left behind');
+    t.deepEqual(await check(), [], 'nothing left behind');
   } finally {
     await traffic?.stop();
-    if (!checked) {
-      await Promise.race([baton.stop(), sleep(10_000)]);
-      await leftovers.check(baton.stderr);
-    }
-    close();
+    await Promise.race([baton.stop(), sleep(10_000)]);
+    await close();
     release();
   }
 }
 
-const after = (baton: Baton, from: number, match: (e: LogEvent) => boolean, ms = 30_000) => baton.waitFor(match, ms, from);
+/** The first event from index `from` on that matches. */
+const after = (baton: Baton, from: number, match: (e: LogEvent) => boolean, ms = 30_000) =>
+  baton.waitFor(match, ms, from);
+
+test.serial('F1: SIGUSR2 then SIGHUP 50 ms later, 10 times under load: baton lives, the SIGHUP upgrades', async (t) => {
+  await underLoad(t, ['--', 'node', fixture], async (baton, port) => {
+    const started = startTime(baton.pid);
+    for (let n = 1; n <= 10; n++) {
+      const from = baton.events.length;
+      baton.signal('SIGUSR2');
+      await sleep(50);
+      baton.signal('SIGHUP');
+      await after(baton, from, (e) => e.event === 'resumed');
+      await after(baton, from, (e) => e.event === 'active' && e.generation === n + 1);
+      await after(baton, from, (e) => e.event === 'exit' && e.generation === n);
+      t.is(startTime(baton.pid), started, `round ${n}: the same baton process`);
+      t.deepEqual(await servedBy(port, n + 1), [], `round ${n}: generation ${n + 1} serves`);
+    }
+  });
+});
+
+test.serial('F1: SIGUSR2 then SIGTERM 50 ms later, 3 times: baton stops cleanly with its generations', async (t) => {
+  for (let round = 1; round <= 3; round++) {
+    const { baton, check, close } = start(['--listen', '127.0.0.1:0', '--workers', '2', '--', 'node', fixture]);
+    try {
+      await baton.waitFor((e) => e.event === 'active' && e.worker === 1);
+      baton.signal('SIGUSR2');
+      await sleep(50);
+      baton.signal('SIGTERM');
+      const exit = await Promise.race([baton.exited, sleep(20_000).then(() => undefined)]);
+      t.deepEqual(exit, { code: 0, signal: null }, `round ${round}: ${tail(baton)}`);
+      t.truthy(baton.events.find((e) => e.event === 'stopped'), `round ${round}: stopped`);
+      t.deepEqual(await check(), [], `round ${round}: nothing orphaned or left behind`);
+    } finally {
+      await close();
+    }
+  }
+});
+
+test.serial('F1: signals during the new program\'s load are held, then handled in order once it runs', async (t) => {
+  // No load here: watchExec blocks this process (and would stall a load client in it).
+  const args = ['--listen', '127.0.0.1:0', '--drain', '100ms', '--', 'node', fixture];
+  const { baton, control, check, close } = start(args);
+  try {
+    await baton.event('active', 1);
+    const from = baton.events.length;
+    let loaded = true;
+    baton.signal('SIGUSR2');
+    // The moment the new program catches them again: it must not have loaded the rest of baton (koffi) yet.
+    const window = watchExec(baton.pid, ['SIGHUP', 'SIGTTIN', 'SIGTTOU', 'SIGUSR2'], 30_000, () => {
+      loaded = readFileSync(`/proc/${baton.pid}/maps`, 'utf8').includes('koffi');
+      process.kill(baton.pid, 'SIGHUP');
+      process.kill(baton.pid, 'SIGTTIN');
+    });
+    t.truthy(window, 'the execve and the new program\'s handlers were seen');
+    t.false(loaded, 'the new program held signals before it loaded the rest of baton');
+    if (!window || loaded) return;
+    const resumed = await after(baton, from, (e) => e.event === 'resumed');
+    const reload = await after(baton, from, (e) => e.event === 'reload');
+    t.true(baton.events.indexOf(reload) > baton.events.indexOf(resumed), 'handled once the supervisor runs');
+    await after(baton, from, (e) => e.event === 'active' && e.generation === 2 && e.worker === 0);
+    await after(baton, from, (e) => e.event === 'active' && e.worker === 1);
+    t.is((await status(control)).workers, 2, 'the SIGTTIN scaled');
+    t.is((await baton.stop()).code, 0, tail(baton));
+    t.deepEqual(await check(), []);
+  } finally {
+    await close();
+  }
+});
 
 /** A copy of this build whose cli.js does not parse: a deploy of a broken build. */
 function brokenBuild(): string {
@@ -75,52 +156,48 @@ function brokenBuild(): string {
   return dir;
 }
 
-test.serial('F2: a self-upgrade into a build that cannot start is refused; baton and its generation serve on', async (t) => {
-  const deploy = new Deploy();
-  const broken = brokenBuild();
+test.serial('F2: a self-upgrade into a build that cannot start is refused; baton serves on', async (t) => {
+  const release = await exclusive();
+  const [deploy, broken] = [new Deploy(), brokenBuild()];
+  deploy.activate(root);
+  const args = ['--listen', '127.0.0.1:0', '--drain', '100ms', '--', 'node', fixture];
+  const { baton, control, check, close } = start(args, { entry: deploy.cli });
+  let traffic: ReturnType<typeof load> | undefined;
   try {
+    const first = await baton.event('active', 1);
+    const port = await baton.port();
+    const started = startTime(baton.pid);
+    const socket = statSync(control).ino;
+    traffic = load(port);
+    await sleep(200);
+    deploy.activate(broken);
+    let from = baton.events.length;
+    baton.signal('SIGUSR2');
+    const failed = await after(baton, from, (e) => e.event === 'self-upgrade-failed');
+    t.regex(String(failed.message), /SyntaxError/, 'the reason is the new build\'s error');
+    t.false(baton.events.slice(from).some((e) => e.event === 'self-upgrade'), 'no execve was tried');
+    await sleep(300);
+    t.is(startTime(baton.pid), started, 'the same baton process');
+    t.like(await status(control), { pid: baton.pid, generations: [{ number: 1, pid: first.pid, state: 'active' }] });
+    t.is(statSync(control).ino, socket, 'the control socket was never closed');
+    t.deepEqual(await servedBy(port, 1), [], 'generation 1 serves on');
+    await baton.upgradeTo(2);
+    await baton.event('exit', 1);
+    t.deepEqual(await servedBy(port, 2), [], 'a SIGHUP still upgrades');
     deploy.activate(root);
-    const release = await exclusive();
-    const { baton, control, leftovers, close } = start(['--listen', '127.0.0.1:0', '--drain', '100ms', '--', 'node', fixture], { entry: deploy.cli });
-    let traffic: ReturnType<typeof load> | undefined;
-    try {
-      const first = await baton.event('active', 1);
-      const port = await baton.port();
-      const started = startTime(baton.pid);
-      const socket = statSync(control).ino;
-      traffic = load(port);
-      await sleep(200);
-      deploy.activate(broken);
-      let from = baton.events.length;
-      baton.signal('SIGUSR2');
-      const failed = await after(baton, from, (e) => e.event === 'self-upgrade-failed');
-      t.regex(String(failed.message), /SyntaxError/, 'the reason is the end of the check\'s stderr');
-      t.false(baton.events.slice(from).some((e) => e.event === 'self-upgrade'), 'no execve was tried');
-      await sleep(300);
-      t.is(startTime(baton.pid), started, 'the same baton process');
-      t.like(await status(control), { pid: baton.pid, generations: [{ number: 1, pid: first.pid, state: 'active' }] });
-      t.is(statSync(control).ino, socket, 'the control socket was never closed');
-      t.deepEqual(await servedBy(port, 1), [], 'generation 1 serves on');
-      await baton.upgradeTo(2);
-      await baton.event('exit', 1);
-      t.deepEqual(await servedBy(port, 2), [], 'a SIGHUP still upgrades');
-      deploy.activate(root);
-      from = baton.events.length;
-      baton.signal('SIGUSR2');
-      t.is((await after(baton, from, (e) => e.event === 'resumed')).serving, 2, 'a good build is taken');
-      t.is(startTime(baton.pid), started);
-      await sleep(300);
-      for (const r of await traffic.stop()) t.deepEqual(gaps(r), [], `${r.ok} requests`);
-      t.is((await baton.stop()).code, 0, tail(baton));
-      t.deepEqual(await leftovers.check(baton.stderr), []);
-    } finally {
-      await traffic?.stop();
-      if (baton.child.exitCode === null) baton.child.kill('SIGKILL');
-      close();
-      release();
-    }
+    from = baton.events.length;
+    baton.signal('SIGUSR2');
+    t.is((await after(baton, from, (e) => e.event === 'resumed')).serving, 2, 'a good build is taken');
+    t.is(startTime(baton.pid), started);
+    await sleep(300);
+    for (const r of await traffic.stop()) t.deepEqual(gaps(r), [], `${r.ok} requests`);
+    t.is((await baton.stop()).code, 0, tail(baton));
+    t.deepEqual(await check(), []);
   } finally {
+    await traffic?.stop();
+    await close();
     deploy.remove();
     rmSync(broken, { recursive: true, force: true });
+    release();
   }
 });

@@ -1,12 +1,16 @@
 import type { Logger } from '../log.js';
-import { checkBuild } from '../self-check.js';
-import { execSelf } from '../self-upgrade.js';
+import { nodeFlags, preload } from '../preload.js';
+import { checkBuild, type CheckedBuild } from '../self-check.js';
+import { execSelf, type ResumeState } from '../self-upgrade.js';
 import type { Supervisor } from '../supervisor.js';
+import { ignoreSignals } from '../sys/signal.js';
+import { SIGNALS, type BatonSignal, type Signals } from './signals.cjs';
 
 /** What a self-upgrade works with. */
 export interface SelfUpgradeParts {
   sup: Supervisor;
   log: Logger;
+  signals: Signals;
   /** The control socket is closed before the execve, and opened again if that fails. */
   closeControl: () => void;
   reopenControl: () => void;
@@ -14,40 +18,82 @@ export interface SelfUpgradeParts {
 
 /**
  * SIGUSR2: check the new build, freeze, execve in place (same pid, so systemd's main pid and the
- * children stay); a failed check or exec goes on as before. One at a time.
+ * children stay); a failed check or exec goes on as before. One at a time: a SIGUSR2 meanwhile asks
+ * for one more after it (the deploy may have changed again).
  */
 export function selfUpgrader(p: SelfUpgradeParts): () => void {
   let underway = false;
+  let again = false;
   const go = async (): Promise<void> => {
-    if (underway) return;
-    underway = true;
+    if (underway) return void (again = true);
+    [underway, again] = [true, false];
     try {
-      await selfUpgrade(p);
+      await selfUpgrade(p, () => again);
     } finally {
       underway = false;
     }
+    if (again) await go();
   };
   return () => void go();
 }
 
-async function selfUpgrade(p: SelfUpgradeParts): Promise<void> {
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<void> {
+  let build: CheckedBuild;
   const started = performance.now();
   try {
-    await checkBuild();
+    build = await checkBuild();
   } catch (err) {
     return void p.log.event('self-upgrade-failed', { message: (err as Error).message });
   }
   p.log.event('self-check', { message: `${process.argv[1]} loads`, ms: Math.round(performance.now() - started) });
-  const state = await p.sup.freeze();
-  if (!state) return;
-  const message = `execve ${process.execPath} ${process.argv[1]}`;
-  p.log.event('self-upgrade', { message, generations: state.generations.length });
+  // From here to the execve signals are held and passed on in BATON_RESUME; while an upgrade in
+  // flight is awaited a stop still stops (and the self-upgrade is given up).
+  p.signals.hold(['SIGTERM', 'SIGINT']);
+  let state: ResumeState | undefined;
+  let held: BatonSignal[] = [];
   try {
-    p.closeControl();
-    execSelf(state);
+    await p.sup.settled();
+    await turn(); // what libuv caught of signals reaches the queue
+    state = await p.sup.freeze();
+    p.signals.hold();
+    if (state) {
+      held = p.signals.take();
+      const flags = [...nodeFlags(), ...(build.features.includes('preload') ? preload() : [])];
+      execInto(p, { state, flags }, [...(again() ? ['SIGUSR2' as const] : []), ...held]);
+    }
   } catch (err) {
     p.log.event('self-upgrade-failed', { message: (err as Error).message });
+    if (state) p.sup.thaw(state);
+  }
+  p.signals.release(held);
+}
+
+/** What execInto() execs: the state and node's flags. */
+interface ExecTo {
+  state: ResumeState;
+  flags: string[];
+}
+
+/**
+ * The synchronous end: execve with `signals` (held for the next program), the control socket closed.
+ * Returns only by throwing, all put back.
+ */
+function execInto(p: SelfUpgradeParts, to: ExecTo, signals: string[]): void {
+  const { state } = to;
+  const message = `execve ${process.execPath} ${process.argv[1]}`;
+  p.log.event('self-upgrade', { message, generations: state.generations.length });
+  state.signals = signals;
+  // Handlers do not survive execve: a signal would kill the new program until it installs its own.
+  // Ignored, one that arrives from here to Node's start (which resets SIG_IGN) is lost instead.
+  const restore = ignoreSignals(SIGNALS);
+  try {
+    p.closeControl();
+    execSelf(state, to.flags);
+  } catch (err) {
+    restore();
     p.reopenControl();
-    p.sup.thaw(state);
+    throw err;
   }
 }

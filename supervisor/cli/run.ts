@@ -9,9 +9,13 @@ import { systemdHooks } from '../systemd.js';
 import { fail } from './fail.js';
 import { parseOptions } from './options.js';
 import { selfUpgrader } from './reexec.js';
+import { Signals, type BatonSignal } from './signals.cjs';
 
-/** The main command: resume state, systemd's NOTIFY_SOCKET, the control server, signals, the reaper. */
-export async function run(args: string[]): Promise<void> {
+/**
+ * The main command: resume state, systemd's NOTIFY_SOCKET, the control server, signals, the reaper.
+ * `held`: the signals cli.ts has held since a self-upgrade's execve; they are handled once the supervisor runs.
+ */
+export async function run(args: string[], held?: Signals): Promise<void> {
   const resume = takeResumeState();
   const config = parseOptions(args);
   if (!config) return;
@@ -36,25 +40,29 @@ export async function run(args: string[]): Promise<void> {
     control.close();
   });
   const stopReaper = process.pid === 1 || config.subreaper ? startReaper(log, config.subreaper) : () => {};
+  const signals = held ?? new Signals();
   const selfUpgrade = selfUpgrader({
     sup,
     log,
+    signals,
     closeControl: () => control.close(),
     reopenControl: () => void ControlServer.open(config.control, handler, log).then((c) => (control = c), fail),
   });
-  process.on('SIGHUP', () => void sup.reload());
-  process.on('SIGTERM', () => sup.stop());
-  process.on('SIGINT', () => sup.stop());
-  process.on('SIGTTIN', () => sup.scale(1));
-  process.on('SIGTTOU', () => sup.scale(-1));
-  process.on('SIGUSR2', selfUpgrade);
+  const act = (sig: BatonSignal) => {
+    if (sig === 'SIGHUP') void sup.reload();
+    else if (sig === 'SIGTERM' || sig === 'SIGINT') sup.stop();
+    else if (sig === 'SIGTTIN' || sig === 'SIGTTOU') sup.scale(sig === 'SIGTTIN' ? 1 : -1);
+    else selfUpgrade();
+  };
   try {
+    if (!held) signals.handle(act);
     await sup.start();
+    if (held) signals.handle(act, resume?.signals);
     process.exitCode = await sup.done;
   } finally {
     control.close();
     stopReaper();
     removeGuard();
-    for (const s of ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGUSR2', 'SIGTTIN', 'SIGTTOU'] as const) process.removeAllListeners(s);
+    signals.close();
   }
 }
