@@ -9,8 +9,11 @@ export const SELF_CHECK_TIMEOUT = 10_000;
 /** With this set to 1, cli.ts only loads every module, prints selfCheckLine() and exits 0. */
 export const SELF_CHECK_ENV = 'BATON_SELF_CHECK';
 
-/** What this build takes from a self-upgrade beyond the first BATON_RESUME format: `preload` (preload.ts). */
-const FEATURES = ['preload'];
+/**
+ * What this build takes from a self-upgrade beyond the first BATON_RESUME format: `control`, the
+ * control socket's fd; `preload`, cli/hold.cjs as a `--require` (preload.ts).
+ */
+const FEATURES = ['control', 'preload'];
 
 /** The line a build prints in check mode. */
 export function selfCheckLine(): string {

@@ -28,6 +28,8 @@ export interface ResumeState {
   // Optional fields: a build that does not know one ignores it (and one that predates it does not send it).
   /** Signals that arrived from freeze() to the execve, in order: the next program handles them. */
   signals?: string[];
+  /** The control socket, listening across the execve: its fd, and the directories made for it. */
+  control?: { fd: number; made: string[] };
 }
 
 /** What capture() reads from the running supervisor besides its resources. */
@@ -121,6 +123,7 @@ export function takeResumeState(): ResumeState | undefined {
  */
 export function execSelf(state: ResumeState, nodeFlags = process.execArgv): never {
   const fds = [...state.listeners.map((l) => l.fd), ...state.generations.flatMap((g) => g.own)];
+  if (state.control) fds.push(state.control.fd);
   for (const fd of fds) setCloexec(fd, false);
   // libuv marks stdio close-on-exec when it wraps a pipe; the next program needs them too.
   for (const fd of [0, 1, 2]) {

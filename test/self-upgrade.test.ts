@@ -201,3 +201,60 @@ test.serial('F2: a self-upgrade into a build that cannot start is refused; baton
     release();
   }
 });
+
+test.serial('F12: status and reload sent during the execve are answered by the new program, same socket', async (t) => {
+  await underLoad(t, ['--', 'node', fixture], async (baton, _port, control) => {
+    const socket = statSync(control).ino;
+    const failures: string[] = [];
+    let [answered, polling] = [0, true];
+    const poll = (async () => {
+      while (polling) {
+        try {
+          const reply = await request(control, { command: 'status' }, 10_000);
+          if (reply.ok && (reply.status as Status).pid === baton.pid) answered++;
+          else failures.push(JSON.stringify(reply));
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+    })();
+    const from = baton.events.length;
+    baton.signal('SIGUSR2');
+    await after(baton, from, (e) => e.event === 'self-upgrade');
+    const reload = request(control, { command: 'reload' }, 10_000);
+    await after(baton, from, (e) => e.event === 'resumed');
+    await sleep(200);
+    polling = false;
+    await poll;
+    t.deepEqual(failures, [], 'no request failed');
+    t.true(answered > 10, `${answered} status requests answered`);
+    t.like(await reload, { ok: true, requested: true });
+    const reloaded = await after(baton, from, (e) => e.event === 'reload');
+    const resumed = baton.events.findIndex((e, i) => i >= from && e.event === 'resumed');
+    t.true(baton.events.indexOf(reloaded) > resumed, 'the reload was answered by the new program');
+    await after(baton, from, (e) => e.event === 'active' && e.generation === 2);
+    t.is(statSync(control).ino, socket, 'the same socket file: never removed and made again');
+  });
+});
+
+test.serial('a failed execve: baton goes on with its handlers, its control socket and its generation', async (t) => {
+  // Each failed upgrade keeps a 40 kB reason in the history; BATON_RESUME over 128 kB fails the execve (E2BIG).
+  const check = "head -c 40000 /dev/zero | tr '\\0' x; exit 1";
+  await underLoad(t, ['--check', check, '--', 'node', fixture], async (baton, port, control) => {
+    const socket = statSync(control).ino;
+    for (let n = 1; n <= 4; n++) {
+      const from = baton.events.length;
+      baton.signal('SIGHUP');
+      await after(baton, from, (e) => e.event === 'preflight-failed');
+    }
+    const from = baton.events.length;
+    baton.signal('SIGUSR2');
+    const failed = await after(baton, from, (e) => e.event === 'self-upgrade-failed');
+    t.regex(String(failed.message), /execve/);
+    t.like(await status(control), { pid: baton.pid, generations: [{ number: 1, state: 'active' }] });
+    t.is(statSync(control).ino, socket, 'the same control socket');
+    t.deepEqual(await servedBy(port, 1), []);
+    baton.signal('SIGTTIN'); // baton's handlers are back: a SIGTTIN scales (a lost one would kill baton)
+    await after(baton, from, (e) => e.event === 'active' && e.worker === 1);
+  });
+});

@@ -1,3 +1,4 @@
+import type { ControlServer } from '../control/server.js';
 import type { Logger } from '../log.js';
 import { nodeFlags, preload } from '../preload.js';
 import { checkBuild, type CheckedBuild } from '../self-check.js';
@@ -11,7 +12,9 @@ export interface SelfUpgradeParts {
   sup: Supervisor;
   log: Logger;
   signals: Signals;
-  /** The control socket is closed before the execve, and opened again if that fails. */
+  /** The control server now. */
+  control: () => ControlServer;
+  /** For a program that cannot adopt the control socket: close it before the execve, open it again if that fails. */
   closeControl: () => void;
   reopenControl: () => void;
 }
@@ -51,49 +54,55 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
   // From here to the execve signals are held and passed on in BATON_RESUME; while an upgrade in
   // flight is awaited a stop still stops (and the self-upgrade is given up).
   p.signals.hold(['SIGTERM', 'SIGINT']);
+  const control = build.features.includes('control') ? p.control() : undefined;
   let state: ResumeState | undefined;
   let held: BatonSignal[] = [];
   try {
     await p.sup.settled();
+    // New requests wait in the backlog for the next program; those already accepted are answered here.
+    await control?.pause();
     await turn(); // what libuv caught of signals reaches the queue
     state = await p.sup.freeze();
     p.signals.hold();
     if (state) {
       held = p.signals.take();
       const flags = [...nodeFlags(), ...(build.features.includes('preload') ? preload() : [])];
-      execInto(p, { state, flags }, [...(again() ? ['SIGUSR2' as const] : []), ...held]);
+      execInto(p, { state, control, flags }, [...(again() ? ['SIGUSR2' as const] : []), ...held]);
     }
   } catch (err) {
     p.log.event('self-upgrade-failed', { message: (err as Error).message });
     if (state) p.sup.thaw(state);
   }
+  control?.resume().catch((err: Error) => p.log.event('warning', { message: `control socket: ${err.message}` }));
   p.signals.release(held);
 }
 
-/** What execInto() execs: the state and node's flags. */
+/** What execInto() execs: the state, the control server to hand over (if any), node's flags. */
 interface ExecTo {
   state: ResumeState;
+  control: ControlServer | undefined;
   flags: string[];
 }
 
 /**
- * The synchronous end: execve with `signals` (held for the next program), the control socket closed.
- * Returns only by throwing, all put back.
+ * The synchronous end: execve with `signals` (held for the next program) and the control socket's fd
+ * (or, for a program that cannot adopt it, the socket closed). Returns only by throwing, all put back.
  */
 function execInto(p: SelfUpgradeParts, to: ExecTo, signals: string[]): void {
-  const { state } = to;
+  const { state, control } = to;
   const message = `execve ${process.execPath} ${process.argv[1]}`;
   p.log.event('self-upgrade', { message, generations: state.generations.length });
+  if (control) state.control = { fd: control.fd, made: control.made };
   state.signals = signals;
   // Handlers do not survive execve: a signal would kill the new program until it installs its own.
   // Ignored, one that arrives from here to Node's start (which resets SIG_IGN) is lost instead.
   const restore = ignoreSignals(SIGNALS);
   try {
-    p.closeControl();
+    if (!control) p.closeControl();
     execSelf(state, to.flags);
   } catch (err) {
     restore();
-    p.reopenControl();
+    if (!control) p.reopenControl();
     throw err;
   }
 }

@@ -1,9 +1,9 @@
 import { onExit } from 'signal-exit';
 import { controlHandler } from '../control/handler.js';
-import { ControlServer } from '../control/server.js';
-import { createLogger } from '../log.js';
+import { ControlServer, type Handler } from '../control/server.js';
+import { createLogger, type Logger } from '../log.js';
 import { startReaper } from '../reaper.js';
-import { takeResumeState } from '../self-upgrade.js';
+import { takeResumeState, type ResumeState } from '../self-upgrade.js';
 import { Supervisor } from '../supervisor.js';
 import { systemdHooks } from '../systemd.js';
 import { fail } from './fail.js';
@@ -29,7 +29,7 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   const handler = controlHandler(sup);
   let control: ControlServer;
   try {
-    control = await ControlServer.open(config.control, handler, log);
+    control = await openControl(config.control, handler, log, resume);
   } catch (err) {
     sup.discard();
     throw err;
@@ -45,6 +45,7 @@ export async function run(args: string[], held?: Signals): Promise<void> {
     sup,
     log,
     signals,
+    control: () => control,
     closeControl: () => control.close(),
     reopenControl: () => void ControlServer.open(config.control, handler, log).then((c) => (control = c), fail),
   });
@@ -65,4 +66,11 @@ export async function run(args: string[], held?: Signals): Promise<void> {
     removeGuard();
     signals.close();
   }
+}
+
+/** The control socket: the one the program before a self-upgrade handed over, else a new one. */
+async function openControl(path: string, handler: Handler, log: Logger, resume?: ResumeState): Promise<ControlServer> {
+  const handed = resume?.control;
+  const adopted = handed && (await ControlServer.adopt(path, handed.fd, handed.made, handler, log));
+  return adopted || ControlServer.open(path, handler, log);
 }

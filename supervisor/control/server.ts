@@ -7,7 +7,8 @@ import { alreadyRunning, BatonError } from '../errors.js';
 import { checkDirectory } from '../files.js';
 import { runtimeBase } from './path.js';
 import type { Logger } from '../log.js';
-import { peerCredentials, unixSocketOwner } from '../sys/socket.js';
+import { closeFd, dupCloexec, setCloexec } from '../sys/fd.js';
+import { createListener, isListening, peerCredentials, socketAddress, unixSocketOwner } from '../sys/socket.js';
 
 export interface Request {
   command: 'reload' | 'status' | 'stop';
@@ -31,6 +32,10 @@ function lstatOrUndefined(path: string) {
   }
 }
 const MAX_REQUEST = 64 * 1024;
+/** Node's default for net.Server. */
+const BACKLOG = 511;
+/** How long pause() waits for the requests accepted before it (a reload --wait may take longer). */
+const PAUSE_GRACE_MS = 1000;
 
 function parse(line: string): Request | string {
   let req: unknown;
@@ -54,17 +59,53 @@ function parse(line: string): Request | string {
  */
 export class ControlServer {
   readonly path: string;
-  private readonly server: net.Server;
-
   /** The directories open() created for the socket, deepest first: removed again on close if empty. */
-  private readonly made: string[];
+  readonly made: string[];
+  private server?: net.Server;
+  /** While paused: the listening socket, which no net.Server accepts on. */
+  private paused?: number;
+  private closed = false;
+  private readonly handler: Handler;
+  private readonly log: Logger;
 
-  private constructor(path: string, server: net.Server, made: string | undefined) {
+  private constructor(path: string, server: net.Server, made: string[], handler: Handler, log: Logger) {
     this.path = path;
     this.server = server;
-    this.made = [];
-    // The shared directory of every baton's default socket stays: another baton may be starting in it.
-    for (let d = dirname(path); made && d.startsWith(made) && d !== runtimeBase(); d = dirname(d)) this.made.push(d);
+    this.made = made;
+    this.handler = handler;
+    this.log = log;
+  }
+
+  /** The listening socket's fd: a self-upgrade passes it to the next program (see adopt). */
+  get fd(): number {
+    return this.paused ?? (this.server as unknown as { _handle: { fd: number } })._handle.fd;
+  }
+
+  /**
+   * The control socket a self-upgrade handed over (`fd`, listening at `path` all along): requests that
+   * arrived during the execve wait in its backlog. Undefined (and `fd` closed) if it is not that socket.
+   */
+  static async adopt(
+    path: string,
+    fd: number,
+    made: string[],
+    handler: Handler,
+    log: Logger,
+  ): Promise<ControlServer | undefined> {
+    const bound = isListening(fd) ? socketAddress(fd) : undefined;
+    if (bound?.kind !== 'unix' || bound.path !== path) {
+      closeQuietly(fd);
+      // This baton's socket at a path its configuration no longer names (a --config edited meanwhile).
+      if (bound?.kind === 'unix') rmQuietly(bound.path);
+      return undefined;
+    }
+    setCloexec(fd, true);
+    try {
+      return new ControlServer(path, await acceptOn(fd, handler, log), made, handler, log);
+    } catch {
+      closeQuietly(fd);
+      return undefined;
+    }
   }
 
   static async open(path: string, handler: Handler, log: Logger): Promise<ControlServer> {
@@ -89,42 +130,96 @@ export class ControlServer {
       unlinkSync(path);
       log.event('stale-control', { message: `removed stale control socket ${path}` });
     }
-    const server = net.createServer((socket) => serve(socket, handler, log));
-    const umask = process.umask(0o177); // the socket is created 0600, with no window where it is wider
+    // Bound here rather than by libuv, which would remove the file whenever its server closes (pause).
+    let fd: number | undefined;
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(path, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      // From now on an error is one failed accept (EMFILE, ENOBUFS): the server goes on listening.
-      // Unhandled, the second one would take baton down with it.
-      server.on('error', (err: NodeJS.ErrnoException) => {
-        log.event('warning', { message: `control socket: ${err.code ?? err.message}` });
-      });
+      const umask = process.umask(0o177); // the socket is created 0600, with no window where it is wider
+      try {
+        fd = createListener({ kind: 'unix', path }, BACKLOG, { path }).fd;
+      } finally {
+        process.umask(umask);
+      }
+      const server = await acceptOn(fd, handler, log);
+      const dirs: string[] = [];
+      // The shared directory of every baton's default socket stays: another baton may be starting in it.
+      for (let d = dirname(path); made && d.startsWith(made) && d !== runtimeBase(); d = dirname(d)) dirs.push(d);
+      return new ControlServer(path, server, dirs, handler, log);
     } catch (err) {
+      if (fd !== undefined) {
+        closeQuietly(fd);
+        rmQuietly(path);
+      }
       const e = err as NodeJS.ErrnoException;
       throw new BatonError('ERR_BATON_CONTROL', `cannot listen on control socket ${path}: ${e.code ?? e.message}`, 'choose a writable --control path');
-    } finally {
-      process.umask(umask);
     }
-    return new ControlServer(path, server, made);
+  }
+
+  /**
+   * Stops accepting; the socket still listens, so new requests wait in its backlog (for a self-upgrade's
+   * execve). Resolves once the requests accepted before are answered, or after PAUSE_GRACE_MS.
+   */
+  async pause(): Promise<void> {
+    if (this.paused !== undefined || !this.server || this.closed) return;
+    this.paused = dupCloexec(this.fd);
+    const answered = new Promise((resolve) => this.server!.close(resolve));
+    this.server = undefined;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([answered, new Promise((resolve) => (timer = setTimeout(resolve, PAUSE_GRACE_MS)))]);
+    clearTimeout(timer);
+  }
+
+  /** Accepts again after pause(). */
+  async resume(): Promise<void> {
+    const fd = this.paused;
+    if (fd === undefined || this.closed) return;
+    this.server = await acceptOn(fd, this.handler, this.log);
+    this.paused = undefined;
   }
 
   close(): void {
-    this.server.close();
-    try {
-      unlinkSync(this.path);
-    } catch {
-      // libuv removes it when it closes the server
-    }
+    this.closed = true;
+    this.server?.close();
+    if (this.paused !== undefined) closeQuietly(this.paused);
+    rmQuietly(this.path);
     try {
       for (const d of this.made) rmdirSync(d);
     } catch {
       // not empty
     }
+  }
+}
+
+/** A net.Server accepting on the listening socket `fd`. */
+async function acceptOn(fd: number, handler: Handler, log: Logger): Promise<net.Server> {
+  const server = net.createServer((socket) => serve(socket, handler, log));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // From now on an error is one failed accept (EMFILE, ENOBUFS): the server goes on listening.
+  // Unhandled, the second one would take baton down with it.
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    log.event('warning', { message: `control socket: ${err.code ?? err.message}` });
+  });
+  return server;
+}
+
+function rmQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // gone
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeFd(fd);
+  } catch {
+    // not open
   }
 }
 

@@ -21,3 +21,10 @@ export function setCloexec(fd: number, on: boolean): void {
   const flags = check(libc.fcntl(fd, F_GETFD), 'fcntl', {}, { fd });
   check(libc.fcntl(fd, F_SETFD, 'int', on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC), 'fcntl', {}, { fd });
 }
+
+const F_DUPFD_CLOEXEC = 1030;
+
+/** A close-on-exec copy of `fd` (3 or above). */
+export function dupCloexec(fd: number): number {
+  return check(libc.fcntl(fd, F_DUPFD_CLOEXEC, 'int', 3), 'fcntl', {}, { fd });
+}
