@@ -2,6 +2,7 @@ import { spawn, type StdioOptions } from 'node:child_process';
 import { signalNumber } from './duration.js';
 import { track } from './children.js';
 import type { Fields, Logger } from './log.js';
+import { withChildOomScore } from './sys/oom.js';
 import { signalGroup } from './sys/process.js';
 import { reapStatus } from './sys/wait.js';
 
@@ -112,13 +113,13 @@ export class Generation {
       this.exited = new Promise((resolve) => watchAdopted(plan.pid, (status) => this.finish(status, resolve)));
     } else {
       this.spawnedAt = performance.now();
-      const child = spawn(plan.file, plan.args, {
+      const child = withChildOomScore(() => spawn(plan.file, plan.args, {
         env: plan.env,
         stdio: plan.stdio,
         detached: true,
         ...(plan.uid === undefined ? {} : { uid: plan.uid }),
         ...(plan.gid === undefined ? {} : { gid: plan.gid }),
-      });
+      }));
       // spawn failed synchronously (e.g. EACCES) when there is no pid: the 'error' event follows
       this.pid = child.pid ?? 0;
       this.exited = new Promise((resolve) => {

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { track } from './children.js';
 import { BatonError } from './errors.js';
 import { nodeFlags } from './preload.js';
+import { withChildOomScore } from './sys/oom.js';
 
 /** How long the build a self-upgrade would exec may take to load all of its modules. */
 export const SELF_CHECK_TIMEOUT = 10_000;
@@ -54,7 +55,7 @@ export function checkBuild(timeout = SELF_CHECK_TIMEOUT): Promise<CheckedBuild> 
   const script = process.argv[1]!;
   const args = [...nodeFlags(), script, '--help'];
   const env = { ...process.env, [SELF_CHECK_ENV]: '1' };
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = withChildOomScore(() => spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
   let [stdout, stderr] = ['', ''];
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout = (stdout + d).slice(-65536)));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-65536)));

@@ -30,6 +30,8 @@ export interface ResumeState {
   signals?: string[];
   /** The control socket, listening across the execve: its fd, and the directories made for it. */
   control?: { fd: number; made: string[] };
+  /** The oom_score_adj children get, when baton lowered its own. */
+  oomScoreAdj?: number;
 }
 
 /** What capture() reads from the running supervisor besides its resources. */

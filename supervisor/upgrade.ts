@@ -1,4 +1,5 @@
 import { track } from './children.js';
+import { withChildOomScore } from './sys/oom.js';
 
 /** How one upgrade ended, for `baton reload --wait`, `baton status` and systemd. */
 export interface UpgradeResult {
@@ -88,7 +89,8 @@ export class History {
 /** --check: a shell command whose non-zero exit aborts the upgrade; its output becomes the reason. */
 export async function preflight(command: string, timeout: number): Promise<string | undefined> {
   const { execa } = await import('execa');
-  const run = execa(command, { shell: true, all: true, reject: false, timeout, stdin: 'ignore' });
+  const options = { shell: true, all: true, reject: false, timeout, stdin: 'ignore' } as const;
+  const run = withChildOomScore(() => execa(command, options));
   track(run.pid, run);
   const r = await run;
   if (r.exitCode === 0) return undefined;

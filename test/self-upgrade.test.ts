@@ -2,6 +2,7 @@
 // build that cannot start (F2), the control socket across the execve (F12), a failed execve, and baton's
 // oom_score_adj against its children's. Real processes; what is checked is what the kernel and clients see.
 import test, { type ExecutionContext } from 'ava';
+import { spawnSync } from 'node:child_process';
 import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -13,7 +14,7 @@ import { watchExec } from './helpers/dispositions.js';
 import { Leftovers } from './helpers/leftovers.js';
 import { gaps, hammer, servedBy, type LoadResult } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
-import { sleep, tail } from './helpers/procs.js';
+import { running, sleep, tail } from './helpers/procs.js';
 import { Deploy } from './helpers/releases.js';
 
 /** Two loads until stop(): a new connection per request, and keep-alive. */
@@ -257,4 +258,37 @@ test.serial('a failed execve: baton goes on with its handlers, its control socke
     baton.signal('SIGTTIN'); // baton's handlers are back: a SIGTTIN scales (a lost one would kill baton)
     await after(baton, from, (e) => e.event === 'active' && e.worker === 1);
   });
+});
+
+/** True when this process may lower its oom_score_adj below 0 (CAP_SYS_RESOURCE). */
+function mayLowerOom(): boolean {
+  return spawnSync('sh', ['-c', 'echo -900 > /proc/self/oom_score_adj'], { stdio: 'ignore' }).status === 0;
+}
+
+const oom = (pid: number) => Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8'));
+
+test.serial('oom_score_adj: baton below its generations, which get the value baton was started with', async (t) => {
+  // Started at 500 (raising needs no privilege): baton goes to -900 with CAP_SYS_RESOURCE, else back to 0.
+  const prefix = ['sh', '-c', 'echo 500 > /proc/self/oom_score_adj && exec "$@"', 'sh'];
+  const own = mayLowerOom() ? -900 : 0;
+  const args = ['--listen', '127.0.0.1:0', '--drain', '100ms', '--', 'node', fixture];
+  const { baton, control, check, close } = start(args, { prefix });
+  try {
+    const first = await baton.event('active', 1);
+    t.is(oom(baton.pid), own, 'baton lowered its own');
+    t.is(oom(first.pid), 500, 'generation 1 has the value baton was started with');
+    const from = baton.events.length;
+    baton.signal('SIGUSR2');
+    await after(baton, from, (e) => e.event === 'resumed');
+    t.is(oom(baton.pid), own, 'after a self-upgrade, the same');
+    await baton.upgradeTo(2);
+    await baton.event('exit', 1);
+    const [second] = running(baton.pid);
+    t.is(oom(second!), 500, 'a generation the new program spawned has it too');
+    t.like(await status(control), { generations: [{ number: 2, pid: second }] });
+    t.is((await baton.stop()).code, 0);
+    t.deepEqual(await check(), []);
+  } finally {
+    await close();
+  }
 });

@@ -4,6 +4,7 @@ import { nodeFlags, preload } from '../preload.js';
 import { checkBuild, type CheckedBuild } from '../self-check.js';
 import { execSelf, type ResumeState } from '../self-upgrade.js';
 import type { Supervisor } from '../supervisor.js';
+import { childOomScore } from '../sys/oom.js';
 import { ignoreSignals } from '../sys/signal.js';
 import { SIGNALS, type BatonSignal, type Signals } from './signals.cjs';
 
@@ -93,6 +94,7 @@ function execInto(p: SelfUpgradeParts, to: ExecTo, signals: string[]): void {
   const message = `execve ${process.execPath} ${process.argv[1]}`;
   p.log.event('self-upgrade', { message, generations: state.generations.length });
   if (control) state.control = { fd: control.fd, made: control.made };
+  state.oomScoreAdj = childOomScore();
   state.signals = signals;
   // Handlers do not survive execve: a signal would kill the new program until it installs its own.
   // Ignored, one that arrives from here to Node's start (which resets SIG_IGN) is lost instead.

@@ -5,6 +5,7 @@ import { createLogger, type Logger } from '../log.js';
 import { startReaper } from '../reaper.js';
 import { takeResumeState, type ResumeState } from '../self-upgrade.js';
 import { Supervisor } from '../supervisor.js';
+import { protectFromOom } from '../sys/oom.js';
 import { systemdHooks } from '../systemd.js';
 import { fail } from './fail.js';
 import { parseOptions } from './options.js';
@@ -20,6 +21,7 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   const config = parseOptions(args);
   if (!config) return;
   const log = createLogger(config.logFormat);
+  protectFromOom(resume?.oomScoreAdj); // before the first child, which must not inherit baton's lowered value
   // baton's own NOTIFY_SOCKET (systemd's) is never passed on: generations get private ones. It is
   // kept in BATON_NOTIFY_SOCKET so that a self-upgraded baton still has it.
   const notifySocket = process.env.NOTIFY_SOCKET ?? (resume ? process.env.BATON_NOTIFY_SOCKET : undefined);
