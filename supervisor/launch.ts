@@ -1,6 +1,6 @@
 import type { Config } from './config.js';
 import { describeExit, Generation } from './generation.js';
-import type { Handover } from './handover/index.js';
+import type { Handover } from './handover/handover.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { NotifySocket } from './notify-socket.js';

@@ -1,6 +1,7 @@
 import type { Config } from './config.js';
 import { describeExit, exitCode, exitFields, type ExitStatus, type Generation } from './generation.js';
-import { handovers, type Handover } from './handover/index.js';
+import type { Handover } from './handover/handover.js';
+import { handovers } from './handover/index.js';
 import type { Hooks } from './hooks.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';

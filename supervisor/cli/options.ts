@@ -4,7 +4,7 @@ import { bpffsRoot, defaults, NAME, stateDirFor, type Config } from '../config.j
 import { resolveCommand } from '../command.js';
 import { parseDuration, parseSignal } from '../duration.js';
 import { usageError } from '../errors.js';
-import type { HandoverName } from '../handover/index.js';
+import type { HandoverName } from '../handover/handover.js';
 import { handovers } from '../handover/index.js';
 import { parseListen } from '../listener.js';
 import type { LogFormat } from '../log.js';

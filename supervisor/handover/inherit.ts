@@ -1,5 +1,5 @@
 import { addressList } from '../listener.js';
-import type { Handover } from './index.js';
+import type { Handover } from './handover.js';
 
 // LISTEN_PID must be the server's own pid, known only after fork: a shell shim sets it and execs.
 const SHIM = 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"';

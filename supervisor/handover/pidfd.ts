@@ -2,7 +2,7 @@ import { addressList } from '../listener.js';
 import { setPtracer } from '../sys/prctl.js';
 import { yamaScope } from '../sys/proc.js';
 import { watchGrab } from './grab.js';
-import type { Handover } from './index.js';
+import type { Handover } from './handover.js';
 
 let named = false;
 

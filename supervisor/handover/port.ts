@@ -2,7 +2,7 @@ import { closeFd } from '../sys/fd.js';
 import { pullSocket } from '../sys/pidfd.js';
 import { boundPort, createListener, isListening } from '../sys/socket.js';
 import { poll } from './grab.js';
-import type { Handover } from './index.js';
+import type { Handover } from './handover.js';
 
 /** A free loopback port: bound to port 0, read back, released. */
 function freePort(): number {
