@@ -13,18 +13,35 @@ export interface Plan {
   port?: number;
 }
 
+/** baton's copy of a listener a generation bound itself (port handover), and its port. */
+export interface Held {
+  fd: number;
+  port: number;
+}
+
+/** One launch's handover, from spawn until the generation is ready or failed. */
+export interface Session {
+  /**
+   * Resolves when the generation holds its listener (the `grab` readiness), with baton's copy of it
+   * where the generation bound its own. Absent where baton cannot see it.
+   */
+  readonly watch?: Promise<Held | undefined>;
+  /** The launch is over (ready or failed). */
+  end?(): void;
+}
+
 /** How a generation gets its listeners. */
 export interface Handover {
   readonly name: HandoverName;
   readonly defaultReady: ReadySpec;
+  /** Generations serve from baton's listeners, so several may at once; false: each binds its own. */
+  readonly sharesListener: boolean;
+  /** baton sees when a generation holds its listener: the `grab` readiness works. */
+  readonly grabs: boolean;
   /** Environment, stdio and argv that carry the listeners to the child. */
   plan(command: string[], listeners: Listener[]): Plan;
-  /**
-   * Resolves when the generation rooted at `pid` holds its listeners (the `grab` readiness), with
-   * the fds baton pulled from it (port handover) or none. Absent where baton cannot see it.
-   */
-  watch?(pid: number, plan: Plan, listeners: Listener[], signal: AbortSignal): Promise<number[]>;
-  /** Around the handover window of the child `pid` (Yama's PR_SET_PTRACER for pidfd). */
-  open(pid: number): void;
-  close(): void;
+  /** The handover to the child `pid`, spawned from `plan`; `signal` aborts once the launch is over. */
+  begin(pid: number, plan: Plan, listeners: Listener[], signal: AbortSignal): Session;
+  /** After --drain, before an old generation gets its stop signal: waits at most `limit` ms. */
+  beforeStop?(gen: { readonly held?: Held; readonly alive: boolean }, limit: number): Promise<void>;
 }

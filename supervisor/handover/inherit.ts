@@ -8,6 +8,8 @@ const SHIM = 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"';
 export const inherit: Handover = {
   name: 'inherit',
   defaultReady: { kind: 'delay', ms: 1000 },
+  sharesListener: true,
+  grabs: false,
   plan(command, listeners) {
     return {
       file: '/bin/sh',
@@ -20,6 +22,7 @@ export const inherit: Handover = {
       stdio: ['ignore', 'inherit', 'inherit', ...listeners.map((l) => l.fd)],
     };
   },
-  open() {},
-  close() {},
+  begin() {
+    return {};
+  },
 };

@@ -10,7 +10,7 @@ export interface ReadyContext {
   pid: number;
   generation: number;
   notify: NotifySocket;
-  /** Resolves when the child holds every listener (pidfd handover only). */
+  /** Resolves when the child holds its listeners (handovers that grab: pidfd, port). */
   grabbed?: Promise<void>;
   signal: AbortSignal;
 }

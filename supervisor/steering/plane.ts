@@ -1,6 +1,9 @@
 import { fstatSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import { alreadyRunning, BatonError } from '../errors.js';
+import type { Held } from '../handover/handover.js';
+import { queueEmptied } from '../handover/port.js';
 import type { Listener } from '../listener.js';
 import type { Logger } from '../log.js';
 import { closeFd } from '../sys/fd.js';
@@ -8,7 +11,6 @@ import { pullSocket } from '../sys/pidfd.js';
 import { cmdline, startTime } from '../sys/proc.js';
 import { signalGroup } from '../sys/process.js';
 import { listeningSockets } from '../sys/proc-net.js';
-import { acceptQueue } from '../sys/socket.js';
 import { shadowed } from './shadow.js';
 import { readState, removeState, writeState } from './state.js';
 import { Steering } from './steering.js';
@@ -26,7 +28,6 @@ function alive(pid: number, starttime: string): boolean {
   return startTime(pid) === starttime;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Steering as the supervisor uses it. Shared-socket mode puts baton's own listener in the slot for
@@ -96,23 +97,15 @@ export class SteeringPlane {
     return (this.orphan?.number ?? 0) + 1;
   }
 
-  /** A generation became active: in port mode its listener takes the slot. */
-  activate(gen: { number: number; pid: number; own: number[] }, port?: number): void {
-    if (!this.portMode) return;
+  /** A generation became active: one that holds its own listener (port handover) puts it in the slot. */
+  activate(gen: { number: number; pid: number; held?: Held }): void {
+    if (!gen.held) return;
     const t0 = performance.now();
-    this.steering.setSlot(gen.own[0]!);
+    this.steering.setSlot(gen.held.fd);
     const us = Math.round((performance.now() - t0) * 1000);
     this.switched = true;
-    this.saveState(gen, port);
+    this.saveState(gen, gen.held.port);
     this.status('switch', { generation: gen.number, pid: gen.pid, switch_us: us });
-  }
-
-  /** Resolves when nothing waits in the accept queue of `fd` (an old generation's listener), or after `limit` ms. */
-  async emptied(fd: number | undefined, limit: number, open: () => boolean = () => true): Promise<void> {
-    if (fd === undefined) return;
-    const deadline = performance.now() + limit;
-    // `open`: once the generation has exited baton has closed its copy, and the fd number may be reused.
-    while (performance.now() < deadline && open() && acceptQueue(fd) > 0) await sleep(POLL_MS);
   }
 
   /** Stops the orphan the way an old generation is stopped: queue empty, drain, stop signal, SIGKILL. */
@@ -122,7 +115,7 @@ export class SteeringPlane {
     const { drain, killTimeout, stopSignal } = this.config;
     const starttime = startTime(o.pid) ?? '';
     await sleep(drain);
-    await this.emptied(o.fd, killTimeout);
+    await queueEmptied(o.fd, killTimeout);
     this.log.event('stop', { generation: o.number, pid: o.pid, signal: stopSignal, message: 'retiring the orphan' });
     signalGroup(o.pid, stopSignal);
     const deadline = performance.now() + killTimeout;
