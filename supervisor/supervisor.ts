@@ -48,7 +48,7 @@ export class Supervisor {
     this.handover = handovers[config.handover];
     this.resumed = resume;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    this.resources = Resources.open(config, log, resume);
+    this.resources = Resources.open(config, this.handover, log, resume);
     const { listeners, runtimeDir, plane } = this.resources;
     const [count, crashes] = [resume?.workers ?? config.workers, resume?.crashes];
     const slots = new Slots({ count, crashes, log, drain: config.drain, plane, onDue: () => void this.run() });

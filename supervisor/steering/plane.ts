@@ -1,6 +1,5 @@
 import { fstatSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Config } from '../config.js';
 import { alreadyRunning, BatonError } from '../errors.js';
 import type { Held } from '../handover/handover.js';
 import { queueEmptied } from '../handover/port.js';
@@ -11,11 +10,27 @@ import { pullSocket } from '../sys/pidfd.js';
 import { cmdline, startTime } from '../sys/proc.js';
 import { signalGroup } from '../sys/process.js';
 import { listeningSockets } from '../sys/proc-net.js';
+import type { Rule } from './rules.js';
 import { shadowed } from './shadow.js';
 import { readState, removeState, writeState } from './state.js';
 import { Steering } from './steering.js';
 
 const POLL_MS = 10;
+
+/** What the plane needs of baton's configuration. */
+export interface SteeringOptions {
+  name: string;
+  stateDir: string;
+  bpffs: string;
+  rules: Rule[];
+  force: boolean;
+  keepSteering: boolean;
+  drain: number;
+  killTimeout: number;
+  stopSignal: NodeJS.Signals;
+  /** Generations serve from baton's listener, which then sits in the slot for baton's whole life. */
+  sharesListener: boolean;
+}
 
 /** A generation left serving by a baton that died, found through the state file. */
 interface Orphan {
@@ -37,37 +52,35 @@ function alive(pid: number, starttime: string): boolean {
 export class SteeringPlane {
   readonly steering: Steering;
   readonly orphan?: Orphan;
-  private readonly config: Config;
+  private readonly options: SteeringOptions;
   private readonly log: Logger;
-  private readonly portMode: boolean;
   /** The slot has been switched to one of this baton's generations (port mode). */
   private switched = false;
   private orphanDone = false;
 
   /** `resuming`: this baton replaced its own program; the generation in the state file is its own. */
-  constructor(config: Config, listeners: Listener[], log: Logger, resuming: boolean) {
-    this.config = config;
+  constructor(options: SteeringOptions, listeners: Listener[], log: Logger, resuming: boolean) {
+    this.options = options;
     this.log = log;
-    this.portMode = config.handover === 'port';
     const own = new Set(listeners.map((l) => fstatSync(l.fd).ino));
-    const state = readState(config.stateDir);
+    const state = readState(options.stateDir);
     const owner = state && state.pid !== process.pid ? state.pid : undefined;
     if (owner && startTime(owner) !== undefined && /baton|node/.test(cmdline(owner))) {
-      throw alreadyRunning(`steering ${config.name} belongs to a running baton`, owner, 'choose another --name');
+      throw alreadyRunning(`steering ${options.name} belongs to a running baton`, owner, 'choose another --name');
     }
     const orphanPid = !resuming && state?.generation && alive(state.generation.pid, state.generation.starttime) ? state.generation : undefined;
     const orphanInodes = orphanPid ? listeningSockets().filter((s) => s.port === orphanPid.port).map((s) => s.inode) : [];
-    const shadows = shadowed(config.steer, new Set([...own, ...orphanInodes]));
+    const shadows = shadowed(options.rules, new Set([...own, ...orphanInodes]));
     if (shadows.length > 0) {
-      if (!config.force) {
+      if (!options.force) {
         throw new BatonError('ERR_BATON_SHADOW', `--steer would take connections from another process listening on ${shadows.join(', ')}`, 'stop that process, narrow the rule, or pass --force to steer anyway');
       }
       log.event('warning', { message: `steering over another process's listener: ${shadows.join(', ')}` });
     }
-    this.steering = Steering.open(config.name, config.bpffs, config.steer);
+    this.steering = Steering.open(options.name, options.bpffs, options.rules);
     try {
-      if (!this.portMode && !resuming) this.steering.setSlot(listeners[0]!.fd);
-      if (orphanPid && this.portMode && this.steering.reused) {
+      if (options.sharesListener && !resuming) this.steering.setSlot(listeners[0]!.fd);
+      if (orphanPid && !options.sharesListener && this.steering.reused) {
         const listening = new Set(orphanInodes.map((i) => `socket:[${i}]`));
         const fd = pullSocket(orphanPid.pid, () => true, { among: (socket) => listening.has(socket), strict: true });
         if (fd !== undefined) {
@@ -85,8 +98,8 @@ export class SteeringPlane {
 
   /** baton's pid in every mode (so that a second baton and steer clean see it), the serving generation in port mode. */
   private saveState(gen?: { number: number; pid: number }, port?: number): void {
-    writeState(this.config.stateDir, {
-      name: this.config.name,
+    writeState(this.options.stateDir, {
+      name: this.options.name,
       pid: process.pid,
       ...(gen ? { generation: { number: gen.number, pid: gen.pid, starttime: startTime(gen.pid) ?? '', port: port ?? 0 } } : {}),
     });
@@ -112,7 +125,7 @@ export class SteeringPlane {
   async retireOrphan(): Promise<void> {
     const o = this.orphan;
     if (!o) return;
-    const { drain, killTimeout, stopSignal } = this.config;
+    const { drain, killTimeout, stopSignal } = this.options;
     const starttime = startTime(o.pid) ?? '';
     await sleep(drain);
     await queueEmptied(o.fd, killTimeout);
@@ -130,13 +143,15 @@ export class SteeringPlane {
   }
 
   snapshot(): { name: string; pins: string; slot: string; rules: Array<{ rule: string; steered: number; nosock: number }> } {
-    return { name: this.config.name, pins: this.steering.dir, slot: this.steering.slotCookie() ?? 'empty', rules: this.steering.counters() };
+    const slot = this.steering.slotCookie() ?? 'empty';
+    return { name: this.options.name, pins: this.steering.dir, slot, rules: this.steering.counters() };
   }
 
   /** One line with the rules, the slot's socket and the counters. */
   status(event: string, fields: Record<string, string | number> = {}): void {
     const counters = this.steering.counters().map((c) => `${c.rule} steered=${c.steered} nosock=${c.nosock}`).join('; ');
-    this.log.event(event, { ...fields, name: this.config.name, pins: this.steering.dir, slot: this.steering.slotCookie() ?? 'empty', rules: counters });
+    const slot = this.steering.slotCookie() ?? 'empty';
+    this.log.event(event, { ...fields, name: this.options.name, pins: this.steering.dir, slot, rules: counters });
   }
 
   /**
@@ -152,8 +167,8 @@ export class SteeringPlane {
       this.steering.close(true);
       return;
     }
-    if (o) signalGroup(o.pid, this.config.stopSignal);
-    this.steering.close(this.config.keepSteering);
-    if (!this.config.keepSteering) removeState(this.config.stateDir);
+    if (o) signalGroup(o.pid, this.options.stopSignal);
+    this.steering.close(this.options.keepSteering);
+    if (!this.options.keepSteering) removeState(this.options.stateDir);
   }
 }
