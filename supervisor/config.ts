@@ -1,4 +1,4 @@
-import type { HandoverName } from './handover/index.js';
+import type { HandoverName } from './handover/handover.js';
 import type { ListenSpec } from './listener.js';
 import type { LogFormat } from './log.js';
 import type { ReadySpec } from './ready/index.js';

@@ -1,6 +1,7 @@
 import { spawn, type StdioOptions } from 'node:child_process';
 import { signalNumber } from './duration.js';
 import { track } from './children.js';
+import type { Held } from './handover/handover.js';
 import type { Fields, Logger } from './log.js';
 import { signalGroup } from './sys/process.js';
 import { reapStatus } from './sys/wait.js';
@@ -90,12 +91,9 @@ export class Generation {
   readonly times: Timings = {};
   state: State = 'starting';
   activeSince?: number;
-  /** port handover: baton's copies of the generation's own listeners, and the port it was given. */
-  own: number[] = [];
-  port?: number;
+  /** port handover: baton's copy of the listener the generation bound itself, and its port. */
+  held?: Held;
   status?: ExitStatus;
-  /** The wave (or scale-down) that retired this process: --max-draining counts these. */
-  retiredIn?: number;
   private readonly log: Logger;
   private killTimer?: NodeJS.Timeout;
 

@@ -1,6 +1,6 @@
 import type { Config } from './config.js';
 import { describeExit, Generation } from './generation.js';
-import type { Handover } from './handover/index.js';
+import type { Handover, Session } from './handover/handover.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { NotifySocket } from './notify-socket.js';
@@ -33,6 +33,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
   let timer: NodeJS.Timeout | undefined;
   let spawned: Generation | undefined;
   let notify: NotifySocket | undefined;
+  let session: Session | undefined;
   try {
     const channel = new NotifySocket(ctx.runtimeDir, `${number}-${worker}`, config.user);
     notify = channel;
@@ -50,19 +51,20 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
     ctx.spawned(gen);
     // spawn_ms: baton's own time to fork and exec (and to prepare the handover).
     log.event('spawn', { generation: number, worker, pid: gen.pid, command: config.command.join(' '), spawn_ms: Math.round((performance.now() - began) * 100) / 100 });
-    handover.open(gen.pid);
-    const grabbed = handover.watch?.(gen.pid, plan, ctx.listeners, abort.signal).then((fds) => {
-      gen.own = fds;
+    session = handover.begin(gen.pid, plan, ctx.listeners, abort.signal);
+    const grabbed = session.watch?.then((held) => {
+      if (held) gen.held = held;
       gen.times.grab = gen.ms();
-      log.event('grab', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, port: plan.port });
+      log.event('grab', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, port: held?.port });
     });
-    if (plan.port !== undefined) gen.port = plan.port;
+    const readiness = { pid: gen.pid, generation: number, notify: channel, signal: abort.signal };
+    // One that binds its own listener can serve only once baton holds that listener, whatever the readiness.
+    const ready = Promise.all([
+      waitReady(ctx.ready, grabbed ? { ...readiness, grabbed } : readiness),
+      handover.sharesListener ? undefined : grabbed,
+    ]);
     const outcome = await Promise.race([
-      // Port handover: whatever the readiness, the slot needs the generation's listener.
-      Promise.all([waitReady(ctx.ready, { pid: gen.pid, generation: number, notify: channel, signal: abort.signal, ...(grabbed ? { grabbed } : {}) }), plan.port === undefined ? undefined : grabbed]).then(
-        () => (ctx.stopping() ? 'baton is stopping' : undefined),
-        (err: Error) => err.message,
-      ),
+      ready.then(() => (ctx.stopping() ? 'baton is stopping' : undefined), (err: Error) => err.message),
       gen.exited.then((s) => `${describeExit(s)} before ready`),
       new Promise<string>((r) => (timer = setTimeout(() => r(`not ready within ${config.readyTimeout}ms`), config.readyTimeout))),
     ]);
@@ -92,6 +94,6 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
     clearTimeout(timer);
     abort.abort();
     notify?.close();
-    handover.close();
+    session?.end?.();
   }
 }

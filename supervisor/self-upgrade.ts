@@ -56,8 +56,8 @@ export function capture(resources: Pick<Resources, 'listeners' | 'runtimeDir' | 
       pid: g.pid,
       state: g.state,
       ageMs: g.ms(),
-      own: g.own,
-      ...(g.port === undefined ? {} : { port: g.port }),
+      own: g.held ? [g.held.fd] : [],
+      ...(g.held ? { port: g.held.port } : {}),
       times: g.times,
     })),
   };
@@ -67,9 +67,9 @@ export function capture(resources: Pick<Resources, 'listeners' | 'runtimeDir' | 
 function adopt(state: ResumeState, log: Logger): Generation[] {
   return state.generations.map((g) => {
     const gen = new Generation(g.number, { pid: g.pid, state: g.state, ageMs: g.ageMs }, log, g.worker);
-    gen.own = g.own;
     for (const fd of g.own) setCloexec(fd, true);
-    if (g.port !== undefined) gen.port = g.port;
+    const [fd] = g.own;
+    if (fd !== undefined && g.port !== undefined) gen.held = { fd, port: g.port };
     Object.assign(gen.times, g.times);
     return gen;
   });

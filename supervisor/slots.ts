@@ -75,7 +75,7 @@ export class Slots {
   activate(gen: Generation, slot: number, upgradeMs?: number): Generation | undefined {
     gen.to('active');
     const old = this.take(slot, gen);
-    this.plane?.activate(gen, gen.port);
+    this.plane?.activate(gen);
     this.log.event('active', { generation: gen.number, worker: slot, pid: gen.pid, upgrade: upgradeMs });
     if (old) {
       old.to('draining');

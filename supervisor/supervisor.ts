@@ -1,6 +1,7 @@
 import type { Config } from './config.js';
 import { describeExit, exitCode, exitFields, type ExitStatus, type Generation } from './generation.js';
-import { handovers, type Handover } from './handover/index.js';
+import type { Handover } from './handover/handover.js';
+import { handovers } from './handover/index.js';
 import type { Hooks } from './hooks.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
@@ -47,12 +48,12 @@ export class Supervisor {
     this.handover = handovers[config.handover];
     this.resumed = resume;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    this.resources = Resources.open(config, log, resume);
+    this.resources = Resources.open(config, this.handover, log, resume);
     const { listeners, runtimeDir, plane } = this.resources;
     const [count, crashes] = [resume?.workers ?? config.workers, resume?.crashes];
     const slots = new Slots({ count, crashes, log, drain: config.drain, plane, onDue: () => void this.run() });
     const stopping = () => this.stopping;
-    const retirement = new Retirement(config, plane, stopping);
+    const retirement = new Retirement(config, this.handover, stopping);
     this.history = new History(resume?.history, resume?.failures);
     this.next = resume?.next ?? plane?.firstGeneration ?? 1;
     const ctx = { config, log, handover: this.handover, ready: config.ready, listeners, runtimeDir, stopping };
@@ -120,7 +121,7 @@ export class Supervisor {
   /** SIGTTIN/SIGTTOU: one worker more or fewer, without an upgrade. */
   scale(delta: 1 | -1): void {
     if (this.stopping) return;
-    if (this.handover.name === 'port') {
+    if (!this.handover.sharesListener) {
       this.rooms.log.event('warning', { message: 'scaling needs a shared listener; --handover port runs one worker' });
       return;
     }
@@ -233,7 +234,7 @@ export class Supervisor {
   private onExit(gen: Generation, status: ExitStatus): void {
     this.live.delete(gen);
     this.rooms.retirement.forget(gen);
-    for (const fd of gen.own) closeFd(fd);
+    if (gen.held) closeFd(gen.held.fd);
     this.rooms.log.event('exit', exitFields(gen, status));
     if (gen.state === 'active' || gen.state === 'draining') gen.to('exited');
     if (!this.stopping) this.rooms.slots.lost(gen, `generation ${gen.number} ${describeExit(status)} while active`);

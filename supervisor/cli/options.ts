@@ -4,7 +4,7 @@ import { bpffsRoot, defaults, NAME, stateDirFor, type Config } from '../config.j
 import { resolveCommand } from '../command.js';
 import { parseDuration, parseSignal } from '../duration.js';
 import { usageError } from '../errors.js';
-import type { HandoverName } from '../handover/index.js';
+import type { HandoverName } from '../handover/handover.js';
 import { handovers } from '../handover/index.js';
 import { parseListen } from '../listener.js';
 import type { LogFormat } from '../log.js';
@@ -115,9 +115,12 @@ export function parseOptions(args: string[]): Config | undefined {
   const listen = argv.listen ?? [];
   const steerSpecs = argv.steer ?? [];
   const handover = argv.handover as HandoverName;
-  if (handover === 'port') {
-    if (steerSpecs.length === 0) throw usageError('--handover port needs --steer', 'give the address and port clients connect to, e.g. --steer 0.0.0.0:8080');
-    if (listen.length > 0) throw usageError('--handover port takes no --listen: each generation binds its own $PORT', 'drop --listen, or use --handover pidfd');
+  const strategy = handovers[handover];
+  if (!strategy.sharesListener) {
+    const steerHint = 'give the address and port clients connect to, e.g. --steer 0.0.0.0:8080';
+    if (steerSpecs.length === 0) throw usageError(`--handover ${handover} needs --steer`, steerHint);
+    const message = `--handover ${handover} takes no --listen: each generation binds its own $PORT`;
+    if (listen.length > 0) throw usageError(message, 'drop --listen, or use --handover pidfd');
   } else if (listen.length === 0) {
     throw usageError('Missing required argument: listen', 'give at least one --listen ADDRESS, e.g. --listen 127.0.0.1:8080');
   }
@@ -125,8 +128,11 @@ export function parseOptions(args: string[]): Config | undefined {
   if (command[0]!.startsWith('-')) throw usageError(`unknown option ${command[0]}`, HELP_HINT);
   resolveCommand(command[0]!);
 
-  const ready = argv.ready === undefined ? handovers[handover].defaultReady : parseReady(argv.ready);
-  if (ready.kind === 'grab' && !handovers[handover].watch) throw usageError(`--ready grab needs --handover pidfd or port, not ${handover}`, 'use --ready notify, probe:<command> or delay:<duration>');
+  const ready = argv.ready === undefined ? strategy.defaultReady : parseReady(argv.ready);
+  if (ready.kind === 'grab' && !strategy.grabs) {
+    const hint = 'use --ready notify, probe:<command> or delay:<duration>';
+    throw usageError(`--ready grab needs --handover pidfd or port, not ${handover}`, hint);
+  }
   const user = argv.user === undefined ? undefined : lookupUser(argv.user);
   if (argv.group !== undefined && !user) throw usageError('--group needs --user', 'give --user too');
   if (user && argv.group !== undefined) user.gid = lookupGroup(argv.group);
@@ -134,7 +140,10 @@ export function parseOptions(args: string[]): Config | undefined {
 
   const workers =
     argv.workers === 'auto' ? availableParallelism() : wholeNumber('workers', argv.workers, 1, undefined, ' or auto');
-  if (workers > 1 && handover === 'port') throw usageError('--workers needs a shared listener, which --handover port does not have', 'use --handover pidfd or inherit (with --steer if you need it)');
+  if (workers > 1 && !strategy.sharesListener) {
+    const hint = 'use --handover pidfd or inherit (with --steer if you need it)';
+    throw usageError(`--workers needs a shared listener, which --handover ${handover} does not have`, hint);
+  }
   const specs = parseListen(listen);
   const control = controlPath({ ...argv, name: argv.name ?? 'baton' })!;
   if (specs.some((s) => s.address.kind === 'unix' && s.address.path === control)) {

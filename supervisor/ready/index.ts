@@ -10,7 +10,7 @@ export interface ReadyContext {
   pid: number;
   generation: number;
   notify: NotifySocket;
-  /** Resolves when the child holds every listener (pidfd handover only). */
+  /** Resolves when the child holds its listeners (handovers that grab: pidfd, port). */
   grabbed?: Promise<void>;
   signal: AbortSignal;
 }
@@ -34,7 +34,7 @@ export function waitReady(spec: ReadySpec, ctx: ReadyContext): Promise<void> {
     case 'grab':
       return ctx.grabbed ?? Promise.reject(new Error('grab readiness needs the pidfd handover'));
     case 'probe':
-      return probe(spec.command, ctx);
+      return probe(spec.command, ctx.pid, ctx.generation, ctx.signal);
     case 'delay':
       return delay(spec.ms, ctx.signal);
   }
