@@ -2,7 +2,6 @@ import { BatonError } from './errors.js';
 import { Generation, type State, type Timings } from './generation.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
-import type { Resources } from './resources.js';
 import type { Slots } from './slots.js';
 import { setCloexec } from './sys/fd.js';
 import { execve } from './sys/process.js';
@@ -37,7 +36,7 @@ export interface Running {
 }
 
 /** The wire format between two baton programs: its field names stay as they are across versions. */
-export function capture(resources: Pick<Resources, 'listeners' | 'runtimeDir' | 'startedAt'>, r: Running): ResumeState {
+export function capture(resources: Pick<ResumeState, 'listeners' | 'runtimeDir' | 'startedAt'>, r: Running): ResumeState {
   const last = r.slots.lastActive;
   return {
     listeners: resources.listeners,
