@@ -226,8 +226,6 @@ test('drain: a request on an idle keep-alive connection during the grace gets 20
   await lastReply(t, d, c, await c.request('/during'), '/during');
 });
 
-type Reply = Awaited<ReturnType<Conn['request']>>;
-
 /**
  * `r` is the drainer's answer to `path` with `Connection: close`; the server then ends the connection
  * cleanly, and the process exits 0 by itself after one onDrained.
