@@ -356,8 +356,8 @@ test('the directories baton created for its control socket are removed again', a
 // with the listener, and leaves a directory in baton's TMPDIR, is reported on all three counts.
 test('the leftovers check sees a process, a listener and a runtime directory left behind', async (t) => {
   const stdio = "['ignore', 'ignore', 'ignore', 3]";
-  const escape = `require('child_process').spawn('sleep', ['30'], { detached: true, stdio: ${stdio} }).unref()`;
-  const command = traced('sh', '-c', `node -e "${escape}" && mkdir "$TMPDIR/baton-planted" && exit 3`);
+  const escaper = `require('child_process').spawn('sleep', ['30'], { detached: true, stdio: ${stdio} }).unref()`;
+  const command = traced('sh', '-c', `node -e "${escaper}" && mkdir "$TMPDIR/baton-planted" && exit 3`);
   const control = join(scratch(t), 'c.sock');
   const args = [...L, '--control', control, '--handover', 'inherit', '--ready', 'delay:10s', '--', ...command];
   const watch = new Leftovers(args);

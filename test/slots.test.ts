@@ -85,7 +85,10 @@ test('retirement: --max-draining counts retirements, oldest first, whatever thei
   const draining = (n: number, w: number) => {
     const g = ready(n, w);
     g.state = 'draining';
-    g.kill = async () => (killed.push(g.pid), { code: null, signal: 'SIGKILL' });
+    g.kill = async () => {
+      killed.push(g.pid);
+      return { code: null, signal: 'SIGKILL' };
+    };
     return g;
   };
   const wave1 = [draining(1, 0), draining(1, 1)];

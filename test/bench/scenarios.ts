@@ -46,7 +46,10 @@ async function accepting(port: number, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), resolve(true))).on('error', () => resolve(false));
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      }).on('error', () => resolve(false));
     });
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`port ${port} never accepted`);
