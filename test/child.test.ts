@@ -1,12 +1,12 @@
-import test, { type ExecutionContext } from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
+import test, { type ExecutionContext } from 'ava';
+import { listeningSockets } from '../supervisor/sys/proc-net.js';
 import { alive, Baton, fixture, root } from './helpers/baton.js';
 import { get } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
-import { listeningSockets } from '../supervisor/sys/proc-net.js';
 
 const drainServer = `${root}test/fixtures/drain-server.mjs`;
 /** docs/protocol.md: "its grace period defaults to 10 s". */
@@ -226,8 +226,6 @@ test('drain: a request on an idle keep-alive connection during the grace gets 20
   await lastReply(t, d, c, await c.request('/during'), '/during');
 });
 
-type Reply = Awaited<ReturnType<Conn['request']>>;
-
 /**
  * `r` is the drainer's answer to `path` with `Connection: close`; the server then ends the connection
  * cleanly, and the process exits 0 by itself after one onDrained.
@@ -378,7 +376,9 @@ test('examples/tcp-echo.mjs echoes under baton, across an upgrade', async (t) =>
     new Promise<string>((resolve, reject) => {
       const s = net.connect(port, '127.0.0.1', () => s.end(text));
       let got = '';
-      s.on('data', (d) => (got += d)).on('end', () => resolve(got)).on('error', reject);
+      s.on('data', (d) => (got += d))
+        .on('end', () => resolve(got))
+        .on('error', reject);
     });
   try {
     await baton.event('active', 1);
@@ -393,7 +393,17 @@ test('examples/tcp-echo.mjs echoes under baton, across an upgrade', async (t) =>
 
 needs('root')('--user with the inherit handover: the child runs as that user', async (t) => {
   const baton = new Baton([
-    '--listen', '127.0.0.1:0', '--handover', 'inherit', '--ready', 'notify', '--user', 'nobody', '--', 'node', fixture,
+    '--listen',
+    '127.0.0.1:0',
+    '--handover',
+    'inherit',
+    '--ready',
+    'notify',
+    '--user',
+    'nobody',
+    '--',
+    'node',
+    fixture,
   ]);
   try {
     const spawned = await baton.event('spawn', 1);

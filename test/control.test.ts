@@ -1,13 +1,13 @@
-import test from 'ava';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import test from 'ava';
+import { request } from '../supervisor/control/client.js';
 import { alive, Baton, cli, fixture } from './helpers/baton.js';
 import { servedBy } from './helpers/load.js';
-import { request } from '../supervisor/control/client.js';
 import { needs } from './helpers/needs.js';
 
 const run = promisify(execFile);
@@ -27,14 +27,20 @@ async function exec(file: string, args: string[]): Promise<{ status: number; std
  * `baton <command> --control <path>`: exit code and output. Given the Baton itself, a failed command's
  * stderr ends with that baton's exit state and log, so an assertion shows whether baton was there.
  */
-async function ctl(target: Baton | string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function ctl(
+  target: Baton | string,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const control = typeof target === 'string' ? target : target.control;
   try {
     const r = await run(process.execPath, [cli, ...args, '--control', control], { encoding: 'utf8' });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
-    const b = typeof target === 'string' ? '' : `[baton exit ${target.child.exitCode}/${target.child.signalCode}]\n${target.stderr}`;
+    const b =
+      typeof target === 'string'
+        ? ''
+        : `[baton exit ${target.child.exitCode}/${target.child.signalCode}]\n${target.stderr}`;
     return { code: e.code, stdout: e.stdout, stderr: `${e.stderr}${b}` };
   }
 }
@@ -43,7 +49,9 @@ function raw(path: string, line: string): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const s = net.connect(path, () => s.write(line));
     let data = '';
-    s.on('data', (d) => (data += d)).on('end', () => resolve(JSON.parse(data) as Record<string, unknown>)).on('error', reject);
+    s.on('data', (d) => (data += d))
+      .on('end', () => resolve(JSON.parse(data) as Record<string, unknown>))
+      .on('error', reject);
   });
 }
 
@@ -59,17 +67,27 @@ test('reload --wait returns 0 once the new generation is active; status shows it
     const r = await ctl(baton, 'reload', '--wait');
     t.is(r.code, 0, r.stderr);
     t.regex(r.stdout, /^generation 2 is active \(upgrade took \d+ms\)$/m);
-    const status = ((await request(baton.control, { command: 'status' }, 5000)) as unknown as { status: unknown }).status as {
+    const status = ((await request(baton.control, { command: 'status' }, 5000)) as unknown as { status: unknown })
+      .status as {
       pid: number;
       generations: Array<{ number: number; pid: number; state: string; connections?: number }>;
       upgrades: Array<{ ok: boolean; generation: number }>;
       listeners: unknown[];
     };
     t.is(status.pid, baton.pid);
-    t.deepEqual(status.generations.map((g) => [g.number, g.state]), [[1, 'draining'], [2, 'active']]);
+    t.deepEqual(
+      status.generations.map((g) => [g.number, g.state]),
+      [
+        [1, 'draining'],
+        [2, 'active'],
+      ],
+    );
     t.is(status.generations[0]!.pid, first.pid);
     t.is(status.generations[0]!.connections, 1, 'the idle connection held open to generation 1');
-    t.deepEqual(status.upgrades.map((u) => [u.ok, u.generation]), [[true, 2]]);
+    t.deepEqual(
+      status.upgrades.map((u) => [u.ok, u.generation]),
+      [[true, 2]],
+    );
     t.is(status.listeners.length, 1);
     idle.destroy();
     const text = await ctl(baton, 'status');
@@ -151,7 +169,10 @@ test('a malformed request gets an error reply; the daemon is unaffected', async 
   const baton = new Baton(['--listen', '127.0.0.1:0', '--', 'node', fixture]);
   try {
     await baton.event('active', 1);
-    t.deepEqual(await raw(baton.control, 'not json\n'), { ok: false, error: { code: 'ERR_BATON_REQUEST', message: 'the request is not JSON', hint: 'see docs/control.md' } });
+    t.deepEqual(await raw(baton.control, 'not json\n'), {
+      ok: false,
+      error: { code: 'ERR_BATON_REQUEST', message: 'the request is not JSON', hint: 'see docs/control.md' },
+    });
     t.like(await raw(baton.control, '{"command":"explode"}\n'), { ok: false, error: { code: 'ERR_BATON_REQUEST' } });
     // Past Node's timer limit the wait would end after 1 ms.
     const tooLong = await raw(baton.control, '{"command":"reload","wait":true,"timeout":3000000000}\n');
@@ -171,9 +192,21 @@ test('a second baton on the same control socket is refused with the pid of the f
   let third: Baton | undefined;
   try {
     orphan = (await first.event('active', 1)).pid;
-    const second = await exec(process.execPath, [cli, '--control', control, '--listen', '127.0.0.1:0', '--', 'node', fixture]);
+    const second = await exec(process.execPath, [
+      cli,
+      '--control',
+      control,
+      '--listen',
+      '127.0.0.1:0',
+      '--',
+      'node',
+      fixture,
+    ]);
     t.is(second.status, 1);
-    t.regex(second.stderr, new RegExp(`^error: control socket ${control} belongs to a running baton \\(pid ${first.pid}\\)$`, 'm'));
+    t.regex(
+      second.stderr,
+      new RegExp(`^error: control socket ${control} belongs to a running baton \\(pid ${first.pid}\\)$`, 'm'),
+    );
     first.signal('SIGKILL');
     await first.exited;
     t.true(existsSync(control), 'SIGKILL left the socket file');
@@ -245,7 +278,10 @@ test('reload --wait --timeout gives up after that long with exit 1; the upgrade 
     const began = performance.now();
     const r = await ctl(baton, 'reload', '--wait', '--timeout', '400ms');
     t.true(performance.now() - began >= 400);
-    t.false(baton.events.some((e) => e.event === 'ready' && e.generation === 2), 'it returned before generation 2 was ready');
+    t.false(
+      baton.events.some((e) => e.event === 'ready' && e.generation === 2),
+      'it returned before generation 2 was ready',
+    );
     t.is(r.code, 1);
     t.regex(r.stderr, /^error: the upgrade did not finish within 400ms$/m);
     t.regex(r.stderr, /^hint: it goes on; see baton status$/m);

@@ -1,7 +1,7 @@
-import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test from 'ava';
 import { Baton, fixture } from './helpers/baton.js';
 import { get } from './helpers/load.js';
 
@@ -47,7 +47,17 @@ test('probe: ready when the probe exits 0; it gets BATON_CHILD_PID', async (t) =
 });
 
 test('grab is refused with the inherit handover', async (t) => {
-  const baton = new Baton(['--listen', '127.0.0.1:0', '--handover', 'inherit', '--ready', 'grab', '--', 'node', fixture]);
+  const baton = new Baton([
+    '--listen',
+    '127.0.0.1:0',
+    '--handover',
+    'inherit',
+    '--ready',
+    'grab',
+    '--',
+    'node',
+    fixture,
+  ]);
   const { code } = await baton.exited;
   t.is(code, 2);
   t.regex(baton.stderr, /^error: --ready grab needs --handover pidfd/m);

@@ -1,7 +1,7 @@
 // Processes as the kernel shows them (never baton's log), and what the tests that time them share.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { childrenOf, type Baton } from './baton.js';
+import { type Baton, childrenOf } from './baton.js';
 import { hammer } from './load.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
