@@ -178,7 +178,13 @@ async function listeningPort(pid: number, timeout = 10_000): Promise<number> {
   for (;;) {
     const inodes = new Set<number>();
     for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`, { encoding: 'utf8' }));
+      let link = '';
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`, { encoding: 'utf8' });
+      } catch {
+        continue; // closed between the listing and the look
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(link);
       if (m) inodes.add(Number(m[1]));
     }
     const found = listeningSockets().find((s) => inodes.has(s.inode));
