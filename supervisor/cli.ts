@@ -9,7 +9,8 @@ import { steerCommand } from './cli/steer.js';
 async function main(): Promise<void> {
   const [first, ...rest] = process.argv.slice(2);
   if (first === 'steer') return void print(steerCommand(rest));
-  if (first === 'reload' || first === 'status' || first === 'stop') return void print(await controlCommand(first, rest));
+  if (first === 'reload' || first === 'status' || first === 'stop')
+    return void print(await controlCommand(first, rest));
   await run(process.argv.slice(2));
 }
 

@@ -1,8 +1,9 @@
-import { spawn, type StdioOptions } from 'node:child_process';
-import { signalNumber } from './duration.js';
+import { type StdioOptions, spawn } from 'node:child_process';
 import { track } from './children.js';
+import { signalNumber } from './duration.js';
 import type { Held } from './handover/handover.js';
 import type { Fields, Logger } from './log.js';
+import { closeFd } from './sys/fd.js';
 import { signalGroup } from './sys/process.js';
 import { reapStatus } from './sys/wait.js';
 
@@ -140,7 +141,8 @@ export class Generation {
   }
 
   to(next: State): void {
-    if (!NEXT[this.state].includes(next)) throw new Error(`generation ${this.number}: illegal transition ${this.state} → ${next}`);
+    if (!NEXT[this.state].includes(next))
+      throw new Error(`generation ${this.number}: illegal transition ${this.state} → ${next}`);
     this.state = next;
     if (next === 'active') this.activeSince ??= performance.now();
   }
@@ -179,8 +181,11 @@ export class Generation {
     clearTimeout(this.killTimer);
     this.status = status;
     this.times.exit = this.ms();
+    // baton's copy of a listener the generation bound itself goes with it (its fd number may be reused).
+    if (this.held) closeFd(this.held.fd);
     // The leader is gone; whatever it left in its group belongs to this generation too.
-    if (this.signal('SIGKILL')) this.log.event('kill', { generation: this.number, message: 'leftover processes of the group' });
+    if (this.signal('SIGKILL'))
+      this.log.event('kill', { generation: this.number, message: 'leftover processes of the group' });
     resolve(status);
   }
 }

@@ -4,12 +4,25 @@ import type { Handover, Session } from './handover/handover.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { NotifySocket } from './notify-socket.js';
-import { waitReady, type ReadySpec } from './ready/index.js';
+import { type ReadySpec, waitReady } from './ready/index.js';
 
 /** Variables that describe baton's own environment and must not leak into a generation's. */
-const PRIVATE_ENV = ['NOTIFY_SOCKET', 'BATON_NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', '_PID', '_FD', 'BATON_LISTENERS', 'BATON_GENERATION', 'BATON_WORKER'];
+const PRIVATE_ENV = [
+  'NOTIFY_SOCKET',
+  'BATON_NOTIFY_SOCKET',
+  'LISTEN_PID',
+  'LISTEN_FDS',
+  'LISTEN_FDNAMES',
+  '_PID',
+  '_FD',
+  'BATON_LISTENERS',
+  'BATON_GENERATION',
+  'BATON_WORKER',
+];
 
-export type Launch = { gen: Generation; reason?: undefined; hint?: undefined } | { gen?: undefined; reason: string; hint?: string };
+export type Launch =
+  | { gen: Generation; reason?: undefined; hint?: undefined }
+  | { gen?: undefined; reason: string; hint?: string };
 
 export interface LaunchContext {
   config: Config;
@@ -43,14 +56,30 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
     for (const k of PRIVATE_ENV) delete env[k];
     const gen = new Generation(
       number,
-      { ...plan, env: { ...env, ...plan.env, BATON_GENERATION: String(number), BATON_WORKER: String(worker), NOTIFY_SOCKET: channel.path }, ...config.user },
+      {
+        ...plan,
+        env: {
+          ...env,
+          ...plan.env,
+          BATON_GENERATION: String(number),
+          BATON_WORKER: String(worker),
+          NOTIFY_SOCKET: channel.path,
+        },
+        ...config.user,
+      },
       log,
       worker,
     );
     spawned = gen;
     ctx.spawned(gen);
     // spawn_ms: baton's own time to fork and exec (and to prepare the handover).
-    log.event('spawn', { generation: number, worker, pid: gen.pid, command: config.command.join(' '), spawn_ms: Math.round((performance.now() - began) * 100) / 100 });
+    log.event('spawn', {
+      generation: number,
+      worker,
+      pid: gen.pid,
+      command: config.command.join(' '),
+      spawn_ms: Math.round((performance.now() - began) * 100) / 100,
+    });
     session = handover.begin(gen.pid, plan, ctx.listeners, abort.signal);
     const grabbed = session.watch?.then((held) => {
       if (held) gen.held = held;
@@ -64,9 +93,14 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
       handover.sharesListener ? undefined : grabbed,
     ]);
     const outcome = await Promise.race([
-      ready.then(() => (ctx.stopping() ? 'baton is stopping' : undefined), (err: Error) => err.message),
+      ready.then(
+        () => (ctx.stopping() ? 'baton is stopping' : undefined),
+        (err: Error) => err.message,
+      ),
       gen.exited.then((s) => `${describeExit(s)} before ready`),
-      new Promise<string>((r) => (timer = setTimeout(() => r(`not ready within ${config.readyTimeout}ms`), config.readyTimeout))),
+      new Promise<string>(
+        (r) => (timer = setTimeout(() => r(`not ready within ${config.readyTimeout}ms`), config.readyTimeout)),
+      ),
     ]);
     if (outcome === undefined) {
       gen.to('ready');

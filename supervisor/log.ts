@@ -14,7 +14,9 @@ function text(event: string, f: Fields): string {
   const kv = Object.entries(rest)
     .filter(([, v]) => v !== undefined)
     .map(([k, v]) => `${k}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : v}`);
-  return [`[${new Date().toISOString()} ${who} pid=${pid ?? process.pid}] ${event}`, message, ...kv].filter(Boolean).join(' ');
+  return [`[${new Date().toISOString()} ${who} pid=${pid ?? process.pid}] ${event}`, message, ...kv]
+    .filter(Boolean)
+    .join(' ');
 }
 
 export function createLogger(format: LogFormat, fd = 2): Logger {

@@ -5,11 +5,11 @@ import { adoptActivated } from './activation.js';
 import { formatAddress } from './address.js';
 import type { Config } from './config.js';
 import type { Handover } from './handover/handover.js';
-import { closeListeners, openListeners, type Listener } from './listener.js';
+import { closeListeners, type Listener, openListeners } from './listener.js';
 import type { Logger } from './log.js';
 import { removePidFile, writePidFile } from './pidfile.js';
 import type { ResumeState } from './self-upgrade.js';
-import { SteeringPlane, type SteeringOptions } from './steering/plane.js';
+import { type SteeringOptions, SteeringPlane } from './steering/plane.js';
 import { setCloexec } from './sys/fd.js';
 
 /**
@@ -37,7 +37,8 @@ export class Resources {
       const plane = steering ? new SteeringPlane(steering, resume.listeners, log, true) : undefined;
       return new Resources(config, resume.listeners, resume.runtimeDir, plane, resume.startedAt);
     }
-    const stray = (what: string) => log.event('warning', { message: `socket activation passed ${what}, which no --listen names; closed` });
+    const stray = (what: string) =>
+      log.event('warning', { message: `socket activation passed ${what}, which no --listen names; closed` });
     const activated = adoptActivated(config.listen, stray);
     const stale = (path: string) => log.event('stale-socket', { message: `removed stale unix socket ${path}` });
     const listeners = openListeners(config.listen, config.backlog, stale, activated);
@@ -46,11 +47,17 @@ export class Resources {
       // Root-owned: a --user child may reach its notify socket (0711) but never create files here.
       runtimeDir = mkdtempSync(join(tmpdir(), 'baton-'));
       if (config.user) chmodSync(runtimeDir, 0o711);
-      const replaced = (pid: number) => log.event('stale-pid-file', { message: `replaced pid file of dead pid ${pid}` });
+      const replaced = (pid: number) =>
+        log.event('stale-pid-file', { message: `replaced pid file of dead pid ${pid}` });
       if (config.pidFile) writePidFile(config.pidFile, replaced);
       const plane = steering ? new SteeringPlane(steering, listeners, log, false) : undefined;
       for (const l of listeners) {
-        log.event('listening', { listener: formatAddress(l.address), name: l.name, fd: l.fd, ...(l.adopted ? { activated: true } : {}) });
+        log.event('listening', {
+          listener: formatAddress(l.address),
+          name: l.name,
+          fd: l.fd,
+          ...(l.adopted ? { activated: true } : {}),
+        });
       }
       return new Resources(config, listeners, runtimeDir, plane, Date.now());
     } catch (err) {

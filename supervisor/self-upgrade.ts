@@ -23,7 +23,16 @@ export interface ResumeState {
   history: UpgradeResult[];
   /** pid of the last active process. */
   lastActive?: number;
-  generations: Array<{ number: number; worker: number; pid: number; state: State; ageMs: number; own: number[]; port?: number; times: Timings }>;
+  generations: Array<{
+    number: number;
+    worker: number;
+    pid: number;
+    state: State;
+    ageMs: number;
+    own: number[];
+    port?: number;
+    times: Timings;
+  }>;
 }
 
 /** What capture() reads from the running supervisor besides its resources. */
@@ -36,7 +45,10 @@ export interface Running {
 }
 
 /** The wire format between two baton programs: its field names stay as they are across versions. */
-export function capture(resources: Pick<ResumeState, 'listeners' | 'runtimeDir' | 'startedAt'>, r: Running): ResumeState {
+export function capture(
+  resources: Pick<ResumeState, 'listeners' | 'runtimeDir' | 'startedAt'>,
+  r: Running,
+): ResumeState {
   const last = r.slots.lastActive;
   return {
     listeners: resources.listeners,
@@ -130,5 +142,9 @@ export function execSelf(state: ResumeState): never {
   const env = Object.entries({ ...process.env, [ENV]: JSON.stringify(state) }).map(([k, v]) => `${k}=${v}`);
   execve(process.execPath, argv, env);
   for (const fd of fds) setCloexec(fd, true);
-  throw new BatonError('ERR_BATON_EXEC', `execve ${process.execPath} failed`, 'check that the node binary and baton are still in place');
+  throw new BatonError(
+    'ERR_BATON_EXEC',
+    `execve ${process.execPath} failed`,
+    'check that the node binary and baton are still in place',
+  );
 }

@@ -29,7 +29,14 @@ export class Slots {
   private readonly plane?: SteeringPlane;
   private readonly onDue: () => void;
 
-  constructor(o: { count: number; crashes?: number[]; log: Logger; drain: number; plane?: SteeringPlane; onDue: () => void }) {
+  constructor(o: {
+    count: number;
+    crashes?: number[];
+    log: Logger;
+    drain: number;
+    plane?: SteeringPlane;
+    onDue: () => void;
+  }) {
     this.slots = Array.from({ length: o.count }, (_, i) => ({ crashes: o.crashes?.[i] ?? 0 }));
     this.log = o.log;
     this.drain = o.drain;

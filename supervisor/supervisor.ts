@@ -1,19 +1,18 @@
 import type { Config } from './config.js';
-import { describeExit, exitCode, exitFields, type ExitStatus, type Generation } from './generation.js';
+import { describeExit, type ExitStatus, exitCode, exitFields, type Generation } from './generation.js';
 import type { Handover } from './handover/handover.js';
 import { handovers } from './handover/index.js';
 import type { Hooks } from './hooks.js';
+import { launch } from './launch.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
-import { launch } from './launch.js';
 import { formatReady } from './ready/index.js';
 import { Resources } from './resources.js';
 import { Retirement } from './retire.js';
-import { capture, restore, resumeTimers, type ResumeState } from './self-upgrade.js';
+import { capture, type ResumeState, restore, resumeTimers } from './self-upgrade.js';
 import { Slots } from './slots.js';
 import { buildStatus, type Status } from './status.js';
-import { closeFd } from './sys/fd.js';
-import { History, refusal, Requests, type UpgradeResult } from './upgrade.js';
+import { History, Requests, refusal, type UpgradeResult } from './upgrade.js';
 import { refill, rescale, runFirst, runWave, type WaveParts } from './wave.js';
 
 const STOPPING = 'baton is stopping';
@@ -27,7 +26,6 @@ export class Supervisor {
   private readonly hooks: Hooks;
   private readonly handover: Handover;
   private readonly resources: Resources;
-  private readonly history: History;
   private readonly requests = new Requests();
   private readonly live = new Set<Generation>();
   /** The rooms a wave works in: config, log, slots, retirement, the live generations, launch. */
@@ -54,12 +52,12 @@ export class Supervisor {
     const slots = new Slots({ count, crashes, log, drain: config.drain, plane, onDue: () => void this.run() });
     const stopping = () => this.stopping;
     const retirement = new Retirement(config, this.handover, stopping);
-    this.history = new History(resume?.history, resume?.failures);
+    const history = new History(resume?.history, resume?.failures);
     this.next = resume?.next ?? plane?.firstGeneration ?? 1;
     const ctx = { config, log, handover: this.handover, ready: config.ready, listeners, runtimeDir, stopping };
     const spawned = (gen: Generation) => this.track(gen);
     this.rooms = {
-      ...{ config, log, slots, retirement, history: this.history, live: this.live, stopping },
+      ...{ config, log, slots, retirement, history, live: this.live, stopping },
       launch: (number, slot) => launch({ ...ctx, spawned }, number, slot),
       nextNumber: () => this.next++,
     };
@@ -74,7 +72,7 @@ export class Supervisor {
 
   /** Upgrades that were rolled back. */
   get failures(): number {
-    return this.history.failures;
+    return this.rooms.history.failures;
   }
 
   /**
@@ -157,9 +155,7 @@ export class Supervisor {
 
   /** What `baton status` shows. */
   status(): Status {
-    const { resources, live, history, rooms } = this;
-    const parts = { name: rooms.config.name, handover: this.handover.name, workers: rooms.slots.length };
-    return buildStatus({ ...parts, resources, live, history });
+    return buildStatus({ ...this.rooms, handover: this.handover.name, resources: this.resources });
   }
 
   /**
@@ -170,12 +166,13 @@ export class Supervisor {
     if (this.stopping || this.execing) return undefined;
     this.execing = true;
     await this.idle();
-    if (this.stopping) return void (this.execing = false);
+    this.execing = !this.stopping;
+    if (this.stopping) return undefined;
     this.busy = true;
     this.rooms.retirement.pause();
     this.rooms.slots.clearRestarts();
-    const { next, live, history } = this;
-    return capture(this.resources, { next, history, slots: this.rooms.slots, pending: this.requests.wanted, live });
+    const { next, rooms } = this;
+    return capture(this.resources, { ...rooms, next, pending: this.requests.wanted });
   }
 
   /** The exec failed: baton goes on as before, with the upgrade `state` held pending. */
@@ -234,7 +231,6 @@ export class Supervisor {
   private onExit(gen: Generation, status: ExitStatus): void {
     this.live.delete(gen);
     this.rooms.retirement.forget(gen);
-    if (gen.held) closeFd(gen.held.fd);
     this.rooms.log.event('exit', exitFields(gen, status));
     if (gen.state === 'active' || gen.state === 'draining') gen.to('exited');
     if (!this.stopping) this.rooms.slots.lost(gen, `generation ${gen.number} ${describeExit(status)} while active`);

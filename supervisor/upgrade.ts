@@ -36,7 +36,9 @@ export class Requests {
 
   /** Resolves with the outcome of the upgrade that serves this request. */
   add(): Promise<UpgradeResult> {
-    return new Promise((resolve) => (this.waiting ??= []).push(resolve));
+    this.waiting ??= [];
+    const waiting = this.waiting;
+    return new Promise((resolve) => waiting.push(resolve));
   }
 
   /** An upgrade is wanted with nobody waiting for its outcome (one held across a self-upgrade). */
@@ -93,5 +95,9 @@ export async function preflight(command: string, timeout: number): Promise<strin
   const r = await run;
   if (r.exitCode === 0) return undefined;
   const why = r.timedOut ? `timed out after ${timeout}ms` : `exit ${r.exitCode ?? r.signal}`;
-  return `preflight failed (${why}): ${String(r.all ?? '').trim().split('\n').slice(-5).join(' | ')}`;
+  return `preflight failed (${why}): ${String(r.all ?? '')
+    .trim()
+    .split('\n')
+    .slice(-5)
+    .join(' | ')}`;
 }

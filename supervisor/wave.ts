@@ -50,12 +50,14 @@ export async function runFirst(p: WaveParts): Promise<BatonError | undefined> {
   if (p.stopping()) return undefined;
   const failed = results.find((r) => !r.gen);
   if (!failed) {
-    results.forEach((r, slot) => p.slots.activate(r.gen!, slot));
+    for (const [slot, r] of results.entries()) p.slots.activate(r.gen!, slot);
     return undefined;
   }
   for (const r of results) if (r.gen) discardReady(p, r.gen, 'another worker failed');
   const hint = failed.hint ?? 'run the command by hand to see why it does not start, or raise --ready-timeout';
-  return new BatonError('ERR_BATON_START', `generation ${number} failed: ${failed.reason}`, hint, { generation: number });
+  return new BatonError('ERR_BATON_START', `generation ${number} failed: ${failed.reason}`, hint, {
+    generation: number,
+  });
 }
 
 /** A worker that was ready (and may already serve) but is not wanted after all: it is stopped like an old one. */
@@ -110,7 +112,13 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
       giveBack(p, switched);
       if (servingBefore) {
         const failures = p.history.fail();
-        const fields = { generation: number, message: failed.reason, hint: failed.hint, serving: slots.newest, failures };
+        const fields = {
+          generation: number,
+          message: failed.reason,
+          hint: failed.hint,
+          serving: slots.newest,
+          failures,
+        };
         log.event('rollback', fields);
       }
       for (const slot of batch) if (!slots.at(slot)) slots.crashed(slot, failed.reason);

@@ -36,12 +36,20 @@ test('a unix path takes at most 107 bytes (sun_path with its NUL), counted in by
   const at107 = `/${'a'.repeat(106)}`;
   t.is(checkUnixPath(at107, 'x', 'y'), at107);
   t.deepEqual(parseAddress(`unix:${at107}`), { kind: 'unix', path: at107 });
-  refused(t, () => parseAddress(`unix:${at107}b`), `unix socket path too long (max 107 bytes): ${at107}b`,
-    'choose a shorter path');
+  refused(
+    t,
+    () => parseAddress(`unix:${at107}b`),
+    `unix socket path too long (max 107 bytes): ${at107}b`,
+    'choose a shorter path',
+  );
   const wide = `/${'é'.repeat(53)}`;
   t.is(checkUnixPath(wide, 'x', 'y'), wide);
-  refused(t, () => checkUnixPath(`${wide}a`, 'control socket', 'give a shorter path'),
-    `control socket path too long (max 107 bytes): ${wide}a`, 'give a shorter path');
+  refused(
+    t,
+    () => checkUnixPath(`${wide}a`, 'control socket', 'give a shorter path'),
+    `control socket path too long (max 107 bytes): ${wide}a`,
+    'give a shorter path',
+  );
 });
 
 const bad: Array<[string, string, string]> = [
@@ -67,12 +75,15 @@ for (const [spec, message, hint] of bad) {
 
 test('NAME=ADDRESS names a listener; the others are listener<i>', (t) => {
   const specs = parseListen(['web=127.0.0.1:80', '[::1]:81', 'unix:/tmp/a=b.sock', 'x.y-z_1=:82']);
-  t.deepEqual(specs.map((s) => [s.name, formatAddress(s.address)]), [
-    ['web', '127.0.0.1:80'],
-    ['listener1', '[::1]:81'],
-    ['listener2', 'unix:/tmp/a=b.sock'],
-    ['x.y-z_1', '[::]:82'],
-  ]);
+  t.deepEqual(
+    specs.map((s) => [s.name, formatAddress(s.address)]),
+    [
+      ['web', '127.0.0.1:80'],
+      ['listener1', '[::1]:81'],
+      ['listener2', 'unix:/tmp/a=b.sock'],
+      ['x.y-z_1', '[::]:82'],
+    ],
+  );
 });
 
 test('an address or a name given twice is refused; port 0 may repeat', (t) => {

@@ -52,7 +52,15 @@ test('each slot counts its own crashes', (t) => {
   crashAfter(s, 2, 60_000);
   t.deepEqual(s.crashes(), [2, 0, 1]);
   const restarts = s.events.filter(([e]) => e === 'restart');
-  t.deepEqual(restarts.map(([, f]) => [f.worker, f.in]), [[0, 1000], [2, 1000], [0, 1500], [2, 1000]]);
+  t.deepEqual(
+    restarts.map(([, f]) => [f.worker, f.in]),
+    [
+      [0, 1000],
+      [2, 1000],
+      [0, 1500],
+      [2, 1000],
+    ],
+  );
 });
 
 test('crash counts carried over (self-upgrade) continue their series', (t) => {
@@ -67,10 +75,18 @@ test('a crash loop is reported at every fifth crash in a row, no other', (t) => 
   const s = slots(t, 2);
   for (let i = 0; i < 11; i++) s.crashed(1, 'boom');
   const loops = s.events.filter(([e]) => e === 'crash-loop');
-  t.deepEqual(loops.map(([, f]) => f.crashes), [5, 10]);
-  t.deepEqual(loops[1], ['crash-loop', {
-    worker: 1, message: 'worker 1 crashed 10 times in a row; the other workers serve on', crashes: 10,
-  }]);
+  t.deepEqual(
+    loops.map(([, f]) => f.crashes),
+    [5, 10],
+  );
+  t.deepEqual(loops[1], [
+    'crash-loop',
+    {
+      worker: 1,
+      message: 'worker 1 crashed 10 times in a row; the other workers serve on',
+      crashes: 10,
+    },
+  ]);
 });
 
 test('a slot added again starts with no crashes', (t) => {

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import test, { type ImplementationFn } from 'ava';
-import { OPTIONS } from '../supervisor/cli/options.js';
+import { OPTIONS } from '../supervisor/cli/option-table.js';
 import { Baton, childrenOf, cli, fixture } from './helpers/baton.js';
 import { Leftovers, limited, refuses, runBaton, scratch, traced } from './helpers/leftovers.js';
 import { needs } from './helpers/needs.js';
@@ -104,10 +104,19 @@ test('bad duration', async (t) => {
 });
 
 // Node fires a timer over 2^31-1 ms after 1 ms: --kill-timeout 9999999999 would SIGKILL at once.
-for (const [option, value] of [['kill-timeout', '9999999999'], ['drain', '40000m'], ['ready-timeout', '25d']]) {
+for (const [option, value] of [
+  ['kill-timeout', '9999999999'],
+  ['drain', '40000m'],
+  ['ready-timeout', '25d'],
+]) {
   test(`--${option} ${value}, longer than a timer can wait: a usage error, nothing started`, async (t) => {
-    await refuses(t, [...L, `--${option}`, value, '--', 'true'], 2,
-      exactly(`--${option} ${value} is longer than baton can time (2147483647ms)`), /^use at most 2147483647ms/);
+    await refuses(
+      t,
+      [...L, `--${option}`, value, '--', 'true'],
+      2,
+      exactly(`--${option} ${value} is longer than baton can time (2147483647ms)`),
+      /^use at most 2147483647ms/,
+    );
   });
 }
 
@@ -289,8 +298,13 @@ for (const value of ['soon', '-1']) {
 
 test('baton reload --timeout 40000m: a usage error (the client waits 5 s longer, within the timer limit)', async (t) => {
   const control = join(scratch(t), 'none.sock');
-  await refuses(t, ['reload', '--control', control, '--wait', '--timeout', '40000m'], 2,
-    exactly('--timeout 40000m is longer than baton can time (2147478647ms)'), /^use at most 2147478647ms/);
+  await refuses(
+    t,
+    ['reload', '--control', control, '--wait', '--timeout', '40000m'],
+    2,
+    exactly('--timeout 40000m is longer than baton can time (2147478647ms)'),
+    /^use at most 2147478647ms/,
+  );
 });
 
 test('baton reload --timeout 0: a usage error, checked before anything is sent', async (t) => {

@@ -1,12 +1,14 @@
 // Option layering (defaults < --config file < BATON_* < flags) and the checks of parseOptions, without starting
 // anything. parseOptions reads process.env: each call runs with the BATON_* variables a test gives and no others.
-import test, { type ExecutionContext } from 'ava';
+
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Config } from '../supervisor/config.js';
-import { OPTIONS, parseOptions } from '../supervisor/cli/options.js';
+import test, { type ExecutionContext } from 'ava';
+import { OPTIONS } from '../supervisor/cli/option-table.js';
+import { parseOptions } from '../supervisor/cli/options.js';
 import { layered } from '../supervisor/cli/sources.js';
+import type { Config } from '../supervisor/config.js';
 import { refused } from './helpers/usage.js';
 
 const HELP_HINT = 'run baton --help for the options';
@@ -94,10 +96,19 @@ test('BATON_CONFIG names the file; --config wins over it', (t) => {
 
 test('a repeatable option: words of BATON_*, a list in the file; a layer above replaces it', (t) => {
   const env = { BATON_LISTEN: ' 127.0.0.1:1  [::1]:2 ' };
-  t.deepEqual(parse(RUN, env).listen.map((s) => s.name), ['listener0', 'listener1']);
+  t.deepEqual(
+    parse(RUN, env).listen.map((s) => s.name),
+    ['listener0', 'listener1'],
+  );
   const file = config(t, { listen: ['127.0.0.1:3', 'b=127.0.0.1:4'] });
-  t.deepEqual(parse(['--config', file, ...RUN]).listen.map((s) => s.name), ['listener0', 'b']);
-  t.deepEqual(parse([...L, '--config', file, ...RUN], env).listen.map((s) => s.name), ['listener0']);
+  t.deepEqual(
+    parse(['--config', file, ...RUN]).listen.map((s) => s.name),
+    ['listener0', 'b'],
+  );
+  t.deepEqual(
+    parse([...L, '--config', file, ...RUN], env).listen.map((s) => s.name),
+    ['listener0'],
+  );
 });
 
 test('a boolean from BATON_* is set by true or 1, cleared by anything else; --no-X wins', (t) => {
@@ -124,8 +135,10 @@ test("a --config after -- is the command's", (t) => {
 
 test('layering adds what is not given as a flag, before the flags', (t) => {
   const file = config(t, { drain: '2s', listen: ['127.0.0.1:1'] });
-  t.deepEqual(layered(['--config', file, '--drain', '4s', '--', 'x'], OPTIONS, { BATON_SURGE: '2', BATON_DRAIN: '3s' }),
-    ['--listen', '127.0.0.1:1', '--surge', '2', '--config', file, '--drain', '4s', '--', 'x']);
+  t.deepEqual(
+    layered(['--config', file, '--drain', '4s', '--', 'x'], OPTIONS, { BATON_SURGE: '2', BATON_DRAIN: '3s' }),
+    ['--listen', '127.0.0.1:1', '--surge', '2', '--config', file, '--drain', '4s', '--', 'x'],
+  );
 });
 
 test('--config without a value is refused', (t) => {
@@ -135,8 +148,12 @@ test('--config without a value is refused', (t) => {
 
 test('a config file that cannot be read is refused', (t) => {
   const file = join(tmpdir(), 'baton-options-none', 'baton.json');
-  refused(t, () => parse([...L, '--config', file, ...RUN]),
-    `cannot read --config ${file}: ENOENT: no such file or directory, open '${file}'`, CONFIG_HINT);
+  refused(
+    t,
+    () => parse([...L, '--config', file, ...RUN]),
+    `cannot read --config ${file}: ENOENT: no such file or directory, open '${file}'`,
+    CONFIG_HINT,
+  );
   const garbled = config(t, 'not json\nat all\n');
   const err = t.throws(() => parse([...L, '--config', garbled, ...RUN]));
   t.regex(err!.message, /^cannot read --config \S+: Unexpected token .* is not valid JSON$/);
@@ -151,15 +168,23 @@ const notObjects: Array<[string, string]> = [
 for (const [content, what] of notObjects) {
   test(`a config file holding ${what} is refused`, (t) => {
     const file = config(t, content);
-    refused(t, () => parse([...L, '--config', file, ...RUN]), `--config ${file} is not a JSON object: ${what}`,
-      CONFIG_HINT);
+    refused(
+      t,
+      () => parse([...L, '--config', file, ...RUN]),
+      `--config ${file} is not a JSON object: ${what}`,
+      CONFIG_HINT,
+    );
   });
 }
 
 test('unknown keys in the config file are refused, all named', (t) => {
   const file = config(t, { drian: '1s', drain: '1s', lisen: [] });
-  refused(t, () => parse([...L, '--config', file, ...RUN]), `unknown option in ${file}: drian, lisen`,
-    'config keys are the long option names, e.g. "ready-timeout" or "readyTimeout"');
+  refused(
+    t,
+    () => parse([...L, '--config', file, ...RUN]),
+    `unknown option in ${file}: drian, lisen`,
+    'config keys are the long option names, e.g. "ready-timeout" or "readyTimeout"',
+  );
 });
 
 const badValues: Array<[Record<string, unknown>, string, string]> = [
@@ -187,7 +212,7 @@ test('a value from any layer is checked alike', (t) => {
   const file = config(t, { drain: 'soon' });
   const hint = 'use milliseconds or a unit: 500ms, 5s, 1m, 2h, 1d';
   refused(t, () => parse([...L, '--config', file, ...RUN]), 'bad duration for --drain: "soon"', hint);
-  refused(t, () => parse([...L, ...RUN], { BATON_DRAIN: '1h' }), 'bad duration for --drain: "1h"', hint);
+  refused(t, () => parse([...L, ...RUN], { BATON_DRAIN: '1w' }), 'bad duration for --drain: "1w"', hint);
   refused(t, () => parse([...L, '--drain', '5 s', ...RUN]), 'bad duration for --drain: "5 s"', hint);
 });
 
@@ -221,22 +246,35 @@ test('--ready: notify, grab, probe:COMMAND or delay:DURATION', (t) => {
   t.deepEqual(parse([...L, '--ready', 'delay:250ms', ...RUN]).ready, { kind: 'delay', ms: 250 });
   const hint = 'use notify, grab, probe:<command> or delay:<duration>';
   refused(t, () => parse([...L, '--ready', 'probe:', ...RUN]), 'unknown --ready "probe:"', hint);
-  refused(t, () => parse([...L, '--handover', 'inherit', '--ready', 'grab', ...RUN]),
+  refused(
+    t,
+    () => parse([...L, '--handover', 'inherit', '--ready', 'grab', ...RUN]),
     '--ready grab needs --handover pidfd or port, not inherit',
-    'use --ready notify, probe:<command> or delay:<duration>');
+    'use --ready notify, probe:<command> or delay:<duration>',
+  );
 });
 
 test('--handover port needs --steer, takes no --listen and no --workers', (t) => {
   const steer = ['--handover', 'port', '--steer', '10.0.0.1:80'];
   t.like(parse([...steer, ...RUN]), { handover: 'port', name: '10_0_0_1_80', listen: [] });
-  refused(t, () => parse(['--handover', 'port', ...RUN]), '--handover port needs --steer',
-    'give the address and port clients connect to, e.g. --steer 0.0.0.0:8080');
-  refused(t, () => parse([...steer, ...L, ...RUN]),
+  refused(
+    t,
+    () => parse(['--handover', 'port', ...RUN]),
+    '--handover port needs --steer',
+    'give the address and port clients connect to, e.g. --steer 0.0.0.0:8080',
+  );
+  refused(
+    t,
+    () => parse([...steer, ...L, ...RUN]),
     '--handover port takes no --listen: each generation binds its own $PORT',
-    'drop --listen, or use --handover pidfd');
-  refused(t, () => parse([...steer, '--workers', '2', ...RUN]),
+    'drop --listen, or use --handover pidfd',
+  );
+  refused(
+    t,
+    () => parse([...steer, '--workers', '2', ...RUN]),
     '--workers needs a shared listener, which --handover port does not have',
-    'use --handover pidfd or inherit (with --steer if you need it)');
+    'use --handover pidfd or inherit (with --steer if you need it)',
+  );
 });
 
 test('the name comes from the first listener or rule, else --name, which must suit bpffs', (t) => {
@@ -244,8 +282,12 @@ test('the name comes from the first listener or rule, else --name, which must su
   t.is(parse(['--listen', '[::1]:80', ...L, ...RUN]).name, '1_80');
   t.like(parse([...L, '--name', 'web-1', ...RUN]), { name: 'web-1', stateDir: '/run/baton/web-1' });
   t.is(parse([...L, '--state-dir', '/tmp/s', ...RUN]).stateDir, '/tmp/s');
-  refused(t, () => parse([...L, '--name', 'a.b', ...RUN]), 'bad --name "a.b"',
-    'a name is 1-64 letters, digits, "_" or "-" (no dots: bpffs refuses them)');
+  refused(
+    t,
+    () => parse([...L, '--name', 'a.b', ...RUN]),
+    'bad --name "a.b"',
+    'a name is 1-64 letters, digits, "_" or "-" (no dots: bpffs refuses them)',
+  );
 });
 
 test('the control socket: --control, else beside --pid-file; its path is checked', (t) => {
@@ -255,12 +297,18 @@ test('the control socket: --control, else beside --pid-file; its path is checked
     pidFile: '/tmp/x/baton.pid',
   });
   const long = `/tmp/${'p'.repeat(100)}.pid`;
-  refused(t, () => parse([...L, '--pid-file', long, ...RUN]),
+  refused(
+    t,
+    () => parse([...L, '--pid-file', long, ...RUN]),
     `control socket path too long (max 107 bytes): ${long.replace(/\.pid$/, '.sock')}`,
-    'give a shorter --control (or --pid-file) path');
-  refused(t, () => parse(['--listen', 'unix:/tmp/c.sock', '--control', '/tmp/c.sock', ...RUN]),
+    'give a shorter --control (or --pid-file) path',
+  );
+  refused(
+    t,
+    () => parse(['--listen', 'unix:/tmp/c.sock', '--control', '/tmp/c.sock', ...RUN]),
     'the control socket /tmp/c.sock is also a --listen',
-    'give --control another path (by default it sits beside --pid-file)');
+    'give --control another path (by default it sits beside --pid-file)',
+  );
 });
 
 test('the command is everything after --, as written', (t) => {
@@ -274,10 +322,18 @@ test('the command is everything after --, as written', (t) => {
 });
 
 test('usage errors of the command line itself', (t) => {
-  refused(t, () => parse(RUN), 'Missing required argument: listen',
-    'give at least one --listen ADDRESS, e.g. --listen 127.0.0.1:8080');
-  refused(t, () => parse(L), 'no command to run',
-    'put the server command after --, e.g. baton --listen :8080 -- node server.js');
+  refused(
+    t,
+    () => parse(RUN),
+    'Missing required argument: listen',
+    'give at least one --listen ADDRESS, e.g. --listen 127.0.0.1:8080',
+  );
+  refused(
+    t,
+    () => parse(L),
+    'no command to run',
+    'put the server command after --, e.g. baton --listen :8080 -- node server.js',
+  );
   refused(t, () => parse([...L, '--frobnicate', ...RUN]), 'Unknown argument: frobnicate', HELP_HINT);
   refused(t, () => parse([...L, '--drain', ...RUN]), '--drain needs a value', HELP_HINT);
   refused(t, () => parse([...L, '--log-format', 'xml', ...RUN]), 'bad --log-format "xml"', 'use one of "text", "json"');
@@ -285,6 +341,11 @@ test('usage errors of the command line itself', (t) => {
 });
 
 test('a command that cannot run is a runtime error, not a usage error', (t) => {
-  refused(t, () => parse([...L, '--', 'baton-no-such-command']), 'command not found: baton-no-such-command',
-    'check the spelling, install it, or give its full path', 'ERR_BATON_COMMAND');
+  refused(
+    t,
+    () => parse([...L, '--', 'baton-no-such-command']),
+    'command not found: baton-no-such-command',
+    'check the spelling, install it, or give its full path',
+    'ERR_BATON_COMMAND',
+  );
 });

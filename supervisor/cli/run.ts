@@ -45,7 +45,10 @@ export async function run(args: string[]): Promise<void> {
   const selfUpgrade = async () => {
     const state = await sup.freeze();
     if (!state) return;
-    log.event('self-upgrade', { message: `execve ${process.execPath} ${process.argv[1]}`, generations: state.generations.length });
+    log.event('self-upgrade', {
+      message: `execve ${process.execPath} ${process.argv[1]}`,
+      generations: state.generations.length,
+    });
     try {
       control.close();
       execSelf(state);
@@ -62,6 +65,7 @@ export async function run(args: string[]): Promise<void> {
     control.close();
     stopReaper();
     removeGuard();
-    for (const s of ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGUSR2', 'SIGTTIN', 'SIGTTOU'] as const) process.removeAllListeners(s);
+    for (const s of ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGUSR2', 'SIGTTIN', 'SIGTTOU'] as const)
+      process.removeAllListeners(s);
   }
 }

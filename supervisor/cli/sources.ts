@@ -23,8 +23,13 @@ function given(args: string[]): Set<string> {
 }
 
 function asArgs(name: string, shape: OptionShape, value: unknown): string[] {
-  if (shape.type === 'boolean') return [value === true || value === 'true' || value === '1' ? `--${name}` : `--no-${name}`];
-  const values = Array.isArray(value) ? value : shape.array && typeof value === 'string' ? value.split(/\s+/).filter(Boolean) : [value];
+  if (shape.type === 'boolean')
+    return [value === true || value === 'true' || value === '1' ? `--${name}` : `--no-${name}`];
+  const values = Array.isArray(value)
+    ? value
+    : shape.array && typeof value === 'string'
+      ? value.split(/\s+/).filter(Boolean)
+      : [value];
   return values.flatMap((v) => [`--${name}`, String(v)]);
 }
 
@@ -33,7 +38,11 @@ function asArgs(name: string, shape: OptionShape, value: unknown): string[] {
  * else from the JSON config file (--config or BATON_CONFIG): flags win, then the environment.
  * Array options take several values separated by spaces in the environment.
  */
-export function layered(args: string[], options: Record<string, OptionShape>, env: NodeJS.ProcessEnv = process.env): string[] {
+export function layered(
+  args: string[],
+  options: Record<string, OptionShape>,
+  env: NodeJS.ProcessEnv = process.env,
+): string[] {
   const flags = given(args);
   const end = args.includes('--') ? args.indexOf('--') : args.length;
   const i = args.slice(0, end).findIndex((a) => a === '--config' || a.startsWith('--config='));
@@ -57,7 +66,11 @@ export function layered(args: string[], options: Record<string, OptionShape>, en
     file = parsed as Record<string, unknown>;
     const known = new Set(Object.keys(options).flatMap((k) => [k, camel(k)]));
     const unknown = Object.keys(file).filter((k) => !known.has(k) && k !== 'command');
-    if (unknown.length) throw usageError(`unknown option in ${path}: ${unknown.join(', ')}`, 'config keys are the long option names, e.g. "ready-timeout" or "readyTimeout"');
+    if (unknown.length)
+      throw usageError(
+        `unknown option in ${path}: ${unknown.join(', ')}`,
+        'config keys are the long option names, e.g. "ready-timeout" or "readyTimeout"',
+      );
     // Each value a string, number or boolean; a list of them for a repeatable option; the command a list.
     const scalar = (v: unknown) => v === null || ['string', 'number', 'boolean'].includes(typeof v);
     const words = (v: unknown) => typeof v === 'string' || typeof v === 'number';
@@ -78,6 +91,7 @@ export function layered(args: string[], options: Record<string, OptionShape>, en
     if (fromEnv !== undefined && fromEnv !== '') extra.push(...asArgs(name, shape, fromEnv));
     else if (fromFile !== undefined) extra.push(...asArgs(name, shape, fromFile));
   }
-  const command = Array.isArray(file.command) && !args.includes('--') ? ['--', ...(file.command as string[]).map(String)] : [];
+  const command =
+    Array.isArray(file.command) && !args.includes('--') ? ['--', ...(file.command as string[]).map(String)] : [];
   return [...extra, ...args, ...command];
 }

@@ -1,13 +1,13 @@
-import { MAX_DURATION } from '../duration.js';
 import { lstatSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { dirname } from 'node:path';
+import { MAX_DURATION } from '../duration.js';
 import type { ErrorCode } from '../error-codes.js';
 import { alreadyRunning, BatonError } from '../errors.js';
 import { checkDirectory } from '../files.js';
-import { runtimeBase } from './path.js';
 import type { Logger } from '../log.js';
 import { peerCredentials, unixSocketOwner } from '../sys/socket.js';
+import { runtimeBase } from './path.js';
 
 export interface Request {
   command: 'reload' | 'status' | 'stop';
@@ -39,7 +39,8 @@ function parse(line: string): Request | string {
   } catch {
     return 'the request is not JSON';
   }
-  if (typeof req !== 'object' || req === null || !COMMANDS.has((req as Request).command)) return 'the request needs "command": "reload", "status" or "stop"';
+  if (typeof req !== 'object' || req === null || !COMMANDS.has((req as Request).command))
+    return 'the request needs "command": "reload", "status" or "stop"';
   const r = req as Request;
   const { timeout } = r;
   if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && timeout <= MAX_DURATION)) {
@@ -106,7 +107,11 @@ export class ControlServer {
       });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new BatonError('ERR_BATON_CONTROL', `cannot listen on control socket ${path}: ${e.code ?? e.message}`, 'choose a writable --control path');
+      throw new BatonError(
+        'ERR_BATON_CONTROL',
+        `cannot listen on control socket ${path}: ${e.code ?? e.message}`,
+        'choose a writable --control path',
+      );
     } finally {
       process.umask(umask);
     }
@@ -145,14 +150,22 @@ function serve(socket: net.Socket, handler: Handler, log: Logger): void {
   const me = process.getuid?.() ?? 0;
   if (peer.uid !== 0 && peer.uid !== me) {
     log.event('control-refused', { message: `request from uid ${peer.uid} (pid ${peer.pid}) refused`, uid: peer.uid });
-    reply({ ok: false, error: { code: 'ERR_BATON_FORBIDDEN', message: `uid ${peer.uid} may not control this baton`, hint: `ask as root or as uid ${me}` } });
+    reply({
+      ok: false,
+      error: {
+        code: 'ERR_BATON_FORBIDDEN',
+        message: `uid ${peer.uid} may not control this baton`,
+        hint: `ask as root or as uid ${me}`,
+      },
+    });
     return;
   }
   let buffer = '';
   socket.setEncoding('utf8');
   socket.on('data', (chunk: string) => {
     buffer += chunk;
-    if (buffer.length > MAX_REQUEST) return reply({ ok: false, error: { code: 'ERR_BATON_REQUEST', message: 'request too large' } });
+    if (buffer.length > MAX_REQUEST)
+      return reply({ ok: false, error: { code: 'ERR_BATON_REQUEST', message: 'request too large' } });
     const nl = buffer.indexOf('\n');
     if (nl < 0) return;
     socket.removeAllListeners('data');
@@ -161,6 +174,8 @@ function serve(socket: net.Socket, handler: Handler, log: Logger): void {
       log.event('control-bad-request', { message: req });
       return reply({ ok: false, error: { code: 'ERR_BATON_REQUEST', message: req, hint: 'see docs/control.md' } });
     }
-    handler(req).then(reply, (err: Error) => reply({ ok: false, error: { code: 'ERR_BATON_INTERNAL', message: err.message } }));
+    handler(req).then(reply, (err: Error) =>
+      reply({ ok: false, error: { code: 'ERR_BATON_INTERNAL', message: err.message } }),
+    );
   });
 }

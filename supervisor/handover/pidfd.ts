@@ -14,7 +14,11 @@ export const pidfd: Handover = {
     return {
       file: command[0]!,
       args: command.slice(1),
-      env: { _PID: String(process.pid), _FD: listeners.map((l) => l.fd).join(','), BATON_LISTENERS: addressList(listeners) },
+      env: {
+        _PID: String(process.pid),
+        _FD: listeners.map((l) => l.fd).join(','),
+        BATON_LISTENERS: addressList(listeners),
+      },
       stdio: ['ignore', 'inherit', 'inherit'],
     };
   },
@@ -23,7 +27,11 @@ export const pidfd: Handover = {
     const named = yamaScope() === 1;
     if (named) setPtracer(pid);
     return {
-      watch: watchGrab(pid, listeners.map((l) => l.fd), signal).then(() => undefined),
+      watch: watchGrab(
+        pid,
+        listeners.map((l) => l.fd),
+        signal,
+      ).then(() => undefined),
       end() {
         if (named) setPtracer(0);
       },

@@ -39,6 +39,7 @@ export const port: Handover = {
   grabs: true,
   plan(command) {
     const p = String(freePort());
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the literal text ${PORT} in the command is replaced
     const args = command.map((a) => a.replaceAll('${PORT}', p).replaceAll('$PORT', p));
     const env = { PORT: p, BATON_PORT: p };
     return { file: args[0]!, args: args.slice(1), env, stdio: ['ignore', 'inherit', 'inherit'], port: Number(p) };

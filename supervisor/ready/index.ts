@@ -1,10 +1,14 @@
-import { usageError } from '../errors.js';
 import { parseDuration } from '../duration.js';
+import { usageError } from '../errors.js';
 import type { NotifySocket } from '../notify-socket.js';
 import { delay } from './delay.js';
 import { probe } from './probe.js';
 
-export type ReadySpec = { kind: 'notify' } | { kind: 'grab' } | { kind: 'probe'; command: string } | { kind: 'delay'; ms: number };
+export type ReadySpec =
+  | { kind: 'notify' }
+  | { kind: 'grab' }
+  | { kind: 'probe'; command: string }
+  | { kind: 'delay'; ms: number };
 
 export interface ReadyContext {
   pid: number;

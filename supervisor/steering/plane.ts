@@ -8,8 +8,8 @@ import type { Logger } from '../log.js';
 import { closeFd } from '../sys/fd.js';
 import { pullSocket } from '../sys/pidfd.js';
 import { cmdline, startTime } from '../sys/proc.js';
-import { signalGroup } from '../sys/process.js';
 import { listeningSockets } from '../sys/proc-net.js';
+import { signalGroup } from '../sys/process.js';
 import type { Rule } from './rules.js';
 import { shadowed } from './shadow.js';
 import { readState, removeState, writeState } from './state.js';
@@ -43,7 +43,6 @@ function alive(pid: number, starttime: string): boolean {
   return startTime(pid) === starttime;
 }
 
-
 /**
  * Steering as the supervisor uses it. Shared-socket mode puts baton's own listener in the slot for
  * baton's whole life. Port mode switches the slot to each new generation's own listener, and
@@ -68,12 +67,23 @@ export class SteeringPlane {
     if (owner && startTime(owner) !== undefined && /baton|node/.test(cmdline(owner))) {
       throw alreadyRunning(`steering ${options.name} belongs to a running baton`, owner, 'choose another --name');
     }
-    const orphanPid = !resuming && state?.generation && alive(state.generation.pid, state.generation.starttime) ? state.generation : undefined;
-    const orphanInodes = orphanPid ? listeningSockets().filter((s) => s.port === orphanPid.port).map((s) => s.inode) : [];
+    const orphanPid =
+      !resuming && state?.generation && alive(state.generation.pid, state.generation.starttime)
+        ? state.generation
+        : undefined;
+    const orphanInodes = orphanPid
+      ? listeningSockets()
+          .filter((s) => s.port === orphanPid.port)
+          .map((s) => s.inode)
+      : [];
     const shadows = shadowed(options.rules, new Set([...own, ...orphanInodes]));
     if (shadows.length > 0) {
       if (!options.force) {
-        throw new BatonError('ERR_BATON_SHADOW', `--steer would take connections from another process listening on ${shadows.join(', ')}`, 'stop that process, narrow the rule, or pass --force to steer anyway');
+        throw new BatonError(
+          'ERR_BATON_SHADOW',
+          `--steer would take connections from another process listening on ${shadows.join(', ')}`,
+          'stop that process, narrow the rule, or pass --force to steer anyway',
+        );
       }
       log.event('warning', { message: `steering over another process's listener: ${shadows.join(', ')}` });
     }
@@ -85,7 +95,11 @@ export class SteeringPlane {
         const fd = pullSocket(orphanPid.pid, () => true, { among: (socket) => listening.has(socket), strict: true });
         if (fd !== undefined) {
           this.orphan = { number: orphanPid.number, pid: orphanPid.pid, fd };
-          log.event('orphan', { generation: orphanPid.number, pid: orphanPid.pid, message: 'a generation left serving by a previous baton; it is retired once the next one is active' });
+          log.event('orphan', {
+            generation: orphanPid.number,
+            pid: orphanPid.pid,
+            message: 'a generation left serving by a previous baton; it is retired once the next one is active',
+          });
         }
       }
     } catch (err) {
@@ -101,7 +115,9 @@ export class SteeringPlane {
     writeState(this.options.stateDir, {
       name: this.options.name,
       pid: process.pid,
-      ...(gen ? { generation: { number: gen.number, pid: gen.pid, starttime: startTime(gen.pid) ?? '', port: port ?? 0 } } : {}),
+      ...(gen
+        ? { generation: { number: gen.number, pid: gen.pid, starttime: startTime(gen.pid) ?? '', port: port ?? 0 } }
+        : {}),
     });
   }
 
@@ -134,7 +150,11 @@ export class SteeringPlane {
     const deadline = performance.now() + killTimeout;
     while (alive(o.pid, starttime) && performance.now() < deadline) await sleep(POLL_MS);
     if (alive(o.pid, starttime)) {
-      this.log.event('kill', { generation: o.number, pid: o.pid, message: `orphan did not exit within ${killTimeout}ms` });
+      this.log.event('kill', {
+        generation: o.number,
+        pid: o.pid,
+        message: `orphan did not exit within ${killTimeout}ms`,
+      });
       signalGroup(o.pid, 'SIGKILL');
     }
     closeFd(o.fd);
@@ -142,14 +162,22 @@ export class SteeringPlane {
     this.log.event('exit', { generation: o.number, pid: o.pid, message: 'orphan retired' });
   }
 
-  snapshot(): { name: string; pins: string; slot: string; rules: Array<{ rule: string; steered: number; nosock: number }> } {
+  snapshot(): {
+    name: string;
+    pins: string;
+    slot: string;
+    rules: Array<{ rule: string; steered: number; nosock: number }>;
+  } {
     const slot = this.steering.slotCookie() ?? 'empty';
     return { name: this.options.name, pins: this.steering.dir, slot, rules: this.steering.counters() };
   }
 
   /** One line with the rules, the slot's socket and the counters. */
   status(event: string, fields: Record<string, string | number> = {}): void {
-    const counters = this.steering.counters().map((c) => `${c.rule} steered=${c.steered} nosock=${c.nosock}`).join('; ');
+    const counters = this.steering
+      .counters()
+      .map((c) => `${c.rule} steered=${c.steered} nosock=${c.nosock}`)
+      .join('; ');
     const slot = this.steering.slotCookie() ?? 'empty';
     this.log.event(event, { ...fields, name: this.options.name, pins: this.steering.dir, slot, rules: counters });
   }
@@ -163,7 +191,11 @@ export class SteeringPlane {
     this.status('steering-stop');
     const o = this.orphan && !this.orphanDone ? this.orphan : undefined;
     if (o && !this.switched) {
-      this.log.event('steering-kept', { message: `generation ${o.number} (pid ${o.pid}) of a previous baton still serves through ${this.steering.dir}; pins and state are left for the next baton` });
+      this.log.event('steering-kept', {
+        message:
+          `generation ${o.number} (pid ${o.pid}) of a previous baton still serves through ${this.steering.dir}; ` +
+          'pins and state are left for the next baton',
+      });
       this.steering.close(true);
       return;
     }

@@ -21,7 +21,8 @@ const checks: Record<Need, () => string | undefined> = {
   python3: () => (onPath('python3') ? undefined : 'python3'),
   setpriv: () => checks.root() ?? (onPath('setpriv') ? undefined : 'setpriv (util-linux)'),
   unshare: () => checks.root() ?? (onPath('unshare') ? undefined : 'unshare (util-linux)'),
-  'systemd-socket-activate': () => (onPath('systemd-socket-activate') ? undefined : 'systemd-socket-activate (systemd)'),
+  'systemd-socket-activate': () =>
+    onPath('systemd-socket-activate') ? undefined : 'systemd-socket-activate (systemd)',
   // A shallow clone lacks the commit the cross-version self-upgrade tests build.
   'git-history': () => (hasCommit(BASELINE_COMMIT) ? undefined : `git history with commit ${BASELINE_COMMIT}`),
 };
