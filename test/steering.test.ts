@@ -183,8 +183,8 @@ needs('bpf').serial('port mode: an old generation that exits during its drain is
 );
 
 const crashTitle =
-  'port mode: a crash of the serving generation refuses connections until the restart answers, ' +
-  'within the backoff + 1 s';
+  'port mode: a crash of the serving generation refuses connections until the restart answers; ' +
+  'spawned within the backoff + 0.5 s';
 needs('bpf').serial(crashTitle, (t) =>
   inWorld(true, async (w) => {
     const baton = w.baton([...port, '--', 'node', fixture]);
@@ -213,7 +213,9 @@ needs('bpf').serial(crashTitle, (t) =>
         `first answer ${recovery} ms`,
     );
     t.true(recovery >= FIRST_BACKOFF_MS - 50, `not before the backoff: ${recovery} ms`);
-    t.true(recovery <= FIRST_BACKOFF_MS + 1000, `within the backoff + 1 s: ${recovery} ms`);
+    // baton's part is bounded, not the new process's own start (node under a loaded machine: up to a second).
+    t.true(since('spawn') <= FIRST_BACKOFF_MS + 500, `spawned within 0.5 s after the backoff: ${since('spawn')} ms`);
+    t.true(recovery - since('active') <= 500, `answering within 0.5 s of active: ${recovery} ms`);
     // docs/steering.md (Limits): until the restart is active, connections to the steered ports are refused.
     // Until baton has seen the exit, its copy of the dead generation's socket keeps that socket in the slot:
     // a connection that lands there is reset when baton closes the copy.
