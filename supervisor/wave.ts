@@ -1,4 +1,4 @@
-import type { Config } from './config.js';
+import { type Config, MAX_WORKERS } from './config.js';
 import { BatonError } from './errors.js';
 import { describeExit, type Generation } from './generation.js';
 import type { Launch } from './launch.js';
@@ -147,9 +147,14 @@ export async function refill(p: WaveParts, slot: number): Promise<void> {
   p.slots.activate(gen, slot);
 }
 
-/** SIGTTIN/SIGTTOU: the processes of removed slots drain like a retired wave. */
+/** SIGTTIN/SIGTTOU: the processes of removed slots drain like a retired wave; never more than MAX_WORKERS. */
 export function rescale(p: WaveParts, workers: number): void {
-  for (const [worker, gen] of p.slots.resize(workers)) {
+  if (workers > MAX_WORKERS) {
+    const message = `SIGTTIN beyond ${MAX_WORKERS} workers ignored: that is the most (nginx's limit too)`;
+    p.log.event('warning', { message, workers: p.slots.length });
+    if (p.slots.length >= MAX_WORKERS) return;
+  }
+  for (const [worker, gen] of p.slots.resize(Math.min(workers, MAX_WORKERS))) {
     gen.to('draining');
     p.retirement.retire([gen]);
     p.log.event('draining', { generation: gen.number, worker, pid: gen.pid, drain: p.config.drain });

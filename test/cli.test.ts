@@ -120,28 +120,39 @@ for (const [option, value] of [
   });
 }
 
-const badNumbers: Array<[string, string, string]> = [
-  ['workers', '0', '>= 1 or auto'],
-  ['workers', '-1', '>= 1 or auto'],
-  ['workers', 'abc', '>= 1 or auto'],
-  ['workers', '1.5', '>= 1 or auto'],
-  ['workers', '1e1', '>= 1 or auto'],
-  ['surge', '0', '>= 1'],
-  ['surge', 'abc', '>= 1'],
-  ['surge', '1.5', '>= 1'],
-  ['backlog', '0', 'from 1 to 2147483647'],
-  ['backlog', '-5', 'from 1 to 2147483647'],
-  ['backlog', 'abc', 'from 1 to 2147483647'],
+const WORKERS_HINT = exactly(
+  "1024 processes per generation is the most (nginx's limit too); give fewer, see docs/cli.md#bounds",
+);
+const SURGE_HINT = /^give at most 1024: a --surge at or above --workers already starts every new worker at once$/;
+const DRAINING_HINT = /^at least one old generation must drain; use --drain 0 to stop old generations at once$/;
+const badNumbers: Array<[string, string, string, RegExp]> = [
+  ['workers', '0', 'from 1 to 1024 or auto', WORKERS_HINT],
+  ['workers', '-1', 'from 1 to 1024 or auto', WORKERS_HINT],
+  ['workers', 'abc', 'from 1 to 1024 or auto', WORKERS_HINT],
+  ['workers', '1.5', 'from 1 to 1024 or auto', WORKERS_HINT],
+  ['workers', '1e1', 'from 1 to 1024 or auto', WORKERS_HINT],
+  // F6: 100000 workers forked until the OOM killer took baton itself
+  ['workers', '100000', 'from 1 to 1024 or auto', WORKERS_HINT],
+  ['workers', '1025', 'from 1 to 1024 or auto', WORKERS_HINT],
+  ['surge', '0', 'from 1 to 1024', SURGE_HINT],
+  ['surge', 'abc', 'from 1 to 1024', SURGE_HINT],
+  ['surge', '1.5', 'from 1 to 1024', SURGE_HINT],
+  ['surge', '1025', 'from 1 to 1024', SURGE_HINT],
+  ['backlog', '0', 'from 1 to 2147483647', HELP_HINT],
+  ['backlog', '-5', 'from 1 to 2147483647', HELP_HINT],
+  ['backlog', 'abc', 'from 1 to 2147483647', HELP_HINT],
   // listen(2) takes an int: 4294967297 used to wrap to a backlog of 1
-  ['backlog', '4294967297', 'from 1 to 2147483647'],
-  ['max-draining', '-1', '>= 0'],
-  ['max-draining', 'abc', '>= 0'],
-  ['max-draining', '1.5', '>= 0'],
+  ['backlog', '4294967297', 'from 1 to 2147483647', HELP_HINT],
+  // F14: --max-draining 0 SIGKILLed every old generation the moment an upgrade succeeded
+  ['max-draining', '0', '>= 1', DRAINING_HINT],
+  ['max-draining', '-1', '>= 1', DRAINING_HINT],
+  ['max-draining', 'abc', '>= 1', DRAINING_HINT],
+  ['max-draining', '1.5', '>= 1', DRAINING_HINT],
 ];
-for (const [option, value, range] of badNumbers) {
+for (const [option, value, range, hint] of badNumbers) {
   test(`--${option} ${value}`, async (t) => {
     const error = exactly(`--${option} must be a whole number ${range}, not "${value}"`);
-    await refuses(t, [...L, `--${option}`, value, '--', 'true'], 2, error, HELP_HINT);
+    await refuses(t, [...L, `--${option}`, value, '--', 'true'], 2, error, hint);
   });
 }
 
