@@ -21,8 +21,9 @@ export interface Config {
   /** New workers started at once in a rolling wave. */
   surge: number;
   pidFile?: string;
-  /** Preflight shell command before each upgrade. */
+  /** Preflight shell command before each upgrade, and how long it may take. */
   check?: string;
+  checkTimeout: number;
   /** Control socket path. */
   control: string;
   subreaper: boolean;

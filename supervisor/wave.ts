@@ -1,6 +1,7 @@
 import { type Config, MAX_WORKERS } from './config.js';
 import { BatonError } from './errors.js';
 import { describeExit, type Generation } from './generation.js';
+import type { Helpers } from './helpers.js';
 import type { Launch } from './launch.js';
 import type { Logger } from './log.js';
 import type { Retirement } from './retire.js';
@@ -19,6 +20,8 @@ export interface WaveParts {
   nextNumber(): number;
   /** Every upgrade's outcome goes here, and the count of failed ones. */
   history: History;
+  /** --check and probes: killed when baton stops. */
+  helpers: Helpers;
   stopping(): boolean;
 }
 
@@ -91,7 +94,7 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
   };
   const servingBefore = slots.newest;
   if (config.check && servingBefore) {
-    const failed = await preflight(config.check, config.readyTimeout);
+    const failed = await preflight(p.helpers, config.check, config.checkTimeout);
     if (p.stopping()) return undefined;
     if (failed) {
       log.event('preflight-failed', { message: failed, serving: servingBefore, failures: p.history.fail() });

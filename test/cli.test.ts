@@ -108,6 +108,7 @@ for (const [option, value] of [
   ['kill-timeout', '9999999999'],
   ['drain', '40000m'],
   ['ready-timeout', '25d'],
+  ['check-timeout', '25d'],
 ]) {
   test(`--${option} ${value}, longer than a timer can wait: a usage error, nothing started`, async (t) => {
     await refuses(

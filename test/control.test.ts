@@ -1,14 +1,17 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { request } from '../supervisor/control/client.js';
 import { alive, Baton, cli, fixture } from './helpers/baton.js';
 import { servedBy } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
+import { ended, killAll, lineage, recorded, until } from './helpers/procs.js';
+
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const run = promisify(execFile);
 
@@ -322,6 +325,83 @@ test('reload --wait during an upgrade is coalesced and answered by the follow-up
     t.is(baton.events.filter((e) => e.event === 'spawn').length, 3);
     t.is(baton.events.filter((e) => e.event === 'coalesced').length, 1);
   } finally {
+    await baton.stop();
+  }
+});
+
+// ---- F7: --check runs in a process group of its own, bounded by --check-timeout, killed on stop, shown by status ----
+
+/** A check that starts `sleep 300` in its group, writes "SHELL SLEEP" to `file` and waits for it. */
+const hangingCheck = (file: string) => `echo checking; sleep 300 & echo $$ $! >> ${file}; wait`;
+
+function checkFile(t: ExecutionContext): { file: string; pids: number[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-check-'));
+  const out = { file: join(dir, 'pids'), pids: [] as number[] };
+  t.teardown(() => {
+    killAll(out.pids);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return out;
+}
+
+/** The check's shell is baton's child and leads a group of its own, which its sleep is in. */
+function checkGroup(t: ExecutionContext, baton: Baton, [shell, sleeper]: number[]): void {
+  t.deepEqual(lineage(shell!), { ppid: baton.pid, pgid: shell });
+  t.is(lineage(sleeper!)?.pgid, shell);
+  t.not(shell, lineage(baton.pid)?.pgid, "not baton's group");
+}
+
+const gone = (pids: number[]) => () => (pids.every(ended) ? true : undefined);
+
+test('--check-timeout: a hung check is killed with its group and fails the upgrade, saying so', async (t) => {
+  const c = checkFile(t);
+  const args = ['--listen', '127.0.0.1:0', '--check', hangingCheck(c.file), '--check-timeout', '1500ms'];
+  const baton = new Baton([...args, '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    const reload = ctl(baton, 'reload', '--wait');
+    c.pids.push(...(await recorded(c.file)));
+    checkGroup(t, baton, c.pids);
+    const r = await reload;
+    t.is(r.code, 1);
+    const why = 'timed out after 1500ms (--check-timeout); its process group was killed';
+    t.regex(r.stderr, new RegExp(`^error: upgrade failed: preflight failed \\(${esc(why)}\\): checking$`, 'm'));
+    t.regex(r.stderr, /^hint: generation 1 still serves/m);
+    t.true(await until('the check and its sleep gone', gone(c.pids), 2000));
+    t.is(baton.events.filter((e) => e.event === 'spawn').length, 1, 'nothing was started');
+  } finally {
+    killAll(c.pids); // a failed test must not wait on them
+    await baton.stop();
+  }
+});
+
+test('a running check is in baton status (pid, age); baton stop kills it and does not wait for it', async (t) => {
+  const c = checkFile(t);
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--check', hangingCheck(c.file), '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    t.is((await ctl(baton, 'reload')).code, 0);
+    c.pids.push(...(await recorded(c.file)));
+    checkGroup(t, baton, c.pids);
+    await new Promise((r) => setTimeout(r, 300));
+    const json = await ctl(baton, 'status', '--json');
+    const status = JSON.parse(json.stdout) as { helpers?: Array<Record<string, unknown>> };
+    t.like(status.helpers, [{ kind: 'check', pid: c.pids[0], command: hangingCheck(c.file) }], json.stdout);
+    t.true(Number(status.helpers?.[0]?.ageMs) >= 300);
+    const text = (await ctl(baton, 'status')).stdout;
+    t.regex(
+      text,
+      new RegExp(`^ {2}preflight --check running for \\d+ms, pid ${c.pids[0]} \\(its own process group\\)`, 'm'),
+    );
+    const stopped = performance.now();
+    baton.signal('SIGTERM');
+    const exit = await Promise.race([baton.exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
+    t.deepEqual(exit, { code: 0, signal: null }, 'baton exited after its stop, without waiting for the check');
+    t.true(performance.now() - stopped < 10_000);
+    t.true(await until('the check and its sleep gone', gone(c.pids), 2000));
+    t.regex(baton.stderr, /"event":"kill".*"message":"check pid \d+ \(.*\): baton is stopping"/);
+  } finally {
+    killAll(c.pids); // a failed test must not wait on them
     await baton.stop();
   }
 });

@@ -43,6 +43,7 @@ test('nothing given: the defaults', (t) => {
     handover: 'pidfd',
     ready: { kind: 'grab' },
     readyTimeout: 60_000,
+    checkTimeout: 60_000,
     drain: 5000,
     stopSignal: 'SIGTERM',
     killTimeout: 30_000,
@@ -251,6 +252,22 @@ test('whole numbers at their bounds, and --workers auto', (t) => {
   t.like(parse([...L, ...bounds, ...RUN]), { backlog: 2 ** 31 - 1, maxDraining: 1, surge: 1024, workers: 1024 });
   t.like(parse([...L, '--surge', '1', '--workers', '1', ...RUN]), { surge: 1, workers: 1 });
   t.is(parse([...L, '--workers', 'auto', ...RUN]).workers, Math.min(availableParallelism(), 1024));
+});
+
+test('--check-timeout: a duration of its own, not --ready-timeout', (t) => {
+  t.like(parse([...L, '--check', 'true', '--check-timeout', '2s', '--ready-timeout', '9s', ...RUN]), {
+    check: 'true',
+    checkTimeout: 2000,
+    readyTimeout: 9000,
+  });
+  t.is(parse([...L, ...RUN], { BATON_CHECK_TIMEOUT: '1m' }).checkTimeout, 60_000);
+  const hint = 'use at most 2147483647ms (about 24d)';
+  refused(
+    t,
+    () => parse([...L, '--check-timeout', '25d', ...RUN]),
+    '--check-timeout 25d is longer than baton can time (2147483647ms)',
+    hint,
+  );
 });
 
 test('--ready: notify, grab, probe:COMMAND or delay:DURATION', (t) => {

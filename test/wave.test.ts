@@ -4,6 +4,7 @@
 import test from 'ava';
 import { type Config, defaults } from '../supervisor/config.js';
 import { Generation } from '../supervisor/generation.js';
+import { Helpers } from '../supervisor/helpers.js';
 import type { Launch } from '../supervisor/launch.js';
 import type { Logger } from '../supervisor/log.js';
 import { Retirement } from '../supervisor/retire.js';
@@ -59,6 +60,7 @@ function world(workers: number, config: Partial<Config> = {}): World {
     slots,
     retirement,
     history,
+    helpers: new Helpers(log),
     live,
     launch,
     nextNumber: () => next++,

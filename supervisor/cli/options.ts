@@ -74,6 +74,7 @@ interface Argv {
   workers: string;
   surge: string | number;
   check?: string;
+  checkTimeout: string;
   pidFile?: string;
   control?: string;
   logFormat: string;
@@ -184,6 +185,7 @@ export function parseOptions(args: string[]): Config | undefined {
     surge: wholeNumber('surge', argv.surge, 1, MAX_WORKERS, '', SURGE_HINT),
     ...(argv.pidFile ? { pidFile: argv.pidFile } : {}),
     ...(argv.check ? { check: argv.check } : {}),
+    checkTimeout: parseDuration('check-timeout', argv.checkTimeout),
     control: checkUnixPath(
       argv.control || argv.pidFile ? control : controlPath({ name })!,
       'control socket',
