@@ -8,6 +8,15 @@ import { Baton, childrenOf, cli, fixture } from './helpers/baton.js';
 import { Leftovers, limited, refuses, runBaton, scratch, traced } from './helpers/leftovers.js';
 import { needs } from './helpers/needs.js';
 
+/** A port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const exactly = (s: string) => new RegExp(`^${esc(s)}$`);
 
@@ -60,6 +69,9 @@ const badListen: Array<[string, RegExp, RegExp]> = [
   ['1.2.3.4:', /^bad port "" in --listen 1\.2\.3\.4:$/, PORT_HINT],
   [`unix:/${'x'.repeat(107)}`, /^unix socket path too long \(max 107 bytes\)/, /^choose a shorter path$/],
   ['bad name=127.0.0.1:0', /^bad listener name "bad name"$/, /^a name is 1-64 letters/],
+  // F14: a zone id used to reach the socket code: a stack trace and "this is a bug in baton"
+  ['[fe80::1%lo]:8089', /^IPv6 zone ids are not supported: --listen \[fe80::1%lo\]:8089$/, /^drop the %ZONE: /],
+  ['[::1%lo]:0', /^IPv6 zone ids are not supported: --listen \[::1%lo\]:0$/, /^drop the %ZONE: /],
 ];
 for (const [bad, error, hint] of badListen) {
   test(`malformed --listen ${bad.slice(0, 40)}`, async (t) => {
@@ -77,6 +89,24 @@ test('the same --listen twice', async (t) => {
     /^give each address and name once$/,
   );
 });
+
+// F14: the second of two overlapping listeners failed at bind, blamed on "another process".
+for (const [a, b] of [
+  ['127.0.0.1', '[::]'],
+  ['', '0.0.0.0'],
+]) {
+  test(`--listen ${a}:PORT with --listen ${b}:PORT: refused naming both, nothing bound`, async (t) => {
+    const port = await freePort();
+    const x = `--listen ${a || '[::]'}:${port} (listener0)`;
+    await refuses(
+      t,
+      ['--listen', `${a}:${port}`, '--listen', `${b}:${port}`, '--', 'true'],
+      2,
+      exactly(`${x} and --listen ${b}:${port} (listener1) overlap: they cannot both listen on port ${port}`),
+      /^give only one of them: \[::\]:PORT \(or :PORT\) listens on every address/,
+    );
+  });
+}
 
 test('the control socket is also a --listen', async (t) => {
   const sock = join(scratch(t), 'both.sock');
