@@ -310,6 +310,8 @@ const badConfigs: Array<[string, string | undefined, RegExp, RegExp]> = [
   ['a string', '"--drain 1s"', /^--config \S+ is not a JSON object: a string$/, CONFIG_HINT],
   ['an unknown key', '{"drian": "1s"}', /^unknown option in \S+: drian$/, /^config keys are the long option names/],
   ['an object value', '{"drain": {"s": 1}}', /^bad value for "drain" in \S+: \{"s":1\}$/, CONFIG_HINT],
+  // F14: a string for a boolean was taken silently
+  ['a string for a boolean', '{"subreaper": "no"}', /^bad value for "subreaper" in \S+: "no"$/, /^give true or false/],
   [
     'a command that is not a list',
     '{"command": "node server.js"}',
@@ -322,6 +324,18 @@ for (const [what, content, error, hint] of badConfigs) {
     const file = join(scratch(t), 'baton.json');
     if (content !== undefined) writeFileSync(file, content);
     await refuses(t, [...L, '--config', file, '--', 'true'], 2, error, hint);
+  });
+}
+
+// F14: accepted silently, as false
+for (const [env, flag] of [
+  [{ BATON_SUBREAPER: 'maybe' }, []],
+  [{}, ['--subreaper=maybe']],
+] as const) {
+  const where = flag.length ? '--subreaper' : 'BATON_SUBREAPER';
+  test(`${flag.length ? flag[0] : 'BATON_SUBREAPER=maybe'}: a usage error`, async (t) => {
+    const error = exactly(`bad value for ${where}: "maybe"`);
+    await refuses(t, [...L, ...flag, '--', 'true'], 2, error, /^a boolean is true or false \(also yes\/no/, { env });
   });
 }
 

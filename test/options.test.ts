@@ -112,14 +112,47 @@ test('a repeatable option: words of BATON_*, a list in the file; a layer above r
   );
 });
 
-test('a boolean from BATON_* is set by true or 1, cleared by anything else; --no-X wins', (t) => {
-  t.true(parse([...L, ...RUN], { BATON_FORCE: 'true' }).force);
-  t.true(parse([...L, ...RUN], { BATON_KEEP_STEERING: '1' }).keepSteering);
-  t.false(parse([...L, ...RUN], { BATON_FORCE: '0' }).force);
+test('a boolean from BATON_* or --flag=VALUE: true/yes/on/1 or false/no/off/0, any case; --no-X wins', (t) => {
+  for (const on of ['true', '1', 'yes', 'on', 'TRUE', ' Yes ']) {
+    t.true(parse([...L, ...RUN], { BATON_FORCE: on }).force, on);
+    t.true(parse([...L, `--force=${on}`, ...RUN]).force, on);
+  }
+  for (const off of ['false', '0', 'no', 'off', 'False']) {
+    t.false(parse([...L, ...RUN], { BATON_KEEP_STEERING: off }).keepSteering, off);
+    t.false(parse([...L, `--keep-steering=${off}`, ...RUN], { BATON_KEEP_STEERING: '1' }).keepSteering, off);
+  }
   t.false(parse([...L, '--no-force', ...RUN], { BATON_FORCE: '1' }).force);
   const file = config(t, { subreaper: true });
   t.true(parse([...L, '--config', file, ...RUN]).subreaper);
   t.false(parse([...L, '--config', file, ...RUN], { BATON_SUBREAPER: 'false' }).subreaper);
+  t.false(parse([...L, '--config', config(t, { subreaper: false }), ...RUN], { BATON_SUBREAPER: '' }).subreaper);
+});
+
+// F14: BATON_SUBREAPER=maybe and {"subreaper": "no"} were taken silently (as false); --subreaper=1 was false too.
+const BOOLEAN_HINT = 'a boolean is true or false (also yes/no, on/off, 1/0)';
+test('a boolean that is neither is refused, naming where it came from', (t) => {
+  refused(
+    t,
+    () => parse([...L, ...RUN], { BATON_SUBREAPER: 'maybe' }),
+    'bad value for BATON_SUBREAPER: "maybe"',
+    BOOLEAN_HINT,
+  );
+  refused(t, () => parse([...L, ...RUN], { BATON_FORCE: '2' }), 'bad value for BATON_FORCE: "2"', BOOLEAN_HINT);
+  refused(t, () => parse([...L, '--subreaper=maybe', ...RUN]), 'bad value for --subreaper: "maybe"', BOOLEAN_HINT);
+  refused(t, () => parse([...L, '--force=', ...RUN]), 'bad value for --force: ""', BOOLEAN_HINT);
+});
+
+for (const value of ['no', 'true', 1, null]) {
+  test(`a boolean in the config file is JSON true or false, not ${JSON.stringify(value)}`, (t) => {
+    const file = config(t, { subreaper: value });
+    const message = `bad value for "subreaper" in ${file}: ${JSON.stringify(value)}`;
+    const hint = 'give true or false (a JSON boolean, not a string), e.g. {"subreaper": true}';
+    refused(t, () => parse([...L, '--config', file, ...RUN]), message, hint);
+  });
+}
+
+test("a --flag=VALUE after -- is the command's", (t) => {
+  t.deepEqual(parse([...L, '--', 'sh', '--force=maybe']).command, ['sh', '--force=maybe']);
 });
 
 test("the file's command runs unless one follows --", (t) => {
