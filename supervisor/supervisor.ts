@@ -106,7 +106,8 @@ export class Supervisor {
    * with the outcome of the upgrade that serves this request.
    */
   reload(source = 'SIGHUP'): Promise<UpgradeResult> {
-    this.rooms.log.event('reload', { message: `upgrade requested by ${source}` });
+    const ignored = this.stopping ? `; ignored: ${STOPPING}` : '';
+    this.rooms.log.event('reload', { message: `upgrade requested by ${source}${ignored}` });
     if (this.stopping) return Promise.resolve(refusal(STOPPING, this.rooms.slots.newest));
     this.hooks.reloading?.();
     if (this.busy && !this.requests.wanted) {

@@ -405,3 +405,30 @@ test('a running check is in baton status (pid, age); baton stop kills it and doe
     await baton.stop();
   }
 });
+
+// F14: a SIGHUP during stop logged "upgrade requested by SIGHUP", as if an upgrade would follow.
+test('a SIGHUP or reload during stop is logged as ignored, and starts nothing', async (t) => {
+  // generation 1 ignores SIGTERM: baton stays in its stop until the SIGKILL 4 s later
+  const args = ['--listen', '127.0.0.1:0', '--kill-timeout', '4s'];
+  const baton = new Baton([...args, '--', 'node', fixture, 'ignore-term']);
+  try {
+    await baton.event('active', 1);
+    baton.signal('SIGTERM');
+    await baton.event('stopping');
+    baton.signal('SIGHUP');
+    const hup = await baton.event('reload');
+    t.is(hup.message, 'upgrade requested by SIGHUP; ignored: baton is stopping');
+    const r = await ctl(baton, 'reload', '--wait');
+    t.is(r.code, 1);
+    t.regex(r.stderr, /^error: upgrade failed: baton is stopping$/m);
+    const asked = baton.events.filter((e) => e.event === 'reload').map((e) => e.message);
+    t.deepEqual(asked, [
+      'upgrade requested by SIGHUP; ignored: baton is stopping',
+      'upgrade requested by baton reload; ignored: baton is stopping',
+    ]);
+    t.is((await baton.exited).code, 137);
+    t.is(baton.events.filter((e) => e.event === 'spawn').length, 1, 'nothing was started');
+  } finally {
+    await baton.stop();
+  }
+});
