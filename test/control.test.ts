@@ -432,3 +432,23 @@ test('a SIGHUP or reload during stop is logged as ignored, and starts nothing', 
     await baton.stop();
   }
 });
+
+// F14: "request too large" came without a hint and without the control-bad-request line of every other bad request.
+test('an oversized request is refused like any bad request: a hint, and a control-bad-request line', async (t) => {
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    const message = 'request too large: no newline within 65536 bytes';
+    const hint = 'see docs/control.md';
+    t.deepEqual(await raw(baton.control, 'x'.repeat(70_000)), {
+      ok: false,
+      error: { code: 'ERR_BATON_REQUEST', message, hint },
+    });
+    t.is((await baton.waitFor((e) => e.event === 'control-bad-request')).message, message);
+    const long = `{"command":"status","pad":"${'x'.repeat(70_000)}"}\n`;
+    t.like(await raw(baton.control, long), { ok: false, error: { message, hint } }, 'a line longer than the limit');
+    t.like(await raw(baton.control, '{"command":"status"}\n'), { ok: true });
+  } finally {
+    await baton.stop();
+  }
+});
