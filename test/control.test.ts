@@ -452,3 +452,50 @@ test('an oversized request is refused like any bad request: a hint, and a contro
     await baton.stop();
   }
 });
+
+// F14: against a frozen baton, `baton status` waited --timeout + 5 s (125 s by default), a timeout meant for reload --wait.
+test('baton status and stop give up after 10 s on a baton that does not answer; reload --wait keeps its --timeout', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-mute-'));
+  const path = join(dir, 'mute.sock');
+  // A control socket that takes requests and never answers: a frozen baton.
+  const held: net.Socket[] = [];
+  const mute = net.createServer((s) => void held.push(s.on('error', () => {})));
+  await new Promise<void>((r) => mute.listen(path, r));
+  const bounded = async (...args: string[]) => {
+    const began = performance.now();
+    try {
+      await run(process.execPath, [cli, ...args, '--control', path], { encoding: 'utf8', timeout: 30_000 });
+      return { code: 0, stderr: '', ms: performance.now() - began };
+    } catch (err) {
+      const e = err as { code: number; stderr: string; killed?: boolean };
+      return { code: e.killed ? -1 : e.code, stderr: e.stderr, ms: performance.now() - began };
+    }
+  };
+  try {
+    const [status, stop, reload] = await Promise.all([
+      bounded('status'),
+      bounded('stop'),
+      bounded('reload', '--wait', '--timeout', '2s'),
+    ]);
+    for (const [what, r] of [
+      ['status', status],
+      ['stop', stop],
+    ] as const) {
+      t.is(r.code, 1, `${what}: exit 1, not still waiting after 30 s`);
+      t.true(r.ms >= 10_000 && r.ms < 20_000, `${what} gave up after ${Math.round(r.ms)} ms`);
+      t.regex(r.stderr, new RegExp(`^error: no answer from ${path} within 10000ms$`, 'm'));
+      t.regex(r.stderr, /^hint: baton does not answer: is it stopped \(SIGSTOP\) or stalled\? see its log$/m);
+    }
+    t.is(reload.code, 1);
+    t.true(
+      reload.ms >= 7000 && reload.ms < 10_000,
+      `reload --wait --timeout 2s gave up after ${Math.round(reload.ms)} ms`,
+    );
+    t.regex(reload.stderr, /^error: no answer from \S+ within 7000ms$/m);
+    t.regex(reload.stderr, /^hint: the upgrade may still be running: see baton status$/m);
+  } finally {
+    for (const s of held) s.destroy();
+    mute.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
