@@ -355,7 +355,7 @@ const gone = (pids: number[]) => () => (pids.every(ended) ? true : undefined);
 
 test('--check-timeout: a hung check is killed with its group and fails the upgrade, saying so', async (t) => {
   const c = checkFile(t);
-  const args = ['--listen', '127.0.0.1:0', '--check', hangingCheck(c.file), '--check-timeout', '1500ms'];
+  const args = ['--listen', '127.0.0.1:0', '--check', hangingCheck(c.file), '--check-timeout', '3s'];
   const baton = new Baton([...args, '--', 'node', fixture]);
   try {
     await baton.event('active', 1);
@@ -364,7 +364,7 @@ test('--check-timeout: a hung check is killed with its group and fails the upgra
     checkGroup(t, baton, c.pids);
     const r = await reload;
     t.is(r.code, 1);
-    const why = 'timed out after 1500ms (--check-timeout); its process group was killed';
+    const why = 'timed out after 3000ms (--check-timeout); its process group was killed';
     t.regex(r.stderr, new RegExp(`^error: upgrade failed: preflight failed \\(${esc(why)}\\): checking$`, 'm'));
     t.regex(r.stderr, /^hint: generation 1 still serves/m);
     t.true(await until('the check and its sleep gone', gone(c.pids), 2000));

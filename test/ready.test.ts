@@ -91,13 +91,13 @@ const gone = (pids: number[]) => () => (pids.every(ended) ? true : undefined);
 
 test('a probe still running at the ready-timeout is killed with its group', async (t) => {
   const p = probeFile(t);
-  const args = ['--listen', '127.0.0.1:0', '--ready', hanging(p.file), '--ready-timeout', '1500ms'];
+  const args = ['--listen', '127.0.0.1:0', '--ready', hanging(p.file), '--ready-timeout', '3s'];
   const baton = new Baton([...args, '--', 'node', fixture]);
   try {
     p.pids.push(...(await recorded(p.file)));
     probeGroup(t, baton, p.pids);
     t.is((await baton.exited).code, 1, baton.stderr);
-    t.regex(baton.stderr, /not ready within 1500ms/);
+    t.regex(baton.stderr, /not ready within 3000ms/);
     await until('the probe and its sleep gone', gone(p.pids), 2000);
   } finally {
     killAll(p.pids); // a failed test must not wait on them
@@ -108,7 +108,7 @@ test('a probe still running at the ready-timeout is killed with its group', asyn
 test('a probe still running when its generation exits is killed with its group', async (t) => {
   const p = probeFile(t);
   const args = ['--listen', '127.0.0.1:0', '--ready', hanging(p.file, 'test $BATON_GENERATION = 1')];
-  const baton = new Baton([...args, '--', 'node', fixture, 'crash:1500', '2']);
+  const baton = new Baton([...args, '--', 'node', fixture, 'crash:3000', '2']);
   try {
     await baton.event('active', 1);
     baton.signal('SIGHUP');
