@@ -1,6 +1,7 @@
 import type { Config } from './config.js';
 import { describeExit, Generation } from './generation.js';
 import type { Handover, Session } from './handover/handover.js';
+import type { Helpers } from './helpers.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { NotifySocket } from './notify-socket.js';
@@ -31,6 +32,7 @@ export interface LaunchContext {
   ready: ReadySpec;
   listeners: Listener[];
   runtimeDir: string;
+  helpers: Helpers;
   stopping(): boolean;
   /** Called once the process exists, before it is ready: the supervisor tracks it from then on. */
   spawned(gen: Generation): void;
@@ -86,7 +88,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
       gen.times.grab = gen.ms();
       log.event('grab', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, port: held?.port });
     });
-    const readiness = { pid: gen.pid, generation: number, notify: channel, signal: abort.signal };
+    const readiness = { pid: gen.pid, generation: number, notify: channel, signal: abort.signal, helpers: ctx.helpers };
     // One that binds its own listener can serve only once baton holds that listener, whatever the readiness.
     const ready = Promise.all([
       waitReady(ctx.ready, grabbed ? { ...readiness, grabbed } : readiness),

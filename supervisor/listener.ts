@@ -1,5 +1,5 @@
 import { lstatSync, type Stats, unlinkSync } from 'node:fs';
-import { type Address, formatAddress, parseAddress } from './address.js';
+import { type Address, formatAddress, overlap, parseAddress } from './address.js';
 import { BatonError, usageError } from './errors.js';
 import { closeFd } from './sys/fd.js';
 import { createListener, socketAddress, unixSocketOwner } from './sys/socket.js';
@@ -20,6 +20,8 @@ export interface ListenSpec {
 }
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const OVERLAP_HINT =
+  'give only one of them: [::]:PORT (or :PORT) listens on every address, 0.0.0.0:PORT on every IPv4 one';
 
 /** `--listen [NAME=]ADDRESS`; NAME defaults to listener<i> and is what LISTEN_FDNAMES carries. */
 export function parseListen(values: string[]): ListenSpec[] {
@@ -38,6 +40,14 @@ export function parseListen(values: string[]): ListenSpec[] {
     if ((seen.has(key) && !anyPort) || seen.has(`name:${s.name}`))
       throw usageError(`--listen ${key} (${s.name}) is given twice`, 'give each address and name once');
     seen.add(key).add(`name:${s.name}`);
+  }
+  // Bound one after the other, the second would fail with EADDRINUSE, blamed on "another process".
+  for (const [i, b] of specs.entries()) {
+    const a = specs.slice(0, i).find((s) => overlap(s.address, b.address));
+    if (!a) continue;
+    const [x, y] = [a, b].map((s) => `--listen ${formatAddress(s.address)} (${s.name})`);
+    const port = (b.address as { port: number }).port;
+    throw usageError(`${x} and ${y} overlap: they cannot both listen on port ${port}`, OVERLAP_HINT);
   }
   return specs;
 }

@@ -114,7 +114,9 @@ export class Slots {
     const delay = backoffDelay(n);
     this.log.event('restart', { worker: slot, message: reason, in: delay, crashes: n });
     if (n % backoff.loopReport === 0) {
-      const message = `worker ${slot} crashed ${n} times in a row; the other workers serve on`;
+      const others = this.serving().length;
+      const rest = others ? `${others} other worker(s) serve on` : 'nothing serves until it starts';
+      const message = `worker ${slot} crashed ${n} times in a row; ${rest}`;
       this.log.event('crash-loop', { worker: slot, message, crashes: n });
     }
     clearTimeout(s.restart);

@@ -1,5 +1,6 @@
 import { formatAddress } from './address.js';
 import type { Generation } from './generation.js';
+import type { HelperInfo, Helpers } from './helpers.js';
 import type { Resources } from './resources.js';
 import { socketInodes } from './sys/proc.js';
 import { establishedInodes } from './sys/proc-net.js';
@@ -22,6 +23,8 @@ export interface Status {
     readyMs?: number;
     connections?: number;
   }>;
+  /** The --check preflight and readiness probes running now. */
+  helpers: HelperInfo[];
   upgrades: UpgradeResult[];
   failures: number;
   /** baton's own memory (process.memoryUsage()), bytes. */
@@ -42,6 +45,7 @@ export interface StatusParts {
   resources: Pick<Resources, 'startedAt' | 'listeners' | 'plane'>;
   live: Iterable<Generation>;
   history: History;
+  helpers: Pick<Helpers, 'list'>;
 }
 
 export function buildStatus(p: StatusParts): Status {
@@ -67,6 +71,7 @@ export function buildStatus(p: StatusParts): Status {
       readyMs: g.times.ready,
       connections: g.state === 'draining' ? connections(g) : undefined,
     })),
+    helpers: p.helpers.list(),
     upgrades: p.history.list(),
     failures: p.history.failures,
     memory: process.memoryUsage(),
@@ -94,6 +99,11 @@ export function formatStatus(s: Status): string {
       [ready, 7],
     ] as const;
     lines.push(`  ${cells.map(([v, w]) => String(v).padEnd(w)).join(' ')} ${g.connections ?? '-'}`);
+  }
+  for (const h of s.helpers ?? []) {
+    // an older baton's status has none
+    const what = h.kind === 'check' ? 'preflight --check' : `probe of gen ${h.generation}`;
+    lines.push(`  ${what} running for ${age(h.ageMs)}, pid ${h.pid} (its own process group): ${h.command}`);
   }
   if (s.steering) {
     lines.push(`  steering ${s.steering.name} (${s.steering.pins}), slot socket ${s.steering.slot}`);

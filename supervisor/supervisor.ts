@@ -2,6 +2,7 @@ import type { Config } from './config.js';
 import { describeExit, type ExitStatus, exitCode, exitFields, type Generation } from './generation.js';
 import type { Handover } from './handover/handover.js';
 import { handovers } from './handover/index.js';
+import { Helpers } from './helpers.js';
 import type { Hooks } from './hooks.js';
 import { launch } from './launch.js';
 import type { Listener } from './listener.js';
@@ -52,12 +53,12 @@ export class Supervisor {
     const slots = new Slots({ count, crashes, log, drain: config.drain, plane, onDue: () => void this.run() });
     const stopping = () => this.stopping;
     const retirement = new Retirement(config, this.handover, stopping);
-    const history = new History(resume?.history, resume?.failures);
+    const [history, helpers] = [new History(resume?.history, resume?.failures), new Helpers(log)];
     this.next = resume?.next ?? plane?.firstGeneration ?? 1;
-    const ctx = { config, log, handover: this.handover, ready: config.ready, listeners, runtimeDir, stopping };
+    const ctx = { config, log, handover: this.handover, ready: config.ready, listeners, runtimeDir, helpers, stopping };
     const spawned = (gen: Generation) => this.track(gen);
     this.rooms = {
-      ...{ config, log, slots, retirement, history, live: this.live, stopping },
+      ...{ config, log, slots, retirement, history, helpers, live: this.live, stopping },
       launch: (number, slot) => launch({ ...ctx, spawned }, number, slot),
       nextNumber: () => this.next++,
     };
@@ -105,7 +106,8 @@ export class Supervisor {
    * with the outcome of the upgrade that serves this request.
    */
   reload(source = 'SIGHUP'): Promise<UpgradeResult> {
-    this.rooms.log.event('reload', { message: `upgrade requested by ${source}` });
+    const ignored = this.stopping ? `; ignored: ${STOPPING}` : '';
+    this.rooms.log.event('reload', { message: `upgrade requested by ${source}${ignored}` });
     if (this.stopping) return Promise.resolve(refusal(STOPPING, this.rooms.slots.newest));
     this.hooks.reloading?.();
     if (this.busy && !this.requests.wanted) {
@@ -119,11 +121,8 @@ export class Supervisor {
   /** SIGTTIN/SIGTTOU: one worker more or fewer, without an upgrade. */
   scale(delta: 1 | -1): void {
     if (this.stopping) return;
-    if (!this.handover.sharesListener) {
-      this.rooms.log.event('warning', { message: 'scaling needs a shared listener; --handover port runs one worker' });
-      return;
-    }
-    this.scaleBy += delta;
+    if (this.handover.sharesListener) this.scaleBy += delta;
+    else this.rooms.log.event('warning', { message: 'no scaling: --handover port runs one worker' });
     void this.run();
   }
 
@@ -134,6 +133,7 @@ export class Supervisor {
       return;
     }
     this.stopping = true;
+    this.rooms.helpers.stopAll();
     this.rooms.slots.clearRestarts();
     this.rooms.retirement.pause();
     this.requests.take()(refusal(STOPPING, this.rooms.slots.newest));
@@ -144,6 +144,7 @@ export class Supervisor {
 
   /** For an exit baton did not plan: ask every generation to stop and remove what baton made, synchronously. */
   abandon(): void {
+    this.rooms.helpers.stopAll();
     for (const g of this.live) g.signal(this.rooms.config.stopSignal);
     this.resources.release();
   }

@@ -8,6 +8,15 @@ import { Baton, childrenOf, cli, fixture } from './helpers/baton.js';
 import { Leftovers, limited, refuses, runBaton, scratch, traced } from './helpers/leftovers.js';
 import { needs } from './helpers/needs.js';
 
+/** A port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const exactly = (s: string) => new RegExp(`^${esc(s)}$`);
 
@@ -60,6 +69,9 @@ const badListen: Array<[string, RegExp, RegExp]> = [
   ['1.2.3.4:', /^bad port "" in --listen 1\.2\.3\.4:$/, PORT_HINT],
   [`unix:/${'x'.repeat(107)}`, /^unix socket path too long \(max 107 bytes\)/, /^choose a shorter path$/],
   ['bad name=127.0.0.1:0', /^bad listener name "bad name"$/, /^a name is 1-64 letters/],
+  // F14: a zone id used to reach the socket code: a stack trace and "this is a bug in baton"
+  ['[fe80::1%lo]:8089', /^IPv6 zone ids are not supported: --listen \[fe80::1%lo\]:8089$/, /^drop the %ZONE: /],
+  ['[::1%lo]:0', /^IPv6 zone ids are not supported: --listen \[::1%lo\]:0$/, /^drop the %ZONE: /],
 ];
 for (const [bad, error, hint] of badListen) {
   test(`malformed --listen ${bad.slice(0, 40)}`, async (t) => {
@@ -77,6 +89,24 @@ test('the same --listen twice', async (t) => {
     /^give each address and name once$/,
   );
 });
+
+// F14: the second of two overlapping listeners failed at bind, blamed on "another process".
+for (const [a, b] of [
+  ['127.0.0.1', '[::]'],
+  ['', '0.0.0.0'],
+]) {
+  test(`--listen ${a}:PORT with --listen ${b}:PORT: refused naming both, nothing bound`, async (t) => {
+    const port = await freePort();
+    const x = `--listen ${a || '[::]'}:${port} (listener0)`;
+    await refuses(
+      t,
+      ['--listen', `${a}:${port}`, '--listen', `${b}:${port}`, '--', 'true'],
+      2,
+      exactly(`${x} and --listen ${b}:${port} (listener1) overlap: they cannot both listen on port ${port}`),
+      /^give only one of them: \[::\]:PORT \(or :PORT\) listens on every address/,
+    );
+  });
+}
 
 test('the control socket is also a --listen', async (t) => {
   const sock = join(scratch(t), 'both.sock');
@@ -108,6 +138,7 @@ for (const [option, value] of [
   ['kill-timeout', '9999999999'],
   ['drain', '40000m'],
   ['ready-timeout', '25d'],
+  ['check-timeout', '25d'],
 ]) {
   test(`--${option} ${value}, longer than a timer can wait: a usage error, nothing started`, async (t) => {
     await refuses(
@@ -120,28 +151,39 @@ for (const [option, value] of [
   });
 }
 
-const badNumbers: Array<[string, string, string]> = [
-  ['workers', '0', '>= 1 or auto'],
-  ['workers', '-1', '>= 1 or auto'],
-  ['workers', 'abc', '>= 1 or auto'],
-  ['workers', '1.5', '>= 1 or auto'],
-  ['workers', '1e1', '>= 1 or auto'],
-  ['surge', '0', '>= 1'],
-  ['surge', 'abc', '>= 1'],
-  ['surge', '1.5', '>= 1'],
-  ['backlog', '0', 'from 1 to 2147483647'],
-  ['backlog', '-5', 'from 1 to 2147483647'],
-  ['backlog', 'abc', 'from 1 to 2147483647'],
+const WORKERS_HINT = exactly(
+  "1024 processes per generation is the most (nginx's limit too); give fewer, see docs/cli.md#bounds",
+);
+const SURGE_HINT = /^give at most 1024: a --surge at or above --workers already starts every new worker at once$/;
+const DRAINING_HINT = /^at least one old generation must drain; use --drain 0 to stop old generations at once$/;
+const badNumbers: Array<[string, string, string, RegExp]> = [
+  ['workers', '0', 'from 1 to 1024 or auto', WORKERS_HINT],
+  ['workers', '-1', 'from 1 to 1024 or auto', WORKERS_HINT],
+  ['workers', 'abc', 'from 1 to 1024 or auto', WORKERS_HINT],
+  ['workers', '1.5', 'from 1 to 1024 or auto', WORKERS_HINT],
+  ['workers', '1e1', 'from 1 to 1024 or auto', WORKERS_HINT],
+  // F6: 100000 workers forked until the OOM killer took baton itself
+  ['workers', '100000', 'from 1 to 1024 or auto', WORKERS_HINT],
+  ['workers', '1025', 'from 1 to 1024 or auto', WORKERS_HINT],
+  ['surge', '0', 'from 1 to 1024', SURGE_HINT],
+  ['surge', 'abc', 'from 1 to 1024', SURGE_HINT],
+  ['surge', '1.5', 'from 1 to 1024', SURGE_HINT],
+  ['surge', '1025', 'from 1 to 1024', SURGE_HINT],
+  ['backlog', '0', 'from 1 to 2147483647', HELP_HINT],
+  ['backlog', '-5', 'from 1 to 2147483647', HELP_HINT],
+  ['backlog', 'abc', 'from 1 to 2147483647', HELP_HINT],
   // listen(2) takes an int: 4294967297 used to wrap to a backlog of 1
-  ['backlog', '4294967297', 'from 1 to 2147483647'],
-  ['max-draining', '-1', '>= 0'],
-  ['max-draining', 'abc', '>= 0'],
-  ['max-draining', '1.5', '>= 0'],
+  ['backlog', '4294967297', 'from 1 to 2147483647', HELP_HINT],
+  // F14: --max-draining 0 SIGKILLed every old generation the moment an upgrade succeeded
+  ['max-draining', '0', '>= 1', DRAINING_HINT],
+  ['max-draining', '-1', '>= 1', DRAINING_HINT],
+  ['max-draining', 'abc', '>= 1', DRAINING_HINT],
+  ['max-draining', '1.5', '>= 1', DRAINING_HINT],
 ];
-for (const [option, value, range] of badNumbers) {
+for (const [option, value, range, hint] of badNumbers) {
   test(`--${option} ${value}`, async (t) => {
     const error = exactly(`--${option} must be a whole number ${range}, not "${value}"`);
-    await refuses(t, [...L, `--${option}`, value, '--', 'true'], 2, error, HELP_HINT);
+    await refuses(t, [...L, `--${option}`, value, '--', 'true'], 2, error, hint);
   });
 }
 
@@ -268,6 +310,8 @@ const badConfigs: Array<[string, string | undefined, RegExp, RegExp]> = [
   ['a string', '"--drain 1s"', /^--config \S+ is not a JSON object: a string$/, CONFIG_HINT],
   ['an unknown key', '{"drian": "1s"}', /^unknown option in \S+: drian$/, /^config keys are the long option names/],
   ['an object value', '{"drain": {"s": 1}}', /^bad value for "drain" in \S+: \{"s":1\}$/, CONFIG_HINT],
+  // F14: a string for a boolean was taken silently
+  ['a string for a boolean', '{"subreaper": "no"}', /^bad value for "subreaper" in \S+: "no"$/, /^give true or false/],
   [
     'a command that is not a list',
     '{"command": "node server.js"}',
@@ -280,6 +324,18 @@ for (const [what, content, error, hint] of badConfigs) {
     const file = join(scratch(t), 'baton.json');
     if (content !== undefined) writeFileSync(file, content);
     await refuses(t, [...L, '--config', file, '--', 'true'], 2, error, hint);
+  });
+}
+
+// F14: accepted silently, as false
+for (const [env, flag] of [
+  [{ BATON_SUBREAPER: 'maybe' }, []],
+  [{}, ['--subreaper=maybe']],
+] as const) {
+  const where = flag.length ? '--subreaper' : 'BATON_SUBREAPER';
+  test(`${flag.length ? flag[0] : 'BATON_SUBREAPER=maybe'}: a usage error`, async (t) => {
+    const error = exactly(`bad value for ${where}: "maybe"`);
+    await refuses(t, [...L, ...flag, '--', 'true'], 2, error, /^a boolean is true or false \(also yes\/no/, { env });
   });
 }
 

@@ -1,14 +1,17 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { request } from '../supervisor/control/client.js';
 import { alive, Baton, cli, fixture } from './helpers/baton.js';
 import { servedBy } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
+import { ended, killAll, lineage, recorded, until } from './helpers/procs.js';
+
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const run = promisify(execFile);
 
@@ -323,5 +326,175 @@ test('reload --wait during an upgrade is coalesced and answered by the follow-up
     t.is(baton.events.filter((e) => e.event === 'coalesced').length, 1);
   } finally {
     await baton.stop();
+  }
+});
+
+// ---- F7: --check runs in a process group of its own, bounded by --check-timeout, killed on stop, shown by status ----
+
+/** A check that starts `sleep 300` in its group, writes "SHELL SLEEP" to `file` and waits for it. */
+const hangingCheck = (file: string) => `echo checking; sleep 300 & echo $$ $! >> ${file}; wait`;
+
+function checkFile(t: ExecutionContext): { file: string; pids: number[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-check-'));
+  const out = { file: join(dir, 'pids'), pids: [] as number[] };
+  t.teardown(() => {
+    killAll(out.pids);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return out;
+}
+
+/** The check's shell is baton's child and leads a group of its own, which its sleep is in. */
+function checkGroup(t: ExecutionContext, baton: Baton, [shell, sleeper]: number[]): void {
+  t.deepEqual(lineage(shell!), { ppid: baton.pid, pgid: shell });
+  t.is(lineage(sleeper!)?.pgid, shell);
+  t.not(shell, lineage(baton.pid)?.pgid, "not baton's group");
+}
+
+const gone = (pids: number[]) => () => (pids.every(ended) ? true : undefined);
+
+test('--check-timeout: a hung check is killed with its group and fails the upgrade, saying so', async (t) => {
+  const c = checkFile(t);
+  const args = ['--listen', '127.0.0.1:0', '--check', hangingCheck(c.file), '--check-timeout', '3s'];
+  const baton = new Baton([...args, '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    const reload = ctl(baton, 'reload', '--wait');
+    c.pids.push(...(await recorded(c.file)));
+    checkGroup(t, baton, c.pids);
+    const r = await reload;
+    t.is(r.code, 1);
+    const why = 'timed out after 3000ms (--check-timeout); its process group was killed';
+    t.regex(r.stderr, new RegExp(`^error: upgrade failed: preflight failed \\(${esc(why)}\\): checking$`, 'm'));
+    t.regex(r.stderr, /^hint: generation 1 still serves/m);
+    t.true(await until('the check and its sleep gone', gone(c.pids), 2000));
+    t.is(baton.events.filter((e) => e.event === 'spawn').length, 1, 'nothing was started');
+  } finally {
+    killAll(c.pids); // a failed test must not wait on them
+    await baton.stop();
+  }
+});
+
+test('a running check is in baton status (pid, age); baton stop kills it and does not wait for it', async (t) => {
+  const c = checkFile(t);
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--check', hangingCheck(c.file), '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    t.is((await ctl(baton, 'reload')).code, 0);
+    c.pids.push(...(await recorded(c.file)));
+    checkGroup(t, baton, c.pids);
+    await new Promise((r) => setTimeout(r, 300));
+    const json = await ctl(baton, 'status', '--json');
+    const status = JSON.parse(json.stdout) as { helpers?: Array<Record<string, unknown>> };
+    t.like(status.helpers, [{ kind: 'check', pid: c.pids[0], command: hangingCheck(c.file) }], json.stdout);
+    t.true(Number(status.helpers?.[0]?.ageMs) >= 300);
+    const text = (await ctl(baton, 'status')).stdout;
+    t.regex(
+      text,
+      new RegExp(`^ {2}preflight --check running for \\d+ms, pid ${c.pids[0]} \\(its own process group\\)`, 'm'),
+    );
+    const stopped = performance.now();
+    baton.signal('SIGTERM');
+    const exit = await Promise.race([baton.exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
+    t.deepEqual(exit, { code: 0, signal: null }, 'baton exited after its stop, without waiting for the check');
+    t.true(performance.now() - stopped < 10_000);
+    t.true(await until('the check and its sleep gone', gone(c.pids), 2000));
+    t.regex(baton.stderr, /"event":"kill".*"message":"check pid \d+ \(.*\): baton is stopping"/);
+  } finally {
+    killAll(c.pids); // a failed test must not wait on them
+    await baton.stop();
+  }
+});
+
+// F14: a SIGHUP during stop logged "upgrade requested by SIGHUP", as if an upgrade would follow.
+test('a SIGHUP or reload during stop is logged as ignored, and starts nothing', async (t) => {
+  // generation 1 ignores SIGTERM: baton stays in its stop until a second SIGTERM kills what is left
+  const args = ['--listen', '127.0.0.1:0', '--kill-timeout', '60s'];
+  const baton = new Baton([...args, '--', 'node', fixture, 'ignore-term']);
+  try {
+    await baton.event('active', 1);
+    baton.signal('SIGTERM');
+    await baton.event('stopping');
+    baton.signal('SIGHUP');
+    const hup = await baton.event('reload');
+    t.is(hup.message, 'upgrade requested by SIGHUP; ignored: baton is stopping');
+    const reply = await request(baton.control, { command: 'reload', wait: true }, 20_000);
+    t.like(reply, { ok: false, error: { code: 'ERR_BATON_UPGRADE', message: 'upgrade failed: baton is stopping' } });
+    const asked = baton.events.filter((e) => e.event === 'reload').map((e) => e.message);
+    t.deepEqual(asked, [
+      'upgrade requested by SIGHUP; ignored: baton is stopping',
+      'upgrade requested by baton reload; ignored: baton is stopping',
+    ]);
+    baton.signal('SIGTERM');
+    t.is((await baton.exited).code, 137);
+    t.is(baton.events.filter((e) => e.event === 'spawn').length, 1, 'nothing was started');
+  } finally {
+    await baton.stop();
+  }
+});
+
+// F14: "request too large" came without a hint and without the control-bad-request line of every other bad request.
+test('an oversized request is refused like any bad request: a hint, and a control-bad-request line', async (t) => {
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    const message = 'request too large: no newline within 65536 bytes';
+    const hint = 'see docs/control.md';
+    t.deepEqual(await raw(baton.control, 'x'.repeat(70_000)), {
+      ok: false,
+      error: { code: 'ERR_BATON_REQUEST', message, hint },
+    });
+    t.is((await baton.waitFor((e) => e.event === 'control-bad-request')).message, message);
+    const long = `{"command":"status","pad":"${'x'.repeat(70_000)}"}\n`;
+    t.like(await raw(baton.control, long), { ok: false, error: { message, hint } }, 'a line longer than the limit');
+    t.like(await raw(baton.control, '{"command":"status"}\n'), { ok: true });
+  } finally {
+    await baton.stop();
+  }
+});
+
+// F14: against a frozen baton, `baton status` waited --timeout + 5 s (125 s by default), a timeout meant for reload --wait.
+test('baton status and stop give up after 10 s on a baton that does not answer; reload --wait keeps its --timeout', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-mute-'));
+  const path = join(dir, 'mute.sock');
+  // A control socket that takes requests and never answers: a frozen baton.
+  const held: net.Socket[] = [];
+  const mute = net.createServer((s) => void held.push(s.on('error', () => {})));
+  await new Promise<void>((r) => mute.listen(path, r));
+  // Each is killed after 30 s (it would have waited 125 s before); its time is asserted from below only, as a
+  // client's own start can take seconds on a loaded machine.
+  const bounded = async (...args: string[]) => {
+    const began = performance.now();
+    try {
+      await run(process.execPath, [cli, ...args, '--control', path], { encoding: 'utf8', timeout: 30_000 });
+      return { code: 0, stderr: '', ms: performance.now() - began };
+    } catch (err) {
+      const e = err as { code: number; stderr: string; killed?: boolean };
+      return { code: e.killed ? -1 : e.code, stderr: e.stderr, ms: performance.now() - began };
+    }
+  };
+  try {
+    const [status, stop, reload] = await Promise.all([
+      bounded('status'),
+      bounded('stop'),
+      bounded('reload', '--wait', '--timeout', '2s'),
+    ]);
+    for (const [what, r] of [
+      ['status', status],
+      ['stop', stop],
+    ] as const) {
+      t.is(r.code, 1, `${what}: exit 1, not still waiting after 30 s`);
+      t.true(r.ms >= 10_000, `${what} gave up after ${Math.round(r.ms)} ms`);
+      t.regex(r.stderr, new RegExp(`^error: no answer from ${path} within 10000ms$`, 'm'));
+      t.regex(r.stderr, /^hint: baton does not answer: is it stopped \(SIGSTOP\) or stalled\? see its log$/m);
+    }
+    t.is(reload.code, 1);
+    t.true(reload.ms >= 7000, `reload --wait --timeout 2s gave up after ${Math.round(reload.ms)} ms`);
+    t.regex(reload.stderr, /^error: no answer from \S+ within 7000ms$/m);
+    t.regex(reload.stderr, /^hint: the upgrade may still be running: see baton status$/m);
+  } finally {
+    for (const s of held) s.destroy();
+    mute.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -43,6 +43,7 @@ test('nothing given: the defaults', (t) => {
     handover: 'pidfd',
     ready: { kind: 'grab' },
     readyTimeout: 60_000,
+    checkTimeout: 60_000,
     drain: 5000,
     stopSignal: 'SIGTERM',
     killTimeout: 30_000,
@@ -71,13 +72,13 @@ test('each layer wins over the one below: default < --config < BATON_* < flag', 
 
 test('every layer can set any option, each option from its own layer', (t) => {
   const file = config(t, { 'kill-timeout': '1m', readyTimeout: '1.5s', workers: 3, 'log-format': 'json' });
-  const env = { BATON_KILL_TIMEOUT: '2s', BATON_MAX_DRAINING: '0', BATON_STOP_SIGNAL: 'int' };
+  const env = { BATON_KILL_TIMEOUT: '2s', BATON_MAX_DRAINING: '1', BATON_STOP_SIGNAL: 'int' };
   t.like(parse([...L, '--config', file, '--workers', '2', ...RUN], env), {
     killTimeout: 2000,
     readyTimeout: 1500,
     workers: 2,
     logFormat: 'json',
-    maxDraining: 0,
+    maxDraining: 1,
     stopSignal: 'SIGINT',
   });
 });
@@ -111,14 +112,47 @@ test('a repeatable option: words of BATON_*, a list in the file; a layer above r
   );
 });
 
-test('a boolean from BATON_* is set by true or 1, cleared by anything else; --no-X wins', (t) => {
-  t.true(parse([...L, ...RUN], { BATON_FORCE: 'true' }).force);
-  t.true(parse([...L, ...RUN], { BATON_KEEP_STEERING: '1' }).keepSteering);
-  t.false(parse([...L, ...RUN], { BATON_FORCE: '0' }).force);
+test('a boolean from BATON_* or --flag=VALUE: true/yes/on/1 or false/no/off/0, any case; --no-X wins', (t) => {
+  for (const on of ['true', '1', 'yes', 'on', 'TRUE', ' Yes ']) {
+    t.true(parse([...L, ...RUN], { BATON_FORCE: on }).force, on);
+    t.true(parse([...L, `--force=${on}`, ...RUN]).force, on);
+  }
+  for (const off of ['false', '0', 'no', 'off', 'False']) {
+    t.false(parse([...L, ...RUN], { BATON_KEEP_STEERING: off }).keepSteering, off);
+    t.false(parse([...L, `--keep-steering=${off}`, ...RUN], { BATON_KEEP_STEERING: '1' }).keepSteering, off);
+  }
   t.false(parse([...L, '--no-force', ...RUN], { BATON_FORCE: '1' }).force);
   const file = config(t, { subreaper: true });
   t.true(parse([...L, '--config', file, ...RUN]).subreaper);
   t.false(parse([...L, '--config', file, ...RUN], { BATON_SUBREAPER: 'false' }).subreaper);
+  t.false(parse([...L, '--config', config(t, { subreaper: false }), ...RUN], { BATON_SUBREAPER: '' }).subreaper);
+});
+
+// F14: BATON_SUBREAPER=maybe and {"subreaper": "no"} were taken silently (as false); --subreaper=1 was false too.
+const BOOLEAN_HINT = 'a boolean is true or false (also yes/no, on/off, 1/0)';
+test('a boolean that is neither is refused, naming where it came from', (t) => {
+  refused(
+    t,
+    () => parse([...L, ...RUN], { BATON_SUBREAPER: 'maybe' }),
+    'bad value for BATON_SUBREAPER: "maybe"',
+    BOOLEAN_HINT,
+  );
+  refused(t, () => parse([...L, ...RUN], { BATON_FORCE: '2' }), 'bad value for BATON_FORCE: "2"', BOOLEAN_HINT);
+  refused(t, () => parse([...L, '--subreaper=maybe', ...RUN]), 'bad value for --subreaper: "maybe"', BOOLEAN_HINT);
+  refused(t, () => parse([...L, '--force=', ...RUN]), 'bad value for --force: ""', BOOLEAN_HINT);
+});
+
+for (const value of ['no', 'true', 1, null]) {
+  test(`a boolean in the config file is JSON true or false, not ${JSON.stringify(value)}`, (t) => {
+    const file = config(t, { subreaper: value });
+    const message = `bad value for "subreaper" in ${file}: ${JSON.stringify(value)}`;
+    const hint = 'give true or false (a JSON boolean, not a string), e.g. {"subreaper": true}';
+    refused(t, () => parse([...L, '--config', file, ...RUN]), message, hint);
+  });
+}
+
+test("a --flag=VALUE after -- is the command's", (t) => {
+  t.deepEqual(parse([...L, '--', 'sh', '--force=maybe']).command, ['sh', '--force=maybe']);
 });
 
 test("the file's command runs unless one follows --", (t) => {
@@ -216,28 +250,57 @@ test('a value from any layer is checked alike', (t) => {
   refused(t, () => parse([...L, '--drain', '5 s', ...RUN]), 'bad duration for --drain: "5 s"', hint);
 });
 
-const numbers: Array<[string, string, string]> = [
-  ['workers', '0', '--workers must be a whole number >= 1 or auto, not "0"'],
-  ['workers', 'two', '--workers must be a whole number >= 1 or auto, not "two"'],
-  ['surge', '0', '--surge must be a whole number >= 1, not "0"'],
-  ['max-draining', '1.0', '--max-draining must be a whole number >= 0, not "1.0"'],
-  ['backlog', '1e3', '--backlog must be a whole number from 1 to 2147483647, not "1e3"'],
-  ['backlog', '2147483648', '--backlog must be a whole number from 1 to 2147483647, not "2147483648"'],
-  ['backlog', '0x10', '--backlog must be a whole number from 1 to 2147483647, not "0x10"'],
+const WORKERS_HINT =
+  "1024 processes per generation is the most (nginx's limit too); give fewer, see docs/cli.md#bounds";
+const SURGE_HINT = 'give at most 1024: a --surge at or above --workers already starts every new worker at once';
+const DRAINING_HINT = 'at least one old generation must drain; use --drain 0 to stop old generations at once';
+const numbers: Array<[string, string, string, string]> = [
+  ['workers', '0', '--workers must be a whole number from 1 to 1024 or auto, not "0"', WORKERS_HINT],
+  ['workers', 'two', '--workers must be a whole number from 1 to 1024 or auto, not "two"', WORKERS_HINT],
+  ['workers', '1025', '--workers must be a whole number from 1 to 1024 or auto, not "1025"', WORKERS_HINT],
+  ['surge', '0', '--surge must be a whole number from 1 to 1024, not "0"', SURGE_HINT],
+  ['surge', '1025', '--surge must be a whole number from 1 to 1024, not "1025"', SURGE_HINT],
+  ['max-draining', '0', '--max-draining must be a whole number >= 1, not "0"', DRAINING_HINT],
+  ['max-draining', '1.0', '--max-draining must be a whole number >= 1, not "1.0"', DRAINING_HINT],
+  ['backlog', '1e3', '--backlog must be a whole number from 1 to 2147483647, not "1e3"', HELP_HINT],
+  ['backlog', '2147483648', '--backlog must be a whole number from 1 to 2147483647, not "2147483648"', HELP_HINT],
+  ['backlog', '0x10', '--backlog must be a whole number from 1 to 2147483647, not "0x10"', HELP_HINT],
+  // F14: the input is echoed as given, whatever layer it came from
+  ['backlog', '12abc', '--backlog must be a whole number from 1 to 2147483647, not "12abc"', HELP_HINT],
 ];
-for (const [option, value, message] of numbers) {
+for (const [option, value, message, hint] of numbers) {
   test(`--${option} ${value} is refused`, (t) => {
-    refused(t, () => parse([...L, `--${option}`, value, ...RUN]), message, HELP_HINT);
+    refused(t, () => parse([...L, `--${option}`, value, ...RUN]), message, hint);
   });
 }
 
+test('a bad number from the config file or the environment is echoed as given', (t) => {
+  const message = '--backlog must be a whole number from 1 to 2147483647, not "12abc"';
+  refused(t, () => parse([...L, '--config', config(t, { backlog: '12abc' }), ...RUN]), message, HELP_HINT);
+  refused(t, () => parse([...L, ...RUN], { BATON_BACKLOG: '12abc' }), message, HELP_HINT);
+});
+
 test('whole numbers at their bounds, and --workers auto', (t) => {
-  t.like(parse([...L, '--backlog', '2147483647', '--max-draining', '0', '--surge', '1', ...RUN]), {
-    backlog: 2 ** 31 - 1,
-    maxDraining: 0,
-    surge: 1,
+  const bounds = ['--backlog', '2147483647', '--max-draining', '1', '--surge', '1024', '--workers', '1024'];
+  t.like(parse([...L, ...bounds, ...RUN]), { backlog: 2 ** 31 - 1, maxDraining: 1, surge: 1024, workers: 1024 });
+  t.like(parse([...L, '--surge', '1', '--workers', '1', ...RUN]), { surge: 1, workers: 1 });
+  t.is(parse([...L, '--workers', 'auto', ...RUN]).workers, Math.min(availableParallelism(), 1024));
+});
+
+test('--check-timeout: a duration of its own, not --ready-timeout', (t) => {
+  t.like(parse([...L, '--check', 'true', '--check-timeout', '2s', '--ready-timeout', '9s', ...RUN]), {
+    check: 'true',
+    checkTimeout: 2000,
+    readyTimeout: 9000,
   });
-  t.is(parse([...L, '--workers', 'auto', ...RUN]).workers, availableParallelism());
+  t.is(parse([...L, ...RUN], { BATON_CHECK_TIMEOUT: '1m' }).checkTimeout, 60_000);
+  const hint = 'use at most 2147483647ms (about 24d)';
+  refused(
+    t,
+    () => parse([...L, '--check-timeout', '25d', ...RUN]),
+    '--check-timeout 25d is longer than baton can time (2147483647ms)',
+    hint,
+  );
 });
 
 test('--ready: notify, grab, probe:COMMAND or delay:DURATION', (t) => {

@@ -75,6 +75,9 @@ const bad: Array<[string, string, string]> = [
   ['10.0.0.1:80,,81', 'bad port or range "" in --steer 10.0.0.1:80,,81', PORT_HINT],
   ['10.0.0.1:80-', 'bad port or range "80-" in --steer 10.0.0.1:80-', PORT_HINT],
   ['10.0.0.1:1-2-3', 'bad port or range "1-2-3" in --steer 10.0.0.1:1-2-3', PORT_HINT],
+  // F14: a zone id passed isIPv6 and then broke the address bytes: "this is a bug in baton"
+  ['[fe80::1%lo]:80', 'IPv6 zone ids are not supported: --steer [fe80::1%lo]:80', HINT],
+  ['[fe80::%eth0/64]:80', 'IPv6 zone ids are not supported: --steer [fe80::%eth0/64]:80', HINT],
 ];
 for (const [spec, message, hint] of bad) {
   test(`--steer ${spec} is refused`, (t) => refused(t, () => parseRule(spec, 0), message, hint));

@@ -4,12 +4,13 @@
 import test from 'ava';
 import { type Config, defaults } from '../supervisor/config.js';
 import { Generation } from '../supervisor/generation.js';
+import { Helpers } from '../supervisor/helpers.js';
 import type { Launch } from '../supervisor/launch.js';
 import type { Logger } from '../supervisor/log.js';
 import { Retirement } from '../supervisor/retire.js';
 import { Slots } from '../supervisor/slots.js';
 import { History } from '../supervisor/upgrade.js';
-import { refill, runWave, type WaveParts } from '../supervisor/wave.js';
+import { refill, rescale, runWave, type WaveParts } from '../supervisor/wave.js';
 
 type Event = [string, Record<string, unknown>];
 
@@ -59,6 +60,7 @@ function world(workers: number, config: Partial<Config> = {}): World {
     slots,
     retirement,
     history,
+    helpers: new Helpers(log),
     live,
     launch,
     nextNumber: () => next++,
@@ -174,4 +176,34 @@ test('--max-draining: after a third wave with a cap of 1, only the last retired 
   t.teardown(() => w.parts.retirement.pause());
   t.deepEqual(w.stopped, ['1.0', '1.1'], 'the oldest retirement is killed');
   t.deepEqual(serving(w), [3, 3]);
+});
+
+// F6: SIGTTIN had no cap (20 of them gave 21 workers; a storm, as many as the host could fork).
+test('SIGTTIN beyond 1024 workers logs a warning and starts nothing', async (t) => {
+  const w = world(1024);
+  await first(w);
+  rescale(w.parts, 1025);
+  t.is(w.parts.slots.length, 1024);
+  t.false(w.parts.slots.hasDue(), 'no slot is due for a start');
+  const warning = "SIGTTIN beyond 1024 workers ignored: that is the most (nginx's limit too)";
+  t.deepEqual(w.events.at(-1), ['warning', { message: warning, workers: 1024 }]);
+  t.false(
+    w.events.some(([e]) => e === 'scale'),
+    'no scale event: nothing changed',
+  );
+});
+
+test('SIGTTINs that coalesce past the cap grow the workers to 1024, not beyond', async (t) => {
+  const w = world(1022);
+  await first(w);
+  rescale(w.parts, 1030);
+  t.is(w.parts.slots.length, 1024);
+  t.deepEqual(
+    w.events.filter(([e]) => e === 'warning' || e === 'scale').map(([e, f]) => [e, f.workers]),
+    [
+      ['warning', 1022],
+      ['scale', 1024],
+    ],
+  );
+  t.is(w.parts.slots.takeDue().length, 2, 'the two new slots are due for a start');
 });

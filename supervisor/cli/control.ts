@@ -13,6 +13,9 @@ const WHERE = {
   name: { type: 'string', describe: "the baton's --name" },
 } as const;
 
+/** status, stop and a reload without --wait are answered at once: past this, baton is stalled (or stopped). */
+const ANSWER_MS = 10_000;
+
 /** `baton reload|status|stop`: one request to a running baton; returns what to print. */
 export async function controlCommand(command: 'reload' | 'status' | 'stop', args: string[]): Promise<string> {
   const parser = yargs(layered(args, WHERE))
@@ -37,11 +40,9 @@ export async function controlCommand(command: 'reload' | 'status' | 'stop', args
   // The client waits 5 s longer than baton does, and its timer has the same limit.
   const timeout = parseDuration('timeout', argv.timeout, MAX_DURATION - 5_000);
   if (timeout <= 0) throw usageError('--timeout must be more than 0', 'e.g. --timeout 30s');
-  const reply = await request(
-    path,
-    { command, ...(command === 'reload' ? { wait: argv.wait, timeout } : {}) },
-    timeout + 5_000,
-  );
+  const waits = command === 'reload' && argv.wait;
+  const req = { command, ...(command === 'reload' ? { wait: argv.wait, timeout } : {}) };
+  const reply = await request(path, req, waits ? timeout + 5_000 : ANSWER_MS);
   if (!reply.ok) throw new BatonError(reply.error.code, reply.error.message, reply.error.hint ?? '');
   if (command === 'status')
     return argv.json ? JSON.stringify(reply.status, null, 2) : formatStatus(reply.status as Status);

@@ -43,6 +43,11 @@ export const OPTIONS: Record<string, Option> = {
     type: 'string',
     describe: 'preflight shell command run before each upgrade (e.g. a config test); non-zero aborts it',
   },
+  'check-timeout': {
+    type: 'string',
+    default: '60s',
+    describe: 'a --check still running by then is killed (its process group) and the upgrade fails',
+  },
   'pid-file': { type: 'string', describe: "write baton's pid here (removed on exit)" },
   control: {
     type: 'string',

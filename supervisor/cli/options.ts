@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import yargs from 'yargs';
 import { checkUnixPath } from '../address.js';
 import { resolveCommand } from '../command.js';
-import { bpffsRoot, type Config, NAME, stateDirFor } from '../config.js';
+import { bpffsRoot, type Config, MAX_WORKERS, NAME, stateDirFor } from '../config.js';
 import { controlPath } from '../control/path.js';
 import { parseDuration, parseSignal } from '../duration.js';
 import { usageError } from '../errors.js';
@@ -74,6 +74,7 @@ interface Argv {
   workers: string;
   surge: string | number;
   check?: string;
+  checkTimeout: string;
   pidFile?: string;
   control?: string;
   logFormat: string;
@@ -88,16 +89,20 @@ interface Argv {
 }
 
 /** Digits only (no 1e3, 0x10 or 1.0), from `min` to `max`: a number option as given, or its default. */
-function wholeNumber(option: string, value: string | number, min: number, max?: number, or = ''): number {
+function wholeNumber(option: string, value: string | number, min: number, max?: number, or = '', hint = HELP_HINT) {
   const text = String(value).trim();
   const n = /^\d+$/.test(text) ? Number(text) : NaN;
   if (!(n >= min && n <= (max ?? Number.MAX_SAFE_INTEGER))) {
     const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
     const given = JSON.stringify(String(value));
-    throw usageError(`--${option} must be a whole number ${range}${or}, not ${given}`, HELP_HINT);
+    throw usageError(`--${option} must be a whole number ${range}${or}, not ${given}`, hint);
   }
   return n;
 }
+
+const DRAINING_HINT = 'at least one old generation must drain; use --drain 0 to stop old generations at once';
+const SURGE_HINT = `give at most ${MAX_WORKERS}: a --surge at or above --workers already starts every new worker at once`;
+const WORKERS_HINT = `${MAX_WORKERS} processes per generation is the most (nginx's limit too); give fewer, see docs/cli.md#bounds`;
 
 /** argv → Config; undefined when --help or --version was answered. */
 export function parseOptions(args: string[]): Config | undefined {
@@ -139,7 +144,9 @@ export function parseOptions(args: string[]): Config | undefined {
     throw usageError('--user needs baton to run as root', 'start baton as root, or drop --user');
 
   const workers =
-    argv.workers === 'auto' ? availableParallelism() : wholeNumber('workers', argv.workers, 1, undefined, ' or auto');
+    argv.workers === 'auto'
+      ? Math.min(availableParallelism(), MAX_WORKERS)
+      : wholeNumber('workers', argv.workers, 1, MAX_WORKERS, ' or auto', WORKERS_HINT);
   if (workers > 1 && !strategy.sharesListener) {
     const hint = 'use --handover pidfd or inherit (with --steer if you need it)';
     throw usageError(`--workers needs a shared listener, which --handover ${handover} does not have`, hint);
@@ -172,11 +179,13 @@ export function parseOptions(args: string[]): Config | undefined {
     drain: parseDuration('drain', argv.drain),
     stopSignal: parseSignal('stop-signal', argv.stopSignal),
     killTimeout: parseDuration('kill-timeout', argv.killTimeout),
-    maxDraining: wholeNumber('max-draining', argv.maxDraining, 0),
+    // 0 would kill every old generation the moment an upgrade succeeds: no drain at all.
+    maxDraining: wholeNumber('max-draining', argv.maxDraining, 1, undefined, '', DRAINING_HINT),
     workers,
-    surge: wholeNumber('surge', argv.surge, 1),
+    surge: wholeNumber('surge', argv.surge, 1, MAX_WORKERS, '', SURGE_HINT),
     ...(argv.pidFile ? { pidFile: argv.pidFile } : {}),
     ...(argv.check ? { check: argv.check } : {}),
+    checkTimeout: parseDuration('check-timeout', argv.checkTimeout),
     control: checkUnixPath(
       argv.control || argv.pidFile ? control : controlPath({ name })!,
       'control socket',

@@ -13,7 +13,9 @@ export function request(path: string, req: Request, timeoutMs: number): Promise<
         new BatonError(
           'ERR_BATON_TIMEOUT',
           `no answer from ${path} within ${timeoutMs}ms`,
-          'the upgrade may still be running: see baton status',
+          req.wait
+            ? 'the upgrade may still be running: see baton status'
+            : 'baton does not answer: is it stopped (SIGSTOP) or stalled? see its log',
         ),
       );
     }, timeoutMs);

@@ -164,12 +164,11 @@ function serve(socket: net.Socket, handler: Handler, log: Logger): void {
   socket.setEncoding('utf8');
   socket.on('data', (chunk: string) => {
     buffer += chunk;
-    if (buffer.length > MAX_REQUEST)
-      return reply({ ok: false, error: { code: 'ERR_BATON_REQUEST', message: 'request too large' } });
     const nl = buffer.indexOf('\n');
-    if (nl < 0) return;
+    if (nl < 0 && buffer.length <= MAX_REQUEST) return;
     socket.removeAllListeners('data');
-    const req = parse(buffer.slice(0, nl));
+    const tooLarge = nl < 0 || nl > MAX_REQUEST; // refused like any bad request: logged, with a hint
+    const req = tooLarge ? `request too large: no newline within ${MAX_REQUEST} bytes` : parse(buffer.slice(0, nl));
     if (typeof req === 'string') {
       log.event('control-bad-request', { message: req });
       return reply({ ok: false, error: { code: 'ERR_BATON_REQUEST', message: req, hint: 'see docs/control.md' } });

@@ -39,6 +39,7 @@ function mask(addr: Buffer, prefix: number): Buffer {
 
 function range(text: string, spec: string): Range {
   const [host = '', len] = text.split('/');
+  if (host.includes('%')) throw usageError(`IPv6 zone ids are not supported: --steer ${spec}`, HINT);
   const family = isIPv4(host) ? 4 : isIPv6(host) ? 6 : 0;
   if (!family) throw usageError(`"${host}" is not an IP address in --steer ${spec}`, HINT);
   const bits = family === 4 ? 32 : 128;
