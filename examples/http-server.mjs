@@ -9,7 +9,7 @@ import http from 'node:http';
 import { serve } from 'baton/child';
 
 const generation = process.env.BATON_GENERATION ?? '0';
-const server = http.createServer((req, res) => {
+const server = http.createServer((_req, res) => {
   res.end(`pid=${process.pid} generation=${generation}\n`);
 });
 

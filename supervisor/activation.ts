@@ -22,7 +22,9 @@ export function adoptActivated(specs: ListenSpec[], onUnused: (what: string) => 
     setCloexec(fd, true);
     const address = socketAddress(fd);
     const text = address ? formatAddress(address) : '?';
-    const spec = specs.find((s) => !adopted.has(s) && s.name === names[i]) ?? specs.find((s) => !adopted.has(s) && formatAddress(s.address) === text);
+    const spec =
+      specs.find((s) => !adopted.has(s) && s.name === names[i]) ??
+      specs.find((s) => !adopted.has(s) && formatAddress(s.address) === text);
     if (!spec) {
       onUnused(`fd ${fd} (${names[i] || 'unnamed'}, ${text})`);
       closeFd(fd);

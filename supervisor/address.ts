@@ -7,6 +7,8 @@ export type Address =
 
 const LISTEN_HINT = 'use HOST:PORT, [IPV6]:PORT, :PORT (all addresses) or unix:/path, e.g. --listen 127.0.0.1:8080';
 
+const ZONE_HINT = 'drop the %ZONE: listen on [::]:PORT (every address), or on an address that is not link-local';
+
 function parsePort(text: string, spec: string): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
     throw usageError(`bad port "${text}" in --listen ${spec}`, 'a port is a number from 0 to 65535');
@@ -29,6 +31,7 @@ export function parseAddress(spec: string): Address {
   }
   const v6 = /^\[([^\]]*)\]:([^:]*)$/.exec(spec);
   if (v6) {
+    if (v6[1]!.includes('%')) throw usageError(`IPv6 zone ids are not supported: --listen ${spec}`, ZONE_HINT);
     if (!isIPv6(v6[1]!)) throw usageError(`bad IPv6 address "${v6[1]}" in --listen ${spec}`, LISTEN_HINT);
     return { kind: 'tcp', family: 6, host: v6[1]!, port: parsePort(v6[2]!, spec), v6only: false };
   }
@@ -43,4 +46,26 @@ export function parseAddress(spec: string): Address {
 export function formatAddress(a: Address): string {
   if (a.kind === 'unix') return `unix:${a.path}`;
   return a.family === 6 ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+/** The address in one spelling (a v4-mapped IPv6 address as IPv4), to compare two of them. */
+function canonical(a: Extract<Address, { kind: 'tcp' }>): string {
+  if (a.family === 4) return a.host;
+  const host = new URL(`http://[${a.host}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  if (!mapped) return host;
+  const [hi, lo] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
+  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+}
+
+/**
+ * Two listeners that cannot both be bound: the same TCP port (not 0) and an address in common. `[::]` takes
+ * every address of its port (dual-stack, as baton binds it), `0.0.0.0` every IPv4 one.
+ */
+export function overlap(a: Address, b: Address): boolean {
+  if (a.kind !== 'tcp' || b.kind !== 'tcp' || a.port !== b.port || a.port === 0) return false;
+  const [x, y] = [canonical(a), canonical(b)];
+  const covers = (any: string, v6only: boolean, other: string) =>
+    any === '::' ? !v6only || other.includes(':') : any === '0.0.0.0' && !other.includes(':');
+  return x === y || covers(x, a.v6only, y) || covers(y, b.v6only, x);
 }

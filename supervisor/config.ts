@@ -1,4 +1,4 @@
-import type { HandoverName } from './handover/index.js';
+import type { HandoverName } from './handover/handover.js';
 import type { ListenSpec } from './listener.js';
 import type { LogFormat } from './log.js';
 import type { ReadySpec } from './ready/index.js';
@@ -21,8 +21,9 @@ export interface Config {
   /** New workers started at once in a rolling wave. */
   surge: number;
   pidFile?: string;
-  /** Preflight shell command before each upgrade. */
+  /** Preflight shell command before each upgrade, and how long it may take. */
   check?: string;
+  checkTimeout: number;
   /** Control socket path. */
   control: string;
   subreaper: boolean;
@@ -47,6 +48,12 @@ export const defaults = {
   maxDraining: 4,
   logFormat: 'text' as LogFormat,
 };
+
+/**
+ * The most workers a baton runs (--workers, --surge, SIGTTIN): nginx's own limit (NGX_MAX_PROCESSES). A fixed
+ * number, so that one configuration means the same on every host; a typo like 100000 is refused, not forked.
+ */
+export const MAX_WORKERS = 1024;
 
 /** Crash restarts wait 1.5^(n-1) s for the n-th crash in a row, at most 30 s. */
 export const backoff = { base: 1_000, factor: 1.5, max: 30_000, stableAfter: 60_000, loopReport: 5 };

@@ -9,10 +9,14 @@ export const MAX_DURATION = 2 ** 31 - 1;
 /** `500`, `500ms`, `5s`, `1.5m`, `2h`, `1d` → milliseconds, at most MAX_DURATION. */
 export function parseDuration(option: string, text: string, max = MAX_DURATION): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(String(text).trim());
-  if (!m) throw usageError(`bad duration for --${option}: "${text}"`, 'use milliseconds or a unit: 500ms, 5s, 1m, 2h, 1d');
+  if (!m)
+    throw usageError(`bad duration for --${option}: "${text}"`, 'use milliseconds or a unit: 500ms, 5s, 1m, 2h, 1d');
   const ms = Math.round(Number(m[1]) * UNITS[m[2] ?? 'ms']!);
   if (ms > max) {
-    throw usageError(`--${option} ${text} is longer than baton can time (${max}ms)`, `use at most ${max}ms (about 24d)`);
+    throw usageError(
+      `--${option} ${text} is longer than baton can time (${max}ms)`,
+      `use at most ${max}ms (about 24d)`,
+    );
   }
   return ms;
 }
@@ -23,7 +27,10 @@ export function parseSignal(option: string, text: string): NodeJS.Signals {
   const byNumber = Object.entries(constants.signals).find(([, n]) => String(n) === t)?.[0];
   const name = byNumber ?? (t.startsWith('SIG') ? t : `SIG${t}`);
   if (!(name in constants.signals)) {
-    throw usageError(`unknown signal for --${option}: "${text}"`, 'use a name such as SIGTERM, SIGINT, SIGQUIT or SIGUSR1 (see kill -l)');
+    throw usageError(
+      `unknown signal for --${option}: "${text}"`,
+      'use a name such as SIGTERM, SIGINT, SIGQUIT or SIGUSR1 (see kill -l)',
+    );
   }
   return name as NodeJS.Signals;
 }

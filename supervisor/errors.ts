@@ -1,6 +1,6 @@
 /** Errors carry a stable code, a one-line hint and context; only the CLI turns them into exit codes. */
 import type { constants } from 'node:os';
-import { errorCodes, isErrorCode, type ErrorCode } from './error-codes.js';
+import { type ErrorCode, errorCodes, isErrorCode } from './error-codes.js';
 
 export type Context = Record<string, string | number | undefined>;
 

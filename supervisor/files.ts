@@ -1,5 +1,5 @@
-import { closeSync, lstatSync, openSync, renameSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { closeSync, lstatSync, openSync, renameSync, rmdirSync, type Stats, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { BatonError } from './errors.js';
 
@@ -11,7 +11,7 @@ const me = () => process.geteuid?.() ?? 0;
  * by root or the euid, and not group- or world-writable unless sticky (as /tmp is).
  */
 export function checkDirectory(dir: string, what: string): void {
-  let st;
+  let st: Stats;
   try {
     st = lstatSync(dir);
   } catch (err) {

@@ -1,7 +1,9 @@
-import { spawn, type StdioOptions } from 'node:child_process';
-import { signalNumber } from './duration.js';
+import { type StdioOptions, spawn } from 'node:child_process';
 import { track } from './children.js';
+import { signalNumber } from './duration.js';
+import type { Held } from './handover/handover.js';
 import type { Fields, Logger } from './log.js';
+import { closeFd } from './sys/fd.js';
 import { withChildOomScore } from './sys/oom.js';
 import { signalGroup } from './sys/process.js';
 import { reapStatus } from './sys/wait.js';
@@ -91,12 +93,9 @@ export class Generation {
   readonly times: Timings = {};
   state: State = 'starting';
   activeSince?: number;
-  /** port handover: baton's copies of the generation's own listeners, and the port it was given. */
-  own: number[] = [];
-  port?: number;
+  /** port handover: baton's copy of the listener the generation bound itself, and its port. */
+  held?: Held;
   status?: ExitStatus;
-  /** The wave (or scale-down) that retired this process: --max-draining counts these. */
-  retiredIn?: number;
   private readonly log: Logger;
   private killTimer?: NodeJS.Timeout;
 
@@ -113,13 +112,15 @@ export class Generation {
       this.exited = new Promise((resolve) => watchAdopted(plan.pid, (status) => this.finish(status, resolve)));
     } else {
       this.spawnedAt = performance.now();
-      const child = withChildOomScore(() => spawn(plan.file, plan.args, {
-        env: plan.env,
-        stdio: plan.stdio,
-        detached: true,
-        ...(plan.uid === undefined ? {} : { uid: plan.uid }),
-        ...(plan.gid === undefined ? {} : { gid: plan.gid }),
-      }));
+      const child = withChildOomScore(() =>
+        spawn(plan.file, plan.args, {
+          env: plan.env,
+          stdio: plan.stdio,
+          detached: true,
+          ...(plan.uid === undefined ? {} : { uid: plan.uid }),
+          ...(plan.gid === undefined ? {} : { gid: plan.gid }),
+        }),
+      );
       // spawn failed synchronously (e.g. EACCES) when there is no pid: the 'error' event follows
       this.pid = child.pid ?? 0;
       this.exited = new Promise((resolve) => {
@@ -143,7 +144,8 @@ export class Generation {
   }
 
   to(next: State): void {
-    if (!NEXT[this.state].includes(next)) throw new Error(`generation ${this.number}: illegal transition ${this.state} → ${next}`);
+    if (!NEXT[this.state].includes(next))
+      throw new Error(`generation ${this.number}: illegal transition ${this.state} → ${next}`);
     this.state = next;
     if (next === 'active') this.activeSince ??= performance.now();
   }
@@ -182,8 +184,11 @@ export class Generation {
     clearTimeout(this.killTimer);
     this.status = status;
     this.times.exit = this.ms();
+    // baton's copy of a listener the generation bound itself goes with it (its fd number may be reused).
+    if (this.held) closeFd(this.held.fd);
     // The leader is gone; whatever it left in its group belongs to this generation too.
-    if (this.signal('SIGKILL')) this.log.event('kill', { generation: this.number, message: 'leftover processes of the group' });
+    if (this.signal('SIGKILL'))
+      this.log.event('kill', { generation: this.number, message: 'leftover processes of the group' });
     resolve(status);
   }
 }

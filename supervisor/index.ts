@@ -1,6 +1,6 @@
-export { Supervisor } from './supervisor.js';
+export { type Config, defaults } from './config.js';
+export { type ErrorCode, errorCodes } from './error-codes.js';
 export { BatonError, SysError } from './errors.js';
-export { errorCodes, type ErrorCode } from './error-codes.js';
-export { createLogger, type Logger, type LogFormat } from './log.js';
-export { defaults, type Config } from './config.js';
 export type { State } from './generation.js';
+export { createLogger, type LogFormat, type Logger } from './log.js';
+export { Supervisor } from './supervisor.js';

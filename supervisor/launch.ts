@@ -1,15 +1,29 @@
 import type { Config } from './config.js';
 import { describeExit, Generation } from './generation.js';
-import type { Handover } from './handover/index.js';
+import type { Handover, Session } from './handover/handover.js';
+import type { Helpers } from './helpers.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { NotifySocket } from './notify-socket.js';
-import { waitReady, type ReadySpec } from './ready/index.js';
+import { type ReadySpec, waitReady } from './ready/index.js';
 
 /** Variables that describe baton's own environment and must not leak into a generation's. */
-const PRIVATE_ENV = ['NOTIFY_SOCKET', 'BATON_NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', '_PID', '_FD', 'BATON_LISTENERS', 'BATON_GENERATION', 'BATON_WORKER'];
+const PRIVATE_ENV = [
+  'NOTIFY_SOCKET',
+  'BATON_NOTIFY_SOCKET',
+  'LISTEN_PID',
+  'LISTEN_FDS',
+  'LISTEN_FDNAMES',
+  '_PID',
+  '_FD',
+  'BATON_LISTENERS',
+  'BATON_GENERATION',
+  'BATON_WORKER',
+];
 
-export type Launch = { gen: Generation; reason?: undefined; hint?: undefined } | { gen?: undefined; reason: string; hint?: string };
+export type Launch =
+  | { gen: Generation; reason?: undefined; hint?: undefined }
+  | { gen?: undefined; reason: string; hint?: string };
 
 export interface LaunchContext {
   config: Config;
@@ -18,6 +32,7 @@ export interface LaunchContext {
   ready: ReadySpec;
   listeners: Listener[];
   runtimeDir: string;
+  helpers: Helpers;
   stopping(): boolean;
   /** Called once the process exists, before it is ready: the supervisor tracks it from then on. */
   spawned(gen: Generation): void;
@@ -33,6 +48,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
   let timer: NodeJS.Timeout | undefined;
   let spawned: Generation | undefined;
   let notify: NotifySocket | undefined;
+  let session: Session | undefined;
   try {
     const channel = new NotifySocket(ctx.runtimeDir, `${number}-${worker}`, config.user);
     notify = channel;
@@ -42,29 +58,51 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
     for (const k of PRIVATE_ENV) delete env[k];
     const gen = new Generation(
       number,
-      { ...plan, env: { ...env, ...plan.env, BATON_GENERATION: String(number), BATON_WORKER: String(worker), NOTIFY_SOCKET: channel.path }, ...config.user },
+      {
+        ...plan,
+        env: {
+          ...env,
+          ...plan.env,
+          BATON_GENERATION: String(number),
+          BATON_WORKER: String(worker),
+          NOTIFY_SOCKET: channel.path,
+        },
+        ...config.user,
+      },
       log,
       worker,
     );
     spawned = gen;
     ctx.spawned(gen);
     // spawn_ms: baton's own time to fork and exec (and to prepare the handover).
-    log.event('spawn', { generation: number, worker, pid: gen.pid, command: config.command.join(' '), spawn_ms: Math.round((performance.now() - began) * 100) / 100 });
-    handover.open(gen.pid);
-    const grabbed = handover.watch?.(gen.pid, plan, ctx.listeners, abort.signal).then((fds) => {
-      gen.own = fds;
-      gen.times.grab = gen.ms();
-      log.event('grab', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, port: plan.port });
+    log.event('spawn', {
+      generation: number,
+      worker,
+      pid: gen.pid,
+      command: config.command.join(' '),
+      spawn_ms: Math.round((performance.now() - began) * 100) / 100,
     });
-    if (plan.port !== undefined) gen.port = plan.port;
+    session = handover.begin(gen.pid, plan, ctx.listeners, abort.signal);
+    const grabbed = session.watch?.then((held) => {
+      if (held) gen.held = held;
+      gen.times.grab = gen.ms();
+      log.event('grab', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, port: held?.port });
+    });
+    const readiness = { pid: gen.pid, generation: number, notify: channel, signal: abort.signal, helpers: ctx.helpers };
+    // One that binds its own listener can serve only once baton holds that listener, whatever the readiness.
+    const ready = Promise.all([
+      waitReady(ctx.ready, grabbed ? { ...readiness, grabbed } : readiness),
+      handover.sharesListener ? undefined : grabbed,
+    ]);
     const outcome = await Promise.race([
-      // Port handover: whatever the readiness, the slot needs the generation's listener.
-      Promise.all([waitReady(ctx.ready, { pid: gen.pid, generation: number, notify: channel, signal: abort.signal, ...(grabbed ? { grabbed } : {}) }), plan.port === undefined ? undefined : grabbed]).then(
+      ready.then(
         () => (ctx.stopping() ? 'baton is stopping' : undefined),
         (err: Error) => err.message,
       ),
       gen.exited.then((s) => `${describeExit(s)} before ready`),
-      new Promise<string>((r) => (timer = setTimeout(() => r(`not ready within ${config.readyTimeout}ms`), config.readyTimeout))),
+      new Promise<string>(
+        (r) => (timer = setTimeout(() => r(`not ready within ${config.readyTimeout}ms`), config.readyTimeout)),
+      ),
     ]);
     if (outcome === undefined) {
       gen.to('ready');
@@ -92,6 +130,6 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
     clearTimeout(timer);
     abort.abort();
     notify?.close();
-    handover.close();
+    session?.end?.();
   }
 }

@@ -1,5 +1,5 @@
-import { lstatSync, unlinkSync } from 'node:fs';
-import { formatAddress, parseAddress, type Address } from './address.js';
+import { lstatSync, type Stats, unlinkSync } from 'node:fs';
+import { type Address, formatAddress, overlap, parseAddress } from './address.js';
 import { BatonError, usageError } from './errors.js';
 import { closeFd } from './sys/fd.js';
 import { createListener, socketAddress, unixSocketOwner } from './sys/socket.js';
@@ -20,6 +20,8 @@ export interface ListenSpec {
 }
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const OVERLAP_HINT =
+  'give only one of them: [::]:PORT (or :PORT) listens on every address, 0.0.0.0:PORT on every IPv4 one';
 
 /** `--listen [NAME=]ADDRESS`; NAME defaults to listener<i> and is what LISTEN_FDNAMES carries. */
 export function parseListen(values: string[]): ListenSpec[] {
@@ -27,28 +29,40 @@ export function parseListen(values: string[]): ListenSpec[] {
     const eq = value.indexOf('=');
     const named = eq > 0 && !value.startsWith('unix:') && !value.startsWith('[');
     const name = named ? value.slice(0, eq) : `listener${i}`;
-    if (!NAME.test(name)) throw usageError(`bad listener name "${name}"`, 'a name is 1-64 letters, digits, "_", "." or "-"');
+    if (!NAME.test(name))
+      throw usageError(`bad listener name "${name}"`, 'a name is 1-64 letters, digits, "_", "." or "-"');
     return { name, address: parseAddress(named ? value.slice(eq + 1) : value) };
   });
   const seen = new Set<string>();
   for (const s of specs) {
     const key = formatAddress(s.address);
     const anyPort = s.address.kind === 'tcp' && s.address.port === 0;
-    if ((seen.has(key) && !anyPort) || seen.has(`name:${s.name}`)) throw usageError(`--listen ${key} (${s.name}) is given twice`, 'give each address and name once');
+    if ((seen.has(key) && !anyPort) || seen.has(`name:${s.name}`))
+      throw usageError(`--listen ${key} (${s.name}) is given twice`, 'give each address and name once');
     seen.add(key).add(`name:${s.name}`);
+  }
+  // Bound one after the other, the second would fail with EADDRINUSE, blamed on "another process".
+  for (const [i, b] of specs.entries()) {
+    const a = specs.slice(0, i).find((s) => overlap(s.address, b.address));
+    if (!a) continue;
+    const [x, y] = [a, b].map((s) => `--listen ${formatAddress(s.address)} (${s.name})`);
+    const port = (b.address as { port: number }).port;
+    throw usageError(`${x} and ${y} overlap: they cannot both listen on port ${port}`, OVERLAP_HINT);
   }
   return specs;
 }
 
 function clearStaleUnixSocket(path: string): boolean {
-  let st;
+  let st: Stats;
   try {
     st = lstatSync(path);
   } catch {
     return false;
   }
   if (!st.isSocket()) {
-    throw new BatonError('ERR_BATON_LISTEN', `${path} exists and is not a socket`, 'remove it or choose another path', { listener: `unix:${path}` });
+    throw new BatonError('ERR_BATON_LISTEN', `${path} exists and is not a socket`, 'remove it or choose another path', {
+      listener: `unix:${path}`,
+    });
   }
   if (unixSocketOwner(path) !== undefined) return false; // bind reports EADDRINUSE with its hint
   unlinkSync(path);
@@ -59,7 +73,12 @@ function clearStaleUnixSocket(path: string): boolean {
  * Opens every listener, or none: on failure the ones already opened are closed again. Listeners
  * in `adopted` (socket activation) are taken as they are.
  */
-export function openListeners(specs: ListenSpec[], backlog: number, onStale: (path: string) => void, adopted = new Map<ListenSpec, number>()): Listener[] {
+export function openListeners(
+  specs: ListenSpec[],
+  backlog: number,
+  onStale: (path: string) => void,
+  adopted = new Map<ListenSpec, number>(),
+): Listener[] {
   const open: Listener[] = [];
   try {
     for (const spec of specs) {

@@ -10,11 +10,18 @@ export interface Logger {
 
 function text(event: string, f: Fields): string {
   const { generation, pid, message, ...rest } = f;
-  const who = generation === undefined ? 'baton' : `gen=${generation}`;
-  const kv = Object.entries(rest)
+  // `gen=N pid=P` is one process of generation N; a line about a whole generation (upgraded, rollback) is baton's.
+  const own = generation === undefined || pid === undefined;
+  const kv = Object.entries(own ? { generation, ...rest } : rest)
     .filter(([, v]) => v !== undefined)
     .map(([k, v]) => `${k}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : v}`);
-  return [`[${new Date().toISOString()} ${who} pid=${pid ?? process.pid}] ${event}`, message, ...kv].filter(Boolean).join(' ');
+  return [
+    `[${new Date().toISOString()} ${own ? 'baton' : `gen=${generation}`} pid=${pid ?? process.pid}] ${event}`,
+    message,
+    ...kv,
+  ]
+    .filter(Boolean)
+    .join(' ');
 }
 
 export function createLogger(format: LogFormat, fd = 2): Logger {

@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { adoptActivated } from './activation.js';
 import { formatAddress } from './address.js';
 import type { Config } from './config.js';
-import { closeListeners, openListeners, type Listener } from './listener.js';
+import type { Handover } from './handover/handover.js';
+import { closeListeners, type Listener, openListeners } from './listener.js';
 import type { Logger } from './log.js';
 import { removePidFile, writePidFile } from './pidfile.js';
 import type { ResumeState } from './self-upgrade.js';
-import { SteeringPlane } from './steering/plane.js';
+import { type SteeringOptions, SteeringPlane } from './steering/plane.js';
 import { setCloexec } from './sys/fd.js';
 
 /**
@@ -29,14 +30,15 @@ export class Resources {
   }
 
   /** Opens everything, or carries it over from the program this one replaced (`resume`). */
-  static open(config: Config, log: Logger, resume?: ResumeState): Resources {
-    const steer = config.steer.length > 0;
+  static open(config: Config, handover: Handover, log: Logger, resume?: ResumeState): Resources {
+    const steering = config.steer.length > 0 ? steeringOptions(config, handover) : undefined;
     if (resume) {
       for (const l of resume.listeners) setCloexec(l.fd, true);
-      const plane = steer ? new SteeringPlane(config, resume.listeners, log, true) : undefined;
+      const plane = steering ? new SteeringPlane(steering, resume.listeners, log, true) : undefined;
       return new Resources(config, resume.listeners, resume.runtimeDir, plane, resume.startedAt);
     }
-    const stray = (what: string) => log.event('warning', { message: `socket activation passed ${what}, which no --listen names; closed` });
+    const stray = (what: string) =>
+      log.event('warning', { message: `socket activation passed ${what}, which no --listen names; closed` });
     const activated = adoptActivated(config.listen, stray);
     const stale = (path: string) => log.event('stale-socket', { message: `removed stale unix socket ${path}` });
     const listeners = openListeners(config.listen, config.backlog, stale, activated);
@@ -45,11 +47,17 @@ export class Resources {
       // Root-owned: a --user child may reach its notify socket (0711) but never create files here.
       runtimeDir = mkdtempSync(join(tmpdir(), 'baton-'));
       if (config.user) chmodSync(runtimeDir, 0o711);
-      const replaced = (pid: number) => log.event('stale-pid-file', { message: `replaced pid file of dead pid ${pid}` });
+      const replaced = (pid: number) =>
+        log.event('stale-pid-file', { message: `replaced pid file of dead pid ${pid}` });
       if (config.pidFile) writePidFile(config.pidFile, replaced);
-      const plane = steer ? new SteeringPlane(config, listeners, log, false) : undefined;
+      const plane = steering ? new SteeringPlane(steering, listeners, log, false) : undefined;
       for (const l of listeners) {
-        log.event('listening', { listener: formatAddress(l.address), name: l.name, fd: l.fd, ...(l.adopted ? { activated: true } : {}) });
+        log.event('listening', {
+          listener: formatAddress(l.address),
+          name: l.name,
+          fd: l.fd,
+          ...(l.adopted ? { activated: true } : {}),
+        });
       }
       return new Resources(config, listeners, runtimeDir, plane, Date.now());
     } catch (err) {
@@ -74,4 +82,10 @@ function release(config: Config, listeners: Listener[], runtimeDir: string | und
   closeListeners(listeners);
   if (runtimeDir) rmSync(runtimeDir, { recursive: true, force: true });
   if (config.pidFile) removePidFile(config.pidFile);
+}
+
+function steeringOptions(config: Config, handover: Handover): SteeringOptions {
+  const { name, stateDir, bpffs, steer: rules, force, keepSteering, drain, killTimeout, stopSignal } = config;
+  const { sharesListener } = handover;
+  return { name, stateDir, bpffs, rules, force, keepSteering, drain, killTimeout, stopSignal, sharesListener };
 }

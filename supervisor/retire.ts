@@ -1,6 +1,6 @@
 import type { Config } from './config.js';
 import type { Generation } from './generation.js';
-import type { SteeringPlane } from './steering/plane.js';
+import type { Handover } from './handover/handover.js';
 
 /**
  * Old generations on their way out: each waits out --drain (in port mode also until its own accept
@@ -14,7 +14,7 @@ export class Retirement {
 
   constructor(
     private readonly config: Config,
-    private readonly plane: SteeringPlane | undefined,
+    private readonly handover: Pick<Handover, 'beforeStop'> | undefined,
     private readonly stopping: () => boolean,
   ) {}
 
@@ -37,13 +37,13 @@ export class Retirement {
     this.retiredIn.delete(gen);
   }
 
-  /** After --drain, the stop signal; in port mode only once the old listener's queue is empty. */
+  /** After --drain, the stop signal; first whatever the handover waits for (port: the old listener's queue empty). */
   drainLater(old: Generation): void {
     const t = setTimeout(() => {
       this.timers.delete(t);
-      // The queue can only be asked while the generation (and so baton's copy of its listener) lives.
-      const queue = old.alive ? this.plane?.emptied(old.own[0], this.config.killTimeout, () => old.alive) : undefined;
-      void Promise.resolve(queue)
+      // Only a live generation is waited for: once it has exited, baton has closed what it held of it.
+      const before = old.alive ? this.handover?.beforeStop?.(old, this.config.killTimeout) : undefined;
+      void Promise.resolve(before)
         .catch(() => {})
         .then(() => {
           if (!this.stopping()) void old.stop(this.config.stopSignal, this.config.killTimeout);

@@ -40,7 +40,10 @@ function features(stdout: string): string[] {
 
 /** What a failed start printed: Node's `XxxError: ...` line and where (its first line), else the last lines. */
 function reason(stderr: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const error = lines.find((l) => /^[A-Z]\w*(Error|Exception)\b/.test(l));
   return error ? `${error} (${lines[0]})` : lines.slice(-5).join(' | ');
 }

@@ -2,7 +2,6 @@ import { BatonError } from './errors.js';
 import { Generation, type State, type Timings } from './generation.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
-import type { Resources } from './resources.js';
 import type { Slots } from './slots.js';
 import { setCloexec } from './sys/fd.js';
 import { execve } from './sys/process.js';
@@ -24,7 +23,16 @@ export interface ResumeState {
   history: UpgradeResult[];
   /** pid of the last active process. */
   lastActive?: number;
-  generations: Array<{ number: number; worker: number; pid: number; state: State; ageMs: number; own: number[]; port?: number; times: Timings }>;
+  generations: Array<{
+    number: number;
+    worker: number;
+    pid: number;
+    state: State;
+    ageMs: number;
+    own: number[];
+    port?: number;
+    times: Timings;
+  }>;
   // Optional fields: a build that does not know one ignores it (and one that predates it does not send it).
   /** Signals that arrived from freeze() to the execve, in order: the next program handles them. */
   signals?: string[];
@@ -44,7 +52,10 @@ export interface Running {
 }
 
 /** The wire format between two baton programs: its field names stay as they are across versions. */
-export function capture(resources: Pick<Resources, 'listeners' | 'runtimeDir' | 'startedAt'>, r: Running): ResumeState {
+export function capture(
+  resources: Pick<ResumeState, 'listeners' | 'runtimeDir' | 'startedAt'>,
+  r: Running,
+): ResumeState {
   const last = r.slots.lastActive;
   return {
     listeners: resources.listeners,
@@ -63,8 +74,8 @@ export function capture(resources: Pick<Resources, 'listeners' | 'runtimeDir' | 
       pid: g.pid,
       state: g.state,
       ageMs: g.ms(),
-      own: g.own,
-      ...(g.port === undefined ? {} : { port: g.port }),
+      own: g.held ? [g.held.fd] : [],
+      ...(g.held ? { port: g.held.port } : {}),
       times: g.times,
     })),
   };
@@ -74,9 +85,9 @@ export function capture(resources: Pick<Resources, 'listeners' | 'runtimeDir' | 
 function adopt(state: ResumeState, log: Logger): Generation[] {
   return state.generations.map((g) => {
     const gen = new Generation(g.number, { pid: g.pid, state: g.state, ageMs: g.ageMs }, log, g.worker);
-    gen.own = g.own;
     for (const fd of g.own) setCloexec(fd, true);
-    if (g.port !== undefined) gen.port = g.port;
+    const [fd] = g.own;
+    if (fd !== undefined && g.port !== undefined) gen.held = { fd, port: g.port };
     Object.assign(gen.times, g.times);
     return gen;
   });
@@ -139,5 +150,9 @@ export function execSelf(state: ResumeState, nodeFlags = process.execArgv): neve
   const env = Object.entries({ ...process.env, [ENV]: JSON.stringify(state) }).map(([k, v]) => `${k}=${v}`);
   execve(process.execPath, argv, env);
   for (const fd of fds) setCloexec(fd, true);
-  throw new BatonError('ERR_BATON_EXEC', `execve ${process.execPath} failed`, 'check that the node binary and baton are still in place');
+  throw new BatonError(
+    'ERR_BATON_EXEC',
+    `execve ${process.execPath} failed`,
+    'check that the node binary and baton are still in place',
+  );
 }

@@ -29,7 +29,14 @@ export class Slots {
   private readonly plane?: SteeringPlane;
   private readonly onDue: () => void;
 
-  constructor(o: { count: number; crashes?: number[]; log: Logger; drain: number; plane?: SteeringPlane; onDue: () => void }) {
+  constructor(o: {
+    count: number;
+    crashes?: number[];
+    log: Logger;
+    drain: number;
+    plane?: SteeringPlane;
+    onDue: () => void;
+  }) {
     this.slots = Array.from({ length: o.count }, (_, i) => ({ crashes: o.crashes?.[i] ?? 0 }));
     this.log = o.log;
     this.drain = o.drain;
@@ -75,7 +82,7 @@ export class Slots {
   activate(gen: Generation, slot: number, upgradeMs?: number): Generation | undefined {
     gen.to('active');
     const old = this.take(slot, gen);
-    this.plane?.activate(gen, gen.port);
+    this.plane?.activate(gen);
     this.log.event('active', { generation: gen.number, worker: slot, pid: gen.pid, upgrade: upgradeMs });
     if (old) {
       old.to('draining');
@@ -107,7 +114,9 @@ export class Slots {
     const delay = backoffDelay(n);
     this.log.event('restart', { worker: slot, message: reason, in: delay, crashes: n });
     if (n % backoff.loopReport === 0) {
-      const message = `worker ${slot} crashed ${n} times in a row; the other workers serve on`;
+      const others = this.serving().length;
+      const rest = others ? `${others} other worker(s) serve on` : 'nothing serves until it starts';
+      const message = `worker ${slot} crashed ${n} times in a row; ${rest}`;
       this.log.event('crash-loop', { worker: slot, message, crashes: n });
     }
     clearTimeout(s.restart);

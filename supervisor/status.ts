@@ -1,5 +1,6 @@
 import { formatAddress } from './address.js';
 import type { Generation } from './generation.js';
+import type { HelperInfo, Helpers } from './helpers.js';
 import type { Resources } from './resources.js';
 import { socketInodes } from './sys/proc.js';
 import { establishedInodes } from './sys/proc-net.js';
@@ -13,22 +14,38 @@ export interface Status {
   handover: string;
   workers: number;
   listeners: Array<{ name: string; address: string; fd: number }>;
-  generations: Array<{ number: number; worker: number; pid: number; state: string; ageMs: number; readyMs?: number; connections?: number }>;
+  generations: Array<{
+    number: number;
+    worker: number;
+    pid: number;
+    state: string;
+    ageMs: number;
+    readyMs?: number;
+    connections?: number;
+  }>;
+  /** The --check preflight and readiness probes running now. */
+  helpers: HelperInfo[];
   upgrades: UpgradeResult[];
   failures: number;
   /** baton's own memory (process.memoryUsage()), bytes. */
   memory: NodeJS.MemoryUsage;
-  steering?: { name: string; pins: string; slot: string; rules: Array<{ rule: string; steered: number; nosock: number }> };
+  steering?: {
+    name: string;
+    pins: string;
+    slot: string;
+    rules: Array<{ rule: string; steered: number; nosock: number }>;
+  };
 }
 
 /** What status is built from. */
 export interface StatusParts {
-  name: string;
+  config: { name: string };
   handover: string;
-  workers: number;
+  slots: { length: number };
   resources: Pick<Resources, 'startedAt' | 'listeners' | 'plane'>;
   live: Iterable<Generation>;
   history: History;
+  helpers: Pick<Helpers, 'list'>;
 }
 
 export function buildStatus(p: StatusParts): Status {
@@ -40,10 +57,10 @@ export function buildStatus(p: StatusParts): Status {
   const connections = (g: Generation) => socketInodes(g.pid).filter((inode) => established.has(inode)).length;
   return {
     pid: process.pid,
-    name: p.name,
+    name: p.config.name,
     uptimeMs: Date.now() - startedAt,
     handover: p.handover,
-    workers: p.workers,
+    workers: p.slots.length,
     listeners: listeners.map((l) => ({ name: l.name, address: formatAddress(l.address), fd: l.fd })),
     generations: live.map((g) => ({
       number: g.number,
@@ -54,6 +71,7 @@ export function buildStatus(p: StatusParts): Status {
       readyMs: g.times.ready,
       connections: g.state === 'draining' ? connections(g) : undefined,
     })),
+    helpers: p.helpers.list(),
     upgrades: p.history.list(),
     failures: p.history.failures,
     memory: process.memoryUsage(),
@@ -61,15 +79,31 @@ export function buildStatus(p: StatusParts): Status {
   };
 }
 
-const age = (ms: number) => (ms < 10_000 ? `${ms}ms` : ms < 600_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`);
+const age = (ms: number) =>
+  ms < 10_000 ? `${ms}ms` : ms < 600_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`;
 
 /** The human form of a status. */
 export function formatStatus(s: Status): string {
-  const lines = [`baton pid ${s.pid} (${s.name}), up ${age(s.uptimeMs)}, handover ${s.handover}, ${s.workers} worker(s), ${s.failures} failed upgrade(s)`];
+  const counts = `${s.workers} worker(s), ${s.failures} failed upgrade(s)`;
+  const lines = [`baton pid ${s.pid} (${s.name}), up ${age(s.uptimeMs)}, handover ${s.handover}, ${counts}`];
   for (const l of s.listeners) lines.push(`  listener ${l.name} ${l.address} (fd ${l.fd})`);
   lines.push('  GEN  WORKER PID      STATE     AGE     READY   CONNS');
   for (const g of s.generations) {
-    lines.push(`  ${String(g.number).padEnd(4)} ${String(g.worker).padEnd(6)} ${String(g.pid).padEnd(8)} ${g.state.padEnd(9)} ${age(g.ageMs).padEnd(7)} ${(g.readyMs === undefined ? '-' : `${g.readyMs}ms`).padEnd(7)} ${g.connections ?? '-'}`);
+    const ready = g.readyMs === undefined ? '-' : `${g.readyMs}ms`;
+    const cells = [
+      [g.number, 4],
+      [g.worker, 6],
+      [g.pid, 8],
+      [g.state, 9],
+      [age(g.ageMs), 7],
+      [ready, 7],
+    ] as const;
+    lines.push(`  ${cells.map(([v, w]) => String(v).padEnd(w)).join(' ')} ${g.connections ?? '-'}`);
+  }
+  for (const h of s.helpers ?? []) {
+    // an older baton's status has none
+    const what = h.kind === 'check' ? 'preflight --check' : `probe of gen ${h.generation}`;
+    lines.push(`  ${what} running for ${age(h.ageMs)}, pid ${h.pid} (its own process group): ${h.command}`);
   }
   if (s.steering) {
     lines.push(`  steering ${s.steering.name} (${s.steering.pins}), slot socket ${s.steering.slot}`);
@@ -77,7 +111,8 @@ export function formatStatus(s: Status): string {
   }
   if (s.upgrades.length) lines.push('  last upgrades:');
   for (const u of s.upgrades) {
-    lines.push(`    ${u.requestedAt} ${u.ok ? 'ok    ' : 'failed'} gen ${u.generation || '-'} in ${u.ms}ms${u.reason ? `: ${u.reason}` : ''}`);
+    const reason = u.reason ? `: ${u.reason}` : '';
+    lines.push(`    ${u.requestedAt} ${u.ok ? 'ok    ' : 'failed'} gen ${u.generation || '-'} in ${u.ms}ms${reason}`);
   }
   return lines.join('\n');
 }

@@ -1,18 +1,19 @@
 import type { Config } from './config.js';
-import { describeExit, exitCode, exitFields, type ExitStatus, type Generation } from './generation.js';
-import { handovers, type Handover } from './handover/index.js';
+import { describeExit, type ExitStatus, exitCode, exitFields, type Generation } from './generation.js';
+import type { Handover } from './handover/handover.js';
+import { handovers } from './handover/index.js';
+import { Helpers } from './helpers.js';
 import type { Hooks } from './hooks.js';
+import { launch } from './launch.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
-import { launch } from './launch.js';
 import { formatReady } from './ready/index.js';
 import { Resources } from './resources.js';
 import { Retirement } from './retire.js';
-import { capture, restore, resumeTimers, type ResumeState } from './self-upgrade.js';
+import { capture, type ResumeState, restore, resumeTimers } from './self-upgrade.js';
 import { Slots } from './slots.js';
 import { buildStatus, type Status } from './status.js';
-import { closeFd } from './sys/fd.js';
-import { History, refusal, Requests, type UpgradeResult } from './upgrade.js';
+import { History, Requests, refusal, type UpgradeResult } from './upgrade.js';
 import { refill, rescale, runFirst, runWave, type WaveParts } from './wave.js';
 
 const STOPPING = 'baton is stopping';
@@ -26,7 +27,6 @@ export class Supervisor {
   private readonly hooks: Hooks;
   private readonly handover: Handover;
   private readonly resources: Resources;
-  private readonly history: History;
   private readonly requests = new Requests();
   private readonly live = new Set<Generation>();
   /** The rooms a wave works in: config, log, slots, retirement, the live generations, launch. */
@@ -47,18 +47,18 @@ export class Supervisor {
     this.handover = handovers[config.handover];
     this.resumed = resume;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    this.resources = Resources.open(config, log, resume);
+    this.resources = Resources.open(config, this.handover, log, resume);
     const { listeners, runtimeDir, plane } = this.resources;
     const [count, crashes] = [resume?.workers ?? config.workers, resume?.crashes];
     const slots = new Slots({ count, crashes, log, drain: config.drain, plane, onDue: () => void this.run() });
     const stopping = () => this.stopping;
-    const retirement = new Retirement(config, plane, stopping);
-    this.history = new History(resume?.history, resume?.failures);
+    const retirement = new Retirement(config, this.handover, stopping);
+    const [history, helpers] = [new History(resume?.history, resume?.failures), new Helpers(log)];
     this.next = resume?.next ?? plane?.firstGeneration ?? 1;
-    const ctx = { config, log, handover: this.handover, ready: config.ready, listeners, runtimeDir, stopping };
+    const ctx = { config, log, handover: this.handover, ready: config.ready, listeners, runtimeDir, helpers, stopping };
     const spawned = (gen: Generation) => this.track(gen);
     this.rooms = {
-      ...{ config, log, slots, retirement, history: this.history, live: this.live, stopping },
+      ...{ config, log, slots, retirement, history, helpers, live: this.live, stopping },
       launch: (number, slot) => launch({ ...ctx, spawned }, number, slot),
       nextNumber: () => this.next++,
     };
@@ -73,7 +73,7 @@ export class Supervisor {
 
   /** Upgrades that were rolled back. */
   get failures(): number {
-    return this.history.failures;
+    return this.rooms.history.failures;
   }
 
   /**
@@ -106,7 +106,8 @@ export class Supervisor {
    * with the outcome of the upgrade that serves this request.
    */
   reload(source = 'SIGHUP'): Promise<UpgradeResult> {
-    this.rooms.log.event('reload', { message: `upgrade requested by ${source}` });
+    const ignored = this.stopping ? `; ignored: ${STOPPING}` : '';
+    this.rooms.log.event('reload', { message: `upgrade requested by ${source}${ignored}` });
     if (this.stopping) return Promise.resolve(refusal(STOPPING, this.rooms.slots.newest));
     this.hooks.reloading?.();
     if (this.busy && !this.requests.wanted) {
@@ -120,11 +121,8 @@ export class Supervisor {
   /** SIGTTIN/SIGTTOU: one worker more or fewer, without an upgrade. */
   scale(delta: 1 | -1): void {
     if (this.stopping) return;
-    if (this.handover.name === 'port') {
-      this.rooms.log.event('warning', { message: 'scaling needs a shared listener; --handover port runs one worker' });
-      return;
-    }
-    this.scaleBy += delta;
+    if (this.handover.sharesListener) this.scaleBy += delta;
+    else this.rooms.log.event('warning', { message: 'no scaling: --handover port runs one worker' });
     void this.run();
   }
 
@@ -135,6 +133,7 @@ export class Supervisor {
       return;
     }
     this.stopping = true;
+    this.rooms.helpers.stopAll();
     this.rooms.slots.clearRestarts();
     this.rooms.retirement.pause();
     this.requests.take()(refusal(STOPPING, this.rooms.slots.newest));
@@ -145,6 +144,7 @@ export class Supervisor {
 
   /** For an exit baton did not plan: ask every generation to stop and remove what baton made, synchronously. */
   abandon(): void {
+    this.rooms.helpers.stopAll();
     for (const g of this.live) g.signal(this.rooms.config.stopSignal);
     this.resources.release();
   }
@@ -156,9 +156,7 @@ export class Supervisor {
 
   /** What `baton status` shows. */
   status(): Status {
-    const { resources, live, history, rooms } = this;
-    const parts = { name: rooms.config.name, handover: this.handover.name, workers: rooms.slots.length };
-    return buildStatus({ ...parts, resources, live, history });
+    return buildStatus({ ...this.rooms, handover: this.handover.name, resources: this.resources });
   }
 
   /**
@@ -169,12 +167,13 @@ export class Supervisor {
     if (this.stopping || this.execing) return undefined;
     this.execing = true;
     await this.idle();
-    if (this.stopping) return void (this.execing = false);
+    this.execing = !this.stopping;
+    if (this.stopping) return undefined;
     this.busy = true;
     this.rooms.retirement.pause();
     this.rooms.slots.clearRestarts();
-    const { next, live, history } = this;
-    return capture(this.resources, { next, history, slots: this.rooms.slots, pending: this.requests.wanted, live });
+    const { next, rooms } = this;
+    return capture(this.resources, { ...rooms, next, pending: this.requests.wanted });
   }
 
   /** The exec failed: baton goes on as before, with the upgrade `state` held pending. */
@@ -186,13 +185,8 @@ export class Supervisor {
     void this.run();
   }
 
-  /** Resolves once no upgrade, restart or scaling is under way. */
-  settled(): Promise<void> {
-    return this.idle();
-  }
-
-  /** Resolves once the loop is not running. */
-  private idle(): Promise<void> {
+  /** Resolves once the loop is not running: no upgrade, restart or scaling under way. */
+  idle(): Promise<void> {
     return this.busy ? new Promise((resolve) => this.idleWaiters.push(resolve)) : Promise.resolve();
   }
 
@@ -238,7 +232,6 @@ export class Supervisor {
   private onExit(gen: Generation, status: ExitStatus): void {
     this.live.delete(gen);
     this.rooms.retirement.forget(gen);
-    for (const fd of gen.own) closeFd(fd);
     this.rooms.log.event('exit', exitFields(gen, status));
     if (gen.state === 'active' || gen.state === 'draining') gen.to('exited');
     if (!this.stopping) this.rooms.slots.lost(gen, `generation ${gen.number} ${describeExit(status)} while active`);

@@ -1,5 +1,5 @@
-import type { Logger } from './log.js';
 import type { Hooks } from './hooks.js';
+import type { Logger } from './log.js';
 import { sendNotify } from './sys/socket.js';
 
 /**
@@ -20,7 +20,10 @@ export function systemdHooks(target: string | undefined, log: Logger): Hooks {
     started: (gen) => send(`READY=1\nMAINPID=${process.pid}\nSTATUS=generation ${gen.number} active (pid ${gen.pid})`),
     // CLOCK_MONOTONIC, as systemd compares it with its own reload request.
     reloading: () => send(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}\nSTATUS=upgrading`),
-    upgraded: (r) => send(`READY=1\nSTATUS=${r.ok ? `generation ${r.generation} active` : `upgrade failed: ${r.reason}${r.serving ? `; generation ${r.serving} serving` : ''}`}`),
+    upgraded: (r) => {
+      const serving = r.serving ? `; generation ${r.serving} serving` : '';
+      send(`READY=1\nSTATUS=${r.ok ? `generation ${r.generation} active` : `upgrade failed: ${r.reason}${serving}`}`);
+    },
     stopping: () => send('STOPPING=1\nSTATUS=stopping'),
   };
 }

@@ -1,5 +1,4 @@
-import { track } from './children.js';
-import { withChildOomScore } from './sys/oom.js';
+import type { Helpers } from './helpers.js';
 
 /** How one upgrade ended, for `baton reload --wait`, `baton status` and systemd. */
 export interface UpgradeResult {
@@ -37,7 +36,9 @@ export class Requests {
 
   /** Resolves with the outcome of the upgrade that serves this request. */
   add(): Promise<UpgradeResult> {
-    return new Promise((resolve) => (this.waiting ??= []).push(resolve));
+    this.waiting ??= [];
+    const waiting = this.waiting;
+    return new Promise((resolve) => waiting.push(resolve));
   }
 
   /** An upgrade is wanted with nobody waiting for its outcome (one held across a self-upgrade). */
@@ -86,14 +87,18 @@ export class History {
   }
 }
 
-/** --check: a shell command whose non-zero exit aborts the upgrade; its output becomes the reason. */
-export async function preflight(command: string, timeout: number): Promise<string | undefined> {
-  const { execa } = await import('execa');
-  const options = { shell: true, all: true, reject: false, timeout, stdin: 'ignore' } as const;
-  const run = withChildOomScore(() => execa(command, options));
-  track(run.pid, run);
-  const r = await run;
-  if (r.exitCode === 0) return undefined;
-  const why = r.timedOut ? `timed out after ${timeout}ms` : `exit ${r.exitCode ?? r.signal}`;
-  return `preflight failed (${why}): ${String(r.all ?? '').trim().split('\n').slice(-5).join(' | ')}`;
+/**
+ * --check: a shell command whose non-zero exit aborts the upgrade; its output becomes the reason. Its process
+ * group is killed after `timeout`, or when baton stops (undefined then: the upgrade is moot).
+ */
+export async function preflight(helpers: Helpers, command: string, timeout: number): Promise<string | undefined> {
+  const r = await helpers.run('check', command, { timeoutMs: timeout, output: true });
+  if (r.code === 0 || r.stopped) return undefined;
+  const why = r.timedOut
+    ? `timed out after ${timeout}ms (--check-timeout); its process group was killed`
+    : r.code === null
+      ? `killed by ${r.signal}`
+      : `exit ${r.code}`;
+  const last = r.output.trim().split('\n').slice(-5).join(' | ');
+  return `preflight failed (${why})${last ? `: ${last}` : ''}`;
 }

@@ -1,6 +1,7 @@
-import type { Config } from './config.js';
+import { type Config, MAX_WORKERS } from './config.js';
 import { BatonError } from './errors.js';
 import { describeExit, type Generation } from './generation.js';
+import type { Helpers } from './helpers.js';
 import type { Launch } from './launch.js';
 import type { Logger } from './log.js';
 import type { Retirement } from './retire.js';
@@ -19,6 +20,8 @@ export interface WaveParts {
   nextNumber(): number;
   /** Every upgrade's outcome goes here, and the count of failed ones. */
   history: History;
+  /** --check and probes: killed when baton stops. */
+  helpers: Helpers;
   stopping(): boolean;
 }
 
@@ -50,12 +53,14 @@ export async function runFirst(p: WaveParts): Promise<BatonError | undefined> {
   if (p.stopping()) return undefined;
   const failed = results.find((r) => !r.gen);
   if (!failed) {
-    results.forEach((r, slot) => p.slots.activate(r.gen!, slot));
+    for (const [slot, r] of results.entries()) p.slots.activate(r.gen!, slot);
     return undefined;
   }
   for (const r of results) if (r.gen) discardReady(p, r.gen, 'another worker failed');
   const hint = failed.hint ?? 'run the command by hand to see why it does not start, or raise --ready-timeout';
-  return new BatonError('ERR_BATON_START', `generation ${number} failed: ${failed.reason}`, hint, { generation: number });
+  return new BatonError('ERR_BATON_START', `generation ${number} failed: ${failed.reason}`, hint, {
+    generation: number,
+  });
 }
 
 /** A worker that was ready (and may already serve) but is not wanted after all: it is stopped like an old one. */
@@ -89,7 +94,7 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
   };
   const servingBefore = slots.newest;
   if (config.check && servingBefore) {
-    const failed = await preflight(config.check, config.readyTimeout);
+    const failed = await preflight(p.helpers, config.check, config.checkTimeout);
     if (p.stopping()) return undefined;
     if (failed) {
       log.event('preflight-failed', { message: failed, serving: servingBefore, failures: p.history.fail() });
@@ -110,7 +115,13 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
       giveBack(p, switched);
       if (servingBefore) {
         const failures = p.history.fail();
-        const fields = { generation: number, message: failed.reason, hint: failed.hint, serving: slots.newest, failures };
+        const fields = {
+          generation: number,
+          message: failed.reason,
+          hint: failed.hint,
+          serving: slots.newest,
+          failures,
+        };
         log.event('rollback', fields);
       }
       for (const slot of batch) if (!slots.at(slot)) slots.crashed(slot, failed.reason);
@@ -139,9 +150,14 @@ export async function refill(p: WaveParts, slot: number): Promise<void> {
   p.slots.activate(gen, slot);
 }
 
-/** SIGTTIN/SIGTTOU: the processes of removed slots drain like a retired wave. */
+/** SIGTTIN/SIGTTOU: the processes of removed slots drain like a retired wave; never more than MAX_WORKERS. */
 export function rescale(p: WaveParts, workers: number): void {
-  for (const [worker, gen] of p.slots.resize(workers)) {
+  if (workers > MAX_WORKERS) {
+    const message = `SIGTTIN beyond ${MAX_WORKERS} workers ignored: that is the most (nginx's limit too)`;
+    p.log.event('warning', { message, workers: p.slots.length });
+    if (p.slots.length >= MAX_WORKERS) return;
+  }
+  for (const [worker, gen] of p.slots.resize(Math.min(workers, MAX_WORKERS))) {
     gen.to('draining');
     p.retirement.retire([gen]);
     p.log.event('draining', { generation: gen.number, worker, pid: gen.pid, drain: p.config.drain });

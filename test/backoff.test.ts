@@ -52,7 +52,15 @@ test('each slot counts its own crashes', (t) => {
   crashAfter(s, 2, 60_000);
   t.deepEqual(s.crashes(), [2, 0, 1]);
   const restarts = s.events.filter(([e]) => e === 'restart');
-  t.deepEqual(restarts.map(([, f]) => [f.worker, f.in]), [[0, 1000], [2, 1000], [0, 1500], [2, 1000]]);
+  t.deepEqual(
+    restarts.map(([, f]) => [f.worker, f.in]),
+    [
+      [0, 1000],
+      [2, 1000],
+      [0, 1500],
+      [2, 1000],
+    ],
+  );
 });
 
 test('crash counts carried over (self-upgrade) continue their series', (t) => {
@@ -63,14 +71,30 @@ test('crash counts carried over (self-upgrade) continue their series', (t) => {
   t.is(s.events[1]![0], 'crash-loop');
 });
 
+/** A process serving in `slot` (activated now). */
+function serve(s: Slots, slot: number): void {
+  const gen = Object.create(Generation.prototype) as Generation;
+  Object.assign(gen, { number: 1, worker: slot, pid: 100_000 + slot, state: 'ready', times: {} });
+  s.activate(gen, slot);
+}
+
 test('a crash loop is reported at every fifth crash in a row, no other', (t) => {
   const s = slots(t, 2);
+  serve(s, 0);
   for (let i = 0; i < 11; i++) s.crashed(1, 'boom');
   const loops = s.events.filter(([e]) => e === 'crash-loop');
-  t.deepEqual(loops.map(([, f]) => f.crashes), [5, 10]);
-  t.deepEqual(loops[1], ['crash-loop', {
-    worker: 1, message: 'worker 1 crashed 10 times in a row; the other workers serve on', crashes: 10,
-  }]);
+  t.deepEqual(
+    loops.map(([, f]) => f.crashes),
+    [5, 10],
+  );
+  t.deepEqual(loops[1], [
+    'crash-loop',
+    {
+      worker: 1,
+      message: 'worker 1 crashed 10 times in a row; 1 other worker(s) serve on',
+      crashes: 10,
+    },
+  ]);
 });
 
 test('a slot added again starts with no crashes', (t) => {
@@ -80,4 +104,16 @@ test('a slot added again starts with no crashes', (t) => {
   s.resize(1);
   s.resize(2);
   t.deepEqual(s.crashes(), [0, 0]);
+});
+
+// F14: with --workers 1 the report said "the other workers serve on" while nothing served.
+test('a crash loop with no other worker serving says that nothing serves', (t) => {
+  const one = slots(t, 1);
+  for (let i = 0; i < 5; i++) one.crashed(0, 'boom');
+  t.is(one.events.at(-1)![1].message, 'worker 0 crashed 5 times in a row; nothing serves until it starts');
+  const three = slots(t, 3);
+  serve(three, 0);
+  serve(three, 2);
+  for (let i = 0; i < 5; i++) three.crashed(1, 'boom');
+  t.is(three.events.at(-1)![1].message, 'worker 1 crashed 5 times in a row; 2 other worker(s) serve on');
 });

@@ -1,12 +1,12 @@
-import test, { type ExecutionContext } from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
+import test, { type ExecutionContext } from 'ava';
+import { listeningSockets } from '../supervisor/sys/proc-net.js';
 import { alive, Baton, fixture, root } from './helpers/baton.js';
 import { get } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
-import { listeningSockets } from '../supervisor/sys/proc-net.js';
 
 const drainServer = `${root}test/fixtures/drain-server.mjs`;
 /** docs/protocol.md: "its grace period defaults to 10 s". */
@@ -178,7 +178,13 @@ async function listeningPort(pid: number, timeout = 10_000): Promise<number> {
   for (;;) {
     const inodes = new Set<number>();
     for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`, { encoding: 'utf8' }));
+      let link = '';
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`, { encoding: 'utf8' });
+      } catch {
+        continue; // closed between the listing and the look
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(link);
       if (m) inodes.add(Number(m[1]));
     }
     const found = listeningSockets().find((s) => inodes.has(s.inode));
@@ -225,8 +231,6 @@ test('drain: a request on an idle keep-alive connection during the grace gets 20
   await t.throwsAsync(connect(d.port), { code: 'ECONNREFUSED' }, 'the listener is closed at once');
   await lastReply(t, d, c, await c.request('/during'), '/during');
 });
-
-type Reply = Awaited<ReturnType<Conn['request']>>;
 
 /**
  * `r` is the drainer's answer to `path` with `Connection: close`; the server then ends the connection
@@ -378,7 +382,9 @@ test('examples/tcp-echo.mjs echoes under baton, across an upgrade', async (t) =>
     new Promise<string>((resolve, reject) => {
       const s = net.connect(port, '127.0.0.1', () => s.end(text));
       let got = '';
-      s.on('data', (d) => (got += d)).on('end', () => resolve(got)).on('error', reject);
+      s.on('data', (d) => (got += d))
+        .on('end', () => resolve(got))
+        .on('error', reject);
     });
   try {
     await baton.event('active', 1);
@@ -393,7 +399,17 @@ test('examples/tcp-echo.mjs echoes under baton, across an upgrade', async (t) =>
 
 needs('root')('--user with the inherit handover: the child runs as that user', async (t) => {
   const baton = new Baton([
-    '--listen', '127.0.0.1:0', '--handover', 'inherit', '--ready', 'notify', '--user', 'nobody', '--', 'node', fixture,
+    '--listen',
+    '127.0.0.1:0',
+    '--handover',
+    'inherit',
+    '--ready',
+    'notify',
+    '--user',
+    'nobody',
+    '--',
+    'node',
+    fixture,
   ]);
   try {
     const spawned = await baton.event('spawn', 1);

@@ -1,14 +1,17 @@
-import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import test, { type ExecutionContext } from 'ava';
+import { request } from '../supervisor/control/client.js';
 import { alive, Baton, cli, fixture } from './helpers/baton.js';
 import { servedBy } from './helpers/load.js';
-import { request } from '../supervisor/control/client.js';
 import { needs } from './helpers/needs.js';
+import { ended, killAll, lineage, recorded, until } from './helpers/procs.js';
+
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const run = promisify(execFile);
 
@@ -27,14 +30,20 @@ async function exec(file: string, args: string[]): Promise<{ status: number; std
  * `baton <command> --control <path>`: exit code and output. Given the Baton itself, a failed command's
  * stderr ends with that baton's exit state and log, so an assertion shows whether baton was there.
  */
-async function ctl(target: Baton | string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function ctl(
+  target: Baton | string,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const control = typeof target === 'string' ? target : target.control;
   try {
     const r = await run(process.execPath, [cli, ...args, '--control', control], { encoding: 'utf8' });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
-    const b = typeof target === 'string' ? '' : `[baton exit ${target.child.exitCode}/${target.child.signalCode}]\n${target.stderr}`;
+    const b =
+      typeof target === 'string'
+        ? ''
+        : `[baton exit ${target.child.exitCode}/${target.child.signalCode}]\n${target.stderr}`;
     return { code: e.code, stdout: e.stdout, stderr: `${e.stderr}${b}` };
   }
 }
@@ -43,7 +52,9 @@ function raw(path: string, line: string): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const s = net.connect(path, () => s.write(line));
     let data = '';
-    s.on('data', (d) => (data += d)).on('end', () => resolve(JSON.parse(data) as Record<string, unknown>)).on('error', reject);
+    s.on('data', (d) => (data += d))
+      .on('end', () => resolve(JSON.parse(data) as Record<string, unknown>))
+      .on('error', reject);
   });
 }
 
@@ -59,17 +70,27 @@ test('reload --wait returns 0 once the new generation is active; status shows it
     const r = await ctl(baton, 'reload', '--wait');
     t.is(r.code, 0, r.stderr);
     t.regex(r.stdout, /^generation 2 is active \(upgrade took \d+ms\)$/m);
-    const status = ((await request(baton.control, { command: 'status' }, 5000)) as unknown as { status: unknown }).status as {
+    const status = ((await request(baton.control, { command: 'status' }, 5000)) as unknown as { status: unknown })
+      .status as {
       pid: number;
       generations: Array<{ number: number; pid: number; state: string; connections?: number }>;
       upgrades: Array<{ ok: boolean; generation: number }>;
       listeners: unknown[];
     };
     t.is(status.pid, baton.pid);
-    t.deepEqual(status.generations.map((g) => [g.number, g.state]), [[1, 'draining'], [2, 'active']]);
+    t.deepEqual(
+      status.generations.map((g) => [g.number, g.state]),
+      [
+        [1, 'draining'],
+        [2, 'active'],
+      ],
+    );
     t.is(status.generations[0]!.pid, first.pid);
     t.is(status.generations[0]!.connections, 1, 'the idle connection held open to generation 1');
-    t.deepEqual(status.upgrades.map((u) => [u.ok, u.generation]), [[true, 2]]);
+    t.deepEqual(
+      status.upgrades.map((u) => [u.ok, u.generation]),
+      [[true, 2]],
+    );
     t.is(status.listeners.length, 1);
     idle.destroy();
     const text = await ctl(baton, 'status');
@@ -151,7 +172,10 @@ test('a malformed request gets an error reply; the daemon is unaffected', async 
   const baton = new Baton(['--listen', '127.0.0.1:0', '--', 'node', fixture]);
   try {
     await baton.event('active', 1);
-    t.deepEqual(await raw(baton.control, 'not json\n'), { ok: false, error: { code: 'ERR_BATON_REQUEST', message: 'the request is not JSON', hint: 'see docs/control.md' } });
+    t.deepEqual(await raw(baton.control, 'not json\n'), {
+      ok: false,
+      error: { code: 'ERR_BATON_REQUEST', message: 'the request is not JSON', hint: 'see docs/control.md' },
+    });
     t.like(await raw(baton.control, '{"command":"explode"}\n'), { ok: false, error: { code: 'ERR_BATON_REQUEST' } });
     // Past Node's timer limit the wait would end after 1 ms.
     const tooLong = await raw(baton.control, '{"command":"reload","wait":true,"timeout":3000000000}\n');
@@ -171,9 +195,21 @@ test('a second baton on the same control socket is refused with the pid of the f
   let third: Baton | undefined;
   try {
     orphan = (await first.event('active', 1)).pid;
-    const second = await exec(process.execPath, [cli, '--control', control, '--listen', '127.0.0.1:0', '--', 'node', fixture]);
+    const second = await exec(process.execPath, [
+      cli,
+      '--control',
+      control,
+      '--listen',
+      '127.0.0.1:0',
+      '--',
+      'node',
+      fixture,
+    ]);
     t.is(second.status, 1);
-    t.regex(second.stderr, new RegExp(`^error: control socket ${control} belongs to a running baton \\(pid ${first.pid}\\)$`, 'm'));
+    t.regex(
+      second.stderr,
+      new RegExp(`^error: control socket ${control} belongs to a running baton \\(pid ${first.pid}\\)$`, 'm'),
+    );
     first.signal('SIGKILL');
     await first.exited;
     t.true(existsSync(control), 'SIGKILL left the socket file');
@@ -245,7 +281,10 @@ test('reload --wait --timeout gives up after that long with exit 1; the upgrade 
     const began = performance.now();
     const r = await ctl(baton, 'reload', '--wait', '--timeout', '400ms');
     t.true(performance.now() - began >= 400);
-    t.false(baton.events.some((e) => e.event === 'ready' && e.generation === 2), 'it returned before generation 2 was ready');
+    t.false(
+      baton.events.some((e) => e.event === 'ready' && e.generation === 2),
+      'it returned before generation 2 was ready',
+    );
     t.is(r.code, 1);
     t.regex(r.stderr, /^error: the upgrade did not finish within 400ms$/m);
     t.regex(r.stderr, /^hint: it goes on; see baton status$/m);
@@ -287,5 +326,175 @@ test('reload --wait during an upgrade is coalesced and answered by the follow-up
     t.is(baton.events.filter((e) => e.event === 'coalesced').length, 1);
   } finally {
     await baton.stop();
+  }
+});
+
+// ---- F7: --check runs in a process group of its own, bounded by --check-timeout, killed on stop, shown by status ----
+
+/** A check that starts `sleep 300` in its group, writes "SHELL SLEEP" to `file` and waits for it. */
+const hangingCheck = (file: string) => `echo checking; sleep 300 & echo $$ $! >> ${file}; wait`;
+
+function checkFile(t: ExecutionContext): { file: string; pids: number[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-check-'));
+  const out = { file: join(dir, 'pids'), pids: [] as number[] };
+  t.teardown(() => {
+    killAll(out.pids);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return out;
+}
+
+/** The check's shell is baton's child and leads a group of its own, which its sleep is in. */
+function checkGroup(t: ExecutionContext, baton: Baton, [shell, sleeper]: number[]): void {
+  t.deepEqual(lineage(shell!), { ppid: baton.pid, pgid: shell });
+  t.is(lineage(sleeper!)?.pgid, shell);
+  t.not(shell, lineage(baton.pid)?.pgid, "not baton's group");
+}
+
+const gone = (pids: number[]) => () => (pids.every(ended) ? true : undefined);
+
+test('--check-timeout: a hung check is killed with its group and fails the upgrade, saying so', async (t) => {
+  const c = checkFile(t);
+  const args = ['--listen', '127.0.0.1:0', '--check', hangingCheck(c.file), '--check-timeout', '3s'];
+  const baton = new Baton([...args, '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    const reload = ctl(baton, 'reload', '--wait');
+    c.pids.push(...(await recorded(c.file)));
+    checkGroup(t, baton, c.pids);
+    const r = await reload;
+    t.is(r.code, 1);
+    const why = 'timed out after 3000ms (--check-timeout); its process group was killed';
+    t.regex(r.stderr, new RegExp(`^error: upgrade failed: preflight failed \\(${esc(why)}\\): checking$`, 'm'));
+    t.regex(r.stderr, /^hint: generation 1 still serves/m);
+    t.true(await until('the check and its sleep gone', gone(c.pids), 2000));
+    t.is(baton.events.filter((e) => e.event === 'spawn').length, 1, 'nothing was started');
+  } finally {
+    killAll(c.pids); // a failed test must not wait on them
+    await baton.stop();
+  }
+});
+
+test('a running check is in baton status (pid, age); baton stop kills it and does not wait for it', async (t) => {
+  const c = checkFile(t);
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--check', hangingCheck(c.file), '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    t.is((await ctl(baton, 'reload')).code, 0);
+    c.pids.push(...(await recorded(c.file)));
+    checkGroup(t, baton, c.pids);
+    await new Promise((r) => setTimeout(r, 300));
+    const json = await ctl(baton, 'status', '--json');
+    const status = JSON.parse(json.stdout) as { helpers?: Array<Record<string, unknown>> };
+    t.like(status.helpers, [{ kind: 'check', pid: c.pids[0], command: hangingCheck(c.file) }], json.stdout);
+    t.true(Number(status.helpers?.[0]?.ageMs) >= 300);
+    const text = (await ctl(baton, 'status')).stdout;
+    t.regex(
+      text,
+      new RegExp(`^ {2}preflight --check running for \\d+ms, pid ${c.pids[0]} \\(its own process group\\)`, 'm'),
+    );
+    const stopped = performance.now();
+    baton.signal('SIGTERM');
+    const exit = await Promise.race([baton.exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
+    t.deepEqual(exit, { code: 0, signal: null }, 'baton exited after its stop, without waiting for the check');
+    t.true(performance.now() - stopped < 10_000);
+    t.true(await until('the check and its sleep gone', gone(c.pids), 2000));
+    t.regex(baton.stderr, /"event":"kill".*"message":"check pid \d+ \(.*\): baton is stopping"/);
+  } finally {
+    killAll(c.pids); // a failed test must not wait on them
+    await baton.stop();
+  }
+});
+
+// F14: a SIGHUP during stop logged "upgrade requested by SIGHUP", as if an upgrade would follow.
+test('a SIGHUP or reload during stop is logged as ignored, and starts nothing', async (t) => {
+  // generation 1 ignores SIGTERM: baton stays in its stop until a second SIGTERM kills what is left
+  const args = ['--listen', '127.0.0.1:0', '--kill-timeout', '60s'];
+  const baton = new Baton([...args, '--', 'node', fixture, 'ignore-term']);
+  try {
+    await baton.event('active', 1);
+    baton.signal('SIGTERM');
+    await baton.event('stopping');
+    baton.signal('SIGHUP');
+    const hup = await baton.event('reload');
+    t.is(hup.message, 'upgrade requested by SIGHUP; ignored: baton is stopping');
+    const reply = await request(baton.control, { command: 'reload', wait: true }, 20_000);
+    t.like(reply, { ok: false, error: { code: 'ERR_BATON_UPGRADE', message: 'upgrade failed: baton is stopping' } });
+    const asked = baton.events.filter((e) => e.event === 'reload').map((e) => e.message);
+    t.deepEqual(asked, [
+      'upgrade requested by SIGHUP; ignored: baton is stopping',
+      'upgrade requested by baton reload; ignored: baton is stopping',
+    ]);
+    baton.signal('SIGTERM');
+    t.is((await baton.exited).code, 137);
+    t.is(baton.events.filter((e) => e.event === 'spawn').length, 1, 'nothing was started');
+  } finally {
+    await baton.stop();
+  }
+});
+
+// F14: "request too large" came without a hint and without the control-bad-request line of every other bad request.
+test('an oversized request is refused like any bad request: a hint, and a control-bad-request line', async (t) => {
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    const message = 'request too large: no newline within 65536 bytes';
+    const hint = 'see docs/control.md';
+    t.deepEqual(await raw(baton.control, 'x'.repeat(70_000)), {
+      ok: false,
+      error: { code: 'ERR_BATON_REQUEST', message, hint },
+    });
+    t.is((await baton.waitFor((e) => e.event === 'control-bad-request')).message, message);
+    const long = `{"command":"status","pad":"${'x'.repeat(70_000)}"}\n`;
+    t.like(await raw(baton.control, long), { ok: false, error: { message, hint } }, 'a line longer than the limit');
+    t.like(await raw(baton.control, '{"command":"status"}\n'), { ok: true });
+  } finally {
+    await baton.stop();
+  }
+});
+
+// F14: against a frozen baton, `baton status` waited --timeout + 5 s (125 s by default), a timeout meant for reload --wait.
+test('baton status and stop give up after 10 s on a baton that does not answer; reload --wait keeps its --timeout', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-mute-'));
+  const path = join(dir, 'mute.sock');
+  // A control socket that takes requests and never answers: a frozen baton.
+  const held: net.Socket[] = [];
+  const mute = net.createServer((s) => void held.push(s.on('error', () => {})));
+  await new Promise<void>((r) => mute.listen(path, r));
+  // Each is killed after 30 s (it would have waited 125 s before); its time is asserted from below only, as a
+  // client's own start can take seconds on a loaded machine.
+  const bounded = async (...args: string[]) => {
+    const began = performance.now();
+    try {
+      await run(process.execPath, [cli, ...args, '--control', path], { encoding: 'utf8', timeout: 30_000 });
+      return { code: 0, stderr: '', ms: performance.now() - began };
+    } catch (err) {
+      const e = err as { code: number; stderr: string; killed?: boolean };
+      return { code: e.killed ? -1 : e.code, stderr: e.stderr, ms: performance.now() - began };
+    }
+  };
+  try {
+    const [status, stop, reload] = await Promise.all([
+      bounded('status'),
+      bounded('stop'),
+      bounded('reload', '--wait', '--timeout', '2s'),
+    ]);
+    for (const [what, r] of [
+      ['status', status],
+      ['stop', stop],
+    ] as const) {
+      t.is(r.code, 1, `${what}: exit 1, not still waiting after 30 s`);
+      t.true(r.ms >= 10_000, `${what} gave up after ${Math.round(r.ms)} ms`);
+      t.regex(r.stderr, new RegExp(`^error: no answer from ${path} within 10000ms$`, 'm'));
+      t.regex(r.stderr, /^hint: baton does not answer: is it stopped \(SIGSTOP\) or stalled\? see its log$/m);
+    }
+    t.is(reload.code, 1);
+    t.true(reload.ms >= 7000, `reload --wait --timeout 2s gave up after ${Math.round(reload.ms)} ms`);
+    t.regex(reload.stderr, /^error: no answer from \S+ within 7000ms$/m);
+    t.regex(reload.stderr, /^hint: the upgrade may still be running: see baton status$/m);
+  } finally {
+    for (const s of held) s.destroy();
+    mute.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

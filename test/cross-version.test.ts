@@ -7,15 +7,16 @@
 // to an absolute path but keeps the link), so the program after the exec can only be the new release.
 // (A relative path given from a working directory inside `current` would resolve through the real
 // directory, i.e. the old release: baton is started here by the absolute path, as a unit file does.)
-import test, { type ExecutionContext } from 'ava';
+
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
 import { request } from '../supervisor/control/client.js';
 import type { Status } from '../supervisor/status.js';
-import { Baton, fixture, root, type LogEvent } from './helpers/baton.js';
+import { Baton, fixture, type LogEvent, root } from './helpers/baton.js';
 import { Leftovers } from './helpers/leftovers.js';
-import { gaps, hammer, servedBy, type LoadResult } from './helpers/load.js';
+import { gaps, hammer, type LoadResult, servedBy } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
 import { missing, needs } from './helpers/needs.js';
 import { running, sleep, tail } from './helpers/procs.js';
@@ -25,8 +26,15 @@ import { SteerWorld } from './helpers/steer.js';
 /** The baseline build (a temporary directory), made once for the file. */
 let earlier = '';
 
+// The build (tsc, seconds of both cores) holds the lock the load tests take, so that none runs beside it.
 test.before(async () => {
-  if (missing('git-history').length === 0) earlier = await buildAt(BASELINE_COMMIT);
+  if (missing('git-history').length > 0) return;
+  const release = await exclusive();
+  try {
+    earlier = await buildAt(BASELINE_COMMIT);
+  } finally {
+    release();
+  }
 });
 
 test.after.always(() => {
@@ -114,7 +122,10 @@ function startTime(pid: number): string | undefined {
 
 /** The script a node process runs, from its /proc/PID/cmdline (the first argument that is not a node flag). */
 function script(pid: number): string | undefined {
-  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(1).find((a) => !a.startsWith('-'));
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    .split('\0')
+    .slice(1)
+    .find((a) => !a.startsWith('-'));
 }
 
 async function status(control: string): Promise<Status> {
@@ -134,7 +145,7 @@ async function crossOver(t: ExecutionContext, w: World, deploy: Deploy, build: s
   const started = startTime(serving.pid)!;
   const batonStarted = startTime(baton.pid)!;
   const previous = deploy.active;
-  const release = deploy.activate(build);
+  const release = await deploy.activate(build);
   t.false(existsSync(previous), 'the old release is removed: the path baton runs through reaches only the new one');
   const from = baton.events.length;
   baton.signal('SIGUSR2');
@@ -142,7 +153,7 @@ async function crossOver(t: ExecutionContext, w: World, deploy: Deploy, build: s
   t.is(resumed.pid, baton.pid, 'the new program runs under the same pid');
   t.is(resumed.serving, n);
   t.is(startTime(baton.pid), batonStarted, 'the very baton process (execve keeps the pid and its start time)');
-  t.is(script(baton.pid), deploy.cli, 'it was exec\'d through the deploy path, which now leads to the new release');
+  t.is(script(baton.pid), deploy.cli, "it was exec'd through the deploy path, which now leads to the new release");
   t.is(deploy.active, release);
   t.like((await status(w.control)).generations, [{ number: n, pid: serving.pid, state: 'active' }]);
   await sleep(300);
@@ -165,7 +176,7 @@ async function roundTrip(t: ExecutionContext, open: (deploy: Deploy) => World): 
   let load: Awaited<ReturnType<World['load']>> | undefined;
   let checked = false;
   try {
-    deploy.activate(earlier);
+    await deploy.activate(earlier);
     w = open(deploy);
     const first = await w.baton.event('active', 1);
     load = await w.load();

@@ -1,9 +1,10 @@
 // The error-code catalogue against the code that throws and the page that documents it: no process is started.
-import test from 'ava';
+
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { errorCodes, isErrorCode, type ErrorCode } from '../supervisor/error-codes.js';
+import test from 'ava';
+import { type ErrorCode, errorCodes, isErrorCode } from '../supervisor/error-codes.js';
 import { BatonError, SysError, usageError } from '../supervisor/errors.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

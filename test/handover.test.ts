@@ -1,8 +1,8 @@
-import test, { type ExecutionContext } from 'ava';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
 import { alive, Baton, fixture, root } from './helpers/baton.js';
 import { gaps, get, hammer, type LoadResult } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
@@ -58,7 +58,10 @@ for (const keepAlive of [false, true]) {
 
   test.serial(`pidfd handover, ${load}: _PID and _FD reach the child, which takes the listener`, async (t) => {
     const baton = await upgradeUnderLoad(t, pidfd, ['node', fixture], keepAlive);
-    t.deepEqual(baton.events.filter((e) => e.event === 'grab').map((e) => e.generation), [1, 2, 3]);
+    t.deepEqual(
+      baton.events.filter((e) => e.event === 'grab').map((e) => e.generation),
+      [1, 2, 3],
+    );
   });
 
   test.serial(`inherit handover, ${load}: LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID, readiness by notify`, async (t) => {

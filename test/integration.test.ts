@@ -1,17 +1,17 @@
-import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { request } from '../supervisor/control/client.js';
+import type { Status } from '../supervisor/status.js';
+import { closeFd, setCloexec } from '../supervisor/sys/fd.js';
+import { createListener, createNotifySocket, receiveAll } from '../supervisor/sys/socket.js';
 import { Baton, childrenOf, cli, fixture, root } from './helpers/baton.js';
 import { gaps, get, hammer, type LoadResult } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
 import { needs } from './helpers/needs.js';
 import { SteerWorld } from './helpers/steer.js';
-import { request } from '../supervisor/control/client.js';
-import type { Status } from '../supervisor/status.js';
-import { createListener, createNotifySocket, receiveAll } from '../supervisor/sys/socket.js';
-import { closeFd, setCloexec } from '../supervisor/sys/fd.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -187,7 +187,10 @@ needs('unshare').serial('PID 1 of a PID namespace: orphans reaped; SIGTERM stops
     process.kill(baton!, 'SIGTERM');
     const code = await new Promise((r) => unshare.once('exit', r));
     t.is(code, 0);
-    t.like(events().find((e) => e.event === 'stopped'), { pid: 1, code: 0 });
+    t.like(
+      events().find((e) => e.event === 'stopped'),
+      { pid: 1, code: 0 },
+    );
   } finally {
     if (unshare.exitCode === null) unshare.kill('SIGKILL');
   }
@@ -271,7 +274,10 @@ test.serial('self-upgrade while a generation drains: it is stopped after its dra
     t.is(resumed.serving, 2);
     t.is(startTime(first.pid), started, 'generation 1 is still in its drain window after the self-upgrade');
     const rows = (await status(baton)).generations;
-    t.like(rows, [{ number: 1, pid: first.pid, state: 'draining' }, { number: 2, state: 'active' }]);
+    t.like(rows, [
+      { number: 1, pid: first.pid, state: 'draining' },
+      { number: 2, state: 'active' },
+    ]);
     // Without its drain timer carried over it would live until baton stops (the kill timeout is 30 s).
     const gone = await exitOf(first.pid, started, drain + 8000);
     // The drain counts from generation 2's activation, which the test saw a little after it happened.
@@ -294,7 +300,13 @@ test.serial('self-upgrade with a reload pending (SIGHUP during an upgrade, then 
     await baton.event('active', 3);
     await Promise.all([baton.event('exit', 1), baton.event('exit', 2)]);
     t.deepEqual(activeBySlot(await status(baton)), { 0: 3 });
-    t.deepEqual((await status(baton)).upgrades.map((u) => [u.ok, u.generation]), [[true, 2], [true, 3]]);
+    t.deepEqual(
+      (await status(baton)).upgrades.map((u) => [u.ok, u.generation]),
+      [
+        [true, 2],
+        [true, 3],
+      ],
+    );
     const fourth = baton.events.some((e) => e.event === 'spawn' && e.generation === 4);
     t.false(fourth, 'the two SIGHUPs made two upgrades, no more');
   });
@@ -312,7 +324,10 @@ test.serial('self-upgrade with --workers 2: status answers right after `resumed`
     t.is(s.workers, 2);
     t.deepEqual(
       s.generations.map((g) => [g.number, g.worker, g.pid, g.state]),
-      [[1, 0, pids[0], 'active'], [1, 1, pids[1], 'active']],
+      [
+        [1, 0, pids[0], 'active'],
+        [1, 1, pids[1], 'active'],
+      ],
     );
     baton.signal('SIGHUP');
     await baton.waitFor((e) => e.event === 'upgraded' && e.generation === 2);
@@ -344,7 +359,11 @@ async function steeredSelfUpgrade(t: ExecutionContext, args: string[]): Promise<
     await sleep(300);
     const r = await load.stop();
     t.deepEqual(gaps(r), []);
-    t.deepEqual(r.samples!.slice(-20).map((x) => x[3]), Array<number>(20).fill(2), 'generation 2 serves in the end');
+    t.deepEqual(
+      r.samples!.slice(-20).map((x) => x[3]),
+      Array<number>(20).fill(2),
+      'generation 2 serves in the end',
+    );
     t.is((await baton.stop()).code, 0);
     t.false(w.pinned(), 'a clean stop after a self-upgrade leaves no pins');
   } finally {

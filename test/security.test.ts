@@ -1,8 +1,19 @@
-import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test from 'ava';
 import { Baton, fixture } from './helpers/baton.js';
 import { refuses } from './helpers/leftovers.js';
 import { needs } from './helpers/needs.js';
@@ -24,7 +35,7 @@ function victim(dir: string): string {
   return path;
 }
 
-needs('setpriv')('symlinks planted for the pid file\'s temp names are never followed (H1)', async (t) => {
+needs('setpriv')("symlinks planted for the pid file's temp names are never followed (H1)", async (t) => {
   const dir = scratch();
   const target = victim(dir);
   // A directory anyone may write but only owners may rename in (sticky, like /tmp): allowed for pid files.
@@ -53,10 +64,21 @@ needs('root')('a pid-file or control directory another user owns is refused; not
   chownSync(theirs, NOBODY, NOBODY);
   const sock = join(dir, 'l.sock');
   const hint = /^use a directory that only root or uid 0 can write/;
-  await refuses(t, ['--listen', `unix:${sock}`, '--pid-file', join(theirs, 'b.pid'), '--', 'true'], 1,
-    new RegExp(`^refusing ${theirs} for the pid file: it belongs to uid ${NOBODY}$`), hint);
-  await refuses(t, ['--listen', `unix:${sock}`, '--control', join(theirs, 'c.sock'), '--', 'true'], 1,
-    new RegExp(`^refusing ${theirs} for the control socket: it belongs to uid ${NOBODY}$`), hint, { logged: true });
+  await refuses(
+    t,
+    ['--listen', `unix:${sock}`, '--pid-file', join(theirs, 'b.pid'), '--', 'true'],
+    1,
+    new RegExp(`^refusing ${theirs} for the pid file: it belongs to uid ${NOBODY}$`),
+    hint,
+  );
+  await refuses(
+    t,
+    ['--listen', `unix:${sock}`, '--control', join(theirs, 'c.sock'), '--', 'true'],
+    1,
+    new RegExp(`^refusing ${theirs} for the control socket: it belongs to uid ${NOBODY}$`),
+    hint,
+    { logged: true },
+  );
 });
 
 test('--control naming a file that is not a socket is refused, and the file is left alone (L6)', async (t) => {
@@ -67,8 +89,14 @@ test('--control naming a file that is not a socket is refused, and the file is l
   const regular = join(dir, 'notes.txt');
   writeFileSync(regular, 'keep me\n');
   for (const control of [link, regular]) {
-    await refuses(t, ['--listen', '127.0.0.1:0', '--control', control, '--', 'true'], 1,
-      new RegExp(`^${control} exists and is not a socket$`), /^remove it, or choose another --control path$/, { logged: true });
+    await refuses(
+      t,
+      ['--listen', '127.0.0.1:0', '--control', control, '--', 'true'],
+      1,
+      new RegExp(`^${control} exists and is not a socket$`),
+      /^remove it, or choose another --control path$/,
+      { logged: true },
+    );
   }
   t.is(statSync(target).mode & 0o777, 0o644, 'not chmodded');
   t.is(readFileSync(regular, 'utf8'), 'keep me\n', 'not deleted');
@@ -77,8 +105,13 @@ test('--control naming a file that is not a socket is refused, and the file is l
 test('a --control path longer than sun_path is a usage error before anything opens (F9)', async (t) => {
   const dir = join(scratch(), 'd'.repeat(120));
   mkdirSync(dir);
-  await refuses(t, ['--listen', '127.0.0.1:0', '--control', join(dir, 'c.sock'), '--', 'true'], 2,
-    /^control socket path too long \(max 107 bytes\)/, /^give a shorter --control/);
+  await refuses(
+    t,
+    ['--listen', '127.0.0.1:0', '--control', join(dir, 'c.sock'), '--', 'true'],
+    2,
+    /^control socket path too long \(max 107 bytes\)/,
+    /^give a shorter --control/,
+  );
   t.deepEqual(readdirSync(dir), []);
 });
 
@@ -88,13 +121,19 @@ test('baton steer clean refuses a --name that is a path (M8)', async (t) => {
   mkdirSync(precious);
   writeFileSync(join(precious, 'data'), 'x');
   for (const name of [`../../../../..${precious}`, '.', '..']) {
-    await refuses(t, ['steer', 'clean', '--name', name, '--state-dir', join(dir, 'state')], 2,
-      /^bad --name/, /^a name is 1-64 letters/);
+    await refuses(
+      t,
+      ['steer', 'clean', '--name', name, '--state-dir', join(dir, 'state')],
+      2,
+      /^bad --name/,
+      /^a name is 1-64 letters/,
+    );
   }
   t.true(existsSync(join(precious, 'data')));
 });
 
-needs('bpf').serial('a clean stop removes only the state file from --state-dir, never the directory\'s other files (M8)',
+needs('bpf').serial(
+  "a clean stop removes only the state file from --state-dir, never the directory's other files (M8)",
   async (t) => {
     const w = new SteerWorld();
     try {
@@ -109,4 +148,5 @@ needs('bpf').serial('a clean stop removes only the state file from --state-dir, 
     } finally {
       await w.close();
     }
-  });
+  },
+);

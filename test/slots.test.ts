@@ -41,7 +41,14 @@ test('slots: activate takes the slot, logs, and the one it replaces drains', (t)
   t.is(slots.at(0), b);
   t.is(slots.lastActive, b);
   t.is(slots.newest, 2);
-  t.deepEqual(log.events.map(([e, f]) => [e, f.generation]), [['active', 1], ['active', 2], ['draining', 1]]);
+  t.deepEqual(
+    log.events.map(([e, f]) => [e, f.generation]),
+    [
+      ['active', 1],
+      ['active', 2],
+      ['draining', 1],
+    ],
+  );
   t.is(log.events[2]![1].drain, 300);
 });
 
@@ -53,7 +60,10 @@ test('slots: a crash schedules the restart after its backoff; a crash loop is re
   t.deepEqual(log.events[0], ['restart', { worker: 0, message: 'boom', in: 1000, crashes: 1 }]);
   t.false(slots.hasDue());
   for (let i = 0; i < 4; i++) slots.crashed(0, 'again');
-  t.deepEqual(log.events.map(([e]) => e), ['restart', 'restart', 'restart', 'restart', 'restart', 'crash-loop']);
+  t.deepEqual(
+    log.events.map(([e]) => e),
+    ['restart', 'restart', 'restart', 'restart', 'restart', 'crash-loop'],
+  );
   t.deepEqual(slots.crashes(), [5]);
   slots.clearRestarts();
   await new Promise((r) => setTimeout(r, 50));
@@ -83,7 +93,14 @@ test('slots: a due restart is reported once, only for a slot still empty and sti
   t.deepEqual(slots.takeDue(), []);
   const two = ready(2, 2);
   slots.activate(two, 2);
-  t.deepEqual(slots.resize(1), [[2, two], [1, one]], 'the last slots go first, with their processes');
+  t.deepEqual(
+    slots.resize(1),
+    [
+      [2, two],
+      [1, one],
+    ],
+    'the last slots go first, with their processes',
+  );
   t.is(slots.length, 1);
   t.deepEqual(slots.resize(0).length, 0, 'never fewer than one slot');
   t.is(slots.length, 1);
@@ -96,7 +113,10 @@ test('retirement: --max-draining counts retirements, oldest first, whatever thei
   const draining = (n: number, w: number) => {
     const g = ready(n, w);
     g.state = 'draining';
-    g.kill = async () => (killed.push(g.pid), { code: null, signal: 'SIGKILL' });
+    g.kill = async () => {
+      killed.push(g.pid);
+      return { code: null, signal: 'SIGKILL' };
+    };
     return g;
   };
   const wave1 = [draining(1, 0), draining(1, 1)];
@@ -113,7 +133,10 @@ test('retirement: --max-draining counts retirements, oldest first, whatever thei
 test('history: the last ten upgrades, oldest first', (t) => {
   const r = (generation: number): UpgradeResult => ({ ok: true, generation, requestedAt: '', ms: 1 });
   const h = new History(Array.from({ length: 12 }, (_, i) => r(i)));
-  t.deepEqual(h.list().map((u) => u.generation), [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  t.deepEqual(
+    h.list().map((u) => u.generation),
+    [2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+  );
   h.add(r(12));
   t.is(h.list().length, 10);
   t.is(h.list()[0]!.generation, 3);

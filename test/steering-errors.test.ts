@@ -1,14 +1,14 @@
-import type { ExecutionContext } from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { getPinned, loadObject, pinObject, progTag } from '../supervisor/sys/bpf.js';
+import { closeFd } from '../supervisor/sys/fd.js';
 import { cli, fixture, root } from './helpers/baton.js';
-import { refuses, scratch, type RefuseOptions } from './helpers/leftovers.js';
+import { type RefuseOptions, refuses, scratch } from './helpers/leftovers.js';
 import { needs } from './helpers/needs.js';
 import { Netns } from './helpers/netns.js';
 import { SteerWorld } from './helpers/steer.js';
-import { getPinned, loadObject, pinObject, progTag } from '../supervisor/sys/bpf.js';
-import { closeFd } from '../supervisor/sys/fd.js';
 
 /** The test's second sk_lookup program, built from other-steer.c by `npm run build:bpf` and committed. */
 const otherObject = `${root}test/fixtures/other-steer.o`;
@@ -93,7 +93,8 @@ needs('bpf').serial('pins of a different program are refused', (t) =>
     t.is(c.status, 0, c.stderr);
     t.regex(c.stdout, /removed the pins/);
     t.false(w.pinned());
-  }));
+  }),
+);
 
 needs('bpf').serial('--keep-steering leaves the pins; baton steer clean removes them', (t) =>
   inWorld(async (w) => {
@@ -115,7 +116,8 @@ needs('bpf').serial('--keep-steering leaves the pins; baton steer clean removes 
     const c = clean(w);
     t.is(c.status, 0, c.stderr);
     t.false(w.pinned());
-  }));
+  }),
+);
 
 needs('bpf').serial('a rule over another process’s listener is refused; --force steers with a warning', (t) =>
   inWorld(async (w) => {
@@ -133,7 +135,8 @@ needs('bpf').serial('a rule over another process’s listener is refused; --forc
     } finally {
       other.kill();
     }
-  }));
+  }),
+);
 
 needs('bpf', 'setpriv').serial('steering errors: one error line, one hint, nothing left behind', (t) =>
   inWorld(async (w) => {
@@ -141,18 +144,40 @@ needs('bpf', 'setpriv').serial('steering errors: one error line, one hint, nothi
     await refused(t, w, ['--steer', '127.0.0.1:80-70', ...rest], 2, /bad port or range "80-70"/, /LOW-HIGH/);
     await refused(t, w, ['--steer', 'example.com:80', ...rest], 2, /"example\.com" is not an IP address/, /ADDRESS/);
     await refused(t, w, ['--steer', '127.0.0.1/33:80', ...rest], 2, /bad prefix length "\/33"/, /0 to 32/);
-    await refused(t, w, ['--steer', '127.0.0.0/8:80', '--steer', '127.0.0.1:80,81', ...rest], 2,
-      /--steer 127\.0\.0\.1:80,81 overlaps --steer 127\.0\.0\.0\/8:80 on port 80/, /one rule only/);
+    await refused(
+      t,
+      w,
+      ['--steer', '127.0.0.0/8:80', '--steer', '127.0.0.1:80,81', ...rest],
+      2,
+      /--steer 127\.0\.0\.1:80,81 overlaps --steer 127\.0\.0\.0\/8:80 on port 80/,
+      /one rule only/,
+    );
     await refused(t, w, ['--steer', 'udp:127.0.0.1:53', ...rest], 2, /UDP steering is not supported/, /TCP/);
-    await refused(t, w, ['--handover', 'port', '--', 'true'], 2, /--handover port needs --steer/,
-      /--steer 0\.0\.0\.0:8080/);
-    await refused(t, w, steerArgs, 1, /cannot load \/nonexistent\/libbpf\.so\.1/, /install libbpf/,
-      { env: { BATON_LIBBPF: '/nonexistent/libbpf.so.1' } });
-    await refused(t, w, steerArgs, 1, /bpffs is not mounted at \/proc\/baton-bpffs and cannot be mounted/,
-      /mount -t bpf/, { env: { BATON_BPFFS: '/proc/baton-bpffs' } });
-    await refused(t, w, steerArgs, 1, /steering needs CAP_BPF and CAP_NET_ADMIN/, /run baton as root/,
-      { prefix: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all'] });
-  }));
+    await refused(
+      t,
+      w,
+      ['--handover', 'port', '--', 'true'],
+      2,
+      /--handover port needs --steer/,
+      /--steer 0\.0\.0\.0:8080/,
+    );
+    await refused(t, w, steerArgs, 1, /cannot load \/nonexistent\/libbpf\.so\.1/, /install libbpf/, {
+      env: { BATON_LIBBPF: '/nonexistent/libbpf.so.1' },
+    });
+    await refused(
+      t,
+      w,
+      steerArgs,
+      1,
+      /bpffs is not mounted at \/proc\/baton-bpffs and cannot be mounted/,
+      /mount -t bpf/,
+      { env: { BATON_BPFFS: '/proc/baton-bpffs' } },
+    );
+    await refused(t, w, steerArgs, 1, /steering needs CAP_BPF and CAP_NET_ADMIN/, /run baton as root/, {
+      prefix: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all'],
+    });
+  }),
+);
 
 needs('bpf').serial('a refusal after the listeners opened closes them: nothing listens, the socket file is gone', (t) =>
   inWorld(async (w) => {
@@ -170,7 +195,8 @@ needs('bpf').serial('a refusal after the listeners opened closes them: nothing l
     t.false(existsSync(sock), 'the unix socket file is removed');
     t.deepEqual(w.listening(), [], 'nothing listens in the namespace');
     t.deepEqual(w.processes(), [], 'no process is left in the namespace');
-  }));
+  }),
+);
 
 needs('bpf').serial('pins attached to another network namespace are refused', (t) =>
   inWorld(async (w) => {
@@ -186,7 +212,8 @@ needs('bpf').serial('pins attached to another network namespace are refused', (t
     } finally {
       other.remove();
     }
-  }));
+  }),
+);
 
 needs('bpf').serial('a wildcard listener of another process is shadowed too', (t) =>
   inWorld(async (w) => {
@@ -197,7 +224,8 @@ needs('bpf').serial('a wildcard listener of another process is shadowed too', (t
     } finally {
       other.kill();
     }
-  }));
+  }),
+);
 
 needs('bpf').serial("a second baton with the same --name is refused with the first's pid; the first serves on", (t) =>
   inWorld(async (w) => {
@@ -213,7 +241,8 @@ needs('bpf').serial("a second baton with the same --name is refused with the fir
     t.deepEqual([...r.generations.keys()], [1]);
     t.is((await first.stop()).code, 0);
     t.false(w.pinned());
-  }));
+  }),
+);
 
 needs('bpf').serial('baton steer clean while the baton runs is refused and removes nothing', (t) =>
   inWorld(async (w) => {
@@ -221,8 +250,13 @@ needs('bpf').serial('baton steer clean while the baton runs is refused and remov
     await first.event('active', 1);
     const owned = w.owned();
     const state = readFileSync(join(w.stateDir, 'state.json'), 'utf8');
-    await refuses(t, ['steer', 'clean', '--name', w.name, '--state-dir', w.stateDir], 1, runningBaton(w, first.pid),
-      new RegExp(`^stop it first \\(kill ${first.pid}\\)`));
+    await refuses(
+      t,
+      ['steer', 'clean', '--name', w.name, '--state-dir', w.stateDir],
+      1,
+      runningBaton(w, first.pid),
+      new RegExp(`^stop it first \\(kill ${first.pid}\\)`),
+    );
     t.deepEqual(w.owned(), owned, 'the pins and the state are all there');
     t.is(readFileSync(join(w.stateDir, 'state.json'), 'utf8'), state);
     const r = await w.load({ port: 80, keepAlive: false, concurrency: 2, maxRequests: 20, maxMs: 10_000 });
@@ -230,4 +264,5 @@ needs('bpf').serial('baton steer clean while the baton runs is refused and remov
     t.deepEqual([...r.generations.keys()], [1]);
     t.is((await first.stop()).code, 0);
     t.false(w.pinned());
-  }));
+  }),
+);

@@ -48,7 +48,10 @@ test.serial('the gap check sees a stall that fails no request: a generation stop
     await new Promise((r) => setTimeout(r, 300));
     const r = await load.stop();
     t.is(r.failed, 0, 'the accept queue hides the stall from a failure count');
-    t.true(gaps(r).some((p) => p.startsWith('no request completed')), gaps(r).join('; '));
+    t.true(
+      gaps(r).some((p) => p.startsWith('no request completed')),
+      gaps(r).join('; '),
+    );
   } finally {
     await baton.stop();
     release();

@@ -4,12 +4,13 @@
 import test from 'ava';
 import { type Config, defaults } from '../supervisor/config.js';
 import { Generation } from '../supervisor/generation.js';
+import { Helpers } from '../supervisor/helpers.js';
 import type { Launch } from '../supervisor/launch.js';
 import type { Logger } from '../supervisor/log.js';
 import { Retirement } from '../supervisor/retire.js';
 import { Slots } from '../supervisor/slots.js';
 import { History } from '../supervisor/upgrade.js';
-import { refill, runWave, type WaveParts } from '../supervisor/wave.js';
+import { refill, rescale, runWave, type WaveParts } from '../supervisor/wave.js';
 
 type Event = [string, Record<string, unknown>];
 
@@ -53,7 +54,18 @@ function world(workers: number, config: Partial<Config> = {}): World {
   };
   const retirement = new Retirement(cfg, undefined, () => false);
   const history = new History();
-  w.parts = { config: cfg, log, slots, retirement, history, live, launch, nextNumber: () => next++, stopping: () => false };
+  w.parts = {
+    config: cfg,
+    log,
+    slots,
+    retirement,
+    history,
+    helpers: new Helpers(log),
+    live,
+    launch,
+    nextNumber: () => next++,
+    stopping: () => false,
+  };
   return w;
 }
 
@@ -76,7 +88,10 @@ test('a wave replaces every slot; the old workers drain (their stop waits for --
   t.teardown(() => w.parts.retirement.pause());
   t.like(r, { ok: true, generation: 2, serving: 2, readyMs: 5 });
   t.deepEqual(serving(w), [2, 2, 2]);
-  t.deepEqual(old.map((g) => g.state), ['draining', 'draining', 'draining']);
+  t.deepEqual(
+    old.map((g) => g.state),
+    ['draining', 'draining', 'draining'],
+  );
   t.deepEqual(w.stopped, [], 'nothing is stopped before --drain');
   t.deepEqual(w.parts.history.list(), [r]);
   t.is(w.parts.history.failures, 0);
@@ -89,11 +104,17 @@ test('a failure in the second batch gives the first slot back to its old worker 
   const r = await runWave(w.parts);
   t.like(r, { ok: false, generation: 2, reason: 'generation 2 exited with code 1', serving: 1 });
   t.deepEqual(serving(w), [1, 1, 1]);
-  t.deepEqual(old.map((g) => g.state), ['active', 'active', 'active']);
+  t.deepEqual(
+    old.map((g) => g.state),
+    ['active', 'active', 'active'],
+  );
   t.deepEqual(w.stopped, ['2.0']);
   t.deepEqual(
     w.events.filter(([e]) => e === 'regained' || e === 'rollback').map(([e, f]) => [e, f.worker ?? f.failures]),
-    [['regained', 0], ['rollback', 1]],
+    [
+      ['regained', 0],
+      ['rollback', 1],
+    ],
   );
   t.is(w.parts.history.failures, 1);
   t.false(w.parts.slots.hasDue(), 'no slot is left empty');
@@ -128,7 +149,10 @@ test('an old worker gone by the time the wave fails leaves its slot empty, to be
   t.deepEqual(serving(w), [undefined, 1]);
   t.deepEqual(w.stopped, ['2.0']);
   const restart = w.events.find(([e]) => e === 'restart');
-  t.deepEqual(restart, ['restart', { worker: 0, message: 'its old worker was gone when the wave failed', in: 1000, crashes: 1 }]);
+  t.deepEqual(restart, [
+    'restart',
+    { worker: 0, message: 'its old worker was gone when the wave failed', in: 1000, crashes: 1 },
+  ]);
 });
 
 test('a crash refill that finds its slot taken meanwhile stops the new process', async (t) => {
@@ -137,7 +161,10 @@ test('a crash refill that finds its slot taken meanwhile stops the new process',
   await refill(w.parts, 0);
   t.deepEqual(serving(w), [1]);
   t.deepEqual(w.stopped, ['2.0']);
-  t.deepEqual(w.events.at(-1), ['failed', { generation: 2, worker: 0, pid: 100_020, message: 'the slot is no longer empty' }]);
+  t.deepEqual(w.events.at(-1), [
+    'failed',
+    { generation: 2, worker: 0, pid: 100_020, message: 'the slot is no longer empty' },
+  ]);
 });
 
 test('--max-draining: after a third wave with a cap of 1, only the last retired workers are alive', async (t) => {
@@ -149,4 +176,34 @@ test('--max-draining: after a third wave with a cap of 1, only the last retired 
   t.teardown(() => w.parts.retirement.pause());
   t.deepEqual(w.stopped, ['1.0', '1.1'], 'the oldest retirement is killed');
   t.deepEqual(serving(w), [3, 3]);
+});
+
+// F6: SIGTTIN had no cap (20 of them gave 21 workers; a storm, as many as the host could fork).
+test('SIGTTIN beyond 1024 workers logs a warning and starts nothing', async (t) => {
+  const w = world(1024);
+  await first(w);
+  rescale(w.parts, 1025);
+  t.is(w.parts.slots.length, 1024);
+  t.false(w.parts.slots.hasDue(), 'no slot is due for a start');
+  const warning = "SIGTTIN beyond 1024 workers ignored: that is the most (nginx's limit too)";
+  t.deepEqual(w.events.at(-1), ['warning', { message: warning, workers: 1024 }]);
+  t.false(
+    w.events.some(([e]) => e === 'scale'),
+    'no scale event: nothing changed',
+  );
+});
+
+test('SIGTTINs that coalesce past the cap grow the workers to 1024, not beyond', async (t) => {
+  const w = world(1022);
+  await first(w);
+  rescale(w.parts, 1030);
+  t.is(w.parts.slots.length, 1024);
+  t.deepEqual(
+    w.events.filter(([e]) => e === 'warning' || e === 'scale').map(([e, f]) => [e, f.workers]),
+    [
+      ['warning', 1022],
+      ['scale', 1024],
+    ],
+  );
+  t.is(w.parts.slots.takeDue().length, 2, 'the two new slots are due for a start');
 });

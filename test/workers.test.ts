@@ -1,13 +1,13 @@
-import test from 'ava';
 import { execFile } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
+import test from 'ava';
 import { request } from '../supervisor/control/client.js';
 import { Baton, childrenOf, cli, fixture } from './helpers/baton.js';
 import { gaps, get, type LoadResult } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
-import { load, running, sleep, tail, TICK, Watch } from './helpers/procs.js';
+import { load, running, sleep, TICK, tail, Watch } from './helpers/procs.js';
 
 const run = promisify(execFile);
 const sorted = (pids: Iterable<number>) => [...pids].sort((a, b) => a - b);
@@ -94,11 +94,17 @@ test.serial('under load: rolling wave over 3 workers, no gap, never under 3 acce
     t.deepEqual(gaps(kept), []);
     t.log(`holding the listener: min ${Math.min(...samples)}, max ${Math.max(...samples)}, ${samples.length} samples`);
     t.true(samples.length > 20, `${samples.length} samples`);
-    t.true(samples.every((n) => n >= 3), `processes holding the listener: ${samples.join(',')}`);
+    t.true(
+      samples.every((n) => n >= 3),
+      `processes holding the listener: ${samples.join(',')}`,
+    );
     t.true(samples.includes(6), 'both generations held it at once');
     // One slot at a time: each new worker started only after the one before had spent its 300 ms getting ready.
     const wave = watch.seen(2);
-    t.deepEqual(wave.map((p) => p.worker), [0, 1, 2]);
+    t.deepEqual(
+      wave.map((p) => p.worker),
+      [0, 1, 2],
+    );
     for (let i = 1; i < 3; i++) {
       t.true(wave[i]!.start - wave[i - 1]!.start >= 300 - TICK, `worker ${i} started too early`);
     }
@@ -132,7 +138,10 @@ test.serial('under load: a worker failing mid-wave stops the wave without a gap;
     const { fresh, kept } = await loads.stop();
     t.deepEqual(gaps(fresh), []);
     t.deepEqual(gaps(kept), []);
-    t.false(watch.seen(2).some((p) => p.worker === 2), 'the wave stopped before slot 2');
+    t.false(
+      watch.seen(2).some((p) => p.worker === 2),
+      'the wave stopped before slot 2',
+    );
     const old = sorted(watch.seen(1).map((p) => p.pid));
     t.is(old.length, 3);
     const seen = await answering(port, old);
@@ -167,9 +176,16 @@ test.serial('under load: a crashing worker is replaced in its slot after 1 s whi
     // Two workers serve on, so no gap; the crashed process loses what it held (at most one request per
     // client loop), nothing is refused.
     for (const r of [fresh, kept] as LoadResult[]) {
-      t.deepEqual(Object.keys(r.failures).filter((k) => k !== 'ECONNRESET'), [], JSON.stringify(r.failures));
+      t.deepEqual(
+        Object.keys(r.failures).filter((k) => k !== 'ECONNRESET'),
+        [],
+        JSON.stringify(r.failures),
+      );
       t.true((r.failures.ECONNRESET ?? 0) <= 2, JSON.stringify(r.failures));
-      t.deepEqual(gaps(r).filter((p) => !p.endsWith(`failed: ${JSON.stringify(r.failures)}`)), []);
+      t.deepEqual(
+        gaps(r).filter((p) => !p.endsWith(`failed: ${JSON.stringify(r.failures)}`)),
+        [],
+      );
     }
     const expected = sorted([(await watch.slot(1, 0)).pid, replacement.pid, (await watch.slot(1, 2)).pid]);
     t.deepEqual(sorted((await answering(port, expected)).keys()), expected);
@@ -189,9 +205,24 @@ test.serial('--surge 2: a wave over 4 workers starts them 2 at a time', async (t
     await baton.waitFor((e) => e.event === 'upgraded' && e.generation === 2, 20_000);
     const wave = [...watch.seen(2)].sort((a, b) => a.start - b.start);
     t.is(wave.length, 4);
-    t.log('starts (ms after the first)', wave.map((p) => p.start - wave[0]!.start));
-    t.deepEqual(wave.map((p) => p.worker).slice(0, 2).sort(), [0, 1]);
-    t.deepEqual(wave.map((p) => p.worker).slice(2).sort(), [2, 3]);
+    t.log(
+      'starts (ms after the first)',
+      wave.map((p) => p.start - wave[0]!.start),
+    );
+    t.deepEqual(
+      wave
+        .map((p) => p.worker)
+        .slice(0, 2)
+        .sort(),
+      [0, 1],
+    );
+    t.deepEqual(
+      wave
+        .map((p) => p.worker)
+        .slice(2)
+        .sort(),
+      [2, 3],
+    );
     // Each batch is spawned at once; the second only after the first spent its 1.5 s getting ready.
     // Half of that is far beyond the time to spawn two processes.
     t.true(wave[1]!.start - wave[0]!.start < 750, `first batch ${wave[1]!.start - wave[0]!.start} ms apart`);
@@ -213,7 +244,10 @@ test.serial('--workers auto runs one process per CPU, one in each slot', async (
     const kids = sorted(running(baton.pid));
     t.is(kids.length, cpus);
     const procs = watch.seen(1);
-    t.deepEqual(procs.map((p) => p.worker), Array.from({ length: cpus }, (_, i) => i));
+    t.deepEqual(
+      procs.map((p) => p.worker),
+      Array.from({ length: cpus }, (_, i) => i),
+    );
     t.deepEqual(sorted(procs.map((p) => p.pid)), kids);
     t.is((await status(baton)).workers, cpus);
   } finally {

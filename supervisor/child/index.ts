@@ -2,8 +2,9 @@
  * The child side of baton: take the listeners, say ready, drain on the stop signal.
  * Kept small and free of heavy imports; koffi loads only when a syscall is needed.
  */
-import { Server as NetServer, type ListenOptions, type Server, type Socket } from 'node:net';
+
 import type { Server as HttpServer, ServerResponse } from 'node:http';
+import { type ListenOptions, Server as NetServer, type Server, type Socket } from 'node:net';
 import { yamaScope } from '../sys/proc.js';
 
 export interface InheritedListener {
@@ -41,7 +42,10 @@ export async function listeners(): Promise<InheritedListener[]> {
     }
   } else if (env.LISTEN_FDS && Number(env.LISTEN_PID) === process.pid) {
     const fdnames = list(env.LISTEN_FDNAMES);
-    taken = Array.from({ length: Number(env.LISTEN_FDS) }, (_, i) => ({ fd: 3 + i, name: fdnames[i] ?? names[i] ?? `listener${i}` }));
+    taken = Array.from({ length: Number(env.LISTEN_FDS) }, (_, i) => ({
+      fd: 3 + i,
+      name: fdnames[i] ?? names[i] ?? `listener${i}`,
+    }));
   } else {
     taken = [];
   }
@@ -65,7 +69,10 @@ async function withYamaRetry<T>(grab: () => T): Promise<T> {
 }
 
 /** Listens on the first handed-over listener, or on `fallback` when not under baton. */
-export async function listen(server: Server, fallback: ListenOptions = { port: Number(process.env.PORT ?? 8080) }): Promise<void> {
+export async function listen(
+  server: Server,
+  fallback: ListenOptions = { port: Number(process.env.PORT ?? 8080) },
+): Promise<void> {
   const [first] = await listeners();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

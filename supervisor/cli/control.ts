@@ -1,11 +1,11 @@
 import yargs from 'yargs';
-import { MAX_DURATION, parseDuration } from '../duration.js';
-import { BatonError, usageError } from '../errors.js';
 import { request } from '../control/client.js';
 import { controlPath, onlyControlSocket } from '../control/path.js';
+import { MAX_DURATION, parseDuration } from '../duration.js';
+import { BatonError, usageError } from '../errors.js';
+import { formatStatus, type Status } from '../status.js';
 import { strictParser } from './parser.js';
 import { layered } from './sources.js';
-import { formatStatus, type Status } from '../status.js';
 
 const WHERE = {
   control: { type: 'string', describe: "the baton's control socket" },
@@ -13,13 +13,25 @@ const WHERE = {
   name: { type: 'string', describe: "the baton's --name" },
 } as const;
 
+/** status, stop and a reload without --wait are answered at once: past this, baton is stalled (or stopped). */
+const ANSWER_MS = 10_000;
+
 /** `baton reload|status|stop`: one request to a running baton; returns what to print. */
 export async function controlCommand(command: 'reload' | 'status' | 'stop', args: string[]): Promise<string> {
   const parser = yargs(layered(args, WHERE))
     .scriptName(`baton ${command}`)
     .options(WHERE)
-    .option('wait', { type: 'boolean', default: false, describe: 'reload: return when the new generation is active (0) or rolled back (1)' })
-    .option('timeout', { type: 'string', default: '120s', requiresArg: true, describe: 'reload --wait: give up after this long' })
+    .option('wait', {
+      type: 'boolean',
+      default: false,
+      describe: 'reload: return when the new generation is active (0) or rolled back (1)',
+    })
+    .option('timeout', {
+      type: 'string',
+      default: '120s',
+      requiresArg: true,
+      describe: 'reload --wait: give up after this long',
+    })
     .option('json', { type: 'boolean', default: false, describe: 'status: print JSON' });
   const argv = strictParser(parser, `run baton ${command} --help`).parseSync();
   if (argv.help) return '';
@@ -28,9 +40,12 @@ export async function controlCommand(command: 'reload' | 'status' | 'stop', args
   // The client waits 5 s longer than baton does, and its timer has the same limit.
   const timeout = parseDuration('timeout', argv.timeout, MAX_DURATION - 5_000);
   if (timeout <= 0) throw usageError('--timeout must be more than 0', 'e.g. --timeout 30s');
-  const reply = await request(path, { command, ...(command === 'reload' ? { wait: argv.wait, timeout } : {}) }, timeout + 5_000);
+  const waits = command === 'reload' && argv.wait;
+  const req = { command, ...(command === 'reload' ? { wait: argv.wait, timeout } : {}) };
+  const reply = await request(path, req, waits ? timeout + 5_000 : ANSWER_MS);
   if (!reply.ok) throw new BatonError(reply.error.code, reply.error.message, reply.error.hint ?? '');
-  if (command === 'status') return argv.json ? JSON.stringify(reply.status, null, 2) : formatStatus(reply.status as Status);
+  if (command === 'status')
+    return argv.json ? JSON.stringify(reply.status, null, 2) : formatStatus(reply.status as Status);
   if (command === 'stop') return 'baton is stopping';
   if (!argv.wait) return 'reload requested';
   const r = reply.result as { generation: number; ms: number };

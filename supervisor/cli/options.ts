@@ -1,67 +1,59 @@
 import { availableParallelism } from 'node:os';
 import yargs from 'yargs';
-import { bpffsRoot, defaults, NAME, stateDirFor, type Config } from '../config.js';
+import { checkUnixPath } from '../address.js';
 import { resolveCommand } from '../command.js';
+import { bpffsRoot, type Config, MAX_WORKERS, NAME, stateDirFor } from '../config.js';
+import { controlPath } from '../control/path.js';
 import { parseDuration, parseSignal } from '../duration.js';
 import { usageError } from '../errors.js';
-import type { HandoverName } from '../handover/index.js';
+import type { HandoverName } from '../handover/handover.js';
 import { handovers } from '../handover/index.js';
 import { parseListen } from '../listener.js';
 import type { LogFormat } from '../log.js';
 import { parseReady } from '../ready/index.js';
-import { checkUnixPath } from '../address.js';
-import { controlPath } from '../control/path.js';
-import { strictParser } from './parser.js';
-import { layered, type OptionShape } from './sources.js';
 import { parseRules } from '../steering/rules.js';
 import { lookupGroup, lookupUser } from '../sys/user.js';
+import { OPTIONS } from './option-table.js';
+import { strictParser } from './parser.js';
+import { layered } from './sources.js';
 
 const HELP_HINT = 'run baton --help for the options';
 const CONTROL_HINT = 'give a shorter --control (or --pid-file) path';
 
-type Option = OptionShape & { describe: string; default?: string | number | boolean; choices?: string[] };
-
-/** Every option of the main command; also what BATON_* variables and --config keys may set. */
-export const OPTIONS: Record<string, Option> = {
-  listen: { type: 'string', array: true, describe: 'listener [NAME=]ADDRESS: HOST:PORT, [IPV6]:PORT, :PORT or unix:/path (repeatable)' },
-  backlog: { type: 'number', default: defaults.backlog, describe: 'listen(2) backlog of each listener' },
-  handover: { type: 'string', choices: Object.keys(handovers), default: defaults.handover, describe: 'how a generation gets the listeners (port: it binds $PORT itself; needs --steer)' },
-  ready: { type: 'string', describe: 'readiness: notify, grab, probe:<command> or delay:<duration> [default: grab for pidfd and port, delay:1s for inherit]' },
-  'ready-timeout': { type: 'string', default: '60s', describe: 'a generation not ready by then is rolled back' },
-  drain: { type: 'string', default: '5s', describe: 'time both generations serve before the old one is stopped' },
-  'stop-signal': { type: 'string', default: defaults.stopSignal, describe: 'signal that asks a generation to stop' },
-  'kill-timeout': { type: 'string', default: '30s', describe: 'SIGKILL a generation this long after the stop signal' },
-  'max-draining': { type: 'number', default: defaults.maxDraining, describe: 'old generations allowed to drain at once; the oldest beyond it is killed' },
-  workers: { type: 'string', default: '1', describe: 'processes per generation, all on the same listeners; auto = one per CPU' },
-  surge: { type: 'number', default: 1, describe: 'new workers started at once in a rolling upgrade' },
-  check: { type: 'string', describe: 'preflight shell command run before each upgrade (e.g. a config test); non-zero aborts it' },
-  'pid-file': { type: 'string', describe: "write baton's pid here (removed on exit)" },
-  control: { type: 'string', describe: 'control socket [default: beside --pid-file, else $XDG_RUNTIME_DIR or /run/baton/NAME.sock]' },
-  'log-format': { type: 'string', choices: ['text', 'json'], default: defaults.logFormat, describe: 'log lines on stderr' },
-  user: { type: 'string', describe: 'run generations as this user (needs root; use --handover inherit)' },
-  group: { type: 'string', describe: "run generations with this group [default: the user's]" },
-  subreaper: { type: 'boolean', default: false, describe: 'reap orphaned descendants (PR_SET_CHILD_SUBREAPER); automatic as PID 1' },
-  steer: { type: 'string', array: true, describe: 'SK_LOOKUP rule [tcp:]ADDRESS[/PREFIX]:PORTS, e.g. 127.0.0.1:7,77,8000-8099 (repeatable)' },
-  name: { type: 'string', describe: 'name of this baton: steering pins under bpffs/baton/NAME, default control socket [default: from the first listener or rule]' },
-  'state-dir': { type: 'string', describe: 'steering state, for a restart after a crash [default: /run/baton/NAME]' },
-  force: { type: 'boolean', default: false, describe: 'steer even where another process listens on a steered address and port' },
-  'keep-steering': { type: 'boolean', default: false, describe: 'leave program, link and maps pinned when baton stops' },
-  config: { type: 'string', describe: 'JSON file of options (keys are option names); flags win over BATON_* variables, which win over it' },
-};
+const USAGE = [
+  '$0 --listen ADDRESS [options] -- COMMAND [ARGS...]',
+  '$0 reload|status|stop [--control PATH | --pid-file PATH]',
+  '$0 steer clean --name NAME',
+  '',
+  'Runs COMMAND as generation 1, owns its listeners, and upgrades it with zero downtime on SIGHUP.',
+  'Every option can also be set by BATON_<OPTION> (e.g. BATON_DRAIN=10s) or in --config.',
+].join('\n');
 
 export function parser(args: string[]) {
   let y = yargs(args)
     .scriptName('baton')
-    .usage('$0 --listen ADDRESS [options] -- COMMAND [ARGS...]\n$0 reload|status|stop [--control PATH | --pid-file PATH]\n$0 steer clean --name NAME\n\nRuns COMMAND as generation 1, owns its listeners, and upgrades it with zero downtime on SIGHUP.\nEvery option can also be set by BATON_<OPTION> (e.g. BATON_DRAIN=10s) or in --config.')
+    .usage(USAGE)
     // The command is passed on as written: no number parsing of it.
-    .parserConfiguration({ 'halt-at-non-option': true, 'populate--': true, 'camel-case-expansion': true, 'parse-positional-numbers': false, 'parse-numbers': false });
+    .parserConfiguration({
+      'halt-at-non-option': true,
+      'populate--': true,
+      'camel-case-expansion': true,
+      'parse-positional-numbers': false,
+      'parse-numbers': false,
+    });
   for (const [name, { type, ...o }] of Object.entries(OPTIONS)) {
     // A number option is read as written (yargs would turn "abc" into NaN and 1e3 into 1000): untyped,
     // it stays a string ('parse-numbers': false), and parseOptions checks it.
     // An option given without its value is refused rather than left at its default.
     y = y.option(name, { ...o, ...(type === 'number' ? {} : { type }), requiresArg: type !== 'boolean' && !o.array });
   }
-  return strictParser(y.help().version().wrap(Math.min(120, process.stdout.columns || 100)), HELP_HINT);
+  return strictParser(
+    y
+      .help()
+      .version()
+      .wrap(Math.min(120, process.stdout.columns || 100)),
+    HELP_HINT,
+  );
 }
 
 /** The parsed options, as yargs names them (camel case). */
@@ -82,6 +74,7 @@ interface Argv {
   workers: string;
   surge: string | number;
   check?: string;
+  checkTimeout: string;
   pidFile?: string;
   control?: string;
   logFormat: string;
@@ -96,16 +89,20 @@ interface Argv {
 }
 
 /** Digits only (no 1e3, 0x10 or 1.0), from `min` to `max`: a number option as given, or its default. */
-function wholeNumber(option: string, value: string | number, min: number, max?: number, or = ''): number {
+function wholeNumber(option: string, value: string | number, min: number, max?: number, or = '', hint = HELP_HINT) {
   const text = String(value).trim();
   const n = /^\d+$/.test(text) ? Number(text) : NaN;
   if (!(n >= min && n <= (max ?? Number.MAX_SAFE_INTEGER))) {
     const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
     const given = JSON.stringify(String(value));
-    throw usageError(`--${option} must be a whole number ${range}${or}, not ${given}`, HELP_HINT);
+    throw usageError(`--${option} must be a whole number ${range}${or}, not ${given}`, hint);
   }
   return n;
 }
+
+const DRAINING_HINT = 'at least one old generation must drain; use --drain 0 to stop old generations at once';
+const SURGE_HINT = `give at most ${MAX_WORKERS}: a --surge at or above --workers already starts every new worker at once`;
+const WORKERS_HINT = `${MAX_WORKERS} processes per generation is the most (nginx's limit too); give fewer, see docs/cli.md#bounds`;
 
 /** argv → Config; undefined when --help or --version was answered. */
 export function parseOptions(args: string[]): Config | undefined {
@@ -115,35 +112,62 @@ export function parseOptions(args: string[]): Config | undefined {
   const listen = argv.listen ?? [];
   const steerSpecs = argv.steer ?? [];
   const handover = argv.handover as HandoverName;
-  if (handover === 'port') {
-    if (steerSpecs.length === 0) throw usageError('--handover port needs --steer', 'give the address and port clients connect to, e.g. --steer 0.0.0.0:8080');
-    if (listen.length > 0) throw usageError('--handover port takes no --listen: each generation binds its own $PORT', 'drop --listen, or use --handover pidfd');
+  const strategy = handovers[handover];
+  if (!strategy.sharesListener) {
+    const steerHint = 'give the address and port clients connect to, e.g. --steer 0.0.0.0:8080';
+    if (steerSpecs.length === 0) throw usageError(`--handover ${handover} needs --steer`, steerHint);
+    const message = `--handover ${handover} takes no --listen: each generation binds its own $PORT`;
+    if (listen.length > 0) throw usageError(message, 'drop --listen, or use --handover pidfd');
   } else if (listen.length === 0) {
-    throw usageError('Missing required argument: listen', 'give at least one --listen ADDRESS, e.g. --listen 127.0.0.1:8080');
+    throw usageError(
+      'Missing required argument: listen',
+      'give at least one --listen ADDRESS, e.g. --listen 127.0.0.1:8080',
+    );
   }
-  if (command.length === 0) throw usageError('no command to run', 'put the server command after --, e.g. baton --listen :8080 -- node server.js');
+  if (command.length === 0)
+    throw usageError(
+      'no command to run',
+      'put the server command after --, e.g. baton --listen :8080 -- node server.js',
+    );
   if (command[0]!.startsWith('-')) throw usageError(`unknown option ${command[0]}`, HELP_HINT);
   resolveCommand(command[0]!);
 
-  const ready = argv.ready === undefined ? handovers[handover].defaultReady : parseReady(argv.ready);
-  if (ready.kind === 'grab' && !handovers[handover].watch) throw usageError(`--ready grab needs --handover pidfd or port, not ${handover}`, 'use --ready notify, probe:<command> or delay:<duration>');
+  const ready = argv.ready === undefined ? strategy.defaultReady : parseReady(argv.ready);
+  if (ready.kind === 'grab' && !strategy.grabs) {
+    const hint = 'use --ready notify, probe:<command> or delay:<duration>';
+    throw usageError(`--ready grab needs --handover pidfd or port, not ${handover}`, hint);
+  }
   const user = argv.user === undefined ? undefined : lookupUser(argv.user);
   if (argv.group !== undefined && !user) throw usageError('--group needs --user', 'give --user too');
   if (user && argv.group !== undefined) user.gid = lookupGroup(argv.group);
-  if (user && process.getuid?.() !== 0) throw usageError('--user needs baton to run as root', 'start baton as root, or drop --user');
+  if (user && process.getuid?.() !== 0)
+    throw usageError('--user needs baton to run as root', 'start baton as root, or drop --user');
 
   const workers =
-    argv.workers === 'auto' ? availableParallelism() : wholeNumber('workers', argv.workers, 1, undefined, ' or auto');
-  if (workers > 1 && handover === 'port') throw usageError('--workers needs a shared listener, which --handover port does not have', 'use --handover pidfd or inherit (with --steer if you need it)');
+    argv.workers === 'auto'
+      ? Math.min(availableParallelism(), MAX_WORKERS)
+      : wholeNumber('workers', argv.workers, 1, MAX_WORKERS, ' or auto', WORKERS_HINT);
+  if (workers > 1 && !strategy.sharesListener) {
+    const hint = 'use --handover pidfd or inherit (with --steer if you need it)';
+    throw usageError(`--workers needs a shared listener, which --handover ${handover} does not have`, hint);
+  }
   const specs = parseListen(listen);
   const control = controlPath({ ...argv, name: argv.name ?? 'baton' })!;
   if (specs.some((s) => s.address.kind === 'unix' && s.address.path === control)) {
-    throw usageError(`the control socket ${control} is also a --listen`, 'give --control another path (by default it sits beside --pid-file)');
+    throw usageError(
+      `the control socket ${control} is also a --listen`,
+      'give --control another path (by default it sits beside --pid-file)',
+    );
   }
   const steer = parseRules(steerSpecs);
-  const name = argv.name ?? (listen[0] ?? steerSpecs[0] ?? 'baton').replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '');
+  const name =
+    argv.name ?? (listen[0] ?? steerSpecs[0] ?? 'baton').replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '');
   // bpffs refuses names with dots
-  if (!NAME.test(name)) throw usageError(`bad --name "${name}"`, 'a name is 1-64 letters, digits, "_" or "-" (no dots: bpffs refuses them)');
+  if (!NAME.test(name))
+    throw usageError(
+      `bad --name "${name}"`,
+      'a name is 1-64 letters, digits, "_" or "-" (no dots: bpffs refuses them)',
+    );
   return {
     command,
     listen: specs,
@@ -155,12 +179,18 @@ export function parseOptions(args: string[]): Config | undefined {
     drain: parseDuration('drain', argv.drain),
     stopSignal: parseSignal('stop-signal', argv.stopSignal),
     killTimeout: parseDuration('kill-timeout', argv.killTimeout),
-    maxDraining: wholeNumber('max-draining', argv.maxDraining, 0),
+    // 0 would kill every old generation the moment an upgrade succeeds: no drain at all.
+    maxDraining: wholeNumber('max-draining', argv.maxDraining, 1, undefined, '', DRAINING_HINT),
     workers,
-    surge: wholeNumber('surge', argv.surge, 1),
+    surge: wholeNumber('surge', argv.surge, 1, MAX_WORKERS, '', SURGE_HINT),
     ...(argv.pidFile ? { pidFile: argv.pidFile } : {}),
     ...(argv.check ? { check: argv.check } : {}),
-    control: checkUnixPath(argv.control || argv.pidFile ? control : controlPath({ name })!, 'control socket', CONTROL_HINT),
+    checkTimeout: parseDuration('check-timeout', argv.checkTimeout),
+    control: checkUnixPath(
+      argv.control || argv.pidFile ? control : controlPath({ name })!,
+      'control socket',
+      CONTROL_HINT,
+    ),
     subreaper: argv.subreaper,
     logFormat: argv.logFormat as LogFormat,
     ...(user ? { user } : {}),

@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { usageError, type BatonError } from '../errors.js';
+import { type BatonError, usageError } from '../errors.js';
 
 /** yargs' message as one error line; its "Invalid values" is several lines. */
 function yargsError(msg: string, hint: string): BatonError {

@@ -1,12 +1,12 @@
 import type { ControlServer } from '../control/server.js';
 import type { Logger } from '../log.js';
 import { nodeFlags, preload } from '../preload.js';
-import { checkBuild, type CheckedBuild } from '../self-check.js';
+import { type CheckedBuild, checkBuild } from '../self-check.js';
 import { execSelf, type ResumeState } from '../self-upgrade.js';
 import type { Supervisor } from '../supervisor.js';
 import { childOomScore } from '../sys/oom.js';
 import { ignoreSignals } from '../sys/signal.js';
-import { SIGNALS, type BatonSignal, type Signals } from './signals.cjs';
+import { type BatonSignal, SIGNALS, type Signals } from './signals.cjs';
 
 /** What a self-upgrade works with. */
 export interface SelfUpgradeParts {
@@ -29,7 +29,10 @@ export function selfUpgrader(p: SelfUpgradeParts): () => void {
   let underway = false;
   let again = false;
   const go = async (): Promise<void> => {
-    if (underway) return void (again = true);
+    if (underway) {
+      again = true;
+      return;
+    }
     [underway, again] = [true, false];
     try {
       await selfUpgrade(p, () => again);
@@ -59,7 +62,7 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
   let state: ResumeState | undefined;
   let held: BatonSignal[] = [];
   try {
-    await p.sup.settled();
+    await p.sup.idle();
     // New requests wait in the backlog for the next program; those already accepted are answered here.
     await control?.pause();
     await turn(); // what libuv caught of signals reaches the queue

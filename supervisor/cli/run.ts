@@ -3,14 +3,14 @@ import { controlHandler } from '../control/handler.js';
 import { ControlServer, type Handler } from '../control/server.js';
 import { createLogger, type Logger } from '../log.js';
 import { startReaper } from '../reaper.js';
-import { takeResumeState, type ResumeState } from '../self-upgrade.js';
+import { type ResumeState, takeResumeState } from '../self-upgrade.js';
 import { Supervisor } from '../supervisor.js';
 import { protectFromOom } from '../sys/oom.js';
 import { systemdHooks } from '../systemd.js';
 import { fail } from './fail.js';
 import { parseOptions } from './options.js';
 import { selfUpgrader } from './reexec.js';
-import { Signals, type BatonSignal } from './signals.cjs';
+import { type BatonSignal, Signals } from './signals.cjs';
 
 /**
  * The main command: resume state, systemd's NOTIFY_SOCKET, the control server, signals, the reaper.

@@ -22,9 +22,34 @@ function given(args: string[]): Set<string> {
   return out;
 }
 
-function asArgs(name: string, shape: OptionShape, value: unknown): string[] {
-  if (shape.type === 'boolean') return [value === true || value === 'true' || value === '1' ? `--${name}` : `--no-${name}`];
-  const values = Array.isArray(value) ? value : shape.array && typeof value === 'string' ? value.split(/\s+/).filter(Boolean) : [value];
+const TRUE = ['true', 'yes', 'on', '1'];
+const FALSE = ['false', 'no', 'off', '0'];
+const BOOLEAN_HINT = 'a boolean is true or false (also yes/no, on/off, 1/0)';
+
+/** A boolean as text (BATON_*, --flag=VALUE): true/yes/on/1 or false/no/off/0, any case; `what` names where from. */
+export function parseBoolean(text: string, what: string): boolean {
+  const t = text.trim().toLowerCase();
+  if (TRUE.includes(t) || FALSE.includes(t)) return TRUE.includes(t);
+  throw usageError(`bad value for ${what}: ${JSON.stringify(text)}`, BOOLEAN_HINT);
+}
+
+/** `--flag=VALUE` of a boolean option as `--flag` or `--no-flag` (yargs took anything but "true" as false). */
+function flagValue(arg: string, options: Record<string, OptionShape>): string {
+  const m = /^--([a-z][a-z0-9-]*)=(.*)$/s.exec(arg);
+  if (!m || options[m[1]!]?.type !== 'boolean') return arg;
+  return parseBoolean(m[2]!, `--${m[1]}`) ? `--${m[1]}` : `--no-${m[1]}`;
+}
+
+function asArgs(name: string, shape: OptionShape, value: unknown, where: string): string[] {
+  if (shape.type === 'boolean') {
+    const on = typeof value === 'boolean' ? value : parseBoolean(String(value), where);
+    return [on ? `--${name}` : `--no-${name}`];
+  }
+  const values = Array.isArray(value)
+    ? value
+    : shape.array && typeof value === 'string'
+      ? value.split(/\s+/).filter(Boolean)
+      : [value];
   return values.flatMap((v) => [`--${name}`, String(v)]);
 }
 
@@ -33,7 +58,11 @@ function asArgs(name: string, shape: OptionShape, value: unknown): string[] {
  * else from the JSON config file (--config or BATON_CONFIG): flags win, then the environment.
  * Array options take several values separated by spaces in the environment.
  */
-export function layered(args: string[], options: Record<string, OptionShape>, env: NodeJS.ProcessEnv = process.env): string[] {
+export function layered(
+  args: string[],
+  options: Record<string, OptionShape>,
+  env: NodeJS.ProcessEnv = process.env,
+): string[] {
   const flags = given(args);
   const end = args.includes('--') ? args.indexOf('--') : args.length;
   const i = args.slice(0, end).findIndex((a) => a === '--config' || a.startsWith('--config='));
@@ -57,27 +86,42 @@ export function layered(args: string[], options: Record<string, OptionShape>, en
     file = parsed as Record<string, unknown>;
     const known = new Set(Object.keys(options).flatMap((k) => [k, camel(k)]));
     const unknown = Object.keys(file).filter((k) => !known.has(k) && k !== 'command');
-    if (unknown.length) throw usageError(`unknown option in ${path}: ${unknown.join(', ')}`, 'config keys are the long option names, e.g. "ready-timeout" or "readyTimeout"');
+    if (unknown.length)
+      throw usageError(
+        `unknown option in ${path}: ${unknown.join(', ')}`,
+        'config keys are the long option names, e.g. "ready-timeout" or "readyTimeout"',
+      );
     // Each value a string, number or boolean; a list of them for a repeatable option; the command a list.
+    // A boolean option takes JSON's true or false only: "no" in a JSON file is a string, not a no.
     const scalar = (v: unknown) => v === null || ['string', 'number', 'boolean'].includes(typeof v);
     const words = (v: unknown) => typeof v === 'string' || typeof v === 'number';
     for (const [key, value] of Object.entries(file)) {
-      const repeatable = options[kebab(key)]?.array === true;
+      const shape = options[kebab(key)];
       const list = Array.isArray(value) && value.every(key === 'command' ? words : scalar);
-      const ok = key === 'command' ? list : scalar(value) || (repeatable && list);
+      const boolean = shape?.type === 'boolean';
+      const ok =
+        key === 'command' ? list : boolean ? typeof value === 'boolean' : scalar(value) || (shape?.array && list);
       if (ok) continue;
-      const hint = key === 'command' ? 'give the command as a list, e.g. ["node", "server.js"]' : CONFIG_HINT;
+      const hint =
+        key === 'command'
+          ? 'give the command as a list, e.g. ["node", "server.js"]'
+          : boolean
+            ? `give true or false (a JSON boolean, not a string), e.g. {"${key}": true}`
+            : CONFIG_HINT;
       throw usageError(`bad value for "${key}" in ${path}: ${JSON.stringify(value)}`, hint);
     }
   }
   const extra: string[] = [];
   for (const [name, shape] of Object.entries(options)) {
     if (flags.has(name) || name === 'config') continue;
-    const fromEnv = env[`BATON_${name.toUpperCase().replace(/-/g, '_')}`];
+    const variable = `BATON_${name.toUpperCase().replace(/-/g, '_')}`;
+    const fromEnv = env[variable];
     const fromFile = file[name] ?? file[camel(name)];
-    if (fromEnv !== undefined && fromEnv !== '') extra.push(...asArgs(name, shape, fromEnv));
-    else if (fromFile !== undefined) extra.push(...asArgs(name, shape, fromFile));
+    if (fromEnv !== undefined && fromEnv !== '') extra.push(...asArgs(name, shape, fromEnv, variable));
+    else if (fromFile !== undefined) extra.push(...asArgs(name, shape, fromFile, `"${name}" in ${path}`));
   }
-  const command = Array.isArray(file.command) && !args.includes('--') ? ['--', ...(file.command as string[]).map(String)] : [];
-  return [...extra, ...args, ...command];
+  const command =
+    Array.isArray(file.command) && !args.includes('--') ? ['--', ...(file.command as string[]).map(String)] : [];
+  const written = args.map((a, k) => (k < end ? flagValue(a, options) : a));
+  return [...extra, ...written, ...command];
 }

@@ -10,14 +10,19 @@ import { strictParser } from './parser.js';
 export function steerCommand(args: string[]): string {
   const parser = yargs(args)
     .scriptName('baton steer')
-    .usage('$0 clean --name NAME [--state-dir DIR]\n\nRemoves the steering pins and state of NAME (left by --keep-steering or a crash).')
+    .usage(
+      '$0 clean --name NAME [--state-dir DIR]\n\n' +
+        'Removes the steering pins and state of NAME (left by --keep-steering or a crash).',
+    )
     .option('name', { type: 'string', describe: 'the steering name (see --name)' })
     .option('state-dir', { type: 'string', describe: 'its state directory [default: /run/baton/NAME]' });
   const argv = strictParser(parser, 'run baton steer --help').parseSync();
   if (argv.help) return '';
-  if (argv._[0] !== 'clean' || argv._.length !== 1) throw usageError(`unknown steer command "${argv._.join(' ')}"`, 'use: baton steer clean --name NAME');
+  if (argv._[0] !== 'clean' || argv._.length !== 1)
+    throw usageError(`unknown steer command "${argv._.join(' ')}"`, 'use: baton steer clean --name NAME');
   if (!argv.name) throw usageError('baton steer clean needs --name', 'give the --name the steering was started with');
-  if (!NAME.test(argv.name)) throw usageError(`bad --name "${argv.name}"`, 'a name is 1-64 letters, digits, "_" or "-"');
+  if (!NAME.test(argv.name))
+    throw usageError(`bad --name "${argv.name}"`, 'a name is 1-64 letters, digits, "_" or "-"');
   const stateDir = argv.stateDir ?? stateDirFor(argv.name);
   const state = readState(stateDir);
   if (state && startTime(state.pid) !== undefined) {

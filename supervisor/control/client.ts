@@ -9,7 +9,15 @@ export function request(path: string, req: Request, timeoutMs: number): Promise<
     let data = '';
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new BatonError('ERR_BATON_TIMEOUT', `no answer from ${path} within ${timeoutMs}ms`, 'the upgrade may still be running: see baton status'));
+      reject(
+        new BatonError(
+          'ERR_BATON_TIMEOUT',
+          `no answer from ${path} within ${timeoutMs}ms`,
+          req.wait
+            ? 'the upgrade may still be running: see baton status'
+            : 'baton does not answer: is it stopped (SIGSTOP) or stalled? see its log',
+        ),
+      );
     }, timeoutMs);
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(JSON.stringify(req) + '\n'));
@@ -25,7 +33,13 @@ export function request(path: string, req: Request, timeoutMs: number): Promise<
     socket.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       const gone = err.code === 'ENOENT' || err.code === 'ECONNREFUSED';
-      reject(new BatonError('ERR_BATON_NOT_RUNNING', gone ? `no baton is running at ${path}` : `cannot reach ${path}: ${err.code ?? err.message}`, gone ? 'start baton, or check --control / --pid-file' : 'run as root or as the user baton runs as'));
+      reject(
+        new BatonError(
+          'ERR_BATON_NOT_RUNNING',
+          gone ? `no baton is running at ${path}` : `cannot reach ${path}: ${err.code ?? err.message}`,
+          gone ? 'start baton, or check --control / --pid-file' : 'run as root or as the user baton runs as',
+        ),
+      );
     });
   });
 }

@@ -17,17 +17,31 @@ export function controlHandler(supervisor: Supervisor): Handler {
         if (!req.wait) return { ok: true, requested: true };
         let timer: NodeJS.Timeout | undefined;
         const timeout = req.timeout ?? DEFAULT_WAIT;
-        const result = await Promise.race([outcome, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), timeout)))]);
+        const result = await Promise.race([
+          outcome,
+          new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), timeout))),
+        ]);
         clearTimeout(timer);
-        if (!result) return { ok: false, error: { code: 'ERR_BATON_TIMEOUT', message: `the upgrade did not finish within ${timeout}ms`, hint: 'it goes on; see baton status' } };
+        if (!result)
+          return {
+            ok: false,
+            error: {
+              code: 'ERR_BATON_TIMEOUT',
+              message: `the upgrade did not finish within ${timeout}ms`,
+              hint: 'it goes on; see baton status',
+            },
+          };
         if (result.ok) return { ok: true, result };
+        const to = result.generation ? ` to generation ${result.generation}` : '';
         return {
           ok: false,
           result,
           error: {
             code: 'ERR_BATON_UPGRADE',
-            message: `upgrade${result.generation ? ` to generation ${result.generation}` : ''} failed: ${result.reason}`,
-            hint: result.serving ? `generation ${result.serving} still serves; see baton's log` : "nothing serves; see baton's log",
+            message: `upgrade${to} failed: ${result.reason}`,
+            hint: result.serving
+              ? `generation ${result.serving} still serves; see baton's log`
+              : "nothing serves; see baton's log",
           },
         };
       }

@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatonError } from '../errors.js';
 
-/** Where control sockets live when no path is given: $XDG_RUNTIME_DIR/baton, /run/baton for root, else a per-user temp dir. */
+/**
+ * Where control sockets live when no path is given: $XDG_RUNTIME_DIR/baton, /run/baton for root,
+ * else a per-user temp dir.
+ */
 export function runtimeBase(): string {
   if (process.env.XDG_RUNTIME_DIR) return join(process.env.XDG_RUNTIME_DIR, 'baton');
   const uid = process.getuid?.() ?? 0;
@@ -24,7 +27,11 @@ export function onlyControlSocket(): string {
   if (found.length === 1) return join(base, found[0]!);
   throw new BatonError(
     'ERR_BATON_NOT_RUNNING',
-    found.length === 0 ? `no baton is running (no control socket in ${base})` : `several batons run here: ${found.join(', ')}`,
-    found.length === 0 ? 'start one, or give --control PATH or --pid-file PATH of the baton you mean' : 'give --name, --control PATH or --pid-file PATH of the baton you mean',
+    found.length === 0
+      ? `no baton is running (no control socket in ${base})`
+      : `several batons run here: ${found.join(', ')}`,
+    found.length === 0
+      ? 'start one, or give --control PATH or --pid-file PATH of the baton you mean'
+      : 'give --name, --control PATH or --pid-file PATH of the baton you mean',
   );
 }

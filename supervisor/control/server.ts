@@ -1,28 +1,15 @@
-import { MAX_DURATION } from '../duration.js';
 import { lstatSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import { dirname } from 'node:path';
-import type { ErrorCode } from '../error-codes.js';
 import { alreadyRunning, BatonError } from '../errors.js';
 import { checkDirectory } from '../files.js';
-import { runtimeBase } from './path.js';
 import type { Logger } from '../log.js';
 import { closeFd, dupCloexec, setCloexec } from '../sys/fd.js';
-import { createListener, isListening, peerCredentials, socketAddress, unixSocketOwner } from '../sys/socket.js';
+import { createListener, isListening, socketAddress, unixSocketOwner } from '../sys/socket.js';
+import { runtimeBase } from './path.js';
+import { acceptOn, type Handler } from './serve.js';
 
-export interface Request {
-  command: 'reload' | 'status' | 'stop';
-  wait?: boolean;
-  timeout?: number;
-}
-
-export type Reply =
-  | { ok: true; [k: string]: unknown }
-  | { ok: false; error: { code: ErrorCode; message: string; hint?: string }; [k: string]: unknown };
-
-export type Handler = (req: Request) => Promise<Reply>;
-
-const COMMANDS = new Set(['reload', 'status', 'stop']);
+export type { Handler, Reply, Request } from './serve.js';
 
 function lstatOrUndefined(path: string) {
   try {
@@ -31,27 +18,10 @@ function lstatOrUndefined(path: string) {
     return undefined;
   }
 }
-const MAX_REQUEST = 64 * 1024;
 /** Node's default for net.Server. */
 const BACKLOG = 511;
 /** How long pause() waits for the requests accepted before it (a reload --wait may take longer). */
 const PAUSE_GRACE_MS = 1000;
-
-function parse(line: string): Request | string {
-  let req: unknown;
-  try {
-    req = JSON.parse(line);
-  } catch {
-    return 'the request is not JSON';
-  }
-  if (typeof req !== 'object' || req === null || !COMMANDS.has((req as Request).command)) return 'the request needs "command": "reload", "status" or "stop"';
-  const r = req as Request;
-  const { timeout } = r;
-  if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && timeout <= MAX_DURATION)) {
-    return `"timeout" must be a positive number of ms, at most ${MAX_DURATION}`;
-  }
-  return r;
-}
 
 /**
  * The control socket: a unix stream socket, mode 0600, one JSON request line and one JSON reply
@@ -150,7 +120,11 @@ export class ControlServer {
         rmQuietly(path);
       }
       const e = err as NodeJS.ErrnoException;
-      throw new BatonError('ERR_BATON_CONTROL', `cannot listen on control socket ${path}: ${e.code ?? e.message}`, 'choose a writable --control path');
+      throw new BatonError(
+        'ERR_BATON_CONTROL',
+        `cannot listen on control socket ${path}: ${e.code ?? e.message}`,
+        'choose a writable --control path',
+      );
     }
   }
 
@@ -189,24 +163,6 @@ export class ControlServer {
   }
 }
 
-/** A net.Server accepting on the listening socket `fd`. */
-async function acceptOn(fd: number, handler: Handler, log: Logger): Promise<net.Server> {
-  const server = net.createServer((socket) => serve(socket, handler, log));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ fd }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  // From now on an error is one failed accept (EMFILE, ENOBUFS): the server goes on listening.
-  // Unhandled, the second one would take baton down with it.
-  server.on('error', (err: NodeJS.ErrnoException) => {
-    log.event('warning', { message: `control socket: ${err.code ?? err.message}` });
-  });
-  return server;
-}
-
 function rmQuietly(path: string): void {
   try {
     unlinkSync(path);
@@ -221,41 +177,4 @@ function closeQuietly(fd: number): void {
   } catch {
     // not open
   }
-}
-
-const IDLE_MS = 30_000;
-
-function serve(socket: net.Socket, handler: Handler, log: Logger): void {
-  socket.on('error', () => {}); // a peer that goes away is not baton's problem
-  socket.setTimeout(IDLE_MS, () => socket.destroy());
-  const reply = (r: Reply) => socket.end(JSON.stringify(r) + '\n');
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
-  let peer: { pid: number; uid: number };
-  try {
-    peer = peerCredentials(fd);
-  } catch {
-    socket.destroy();
-    return;
-  }
-  const me = process.getuid?.() ?? 0;
-  if (peer.uid !== 0 && peer.uid !== me) {
-    log.event('control-refused', { message: `request from uid ${peer.uid} (pid ${peer.pid}) refused`, uid: peer.uid });
-    reply({ ok: false, error: { code: 'ERR_BATON_FORBIDDEN', message: `uid ${peer.uid} may not control this baton`, hint: `ask as root or as uid ${me}` } });
-    return;
-  }
-  let buffer = '';
-  socket.setEncoding('utf8');
-  socket.on('data', (chunk: string) => {
-    buffer += chunk;
-    if (buffer.length > MAX_REQUEST) return reply({ ok: false, error: { code: 'ERR_BATON_REQUEST', message: 'request too large' } });
-    const nl = buffer.indexOf('\n');
-    if (nl < 0) return;
-    socket.removeAllListeners('data');
-    const req = parse(buffer.slice(0, nl));
-    if (typeof req === 'string') {
-      log.event('control-bad-request', { message: req });
-      return reply({ ok: false, error: { code: 'ERR_BATON_REQUEST', message: req, hint: 'see docs/control.md' } });
-    }
-    handler(req).then(reply, (err: Error) => reply({ ok: false, error: { code: 'ERR_BATON_INTERNAL', message: err.message } }));
-  });
 }

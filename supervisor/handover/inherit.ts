@@ -1,5 +1,5 @@
 import { addressList } from '../listener.js';
-import type { Handover } from './index.js';
+import type { Handover } from './handover.js';
 
 // LISTEN_PID must be the server's own pid, known only after fork: a shell shim sets it and execs.
 const SHIM = 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"';
@@ -8,6 +8,8 @@ const SHIM = 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"';
 export const inherit: Handover = {
   name: 'inherit',
   defaultReady: { kind: 'delay', ms: 1000 },
+  sharesListener: true,
+  grabs: false,
   plan(command, listeners) {
     return {
       file: '/bin/sh',
@@ -20,6 +22,7 @@ export const inherit: Handover = {
       stdio: ['ignore', 'inherit', 'inherit', ...listeners.map((l) => l.fd)],
     };
   },
-  open() {},
-  close() {},
+  begin() {
+    return {};
+  },
 };

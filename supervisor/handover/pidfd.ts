@@ -2,34 +2,39 @@ import { addressList } from '../listener.js';
 import { setPtracer } from '../sys/prctl.js';
 import { yamaScope } from '../sys/proc.js';
 import { watchGrab } from './grab.js';
-import type { Handover } from './index.js';
-
-let named = false;
+import type { Handover } from './handover.js';
 
 /** The seed's protocol: the child pulls baton's fds with pidfd_open(_PID) + pidfd_getfd(_FD). */
 export const pidfd: Handover = {
   name: 'pidfd',
   defaultReady: { kind: 'grab' },
+  sharesListener: true,
+  grabs: true,
   plan(command, listeners) {
     return {
       file: command[0]!,
       args: command.slice(1),
-      env: { _PID: String(process.pid), _FD: listeners.map((l) => l.fd).join(','), BATON_LISTENERS: addressList(listeners) },
+      env: {
+        _PID: String(process.pid),
+        _FD: listeners.map((l) => l.fd).join(','),
+        BATON_LISTENERS: addressList(listeners),
+      },
       stdio: ['ignore', 'inherit', 'inherit'],
     };
   },
-  watch(pid, _plan, listeners, signal) {
-    return watchGrab(pid, listeners.map((l) => l.fd), signal).then(() => []);
-  },
-  open(pid) {
+  begin(pid, _plan, listeners, signal) {
     // Under Yama scope 1 only a named descendant-turned-tracer may attach to its parent.
-    if (yamaScope() === 1) {
-      setPtracer(pid);
-      named = true;
-    }
-  },
-  close() {
-    if (named) setPtracer(0);
-    named = false;
+    const named = yamaScope() === 1;
+    if (named) setPtracer(pid);
+    return {
+      watch: watchGrab(
+        pid,
+        listeners.map((l) => l.fd),
+        signal,
+      ).then(() => undefined),
+      end() {
+        if (named) setPtracer(0);
+      },
+    };
   },
 };

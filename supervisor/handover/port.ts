@@ -1,8 +1,11 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { closeFd } from '../sys/fd.js';
 import { pullSocket } from '../sys/pidfd.js';
-import { boundPort, createListener, isListening } from '../sys/socket.js';
+import { acceptQueue, boundPort, createListener, isListening } from '../sys/socket.js';
 import { poll } from './grab.js';
-import type { Handover } from './index.js';
+import type { Handover } from './handover.js';
+
+const QUEUE_POLL_MS = 10;
 
 /** A free loopback port: bound to port 0, read back, released. */
 function freePort(): number {
@@ -12,6 +15,13 @@ function freePort(): number {
   } finally {
     closeFd(fd);
   }
+}
+
+/** Resolves when nothing waits in the accept queue of `fd` (an old generation's listener), or after `limit` ms. */
+export async function queueEmptied(fd: number, limit: number, open: () => boolean = () => true): Promise<void> {
+  const deadline = performance.now() + limit;
+  // `open`: once the generation has exited baton has closed its copy, and the fd number may be reused.
+  while (performance.now() < deadline && open() && acceptQueue(fd) > 0) await sleep(QUEUE_POLL_MS);
 }
 
 /**
@@ -25,25 +35,32 @@ function freePort(): number {
 export const port: Handover = {
   name: 'port',
   defaultReady: { kind: 'grab' },
+  sharesListener: false,
+  grabs: true,
   plan(command) {
     const p = String(freePort());
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the literal text ${PORT} in the command is replaced
     const args = command.map((a) => a.replaceAll('${PORT}', p).replaceAll('$PORT', p));
-    return { file: args[0]!, args: args.slice(1), env: { PORT: p, BATON_PORT: p }, stdio: ['ignore', 'inherit', 'inherit'], port: Number(p) };
+    const env = { PORT: p, BATON_PORT: p };
+    return { file: args[0]!, args: args.slice(1), env, stdio: ['ignore', 'inherit', 'inherit'], port: Number(p) };
   },
-  async watch(pid, plan, _listeners, signal) {
+  begin(pid, plan, _listeners, signal) {
+    const asked = plan.port!;
     /** Listening sockets on other ports: never ours. */
     const examined = new Set<string>();
     const ours = (copy: number, socket: string) => {
       const listening = isListening(copy);
-      if (listening && boundPort(copy) === plan.port) return true;
+      if (listening && boundPort(copy) === asked) return true;
       // A socket not listening yet may be ours between bind() and listen(): look at it again.
       if (listening) examined.add(socket);
       return false;
     };
     // A socket that cannot be copied (closed meanwhile, or not ours to take) is looked at again next time.
-    const fd = await poll(() => pullSocket(pid, ours, { among: (socket) => !examined.has(socket) }), signal);
-    return [fd];
+    const pulled = poll(() => pullSocket(pid, ours, { among: (socket) => !examined.has(socket) }), signal);
+    return { watch: pulled.then((fd) => ({ fd, port: asked })) };
   },
-  open() {},
-  close() {},
+  /** Closing a listener resets the connections in its accept queue: the old generation stops once it is empty. */
+  async beforeStop(gen, limit) {
+    if (gen.held) await queueEmptied(gen.held.fd, limit, () => gen.alive);
+  },
 };

@@ -1,18 +1,25 @@
-import { usageError } from '../errors.js';
 import { parseDuration } from '../duration.js';
+import { usageError } from '../errors.js';
+import type { Helpers } from '../helpers.js';
 import type { NotifySocket } from '../notify-socket.js';
 import { delay } from './delay.js';
 import { probe } from './probe.js';
 
-export type ReadySpec = { kind: 'notify' } | { kind: 'grab' } | { kind: 'probe'; command: string } | { kind: 'delay'; ms: number };
+export type ReadySpec =
+  | { kind: 'notify' }
+  | { kind: 'grab' }
+  | { kind: 'probe'; command: string }
+  | { kind: 'delay'; ms: number };
 
 export interface ReadyContext {
   pid: number;
   generation: number;
   notify: NotifySocket;
-  /** Resolves when the child holds every listener (pidfd handover only). */
+  /** Resolves when the child holds its listeners (handovers that grab: pidfd, port). */
   grabbed?: Promise<void>;
   signal: AbortSignal;
+  /** Runs probes (killed when baton stops). */
+  helpers: Helpers;
 }
 
 export function parseReady(text: string): ReadySpec {
@@ -34,7 +41,7 @@ export function waitReady(spec: ReadySpec, ctx: ReadyContext): Promise<void> {
     case 'grab':
       return ctx.grabbed ?? Promise.reject(new Error('grab readiness needs the pidfd handover'));
     case 'probe':
-      return probe(spec.command, ctx);
+      return probe(ctx.helpers, spec.command, ctx.pid, ctx.generation, ctx.signal);
     case 'delay':
       return delay(spec.ms, ctx.signal);
   }

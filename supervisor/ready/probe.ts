@@ -1,21 +1,24 @@
-import { track } from '../children.js';
-import type { ReadyContext } from './index.js';
+import type { Helpers } from '../helpers.js';
 import { delay } from './delay.js';
-import { withChildOomScore } from '../sys/oom.js';
 
 const INTERVAL_MS = 100;
 
-/** Runs `command` through the shell until it exits 0; it gets BATON_CHILD_PID and BATON_GENERATION. */
-export async function probe(command: string, ctx: ReadyContext): Promise<void> {
-  const env = { BATON_CHILD_PID: String(ctx.pid), BATON_GENERATION: String(ctx.generation) };
-  const { execa } = await import('execa'); // only probes and preflights need it: keep baton's RSS down
-  while (!ctx.signal.aborted) {
-    const options = { shell: true, env, reject: false, stdio: 'ignore', cancelSignal: ctx.signal } as const;
-    const run = withChildOomScore(() => execa(command, options));
-    track(run.pid, run);
-    const r = await run;
-    if (r.exitCode === 0) return;
-    await delay(INTERVAL_MS, ctx.signal);
+/**
+ * Runs `command` through the shell until it exits 0; it gets BATON_CHILD_PID and BATON_GENERATION. A probe
+ * still running when `signal` aborts (ready, failed, timed out, exited) is killed with its process group.
+ */
+export async function probe(
+  helpers: Helpers,
+  command: string,
+  pid: number,
+  generation: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const env = { BATON_CHILD_PID: String(pid), BATON_GENERATION: String(generation) };
+  while (!signal.aborted) {
+    const r = await helpers.run('probe', command, { env, signal, generation });
+    if (r.code === 0 && !signal.aborted) return;
+    await delay(INTERVAL_MS, signal);
   }
   await new Promise<never>(() => {});
 }

@@ -1,19 +1,36 @@
 import { fstatSync } from 'node:fs';
-import type { Config } from '../config.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { alreadyRunning, BatonError } from '../errors.js';
+import type { Held } from '../handover/handover.js';
+import { queueEmptied } from '../handover/port.js';
 import type { Listener } from '../listener.js';
 import type { Logger } from '../log.js';
 import { closeFd } from '../sys/fd.js';
 import { pullSocket } from '../sys/pidfd.js';
 import { cmdline, startTime } from '../sys/proc.js';
-import { signalGroup } from '../sys/process.js';
 import { listeningSockets } from '../sys/proc-net.js';
-import { acceptQueue } from '../sys/socket.js';
+import { signalGroup } from '../sys/process.js';
+import type { Rule } from './rules.js';
 import { shadowed } from './shadow.js';
 import { readState, removeState, writeState } from './state.js';
 import { Steering } from './steering.js';
 
 const POLL_MS = 10;
+
+/** What the plane needs of baton's configuration. */
+export interface SteeringOptions {
+  name: string;
+  stateDir: string;
+  bpffs: string;
+  rules: Rule[];
+  force: boolean;
+  keepSteering: boolean;
+  drain: number;
+  killTimeout: number;
+  stopSignal: NodeJS.Signals;
+  /** Generations serve from baton's listener, which then sits in the slot for baton's whole life. */
+  sharesListener: boolean;
+}
 
 /** A generation left serving by a baton that died, found through the state file. */
 interface Orphan {
@@ -26,8 +43,6 @@ function alive(pid: number, starttime: string): boolean {
   return startTime(pid) === starttime;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * Steering as the supervisor uses it. Shared-socket mode puts baton's own listener in the slot for
  * baton's whole life. Port mode switches the slot to each new generation's own listener, and
@@ -36,42 +51,55 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class SteeringPlane {
   readonly steering: Steering;
   readonly orphan?: Orphan;
-  private readonly config: Config;
+  private readonly options: SteeringOptions;
   private readonly log: Logger;
-  private readonly portMode: boolean;
   /** The slot has been switched to one of this baton's generations (port mode). */
   private switched = false;
   private orphanDone = false;
 
   /** `resuming`: this baton replaced its own program; the generation in the state file is its own. */
-  constructor(config: Config, listeners: Listener[], log: Logger, resuming: boolean) {
-    this.config = config;
+  constructor(options: SteeringOptions, listeners: Listener[], log: Logger, resuming: boolean) {
+    this.options = options;
     this.log = log;
-    this.portMode = config.handover === 'port';
     const own = new Set(listeners.map((l) => fstatSync(l.fd).ino));
-    const state = readState(config.stateDir);
+    const state = readState(options.stateDir);
     const owner = state && state.pid !== process.pid ? state.pid : undefined;
     if (owner && startTime(owner) !== undefined && /baton|node/.test(cmdline(owner))) {
-      throw alreadyRunning(`steering ${config.name} belongs to a running baton`, owner, 'choose another --name');
+      throw alreadyRunning(`steering ${options.name} belongs to a running baton`, owner, 'choose another --name');
     }
-    const orphanPid = !resuming && state?.generation && alive(state.generation.pid, state.generation.starttime) ? state.generation : undefined;
-    const orphanInodes = orphanPid ? listeningSockets().filter((s) => s.port === orphanPid.port).map((s) => s.inode) : [];
-    const shadows = shadowed(config.steer, new Set([...own, ...orphanInodes]));
+    const orphanPid =
+      !resuming && state?.generation && alive(state.generation.pid, state.generation.starttime)
+        ? state.generation
+        : undefined;
+    const orphanInodes = orphanPid
+      ? listeningSockets()
+          .filter((s) => s.port === orphanPid.port)
+          .map((s) => s.inode)
+      : [];
+    const shadows = shadowed(options.rules, new Set([...own, ...orphanInodes]));
     if (shadows.length > 0) {
-      if (!config.force) {
-        throw new BatonError('ERR_BATON_SHADOW', `--steer would take connections from another process listening on ${shadows.join(', ')}`, 'stop that process, narrow the rule, or pass --force to steer anyway');
+      if (!options.force) {
+        throw new BatonError(
+          'ERR_BATON_SHADOW',
+          `--steer would take connections from another process listening on ${shadows.join(', ')}`,
+          'stop that process, narrow the rule, or pass --force to steer anyway',
+        );
       }
       log.event('warning', { message: `steering over another process's listener: ${shadows.join(', ')}` });
     }
-    this.steering = Steering.open(config.name, config.bpffs, config.steer);
+    this.steering = Steering.open(options.name, options.bpffs, options.rules);
     try {
-      if (!this.portMode && !resuming) this.steering.setSlot(listeners[0]!.fd);
-      if (orphanPid && this.portMode && this.steering.reused) {
+      if (options.sharesListener && !resuming) this.steering.setSlot(listeners[0]!.fd);
+      if (orphanPid && !options.sharesListener && this.steering.reused) {
         const listening = new Set(orphanInodes.map((i) => `socket:[${i}]`));
         const fd = pullSocket(orphanPid.pid, () => true, { among: (socket) => listening.has(socket), strict: true });
         if (fd !== undefined) {
           this.orphan = { number: orphanPid.number, pid: orphanPid.pid, fd };
-          log.event('orphan', { generation: orphanPid.number, pid: orphanPid.pid, message: 'a generation left serving by a previous baton; it is retired once the next one is active' });
+          log.event('orphan', {
+            generation: orphanPid.number,
+            pid: orphanPid.pid,
+            message: 'a generation left serving by a previous baton; it is retired once the next one is active',
+          });
         }
       }
     } catch (err) {
@@ -84,10 +112,12 @@ export class SteeringPlane {
 
   /** baton's pid in every mode (so that a second baton and steer clean see it), the serving generation in port mode. */
   private saveState(gen?: { number: number; pid: number }, port?: number): void {
-    writeState(this.config.stateDir, {
-      name: this.config.name,
+    writeState(this.options.stateDir, {
+      name: this.options.name,
       pid: process.pid,
-      ...(gen ? { generation: { number: gen.number, pid: gen.pid, starttime: startTime(gen.pid) ?? '', port: port ?? 0 } } : {}),
+      ...(gen
+        ? { generation: { number: gen.number, pid: gen.pid, starttime: startTime(gen.pid) ?? '', port: port ?? 0 } }
+        : {}),
     });
   }
 
@@ -96,39 +126,35 @@ export class SteeringPlane {
     return (this.orphan?.number ?? 0) + 1;
   }
 
-  /** A generation became active: in port mode its listener takes the slot. */
-  activate(gen: { number: number; pid: number; own: number[] }, port?: number): void {
-    if (!this.portMode) return;
+  /** A generation became active: one that holds its own listener (port handover) puts it in the slot. */
+  activate(gen: { number: number; pid: number; held?: Held }): void {
+    if (!gen.held) return;
     const t0 = performance.now();
-    this.steering.setSlot(gen.own[0]!);
+    this.steering.setSlot(gen.held.fd);
     const us = Math.round((performance.now() - t0) * 1000);
     this.switched = true;
-    this.saveState(gen, port);
+    this.saveState(gen, gen.held.port);
     this.status('switch', { generation: gen.number, pid: gen.pid, switch_us: us });
-  }
-
-  /** Resolves when nothing waits in the accept queue of `fd` (an old generation's listener), or after `limit` ms. */
-  async emptied(fd: number | undefined, limit: number, open: () => boolean = () => true): Promise<void> {
-    if (fd === undefined) return;
-    const deadline = performance.now() + limit;
-    // `open`: once the generation has exited baton has closed its copy, and the fd number may be reused.
-    while (performance.now() < deadline && open() && acceptQueue(fd) > 0) await sleep(POLL_MS);
   }
 
   /** Stops the orphan the way an old generation is stopped: queue empty, drain, stop signal, SIGKILL. */
   async retireOrphan(): Promise<void> {
     const o = this.orphan;
     if (!o) return;
-    const { drain, killTimeout, stopSignal } = this.config;
+    const { drain, killTimeout, stopSignal } = this.options;
     const starttime = startTime(o.pid) ?? '';
     await sleep(drain);
-    await this.emptied(o.fd, killTimeout);
+    await queueEmptied(o.fd, killTimeout);
     this.log.event('stop', { generation: o.number, pid: o.pid, signal: stopSignal, message: 'retiring the orphan' });
     signalGroup(o.pid, stopSignal);
     const deadline = performance.now() + killTimeout;
     while (alive(o.pid, starttime) && performance.now() < deadline) await sleep(POLL_MS);
     if (alive(o.pid, starttime)) {
-      this.log.event('kill', { generation: o.number, pid: o.pid, message: `orphan did not exit within ${killTimeout}ms` });
+      this.log.event('kill', {
+        generation: o.number,
+        pid: o.pid,
+        message: `orphan did not exit within ${killTimeout}ms`,
+      });
       signalGroup(o.pid, 'SIGKILL');
     }
     closeFd(o.fd);
@@ -136,14 +162,24 @@ export class SteeringPlane {
     this.log.event('exit', { generation: o.number, pid: o.pid, message: 'orphan retired' });
   }
 
-  snapshot(): { name: string; pins: string; slot: string; rules: Array<{ rule: string; steered: number; nosock: number }> } {
-    return { name: this.config.name, pins: this.steering.dir, slot: this.steering.slotCookie() ?? 'empty', rules: this.steering.counters() };
+  snapshot(): {
+    name: string;
+    pins: string;
+    slot: string;
+    rules: Array<{ rule: string; steered: number; nosock: number }>;
+  } {
+    const slot = this.steering.slotCookie() ?? 'empty';
+    return { name: this.options.name, pins: this.steering.dir, slot, rules: this.steering.counters() };
   }
 
   /** One line with the rules, the slot's socket and the counters. */
   status(event: string, fields: Record<string, string | number> = {}): void {
-    const counters = this.steering.counters().map((c) => `${c.rule} steered=${c.steered} nosock=${c.nosock}`).join('; ');
-    this.log.event(event, { ...fields, name: this.config.name, pins: this.steering.dir, slot: this.steering.slotCookie() ?? 'empty', rules: counters });
+    const counters = this.steering
+      .counters()
+      .map((c) => `${c.rule} steered=${c.steered} nosock=${c.nosock}`)
+      .join('; ');
+    const slot = this.steering.slotCookie() ?? 'empty';
+    this.log.event(event, { ...fields, name: this.options.name, pins: this.steering.dir, slot, rules: counters });
   }
 
   /**
@@ -155,12 +191,16 @@ export class SteeringPlane {
     this.status('steering-stop');
     const o = this.orphan && !this.orphanDone ? this.orphan : undefined;
     if (o && !this.switched) {
-      this.log.event('steering-kept', { message: `generation ${o.number} (pid ${o.pid}) of a previous baton still serves through ${this.steering.dir}; pins and state are left for the next baton` });
+      this.log.event('steering-kept', {
+        message:
+          `generation ${o.number} (pid ${o.pid}) of a previous baton still serves through ${this.steering.dir}; ` +
+          'pins and state are left for the next baton',
+      });
       this.steering.close(true);
       return;
     }
-    if (o) signalGroup(o.pid, this.config.stopSignal);
-    this.steering.close(this.config.keepSteering);
-    if (!this.config.keepSteering) removeState(this.config.stateDir);
+    if (o) signalGroup(o.pid, this.options.stopSignal);
+    this.steering.close(this.options.keepSteering);
+    if (!this.options.keepSteering) removeState(this.options.stateDir);
   }
 }

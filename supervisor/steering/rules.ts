@@ -39,6 +39,7 @@ function mask(addr: Buffer, prefix: number): Buffer {
 
 function range(text: string, spec: string): Range {
   const [host = '', len] = text.split('/');
+  if (host.includes('%')) throw usageError(`IPv6 zone ids are not supported: --steer ${spec}`, HINT);
   const family = isIPv4(host) ? 4 : isIPv6(host) ? 6 : 0;
   if (!family) throw usageError(`"${host}" is not an IP address in --steer ${spec}`, HINT);
   const bits = family === 4 ? 32 : 128;
@@ -56,21 +57,27 @@ function ports(text: string, spec: string): number[] {
     const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part);
     const lo = Number(m?.[1]);
     const hi = Number(m?.[2] ?? m?.[1]);
-    if (!m || lo < 1 || hi > 65535 || lo > hi) throw usageError(`bad port or range "${part}" in --steer ${spec}`, 'ports are 1-65535; a range is LOW-HIGH');
+    if (!m || lo < 1 || hi > 65535 || lo > hi)
+      throw usageError(`bad port or range "${part}" in --steer ${spec}`, 'ports are 1-65535; a range is LOW-HIGH');
     for (let p = lo; p <= hi; p++) out.add(p);
   }
   return [...out];
 }
 
 export function parseRule(spec: string, index: number): Rule {
-  if (spec.startsWith('udp:')) throw usageError(`UDP steering is not supported: --steer ${spec}`, 'baton steers TCP; a UDP server needs a UDP socket in the slot, which baton does not create');
+  if (spec.startsWith('udp:'))
+    throw usageError(
+      `UDP steering is not supported: --steer ${spec}`,
+      'baton steers TCP; a UDP server needs a UDP socket in the slot, which baton does not create',
+    );
   const proto = /^tcp:/.exec(spec);
   const rest = proto ? spec.slice(proto[0].length) : spec;
   const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):([\d,-]+)$/.exec(rest);
   if (!m) throw usageError(`malformed --steer ${spec}`, HINT);
   const host = m[1] ?? m[2]!;
   const ranges = host === '' ? [range('0.0.0.0', spec), range('::', spec)] : [range(host, spec)];
-  if (m[1] !== undefined && ranges[0]!.family !== 6) throw usageError(`"${host}" in brackets is not IPv6 in --steer ${spec}`, HINT);
+  if (m[1] !== undefined && ranges[0]!.family !== 6)
+    throw usageError(`"${host}" in brackets is not IPv6 in --steer ${spec}`, HINT);
   return { text: spec, index, protocol: 'tcp', ranges, ports: ports(m[3]!, spec) };
 }
 
@@ -81,17 +88,25 @@ function contains(a: Range, b: Range): boolean {
 
 /** Parses every --steer; rules that claim the same port on overlapping addresses are refused. */
 export function parseRules(specs: string[]): Rule[] {
-  if (specs.length > MAX_RULES) throw usageError(`at most ${MAX_RULES} --steer rules`, 'merge rules with port ranges and prefixes');
+  if (specs.length > MAX_RULES)
+    throw usageError(`at most ${MAX_RULES} --steer rules`, 'merge rules with port ranges and prefixes');
   const rules = specs.map(parseRule);
   const count = rules.reduce((n, r) => n + r.ranges.length * r.ports.length, 0);
-  if (count > MAX_ENTRIES) throw usageError(`--steer rules make ${count} map entries, more than ${MAX_ENTRIES}`, 'narrow the port ranges (each port of each address family is one entry)');
+  if (count > MAX_ENTRIES)
+    throw usageError(
+      `--steer rules make ${count} map entries, more than ${MAX_ENTRIES}`,
+      'narrow the port ranges (each port of each address family is one entry)',
+    );
   for (let i = 0; i < rules.length; i++) {
     for (let j = 0; j < i; j++) {
       const a = rules[i]!;
       const b = rules[j]!;
       const shared = a.ports.find((p) => b.ports.includes(p));
       if (shared !== undefined && a.ranges.some((ra) => b.ranges.some((rb) => contains(ra, rb)))) {
-        throw usageError(`--steer ${a.text} overlaps --steer ${b.text} on port ${shared}`, 'give each address and port to one rule only');
+        throw usageError(
+          `--steer ${a.text} overlaps --steer ${b.text} on port ${shared}`,
+          'give each address and port to one rule only',
+        );
       }
     }
   }
@@ -118,5 +133,7 @@ export function* entries(rule: Rule, slot: number): Generator<[Buffer, Buffer]> 
 
 /** Whether a rule covers a local address (16 bytes, IPv4 in the first 4) and port. */
 export function covers(rule: Rule, family: 4 | 6, addr: Buffer, port: number): boolean {
-  return rule.ports.includes(port) && rule.ranges.some((r) => contains(r, { family, addr, prefix: family === 4 ? 32 : 128 }));
+  return (
+    rule.ports.includes(port) && rule.ranges.some((r) => contains(r, { family, addr, prefix: family === 4 ? 32 : 128 }))
+  );
 }

@@ -12,7 +12,9 @@ export function shadowed(rules: Rule[], ownInodes: Set<number>): string[] {
     const rule = rules.find((r) => covers(r, s.family, s.addr, s.port) || (wildcard && r.ports.includes(s.port)));
     if (!rule) continue;
     const host = s.family === 4 ? [...s.addr.subarray(0, 4)].join('.') : formatV6(s.addr);
-    out.push(`${formatAddress({ kind: 'tcp', family: s.family, host, port: s.port, v6only: false })} (--steer ${rule.text})`);
+    out.push(
+      `${formatAddress({ kind: 'tcp', family: s.family, host, port: s.port, v6only: false })} (--steer ${rule.text})`,
+    );
   }
   return out;
 }

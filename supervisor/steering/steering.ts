@@ -3,7 +3,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BatonError } from '../errors.js';
 import { removeKnown } from '../files.js';
-import { attachSkLookup, getPinned, linkNetns, loadObject, mapDelete, mapKeys, mapLookup, mapUpdate, pinObject, possibleCpus, progTag } from '../sys/bpf.js';
+import {
+  attachSkLookup,
+  getPinned,
+  linkNetns,
+  loadObject,
+  mapDelete,
+  mapKeys,
+  mapLookup,
+  mapUpdate,
+  pinObject,
+  possibleCpus,
+  progTag,
+} from '../sys/bpf.js';
 import { ensureBpffs } from '../sys/bpffs.js';
 import { CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN, hasCapability } from '../sys/capability.js';
 import { closeFd } from '../sys/fd.js';
@@ -20,7 +32,8 @@ const SLOT = 0;
 function objectPath(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'bpf', 'steer.o'))) {
-    if (dir === dirname(dir)) throw new BatonError('ERR_BATON_BPF', 'bpf/steer.o is missing', 'rebuild it with npm run build:bpf');
+    if (dir === dirname(dir))
+      throw new BatonError('ERR_BATON_BPF', 'bpf/steer.o is missing', 'rebuild it with npm run build:bpf');
     dir = dirname(dir);
   }
   return join(dir, 'bpf', 'steer.o');
@@ -54,7 +67,11 @@ export class Steering {
   /** Loads (or re-opens the pins of) the program and writes the rules; all or nothing. */
   static open(name: string, bpffs: string, rules: Rule[]): Steering {
     if (!hasCapability(CAP_NET_ADMIN) || !(hasCapability(CAP_BPF) || hasCapability(CAP_SYS_ADMIN))) {
-      throw new BatonError('ERR_BATON_STEER_PRIVILEGE', 'steering needs CAP_BPF and CAP_NET_ADMIN, which baton does not have', 'run baton as root, or grant the capabilities (systemd: AmbientCapabilities=CAP_BPF CAP_NET_ADMIN)');
+      throw new BatonError(
+        'ERR_BATON_STEER_PRIVILEGE',
+        'steering needs CAP_BPF and CAP_NET_ADMIN, which baton does not have',
+        'run baton as root, or grant the capabilities (systemd: AmbientCapabilities=CAP_BPF CAP_NET_ADMIN)',
+      );
     }
     ensureBpffs(bpffs);
     const dir = join(bpffs, 'baton', name);
@@ -68,14 +85,28 @@ export class Steering {
         opened.push(prog);
         const theirs = progTag(prog);
         if (theirs !== tag) {
-          throw new BatonError('ERR_BATON_PINS', `the pins at ${dir} belong to a different program (tag ${theirs}, baton's is ${tag})`, `remove them with baton steer clean --name ${name}, or choose another --name`);
+          throw new BatonError(
+            'ERR_BATON_PINS',
+            `the pins at ${dir} belong to a different program (tag ${theirs}, baton's is ${tag})`,
+            `remove them with baton steer clean --name ${name}, or choose another --name`,
+          );
         }
-        const fds = { prog, link: getPinned(join(dir, 'link')), rules: getPinned(join(dir, 'rules')), slots: getPinned(join(dir, 'slots')), counters: getPinned(join(dir, 'counters')) };
+        const fds = {
+          prog,
+          link: getPinned(join(dir, 'link')),
+          rules: getPinned(join(dir, 'rules')),
+          slots: getPinned(join(dir, 'slots')),
+          counters: getPinned(join(dir, 'counters')),
+        };
         opened.push(fds.link, fds.rules, fds.slots, fds.counters);
         const here = netnsInode();
         const there = linkNetns(fds.link);
         if (there !== here) {
-          throw new BatonError('ERR_BATON_PINS', `the pins at ${dir} steer another network namespace (inode ${there}, this one is ${here})`, `remove them with baton steer clean --name ${name}, or choose another --name`);
+          throw new BatonError(
+            'ERR_BATON_PINS',
+            `the pins at ${dir} steer another network namespace (inode ${there}, this one is ${here})`,
+            `remove them with baton steer clean --name ${name}, or choose another --name`,
+          );
         }
         ours.close();
         const s = new Steering(dir, true, rules, fds);
@@ -85,7 +116,11 @@ export class Steering {
       try {
         mkdirSync(dir, { recursive: true });
       } catch (err) {
-        throw new BatonError('ERR_BATON_PINS', `cannot create ${dir}: ${(err as NodeJS.ErrnoException).code}`, 'steering needs root, or CAP_BPF and CAP_NET_ADMIN with write access to bpffs');
+        throw new BatonError(
+          'ERR_BATON_PINS',
+          `cannot create ${dir}: ${(err as NodeJS.ErrnoException).code}`,
+          'steering needs root, or CAP_BPF and CAP_NET_ADMIN with write access to bpffs',
+        );
       }
       pinned = true;
       pinObject(ours.prog, join(dir, 'prog'));
@@ -93,7 +128,13 @@ export class Steering {
       const link = withNetns((netns) => attachSkLookup(ours.prog, netns));
       opened.push(link);
       pinObject(link, join(dir, 'link'));
-      const s = new Steering(dir, false, rules, { prog: ours.prog, link, rules: ours.maps.rules!, slots: ours.maps.slots!, counters: ours.maps.counters! });
+      const s = new Steering(dir, false, rules, {
+        prog: ours.prog,
+        link,
+        rules: ours.maps.rules!,
+        slots: ours.maps.slots!,
+        counters: ours.maps.counters!,
+      });
       s.writeRules();
       return s;
     } catch (err) {
@@ -162,6 +203,7 @@ export class Steering {
         wanted.set(key.toString('hex'), key);
       }
     }
-    for (const key of mapKeys(this.fds.rules, KEY_SIZE)) if (!wanted.has(key.toString('hex'))) mapDelete(this.fds.rules, key);
+    for (const key of mapKeys(this.fds.rules, KEY_SIZE))
+      if (!wanted.has(key.toString('hex'))) mapDelete(this.fds.rules, key);
   }
 }

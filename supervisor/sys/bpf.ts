@@ -1,5 +1,5 @@
-import koffi from 'koffi';
 import { constants } from 'node:os';
+import koffi from 'koffi';
 import { BatonError, type Context } from '../errors.js';
 import { check, libc, sysError } from './libc.js';
 
@@ -36,7 +36,11 @@ function libbpf(): Lib {
   try {
     so = koffi.load(path);
   } catch (err) {
-    throw new BatonError('ERR_BATON_LIBBPF', `cannot load ${path}: ${(err as Error).message.split('\n')[0]}`, 'install libbpf 1.x (Debian/Ubuntu: apt-get install libbpf1; Fedora: dnf install libbpf)');
+    throw new BatonError(
+      'ERR_BATON_LIBBPF',
+      `cannot load ${path}: ${(err as Error).message.split('\n')[0]}`,
+      'install libbpf 1.x (Debian/Ubuntu: apt-get install libbpf1; Fedora: dnf install libbpf)',
+    );
   }
   so.func('void *libbpf_set_print(void *)')(null); // libbpf's own warnings would bypass baton's log
   lib = {
@@ -86,14 +90,20 @@ export interface LoadedObject {
 export function loadObject(path: string, program: string, mapNames: string[]): LoadedObject {
   const l = libbpf();
   const obj = l.open(path, null);
-  if (!obj) throw new BatonError('ERR_BATON_BPF', `cannot open BPF object ${path}`, 'reinstall baton, or rebuild it with npm run build:bpf');
+  if (!obj)
+    throw new BatonError(
+      'ERR_BATON_BPF',
+      `cannot open BPF object ${path}`,
+      'reinstall baton, or rebuild it with npm run build:bpf',
+    );
   try {
     ok(l.load(obj), 'bpf_object__load', {
       ...privilegeHints,
       EINVAL: 'this kernel lacks sk_lookup programs or SOCKMAP listeners: steering needs Linux 5.9 or newer',
     });
     const p = l.findProgram(obj, program);
-    if (!p) throw new BatonError('ERR_BATON_BPF', `${path} has no program ${program}`, 'rebuild it with npm run build:bpf');
+    if (!p)
+      throw new BatonError('ERR_BATON_BPF', `${path} has no program ${program}`, 'rebuild it with npm run build:bpf');
     const prog = dupCloexec(l.programFd(p));
     const maps: Record<string, number> = {};
     for (const m of mapNames) {
@@ -132,10 +142,15 @@ export function attachSkLookup(prog: number, netnsFd: number): number {
 }
 
 export function mapUpdate(fd: number, key: Buffer, value: Buffer, context: Context = {}): void {
-  ok(libbpf().update(fd, key, value, BPF_ANY), 'bpf_map_update_elem', {
-    EOPNOTSUPP: 'the socket cannot go into a SOCKMAP: it must be a listening TCP socket (Linux 5.10+)',
-    ...privilegeHints,
-  }, context);
+  ok(
+    libbpf().update(fd, key, value, BPF_ANY),
+    'bpf_map_update_elem',
+    {
+      EOPNOTSUPP: 'the socket cannot go into a SOCKMAP: it must be a listening TCP socket (Linux 5.10+)',
+      ...privilegeHints,
+    },
+    context,
+  );
 }
 
 /** False when the key is absent. */
@@ -189,4 +204,3 @@ export function progTag(fd: number): string {
 export function possibleCpus(): number {
   return ok(libbpf().cpus(), 'libbpf_num_possible_cpus');
 }
-

@@ -19,6 +19,10 @@ export function ensureBpffs(path: string): void {
     if (!existsSync(path)) mkdirSync(path);
     check(libc.mount('bpf', path, 'bpf', 0, null), 'mount', {}, { path });
   } catch (err) {
-    throw new BatonError('ERR_BATON_BPFFS', `bpffs is not mounted at ${path} and cannot be mounted: ${(err as Error).message}`, `mount it first (mount -t bpf bpf ${path}), or run baton with CAP_SYS_ADMIN`);
+    throw new BatonError(
+      'ERR_BATON_BPFFS',
+      `bpffs is not mounted at ${path} and cannot be mounted: ${(err as Error).message}`,
+      `mount it first (mount -t bpf bpf ${path}), or run baton with CAP_SYS_ADMIN`,
+    );
   }
 }

@@ -1,6 +1,6 @@
-import koffi from 'koffi';
 import { constants } from 'node:os';
-import { SysError, type Context, type Errno } from '../errors.js';
+import koffi from 'koffi';
+import { type Context, type Errno, SysError } from '../errors.js';
 
 /** libc.so.6, loaded once: every libc function baton calls is declared through this handle. */
 export const library = koffi.load('libc.so.6');

@@ -30,7 +30,10 @@ export function establishedInodes(): Set<number> {
 
 function sockets(state: string): ListeningSocket[] {
   const out: ListeningSocket[] = [];
-  for (const [file, family] of [['/proc/net/tcp', 4], ['/proc/net/tcp6', 6]] as const) {
+  for (const [file, family] of [
+    ['/proc/net/tcp', 4],
+    ['/proc/net/tcp6', 6],
+  ] as const) {
     let text = '';
     try {
       text = readFileSync(file, 'utf8');

@@ -76,7 +76,9 @@ export function boundPort(fd: number): number {
 
 const bindHints = {
   EADDRINUSE: 'another process listens on this address: stop it, or choose another port',
-  EACCES: 'ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep $(which node)); or use a port >= 1024',
+  EACCES:
+    'ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep $(which node)); ' +
+    'or use a port >= 1024',
   EADDRNOTAVAIL: 'this address is not configured on any interface of this host',
 };
 
@@ -84,7 +86,11 @@ const bindHints = {
  * A listening socket, non-blocking and close-on-exec, never SO_REUSEPORT: a closing member of a
  * reuseport group resets the connections queued on it, which would break a handover.
  */
-export function createListener(a: Address, backlog: number, context: Record<string, string>): { fd: number; port: number } {
+export function createListener(
+  a: Address,
+  backlog: number,
+  context: Record<string, string>,
+): { fd: number; port: number } {
   const family = a.kind === 'unix' ? AF_UNIX : a.family === 4 ? AF_INET : AF_INET6;
   const fd = check(libc.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), 'socket', {}, context);
   try {
@@ -175,7 +181,12 @@ export function unixSocketOwner(path: string): number | undefined {
     const addr = sockaddr({ kind: 'unix', path });
     if (libc.connect(fd, addr, addr.length) !== 0) {
       if (errnoIs('ECONNREFUSED') || errnoIs('ENOENT')) return undefined; // stale: nobody listens
-      check(-1, 'connect', { EACCES: `baton may not connect to ${path}: run it as that socket's owner, or choose another path` }, { path });
+      check(
+        -1,
+        'connect',
+        { EACCES: `baton may not connect to ${path}: run it as that socket's owner, or choose another path` },
+        { path },
+      );
     }
     return peerCredentials(fd).pid;
   } finally {

@@ -10,5 +10,7 @@ export function reapStatus(pid: number): { code: number | null; signal: NodeJS.S
   if (Number(libc.waitpid(pid, status, WNOHANG)) !== pid) return undefined;
   const s = status.readInt32LE(0);
   const sig = s & 0x7f;
-  return sig === 0 ? { code: (s >> 8) & 0xff, signal: null } : { code: null, signal: (signalNames.get(sig) ?? 'SIGKILL') as NodeJS.Signals };
+  return sig === 0
+    ? { code: (s >> 8) & 0xff, signal: null }
+    : { code: null, signal: (signalNames.get(sig) ?? 'SIGKILL') as NodeJS.Signals };
 }

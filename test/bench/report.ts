@@ -2,8 +2,8 @@
 // sits beside; the fixed text only says what was run and what a column means.
 import { writeFileSync } from 'node:fs';
 import { GAP_MS, SLOW_MS } from '../helpers/load.js';
-import { median, range, type Latency } from './stats.js';
 import type { UpgradeMark } from './scenarios.js';
+import { type Latency, median, range } from './stats.js';
 import { barChart, lineChart } from './svg.js';
 
 export interface RunResult {
@@ -90,7 +90,10 @@ export interface Results {
 
 /** A number with `d` decimals; '-' for none (undefined, or NaN, which results.json holds as null). */
 const f = (n: number | null | undefined, d = 1) => (n == null || !Number.isFinite(n) ? '-' : n.toFixed(d));
-const kinds = (r: RunResult) => Object.entries(r.failures).map(([k, v]) => `${k} ${v}`).join(', ') || '-';
+const kinds = (r: RunResult) =>
+  Object.entries(r.failures)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ') || '-';
 const mode = (r: { keepAlive: boolean }) => (r.keepAlive ? 'keep-alive' : 'new conn');
 const run = (r: RunResult) => `${r.server}, ${mode(r)}`;
 const percent = (part: number, whole: number) => f((100 * part) / whole, 0) + '%';
@@ -101,7 +104,9 @@ const clean = (r: RunResult) => r.failed === 0 && (r.longestGap?.ms ?? Infinity)
 
 function share(s: Record<string, number>): string {
   const total = Object.values(s).reduce((a, b) => a + b, 0) || 1;
-  return Object.entries(s).map(([w, n]) => `w${w} ${((100 * n) / total).toFixed(0)}%`).join(' / ');
+  return Object.entries(s)
+    .map(([w, n]) => `w${w} ${((100 * n) / total).toFixed(0)}%`)
+    .join(' / ');
 }
 
 function largestShare(s: Record<string, number>): number {
@@ -142,7 +147,11 @@ function header(r: Results, lines: string[]): void {
     '',
   );
   const more = dirty.length > 10 ? ` and ${dirty.length - 10} more` : '';
-  const shown = dirty.slice(0, 10).map((l) => `\`${l.trim()}\``).join(', ') + more;
+  const shown =
+    dirty
+      .slice(0, 10)
+      .map((l) => `\`${l.trim()}\``)
+      .join(', ') + more;
   lines.push(
     `**Code measured: baton ${m.baton}${m.commit && m.commit !== m.baton ? ` (${m.commit})` : ''}` +
       (m.dirty === undefined
@@ -195,7 +204,7 @@ function upgrades(r: Results, lines: string[]): void {
     r.runs.find((y) => y.scenario === 'alone' && y.server === x.server && y.keepAlive === x.keepAlive)?.rps;
   lines.push('## Upgrades under load', '');
   lines.push(
-    '- server: `helper` is examples/http-server.mjs (baton\'s child helper: it drains on SIGTERM); `naive` ' +
+    "- server: `helper` is examples/http-server.mjs (baton's child helper: it drains on SIGTERM); `naive` " +
       'exits at once on SIGTERM; `slow` waits 1.5 s before it listens and answers each request after 200 ms ' +
       '(test/bench/server.mjs). client: a new connection per request, or keep-alive connections.',
     '- "alone" is the server with no upgrades (its marks are only points in time) and the reference of "vs alone" ' +
@@ -216,17 +225,40 @@ function upgrades(r: Results, lines: string[]): void {
     '',
   );
   const cols = [
-    'scenario', 'server', 'client', 'requests', 'failed', 'failures by kind', 'longest gap ms',
-    `≥ ${SLOW_MS / 1000} s`, 'rps', 'vs alone', 'p50 / p99 / max ms', 'p99 / max ms, 1 s after each upgrade',
-    'upgrade ms', 'old gone ms', "baton's own ms",
+    'scenario',
+    'server',
+    'client',
+    'requests',
+    'failed',
+    'failures by kind',
+    'longest gap ms',
+    `≥ ${SLOW_MS / 1000} s`,
+    'rps',
+    'vs alone',
+    'p50 / p99 / max ms',
+    'p99 / max ms, 1 s after each upgrade',
+    'upgrade ms',
+    'old gone ms',
+    "baton's own ms",
   ];
   lines.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
   for (const x of r.runs) {
     const c = ceiling(x);
     const cells = [
-      x.scenario, x.server, mode(x), x.requests, x.failed, kinds(x), x.longestGap?.ms ?? '-', x.slow ?? '-', x.rps,
-      c ? f(x.rps / c, 2) : '-', `${f(x.latency.p50)} / ${f(x.latency.p99)} / ${f(x.latency.max)}`,
-      `${f(x.afterUpgrade.p99)} / ${f(x.afterUpgrade.max)}`, f(x.toActiveMs, 0), f(x.toOldGoneMs, 0),
+      x.scenario,
+      x.server,
+      mode(x),
+      x.requests,
+      x.failed,
+      kinds(x),
+      x.longestGap?.ms ?? '-',
+      x.slow ?? '-',
+      x.rps,
+      c ? f(x.rps / c, 2) : '-',
+      `${f(x.latency.p50)} / ${f(x.latency.p99)} / ${f(x.latency.max)}`,
+      `${f(x.afterUpgrade.p99)} / ${f(x.afterUpgrade.max)}`,
+      f(x.toActiveMs, 0),
+      f(x.toOldGoneMs, 0),
       f(x.batonAddedMs, 2),
     ];
     lines.push(`| ${cells.join(' | ')} |`);
@@ -288,8 +320,10 @@ function cpuSentence(cpuMs: number, roundMs: number, tickMs: number | undefined)
     return `baton itself used less CPU than /proc counts (one clock tick, ${f(tickMs, 0)} ms) ${round} (median).`;
   }
   const tick = tickMs === undefined ? '' : `, counted in clock ticks of ${f(tickMs, 0)} ms`;
-  return `baton itself used a median ${f(cpuMs, 0)} ms of CPU ${round} (${f((100 * cpuMs) / roundMs, 2)}% of ` +
-    `one core${tick}).`;
+  return (
+    `baton itself used a median ${f(cpuMs, 0)} ms of CPU ${round} (${f((100 * cpuMs) / roundMs, 2)}% of ` +
+    `one core${tick}).`
+  );
 }
 
 function steady(r: Results, lines: string[]): void {
@@ -301,8 +335,10 @@ function steady(r: Results, lines: string[]): void {
     'The server alone and under baton (pidfd handover, one worker), with no upgrades, the helper server: ' +
       `rounds${length}, ` +
       'the two scenarios one after the other in the order below.' +
-      (r.aloneSetsid ? ' Both servers run in a session and process group of their own (setsid), as baton starts ' +
-        'every generation.' : '') +
+      (r.aloneSetsid
+        ? ' Both servers run in a session and process group of their own (setsid), as baton starts ' +
+          'every generation.'
+        : '') +
       ' "ratio" is the median rps divided by alone\'s.',
     '',
   );
@@ -312,8 +348,15 @@ function steady(r: Results, lines: string[]): void {
   }
   lines.push('');
   const cols = [
-    'scenario', 'client', 'rounds', 'rps per round', 'median rps', 'min–max rps', 'ratio',
-    'p50 / p99 ms (median of the rounds)', "baton's CPU ms per round (median)",
+    'scenario',
+    'client',
+    'rounds',
+    'rps per round',
+    'median rps',
+    'min–max rps',
+    'ratio',
+    'p50 / p99 ms (median of the rounds)',
+    "baton's CPU ms per round (median)",
   ];
   lines.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
   const findings: string[] = [];
@@ -325,8 +368,13 @@ function steady(r: Results, lines: string[]): void {
       const rps = rounds.map((x) => x.rps);
       const cpu = rounds.flatMap((x) => (x.supervisorCpuMs === undefined ? [] : [x.supervisorCpuMs]));
       const cells = [
-        scenario, mode({ keepAlive }), rounds.length, rps.join(', '), f(median(rps), 0),
-        `${range(rps).min}–${range(rps).max}`, f(median(rps) / base, 3),
+        scenario,
+        mode({ keepAlive }),
+        rounds.length,
+        rps.join(', '),
+        f(median(rps), 0),
+        `${range(rps).min}–${range(rps).max}`,
+        f(median(rps) / base, 3),
         `${f(median(rounds.map((x) => x.latency.p50)))} / ${f(median(rounds.map((x) => x.latency.p99)))}`,
         cpu.length ? cpuCell(median(cpu), r.cpuTickMs) : '-',
       ];
@@ -362,8 +410,11 @@ function steering(r: Results, lines: string[]): void {
     );
   }
   const cols = [
-    'load and attach the program', `switch a slot (median of ${s.switches ?? '?'})`, 'new connections/s direct',
-    'through sk_lookup', 'ratio',
+    'load and attach the program',
+    `switch a slot (median of ${s.switches ?? '?'})`,
+    'new connections/s direct',
+    'through sk_lookup',
+    'ratio',
   ];
   lines.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
   const cells = [`${f(s.loadAttachMs)} ms`, `${f(s.switchUs, 1)} µs`, f(s.direct, 0), f(s.steered, 0)];
@@ -377,7 +428,7 @@ function memory(r: Results, lines: string[]): void {
   lines.push(
     "A trivial command (`sh -c 'exec sleep 600'`, inherit handover, ready at once, no drain), upgraded through " +
       `\`baton reload --wait\` ${mm.upgrades} times, one after the other: ${f(mm.perUpgradeMs)} ms per upgrade ` +
-      'end to end. baton\'s RSS and open fds, from /proc, 2 s after generation 1 was active and 3 s after the ' +
+      "end to end. baton's RSS and open fds, from /proc, 2 s after generation 1 was active and 3 s after the " +
       `last upgrade: RSS ${mm.after.rssMb >= mm.idle.rssMb ? 'grew' : 'shrank'} by ` +
       `${f(Math.abs(mm.after.rssMb - mm.idle.rssMb))} MB, fds ${mm.idle.fds} → ${mm.after.fds}.`,
     '',
@@ -397,20 +448,34 @@ function workers(r: Results, lines: string[]): void {
   for (const t of w.throughput) lines.push(`| ${t.scenario} | ${t.rps} | ${t.failed} | ${share(t.share)} |`);
   lines.push('');
   const one = w.throughput.find((t) => t.scenario === 'baton --workers 1');
-  const facts = w.throughput.filter((t) => t !== one).map((t) => {
-    const times = one ? ` ${f(t.rps / one.rps, 2)}× the rps of baton --workers 1,` : '';
-    return `${t.scenario}:${times} its busiest worker served ${f(largestShare(t.share), 0)}% of the requests`;
-  });
+  const facts = w.throughput
+    .filter((t) => t !== one)
+    .map((t) => {
+      const times = one ? ` ${f(t.rps / one.rps, 2)}× the rps of baton --workers 1,` : '';
+      return `${t.scenario}:${times} its busiest worker served ${f(largestShare(t.share), 0)}% of the requests`;
+    });
   if (facts.length) lines.push(`${facts.join('; ')}.`, '');
   lines.push(`Rolling upgrade of 2 workers under load (baton --workers 2, helper server):`, '');
   const cols = [
-    'client', 'upgrades', 'requests', 'failed', 'failures by kind', 'longest gap ms', `≥ ${SLOW_MS / 1000} s`,
+    'client',
+    'upgrades',
+    'requests',
+    'failed',
+    'failures by kind',
+    'longest gap ms',
+    `≥ ${SLOW_MS / 1000} s`,
     'p99 ms after upgrades',
   ];
   lines.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
   for (const x of w.rolling) {
     const cells = [
-      mode(x), x.marks.length, x.requests, x.failed, kinds(x), x.longestGap?.ms ?? '-', x.slow ?? '-',
+      mode(x),
+      x.marks.length,
+      x.requests,
+      x.failed,
+      kinds(x),
+      x.longestGap?.ms ?? '-',
+      x.slow ?? '-',
       f(x.afterUpgrade.p99),
     ];
     lines.push(`| ${cells.join(' | ')} |`);

@@ -13,13 +13,13 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { request } from '../../supervisor/control/client.js';
 import { Baton, root } from '../helpers/baton.js';
-import { Netns } from '../helpers/netns.js';
 import type { LoadResult } from '../helpers/load.js';
 import { exclusive } from '../helpers/lock.js';
-import { baton, CLIENTS, CPU_TICK_MS, cpuMs, plain, pm2, sleep, startLoad } from './scenarios.js';
+import { Netns } from '../helpers/netns.js';
+import { type Results, type RunResult, report } from './report.js';
 import type { Scenario, ServerKind, UpgradeMark } from './scenarios.js';
-import { afterMarks, latency, longestGap, median, slow, timeline, type Sample } from './stats.js';
-import { report, type Results, type RunResult } from './report.js';
+import { baton, CLIENTS, CPU_TICK_MS, cpuMs, plain, pm2, sleep, startLoad } from './scenarios.js';
+import { afterMarks, latency, longestGap, median, type Sample, slow, timeline } from './stats.js';
 
 const OPTIONS = ['--quick', '--dirty', '--report-only'];
 const args = process.argv.slice(2);
@@ -102,7 +102,10 @@ async function once(
   // Until the load was told to stop: requests still in flight then (a hung one waits out its 10 s timeout)
   // would stretch the run, lower its rps and show a gap where no request was being sent.
   const elapsed = measured;
-  const after = afterMarks(samples, marks.map((m) => m.at));
+  const after = afterMarks(
+    samples,
+    marks.map((m) => m.at),
+  );
   const toActive = medianOf(marks.map((m) => m.toActive));
   const toOldGone = medianOf(marks.map((m) => m.toOldGone));
   const batonAdded = medianOf(marks.map((m) => m.batonAdded));
@@ -204,7 +207,13 @@ function uncommitted(): string[] | undefined {
   try {
     const lines = git('status', '--porcelain=v1', '--untracked-files=all').split('\n').filter(Boolean);
     // "XY path" or "XY old -> new"
-    return lines.filter((l) => !l.slice(3).split(' -> ').every((p) => OUTPUTS.some((o) => p.startsWith(o))));
+    return lines.filter(
+      (l) =>
+        !l
+          .slice(3)
+          .split(' -> ')
+          .every((p) => OUTPUTS.some((o) => p.startsWith(o))),
+    );
   } catch {
     return undefined;
   }

@@ -15,7 +15,7 @@ function spin(ms) {
   while (performance.now() < end);
 }
 
-const server = http.createServer((req, res) => {
+const server = http.createServer((_req, res) => {
   if (kind === 'slow') setTimeout(() => res.end(body), 200);
   else {
     if (kind === 'cpu') spin(2);

@@ -37,7 +37,10 @@ async function rate(port: number): Promise<number> {
     while (left-- > 0) {
       await new Promise<void>((resolve, reject) => {
         const c = net.connect(port, '127.0.0.1');
-        c.on('end', () => (c.destroy(), resolve())).on('error', reject);
+        c.on('end', () => {
+          c.destroy();
+          resolve();
+        }).on('error', reject);
         c.resume();
       });
     }

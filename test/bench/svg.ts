@@ -16,7 +16,12 @@ ${body}
 }
 
 /** Lines of [x, y] per series, with vertical marks (e.g. upgrades). */
-export function lineChart(title: string, xLabel: string, yLabel: string, series: Array<{ name: string; points: Array<[number, number]>; marks?: number[] }>): string {
+export function lineChart(
+  title: string,
+  xLabel: string,
+  yLabel: string,
+  series: Array<{ name: string; points: Array<[number, number]>; marks?: number[] }>,
+): string {
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
   const ys = series.flatMap((s) => s.points.map((p) => p[1]));
   const xMax = Math.max(1, ...xs);
@@ -36,7 +41,8 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
   body += `<text x="14" y="${(H - PAD.b + PAD.t) / 2}" transform="rotate(-90 14 ${(H - PAD.b + PAD.t) / 2})" text-anchor="middle">${esc(yLabel)}</text>`;
   series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length]!;
-    for (const m of s.marks ?? []) body += `<line x1="${x(m)}" y1="${PAD.t}" x2="${x(m)}" y2="${H - PAD.b}" stroke="${color}" stroke-dasharray="3,3" opacity="0.5"/>`;
+    for (const m of s.marks ?? [])
+      body += `<line x1="${x(m)}" y1="${PAD.t}" x2="${x(m)}" y2="${H - PAD.b}" stroke="${color}" stroke-dasharray="3,3" opacity="0.5"/>`;
     body += `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${s.points.map(([a, b]) => `${x(a).toFixed(1)},${y(b).toFixed(1)}`).join(' ')}"/>`;
     body += `<rect x="${W - PAD.r + 12}" y="${PAD.t + i * 18}" width="10" height="10" fill="${color}"/><text x="${W - PAD.r + 28}" y="${PAD.t + i * 18 + 9}">${esc(s.name)}</text>`;
   });

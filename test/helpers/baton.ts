@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,16 +90,21 @@ export class Baton {
       };
       // A worker whose event loop was busy (a spawnSync) runs timers before it reads what waits in
       // the pipe: look at baton's output once more, after the poll phase, before giving up.
-      const timer = setTimeout(() => setImmediate(() => {
-        check();
-        cleanup();
-        reject(new Error(`no matching event within ${timeout}ms; stderr:\n${this.stderr}`));
-      }), timeout);
-      const onExit = () => setTimeout(() => {
-        check();
-        cleanup();
-        reject(new Error(`baton exited before the event; stderr:\n${this.stderr}`));
-      }, 50);
+      const timer = setTimeout(
+        () =>
+          setImmediate(() => {
+            check();
+            cleanup();
+            reject(new Error(`no matching event within ${timeout}ms; stderr:\n${this.stderr}`));
+          }),
+        timeout,
+      );
+      const onExit = () =>
+        setTimeout(() => {
+          check();
+          cleanup();
+          reject(new Error(`baton exited before the event; stderr:\n${this.stderr}`));
+        }, 50);
       const cleanup = () => {
         clearTimeout(timer);
         this.listeners = this.listeners.filter((l) => l !== check);
@@ -142,7 +147,8 @@ export class Baton {
     const m = new Map<number, string>();
     for (const e of this.events) {
       if (e.generation === undefined) continue;
-      if (['spawn', 'ready', 'active', 'draining', 'failed'].includes(e.event)) m.set(e.generation, e.event === 'spawn' ? 'starting' : e.event);
+      if (['spawn', 'ready', 'active', 'draining', 'failed'].includes(e.event))
+        m.set(e.generation, e.event === 'spawn' ? 'starting' : e.event);
       if (e.event === 'exit' && m.get(e.generation) !== 'failed') m.set(e.generation, 'exited');
     }
     return m;

@@ -16,12 +16,13 @@
 //   - /run/netns and bpffs/baton: no new entry, except those of tests running beside this one
 //     (baton-tPID-N, tPID_N, benchPID); baton's own NAME is checked exactly, above.
 // Paths set only through --config or BATON_* variables are not predicted.
-import type { ExecutionContext } from 'ava';
+
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import type { ExecutionContext } from 'ava';
 import { cli, root } from './baton.js';
 
 const SIGKILL_BIT = 1n << 8n;

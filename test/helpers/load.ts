@@ -33,9 +33,22 @@ export interface LoadOptions {
  * Hammers an HTTP server with no retries, counting every outcome. New connection per request
  * (Connection: close) or keep-alive connections.
  */
-export function hammer(o: LoadOptions): { stop: () => Promise<LoadResult>; result: Promise<LoadResult>; live: LoadResult; answered: (generation: number, timeoutMs?: number) => Promise<boolean> } {
+export function hammer(o: LoadOptions): {
+  stop: () => Promise<LoadResult>;
+  result: Promise<LoadResult>;
+  live: LoadResult;
+  answered: (generation: number, timeoutMs?: number) => Promise<boolean>;
+} {
   const agent = new http.Agent({ keepAlive: o.keepAlive, maxSockets: o.concurrency ?? 4 });
-  const r: LoadResult = { ok: 0, failures: {}, failed: 0, generations: new Map(), workers: new Map(), elapsed: 0, ...(o.record === false ? {} : { samples: [] }) };
+  const r: LoadResult = {
+    ok: 0,
+    failures: {},
+    failed: 0,
+    generations: new Map(),
+    workers: new Map(),
+    elapsed: 0,
+    ...(o.record === false ? {} : { samples: [] }),
+  };
   const start = performance.now();
   const maxRequests = o.maxRequests ?? 50_000;
   const deadline = Date.now() + (o.maxMs ?? 60_000);
@@ -147,14 +160,20 @@ export function gaps(r: LoadResult, gapMs = GAP_MS, slowMs = SLOW_MS): string[] 
   if (!r.samples) throw new Error('gaps() needs a load with record');
   const problems: string[] = [];
   if (r.failed > 0) problems.push(`${r.failed} failed: ${JSON.stringify(r.failures)}`);
-  const done = r.samples.filter((s) => s[2] === 'ok').map((s) => s[0] + s[1]).sort((a, b) => a - b);
+  const done = r.samples
+    .filter((s) => s[2] === 'ok')
+    .map((s) => s[0] + s[1])
+    .sort((a, b) => a - b);
   let last = 0;
   for (const at of [...done, r.elapsed]) {
     if (at - last >= gapMs) problems.push(`no request completed from ${Math.round(last)} to ${Math.round(at)} ms`);
     last = at;
   }
   const slow = r.samples.filter((s) => s[1] >= slowMs);
-  if (slow.length > 0) problems.push(`${slow.length} requests took ${slowMs} ms or more, the slowest ${Math.round(Math.max(...slow.map((s) => s[1])))} ms at ${slow[0]![0]} ms`);
+  if (slow.length > 0)
+    problems.push(
+      `${slow.length} requests took ${slowMs} ms or more, the slowest ${Math.round(Math.max(...slow.map((s) => s[1])))} ms at ${slow[0]![0]} ms`,
+    );
   return problems;
 }
 

@@ -1,6 +1,6 @@
-import test, { type ImplementationFn } from 'ava';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import test, { type ImplementationFn } from 'ava';
 import { BASELINE_COMMIT, hasCommit } from './releases.js';
 
 export type Need =
@@ -21,7 +21,8 @@ const checks: Record<Need, () => string | undefined> = {
   python3: () => (onPath('python3') ? undefined : 'python3'),
   setpriv: () => checks.root() ?? (onPath('setpriv') ? undefined : 'setpriv (util-linux)'),
   unshare: () => checks.root() ?? (onPath('unshare') ? undefined : 'unshare (util-linux)'),
-  'systemd-socket-activate': () => (onPath('systemd-socket-activate') ? undefined : 'systemd-socket-activate (systemd)'),
+  'systemd-socket-activate': () =>
+    onPath('systemd-socket-activate') ? undefined : 'systemd-socket-activate (systemd)',
   // A shallow clone lacks the commit the cross-version self-upgrade tests build.
   'git-history': () => (hasCommit(BASELINE_COMMIT) ? undefined : `git history with commit ${BASELINE_COMMIT}`),
 };
@@ -31,7 +32,9 @@ function onPath(command: string): boolean {
 }
 
 function libbpf(): boolean {
-  return ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'].some((d) => existsSync(`${d}/libbpf.so.1`));
+  return ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'].some((d) =>
+    existsSync(`${d}/libbpf.so.1`),
+  );
 }
 
 /** What of `needs` this machine lacks, each named once. */
@@ -48,6 +51,9 @@ type Declare = (title: string, fn: ImplementationFn<[]>) => void;
 export function needs(...what: Need[]): Declare & { serial: Declare } {
   const lacking = missing(...what);
   const title = (t: string) => (lacking.length ? `${t} [skipped: needs ${lacking.join(', ')}]` : t);
-  const gate = (run: Declare, skip: Declare): Declare => (t, fn) => (lacking.length ? skip : run)(title(t), fn);
+  const gate =
+    (run: Declare, skip: Declare): Declare =>
+    (t, fn) =>
+      (lacking.length ? skip : run)(title(t), fn);
   return Object.assign(gate(test, test.skip), { serial: gate(test.serial, test.serial.skip) });
 }

@@ -1,7 +1,7 @@
 // Processes as the kernel shows them (never baton's log), and what the tests that time them share.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { childrenOf, type Baton } from './baton.js';
+import { type Baton, childrenOf } from './baton.js';
 import { hammer } from './load.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -141,5 +141,36 @@ export class Watch {
 
   stop(): void {
     clearInterval(this.timer);
+  }
+}
+
+/** A process's parent and process group (/proc/PID/stat); undefined once it is gone. */
+export function lineage(pid: number): { ppid: number; pgid: number } | undefined {
+  const s = readOr(`/proc/${pid}/stat`);
+  if (!s) return undefined;
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return { ppid: Number(f[1]), pgid: Number(f[2]) };
+}
+
+/** True once `pid` has exited: gone from /proc, or a zombie nobody has reaped yet. */
+export function ended(pid: number): boolean {
+  const s = stat(pid);
+  return s === undefined || s.state === 'Z';
+}
+
+/** The pids on the first line `file` gets (a test's command writes "$$ $!" there), once it has one. */
+export function recorded(file: string, timeout = 20_000): Promise<number[]> {
+  const line = () => /^(\d+(?: \d+)*)\n/.exec(readOr(file))?.[1];
+  return until(`pids in ${file}`, line, timeout).then((l) => l.split(' ').map(Number));
+}
+
+/** SIGKILL for processes the test itself started (through baton) that are still there: cleanup after a failure. */
+export function killAll(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      if (!ended(pid)) process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
   }
 }

@@ -1,6 +1,7 @@
 // Builds of baton from other commits, and a deploy directory whose `current` link a test re-points.
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdtempSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { cp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -54,15 +55,16 @@ export class Deploy {
   /**
    * Copies the build in `build` (a directory with dist/, package.json and bpf/, like the repo root) into a
    * new release, points `current` at it (`ln -sfn`) and removes the release `current` pointed at before:
-   * from then on that path reaches only the new build. Returns the new release's directory.
+   * from then on that path reaches only the new build. Returns the new release's directory. The copying
+   * is asynchronous: a load running in this process meanwhile is not stalled by it.
    */
-  activate(build: string): string {
+  async activate(build: string): Promise<string> {
     const release = join(this.dir, 'releases', String(++this.count));
-    for (const f of SHIPPED) cpSync(join(build, f), join(release, f), { recursive: true });
-    symlinkSync(join(root, 'node_modules'), join(release, 'node_modules'));
+    for (const f of SHIPPED) await cp(join(build, f), join(release, f), { recursive: true });
+    await symlink(join(root, 'node_modules'), join(release, 'node_modules'));
     const previous = existsSync(this.link) ? readlinkSync(this.link) : undefined;
-    execFileSync('ln', ['-sfn', release, this.link]);
-    if (previous) rmSync(previous, { recursive: true, force: true });
+    await promisify(execFile)('ln', ['-sfn', release, this.link]);
+    if (previous) await rm(previous, { recursive: true, force: true });
     return release;
   }
 

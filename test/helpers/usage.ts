@@ -1,4 +1,5 @@
 import type { ExecutionContext } from 'ava';
+import type { ErrorCode } from '../../supervisor/error-codes.js';
 import { BatonError } from '../../supervisor/errors.js';
 
 /** `f` throws a BatonError with exactly this message and hint; a usage error (exit 2) unless `code` says otherwise. */
@@ -7,7 +8,7 @@ export function refused(
   f: () => unknown,
   message: string,
   hint: string,
-  code = 'ERR_BATON_USAGE',
+  code: ErrorCode = 'ERR_BATON_USAGE',
 ): void {
   const err = t.throws(f, { instanceOf: BatonError });
   if (!err) return;

@@ -1,0 +1,104 @@
+import net from 'node:net';
+import { MAX_DURATION } from '../duration.js';
+import type { ErrorCode } from '../error-codes.js';
+import type { Logger } from '../log.js';
+import { peerCredentials } from '../sys/socket.js';
+
+// One connection to the control socket: one JSON request line, one JSON reply line (server.ts owns the socket).
+
+export interface Request {
+  command: 'reload' | 'status' | 'stop';
+  wait?: boolean;
+  timeout?: number;
+}
+
+export type Reply =
+  | { ok: true; [k: string]: unknown }
+  | { ok: false; error: { code: ErrorCode; message: string; hint?: string }; [k: string]: unknown };
+
+export type Handler = (req: Request) => Promise<Reply>;
+
+const COMMANDS = new Set(['reload', 'status', 'stop']);
+
+const MAX_REQUEST = 64 * 1024;
+
+function parse(line: string): Request | string {
+  let req: unknown;
+  try {
+    req = JSON.parse(line);
+  } catch {
+    return 'the request is not JSON';
+  }
+  if (typeof req !== 'object' || req === null || !COMMANDS.has((req as Request).command))
+    return 'the request needs "command": "reload", "status" or "stop"';
+  const r = req as Request;
+  const { timeout } = r;
+  if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && timeout <= MAX_DURATION)) {
+    return `"timeout" must be a positive number of ms, at most ${MAX_DURATION}`;
+  }
+  return r;
+}
+
+/** A net.Server accepting on the listening socket `fd`. */
+export async function acceptOn(fd: number, handler: Handler, log: Logger): Promise<net.Server> {
+  const server = net.createServer((socket) => serve(socket, handler, log));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // From now on an error is one failed accept (EMFILE, ENOBUFS): the server goes on listening.
+  // Unhandled, the second one would take baton down with it.
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    log.event('warning', { message: `control socket: ${err.code ?? err.message}` });
+  });
+  return server;
+}
+
+const IDLE_MS = 30_000;
+
+function serve(socket: net.Socket, handler: Handler, log: Logger): void {
+  socket.on('error', () => {}); // a peer that goes away is not baton's problem
+  socket.setTimeout(IDLE_MS, () => socket.destroy());
+  const reply = (r: Reply) => socket.end(JSON.stringify(r) + '\n');
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+  let peer: { pid: number; uid: number };
+  try {
+    peer = peerCredentials(fd);
+  } catch {
+    socket.destroy();
+    return;
+  }
+  const me = process.getuid?.() ?? 0;
+  if (peer.uid !== 0 && peer.uid !== me) {
+    log.event('control-refused', { message: `request from uid ${peer.uid} (pid ${peer.pid}) refused`, uid: peer.uid });
+    reply({
+      ok: false,
+      error: {
+        code: 'ERR_BATON_FORBIDDEN',
+        message: `uid ${peer.uid} may not control this baton`,
+        hint: `ask as root or as uid ${me}`,
+      },
+    });
+    return;
+  }
+  let buffer = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    const nl = buffer.indexOf('\n');
+    if (nl < 0 && buffer.length <= MAX_REQUEST) return;
+    socket.removeAllListeners('data');
+    const tooLarge = nl < 0 || nl > MAX_REQUEST; // refused like any bad request: logged, with a hint
+    const req = tooLarge ? `request too large: no newline within ${MAX_REQUEST} bytes` : parse(buffer.slice(0, nl));
+    if (typeof req === 'string') {
+      log.event('control-bad-request', { message: req });
+      return reply({ ok: false, error: { code: 'ERR_BATON_REQUEST', message: req, hint: 'see docs/control.md' } });
+    }
+    handler(req).then(reply, (err: Error) =>
+      reply({ ok: false, error: { code: 'ERR_BATON_INTERNAL', message: err.message } }),
+    );
+  });
+}
