@@ -1,14 +1,29 @@
-import { dirname, join } from 'node:path';
+import { existsSync, readlinkSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 
 const HOLD = join('cli', 'hold.cjs');
 
+/** `script` with links of its own name followed (npm's .bin/baton), its directories as given (a deploy's `current`). */
+function scriptFile(script: string): string {
+  let path = script;
+  for (let i = 0; i < 8; i++) {
+    try {
+      path = resolve(dirname(path), readlinkSync(path));
+    } catch {
+      return path; // not a link
+    }
+  }
+  return path;
+}
+
 /**
  * What a self-upgrade `--require`s in the program it execs, when that build has it: cli/hold.cjs beside the
- * script baton runs (through the same path, e.g. a deploy's `current` link). A preload runs before Node
- * sets up its ESM loader: signals are held that much sooner.
+ * script baton runs (through the same directories, e.g. a deploy's `current` link). A preload runs before
+ * Node sets up its ESM loader: signals are held that much sooner. Nothing if the file is not there.
  */
 export function preload(script = process.argv[1]!): string[] {
-  return ['--require', join(dirname(script), HOLD)];
+  const path = join(dirname(scriptFile(script)), HOLD);
+  return existsSync(path) ? ['--require', path] : [];
 }
 
 /** This program's node flags, less that preload: the build a self-upgrade execs may not have it. */

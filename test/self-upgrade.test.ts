@@ -13,6 +13,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -166,6 +167,29 @@ test.serial("F1: signals during the new program's load are held, then handled in
     t.deepEqual(await check(), []);
   } finally {
     await close();
+  }
+});
+
+test.serial("F1: through npm's .bin link, the preload is the build's own cli/hold.cjs", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-bin-'));
+  const link = join(dir, 'baton');
+  symlinkSync(join(root, 'dist/supervisor/cli.js'), link);
+  const { baton, check, close } = start(['--listen', '127.0.0.1:0', '--', 'node', fixture], { entry: link });
+  try {
+    await baton.event('active', 1);
+    for (let round = 1; round <= 2; round++) {
+      const from = baton.events.length;
+      baton.signal('SIGUSR2');
+      await after(baton, from, (e) => e.event === 'resumed');
+    }
+    const argv = readFileSync(`/proc/${baton.pid}/cmdline`, 'utf8').split('\0');
+    t.is(argv[argv.indexOf('--require') + 1], join(root, 'dist/supervisor/cli/hold.cjs'));
+    t.is(argv.filter((a) => a === '--require').length, 1, 'one preload, not one more per self-upgrade');
+    t.is((await baton.stop()).code, 0);
+    t.deepEqual(await check(), []);
+  } finally {
+    await close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
