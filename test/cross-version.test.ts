@@ -19,7 +19,7 @@ import { Leftovers } from './helpers/leftovers.js';
 import { gaps, hammer, type LoadResult, servedBy } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
 import { missing, needs } from './helpers/needs.js';
-import { running, sleep, tail } from './helpers/procs.js';
+import { running, sleep, startTime, tail } from './helpers/procs.js';
 import { BASELINE_COMMIT, buildAt, Deploy } from './helpers/releases.js';
 import { SteerWorld } from './helpers/steer.js';
 
@@ -108,16 +108,6 @@ function steered(deploy: Deploy): World {
       rmSync(dirname(control), { recursive: true, force: true });
     },
   };
-}
-
-/** A process's start time (field 22 of /proc/PID/stat), or undefined once it is gone or a zombie. */
-function startTime(pid: number): string | undefined {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return fields[0] === 'Z' ? undefined : fields[19];
-  } catch {
-    return undefined;
-  }
 }
 
 /** The script a node process runs, from its /proc/PID/cmdline (the first argument that is not a node flag). */

@@ -11,19 +11,10 @@ import { Baton, childrenOf, cli, fixture, root } from './helpers/baton.js';
 import { gaps, get, hammer, type LoadResult } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
 import { needs } from './helpers/needs.js';
+import { startTime } from './helpers/procs.js';
 import { SteerWorld } from './helpers/steer.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A process's start time (field 22 of /proc/PID/stat), or undefined once it has exited (a zombie counts). */
-function startTime(pid: number): string | undefined {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return fields[0] === 'Z' ? undefined : fields[19];
-  } catch {
-    return undefined;
-  }
-}
 
 /** performance.now() when `pid` (started at `started`) is seen gone, polling /proc every 10 ms; throws after `ms`. */
 async function exitOf(pid: number, started: string, ms: number): Promise<number> {

@@ -43,6 +43,13 @@ export function uptime(): number {
   return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
 }
 
+/** A process's start time (field 22 of /proc/PID/stat): tells it from a later one with its pid; undefined once it
+ * has exited (a zombie counts). */
+export function startTime(pid: number): string | undefined {
+  const fields = readOr(`/proc/${pid}/stat`).split(') ')[1]?.split(' ');
+  return !fields || fields[0] === 'Z' ? undefined : fields[19];
+}
+
 /** The file's text, or '' if it cannot be read (a process that is gone). */
 export function readOr(path: string): string {
   try {
