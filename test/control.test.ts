@@ -9,7 +9,7 @@ import { request } from '../supervisor/control/client.js';
 import { alive, Baton, cli, fixture } from './helpers/baton.js';
 import { servedBy } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
-import { ended, killAll, lineage, recorded, until } from './helpers/procs.js';
+import { ended, killAll, lineage, pidsFile, recorded, until } from './helpers/procs.js';
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -334,16 +334,6 @@ test('reload --wait during an upgrade is coalesced and answered by the follow-up
 /** A check that starts `sleep 300` in its group, writes "SHELL SLEEP" to `file` and waits for it. */
 const hangingCheck = (file: string) => `echo checking; sleep 300 & echo $$ $! >> ${file}; wait`;
 
-function checkFile(t: ExecutionContext): { file: string; pids: number[] } {
-  const dir = mkdtempSync(join(tmpdir(), 'baton-check-'));
-  const out = { file: join(dir, 'pids'), pids: [] as number[] };
-  t.teardown(() => {
-    killAll(out.pids);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return out;
-}
-
 /** The check's shell is baton's child and leads a group of its own, which its sleep is in. */
 function checkGroup(t: ExecutionContext, baton: Baton, [shell, sleeper]: number[]): void {
   t.deepEqual(lineage(shell!), { ppid: baton.pid, pgid: shell });
@@ -354,7 +344,7 @@ function checkGroup(t: ExecutionContext, baton: Baton, [shell, sleeper]: number[
 const gone = (pids: number[]) => () => (pids.every(ended) ? true : undefined);
 
 test('--check-timeout: a hung check is killed with its group and fails the upgrade, saying so', async (t) => {
-  const c = checkFile(t);
+  const c = pidsFile(t);
   const args = ['--listen', '127.0.0.1:0', '--check', hangingCheck(c.file), '--check-timeout', '3s'];
   const baton = new Baton([...args, '--', 'node', fixture]);
   try {
@@ -376,7 +366,7 @@ test('--check-timeout: a hung check is killed with its group and fails the upgra
 });
 
 test('a running check is in baton status (pid, age); baton stop kills it and does not wait for it', async (t) => {
-  const c = checkFile(t);
+  const c = pidsFile(t);
   const baton = new Baton(['--listen', '127.0.0.1:0', '--check', hangingCheck(c.file), '--', 'node', fixture]);
   try {
     await baton.event('active', 1);

@@ -1,13 +1,10 @@
 // supervisor/helpers.ts with real shells: each run is a process group of its own, and whatever is left of
 // it goes (SIGKILL to the group) on timeout, on abort, on stopAll and once the shell exits. The processes
 // are looked at in /proc, never taken on the Helpers' word.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { Helpers } from '../supervisor/helpers.js';
 import type { Logger } from '../supervisor/log.js';
-import { ended, killAll, lineage, recorded, until } from './helpers/procs.js';
+import { ended, lineage, pidsFile, recorded, until } from './helpers/procs.js';
 
 type Event = [string, Record<string, unknown>];
 
@@ -15,17 +12,6 @@ function helpers(): Helpers & { events: Event[] } {
   const events: Event[] = [];
   const log: Logger = { event: (name, fields = {}) => void events.push([name, fields]) };
   return Object.assign(new Helpers(log), { events });
-}
-
-/** A file for the command's pids; the pids are killed after the test if they are still there. */
-function pidFile(t: ExecutionContext): { file: string; pids: number[] } {
-  const dir = mkdtempSync(join(tmpdir(), 'baton-helpers-'));
-  const out = { file: join(dir, 'pids'), pids: [] as number[] };
-  t.teardown(() => {
-    killAll(out.pids);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return out;
 }
 
 /** A shell that starts `sleep 300` in its group, writes "SHELL SLEEP" and waits for it. */
@@ -42,7 +28,7 @@ const allEnded = (pids: number[]) => () => (pids.every(ended) ? true : undefined
 
 test('a timeout kills the whole group, and the result says it timed out', async (t) => {
   const h = helpers();
-  const p = pidFile(t);
+  const p = pidsFile(t);
   const run = h.run('check', hang(p.file), { timeoutMs: 1000, output: true });
   p.pids.push(...(await recorded(p.file)));
   ownGroup(t, p.pids);
@@ -54,7 +40,7 @@ test('a timeout kills the whole group, and the result says it timed out', async 
 
 test('an abort kills the whole group', async (t) => {
   const h = helpers();
-  const p = pidFile(t);
+  const p = pidsFile(t);
   const abort = new AbortController();
   const run = h.run('probe', hang(p.file), { signal: abort.signal, generation: 2 });
   p.pids.push(...(await recorded(p.file)));
@@ -66,7 +52,7 @@ test('an abort kills the whole group', async (t) => {
 
 test('list() shows what runs; stopAll() kills it, logs it, and no helper starts afterwards', async (t) => {
   const h = helpers();
-  const p = pidFile(t);
+  const p = pidsFile(t);
   const run = h.run('check', hang(p.file));
   p.pids.push(...(await recorded(p.file)));
   const [listed] = h.list();
@@ -76,7 +62,7 @@ test('list() shows what runs; stopAll() kills it, logs it, and no helper starts 
   t.like(await run, { signal: 'SIGKILL', stopped: true });
   await until('the shell and its sleep gone', allEnded(p.pids), 2000);
   t.deepEqual(h.events, [['kill', { message: `check pid ${p.pids[0]} (${hang(p.file)}): baton is stopping` }]]);
-  const later = pidFile(t);
+  const later = pidsFile(t);
   t.like(await h.run('probe', `echo $$ > ${later.file}`), { code: null, stopped: true });
   t.is(h.list().length, 0);
   await t.throwsAsync(recorded(later.file, 300), undefined, 'nothing ran');
@@ -84,7 +70,7 @@ test('list() shows what runs; stopAll() kills it, logs it, and no helper starts 
 
 test('what the shell leaves running in its group when it exits is killed', async (t) => {
   const h = helpers();
-  const p = pidFile(t);
+  const p = pidsFile(t);
   const r = await h.run('probe', `sleep 300 & echo $$ $! >> ${p.file}; exit 0`);
   p.pids.push(...(await recorded(p.file)));
   t.like(r, { code: 0, timedOut: false });

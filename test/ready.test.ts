@@ -1,10 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { Baton, fixture } from './helpers/baton.js';
 import { get } from './helpers/load.js';
-import { ended, killAll, lineage, recorded, until } from './helpers/procs.js';
+import { ended, killAll, lineage, pidsFile, recorded, until } from './helpers/procs.js';
 
 async function readyAfter(t: import('ava').ExecutionContext, args: string[], mode = 'good'): Promise<number> {
   const baton = new Baton([...args, '--', 'node', fixture, mode]);
@@ -77,20 +77,10 @@ function probeGroup(t: ExecutionContext, baton: Baton, [shell, sleeper]: number[
   t.not(shell, lineage(baton.pid)?.pgid, "not baton's group");
 }
 
-function probeFile(t: ExecutionContext): { file: string; pids: number[] } {
-  const dir = mkdtempSync(join(tmpdir(), 'baton-probe-'));
-  const out = { file: join(dir, 'pids'), pids: [] as number[] };
-  t.teardown(() => {
-    killAll(out.pids);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return out;
-}
-
 const gone = (pids: number[]) => () => (pids.every(ended) ? true : undefined);
 
 test('a probe still running at the ready-timeout is killed with its group', async (t) => {
-  const p = probeFile(t);
+  const p = pidsFile(t);
   const args = ['--listen', '127.0.0.1:0', '--ready', hanging(p.file), '--ready-timeout', '3s'];
   const baton = new Baton([...args, '--', 'node', fixture]);
   try {
@@ -106,7 +96,7 @@ test('a probe still running at the ready-timeout is killed with its group', asyn
 });
 
 test('a probe still running when its generation exits is killed with its group', async (t) => {
-  const p = probeFile(t);
+  const p = pidsFile(t);
   const args = ['--listen', '127.0.0.1:0', '--ready', hanging(p.file, 'test $BATON_GENERATION = 1')];
   const baton = new Baton([...args, '--', 'node', fixture, 'crash:3000', '2']);
   try {
@@ -123,7 +113,7 @@ test('a probe still running when its generation exits is killed with its group',
 });
 
 test('a probe still running when baton stops is killed at once, not when its generation is gone', async (t) => {
-  const p = probeFile(t);
+  const p = pidsFile(t);
   const args = [
     '--listen',
     '127.0.0.1:0',
@@ -149,7 +139,7 @@ test('a probe still running when baton stops is killed at once, not when its gen
 });
 
 test('what a probe that succeeded left running in its group is killed', async (t) => {
-  const p = probeFile(t);
+  const p = pidsFile(t);
   const probe = `probe:sleep 300 & echo $$ $! >> ${p.file}; exit 0`;
   const baton = new Baton(['--listen', '127.0.0.1:0', '--ready', probe, '--', 'node', fixture]);
   try {

@@ -1,6 +1,9 @@
 // Processes as the kernel shows them (never baton's log), and what the tests that time them share.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
 import { type Baton, childrenOf } from './baton.js';
 import { hammer } from './load.js';
 
@@ -43,13 +46,6 @@ export function uptime(): number {
   return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
 }
 
-/** A process's start time (field 22 of /proc/PID/stat): tells it from a later one with its pid; undefined once it
- * has exited (a zombie counts). */
-export function startTime(pid: number): string | undefined {
-  const fields = readOr(`/proc/${pid}/stat`).split(') ')[1]?.split(' ');
-  return !fields || fields[0] === 'Z' ? undefined : fields[19];
-}
-
 /** The file's text, or '' if it cannot be read (a process that is gone). */
 export function readOr(path: string): string {
   try {
@@ -65,6 +61,13 @@ function stat(pid: number): { state: string; start: number } | undefined {
   if (!s) return undefined;
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
   return { state: f[0]!, start: (Number(f[19]) * 1000) / HZ };
+}
+
+/** A process's start time (from /proc/PID/stat): tells it from a later one with its pid; undefined once it has
+ * exited (a zombie counts). */
+export function startTime(pid: number): string | undefined {
+  const s = stat(pid);
+  return s && s.state !== 'Z' ? String(s.start) : undefined;
 }
 
 /** Baton's children that still run (a zombie is listed until baton reaps it). */
@@ -169,6 +172,17 @@ export function ended(pid: number): boolean {
 export function recorded(file: string, timeout = 20_000): Promise<number[]> {
   const line = () => /^(\d+(?: \d+)*)\n/.exec(readOr(file))?.[1];
   return until(`pids in ${file}`, line, timeout).then((l) => l.split(' ').map(Number));
+}
+
+/** A file a test's command writes its pids to (see recorded()); those still there are killed after the test. */
+export function pidsFile(t: ExecutionContext): { file: string; pids: number[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-pids-'));
+  const out = { file: join(dir, 'pids'), pids: [] as number[] };
+  t.teardown(() => {
+    killAll(out.pids);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return out;
 }
 
 /** SIGKILL for processes the test itself started (through baton) that are still there: cleanup after a failure. */
