@@ -58,6 +58,12 @@ function canonical(a: Extract<Address, { kind: 'tcp' }>): string {
   return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
 }
 
+/** The same address, in any spelling. */
+export function sameAddress(a: Address, b: Address): boolean {
+  if (a.kind === 'unix' || b.kind === 'unix') return a.kind === 'unix' && b.kind === 'unix' && a.path === b.path;
+  return a.port === b.port && canonical(a) === canonical(b);
+}
+
 /**
  * Two listeners that cannot both be bound: the same TCP port (not 0) and an address in common. `[::]` takes
  * every address of its port (dual-stack, as baton binds it), `0.0.0.0` every IPv4 one.

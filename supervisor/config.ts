@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { HandoverName } from './handover/handover.js';
 import type { ListenSpec } from './listener.js';
 import type { LogFormat } from './log.js';
@@ -69,4 +71,14 @@ export function stateDirFor(name: string): string {
 /** The bpffs mount baton pins under (BATON_BPFFS: a test's or a container's own). */
 export function bpffsRoot(): string {
   return process.env.BATON_BPFFS ?? '/sys/fs/bpf';
+}
+
+/**
+ * Where baton keeps its run records, and control sockets when no path is given: $XDG_RUNTIME_DIR/baton, /run/baton for root,
+ * else a per-user temp dir.
+ */
+export function runtimeBase(): string {
+  if (process.env.XDG_RUNTIME_DIR) return join(process.env.XDG_RUNTIME_DIR, 'baton');
+  const uid = process.getuid?.() ?? 0;
+  return uid === 0 ? '/run/baton' : join(tmpdir(), `baton-${uid}`);
 }

@@ -39,11 +39,18 @@ export class SysError extends BatonError {
   declare readonly code: Errno;
   readonly errno: number;
   readonly syscall: string;
+  private readonly detail: string;
 
   constructor(syscall: string, code: Errno, errno: number, detail: string, hint: string, context: Context = {}) {
     super(code, `${syscall}: ${detail} (${code})`, hint, context);
     this.name = 'SysError';
     this.errno = -errno;
     this.syscall = syscall;
+    this.detail = detail;
+  }
+
+  /** The same error with a hint that knows more than the syscall's table. */
+  withHint(hint: string): SysError {
+    return new SysError(this.syscall, this.code, -this.errno, this.detail, hint, this.context);
   }
 }

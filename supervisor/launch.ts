@@ -50,7 +50,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
   let notify: NotifySocket | undefined;
   let session: Session | undefined;
   try {
-    const channel = new NotifySocket(ctx.runtimeDir, `${number}-${worker}`, config.user);
+    const channel = new NotifySocket(ctx.runtimeDir, number, worker, config.user);
     notify = channel;
     const began = performance.now();
     const plan = handover.plan(config.command, ctx.listeners);

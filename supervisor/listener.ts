@@ -1,7 +1,9 @@
 import { lstatSync, type Stats, unlinkSync } from 'node:fs';
 import { type Address, formatAddress, overlap, parseAddress } from './address.js';
-import { BatonError, usageError } from './errors.js';
+import { BatonError, SysError, usageError } from './errors.js';
 import { closeFd } from './sys/fd.js';
+import { cmdline, holdersOf } from './sys/proc.js';
+import { listeningSockets } from './sys/proc-net.js';
 import { createListener, socketAddress, unixSocketOwner } from './sys/socket.js';
 
 /** A listening socket that baton owns for its whole life and never accepts on. */
@@ -12,6 +14,8 @@ export interface Listener {
   fd: number;
   /** Handed to baton by socket activation: its unix socket file is not baton's to remove. */
   adopted?: boolean;
+  /** Copied from the generations of a baton that died (takeover), not bound. */
+  taken?: boolean;
 }
 
 export interface ListenSpec {
@@ -69,15 +73,31 @@ function clearStaleUnixSocket(path: string): boolean {
   return true;
 }
 
+/** EADDRINUSE, with the processes that hold the address named (those baton may see). */
+function inUse(err: unknown, a: Address): unknown {
+  if (!(err instanceof SysError) || err.code !== 'EADDRINUSE') return err;
+  const port = a.kind === 'tcp' ? a.port : undefined;
+  const owner = a.kind === 'unix' ? unixSocketOwner(a.path) : undefined;
+  const pids = owner
+    ? [owner]
+    : holdersOf(new Set(listeningSockets().flatMap((s) => (s.port === port ? [s.inode] : []))));
+  if (pids.length === 0) return err;
+  const who = pids.map((pid) => `pid ${pid} (${cmdline(pid).split('\0').join(' ').trim() || '?'})`).join(', ');
+  return err.withHint(
+    `another process listens on this address: ${who}; stop it (kill ${pids.join(' ')}), or choose another address`,
+  );
+}
+
 /**
  * Opens every listener, or none: on failure the ones already opened are closed again. Listeners
- * in `adopted` (socket activation) are taken as they are.
+ * in `adopted` (socket activation) and `taken` (takeover) are used as they are.
  */
 export function openListeners(
   specs: ListenSpec[],
   backlog: number,
   onStale: (path: string) => void,
   adopted = new Map<ListenSpec, number>(),
+  taken = new Map<ListenSpec, number>(),
 ): Listener[] {
   const open: Listener[] = [];
   try {
@@ -87,24 +107,36 @@ export function openListeners(
         open.push({ name: spec.name, address: socketAddress(inherited) ?? spec.address, fd: inherited, adopted: true });
         continue;
       }
+      const copy = taken.get(spec);
+      if (copy !== undefined) {
+        open.push({ name: spec.name, address: spec.address, fd: copy, taken: true });
+        continue;
+      }
       const text = formatAddress(spec.address);
       if (spec.address.kind === 'unix' && clearStaleUnixSocket(spec.address.path)) onStale(spec.address.path);
-      const { fd, port } = createListener(spec.address, backlog, { listener: text });
+      let made: { fd: number; port: number };
+      try {
+        made = createListener(spec.address, backlog, { listener: text });
+      } catch (err) {
+        throw inUse(err, spec.address);
+      }
+      const { fd, port } = made;
       const address = spec.address.kind === 'tcp' ? { ...spec.address, port } : spec.address;
       open.push({ name: spec.name, address, fd });
     }
     return open;
   } catch (err) {
     closeListeners(open);
-    for (const fd of adopted.values()) if (!open.some((l) => l.fd === fd)) closeFd(fd);
+    for (const fd of [...adopted.values(), ...taken.values()]) if (!open.some((l) => l.fd === fd)) closeFd(fd);
     throw err;
   }
 }
 
-export function closeListeners(listeners: Listener[]): void {
+/** Closes the listeners and removes their unix socket files, except those `others` still serve from. */
+export function closeListeners(listeners: Listener[], others = false): void {
   for (const l of listeners) {
     closeFd(l.fd);
-    if (l.address.kind === 'unix' && !l.adopted) {
+    if (l.address.kind === 'unix' && !l.adopted && !(l.taken && others)) {
       try {
         unlinkSync(l.address.path);
       } catch {

@@ -17,9 +17,13 @@ export class NotifySocket {
   private readonly timer: NodeJS.Timeout;
   private waiters: Array<() => void> = [];
 
-  /** `id` names the process it is for (generation and worker). */
-  constructor(dir: string, id: string, owner?: { uid: number; gid: number }) {
-    this.path = join(dir, `notify-${id}.sock`);
+  /** The socket of worker `worker` of generation `number`, in baton's runtime directory `dir`. */
+  static pathFor(dir: string, number: number, worker: number): string {
+    return join(dir, `notify-${number}-${worker}.sock`);
+  }
+
+  constructor(dir: string, number: number, worker: number, owner?: { uid: number; gid: number }) {
+    this.path = NotifySocket.pathFor(dir, number, worker);
     mkdirSync(dir, { recursive: true, mode: owner ? 0o711 : 0o700 }); // tmp cleaners may have removed it
     this.fd = createNotifySocket(this.path);
     if (owner) lchownSync(this.path, owner.uid, owner.gid);

@@ -4,20 +4,28 @@ import { join } from 'node:path';
 import { adoptActivated } from './activation.js';
 import { formatAddress } from './address.js';
 import type { Config } from './config.js';
+import type { Generation } from './generation.js';
 import type { Handover } from './handover/handover.js';
 import { closeListeners, type Listener, openListeners } from './listener.js';
 import type { Logger } from './log.js';
+import { NotifySocket } from './notify-socket.js';
+import { type Orphan, Orphans } from './orphans.js';
 import { removePidFile, writePidFile } from './pidfile.js';
+import { RunRecord } from './record.js';
 import type { ResumeState } from './self-upgrade.js';
 import { type SteeringOptions, SteeringPlane } from './steering/plane.js';
 import { setCloexec } from './sys/fd.js';
+import { startTime } from './sys/proc.js';
+import { takeOver } from './takeover.js';
 
 /**
  * What baton holds for its whole life besides its generations: the listeners, a runtime directory
- * (notify sockets), the pid file and the steering plane. Opened all or none; released once.
+ * (notify sockets), the pid file, the run record, the steering plane, and the orphans of a baton
+ * that died. Opened all or none; released once.
  */
 export class Resources {
   readonly startedAt: number;
+  readonly orphans: Orphans;
 
   private constructor(
     private readonly config: Config,
@@ -25,23 +33,52 @@ export class Resources {
     readonly runtimeDir: string,
     readonly plane: SteeringPlane | undefined,
     startedAt: number,
+    private readonly record: RunRecord | undefined,
+    orphans: Orphan[],
+    private readonly log: Logger,
   ) {
     this.startedAt = startedAt;
+    const plan = plane?.orphan ? [plane.orphan, ...orphans] : orphans;
+    this.orphans = new Orphans(plan, config, log);
+  }
+
+  /** The number the next generation gets after the orphans'. */
+  get firstGeneration(): number {
+    return Math.max(0, ...this.orphans.remaining.map((o) => o.number)) + 1;
+  }
+
+  /** Writes the run record: the live generations and the orphans not yet gone. */
+  saveRecord(live: Iterable<Generation>): void {
+    if (!this.record) return;
+    const { runtimeDir } = this;
+    const gens = [...live].map((g) => ({
+      ...{ number: g.number, worker: g.worker, pid: g.pid, starttime: startTime(g.pid) ?? '0' },
+      ...{ startedAt: Date.now() - g.ms(), notify: NotifySocket.pathFor(runtimeDir, g.number, g.worker) },
+    }));
+    const orphans = this.orphans.remaining.flatMap(({ held: _, notify, ...o }) => (notify ? [{ ...o, notify }] : []));
+    try {
+      this.record.save(runtimeDir, [...gens, ...orphans]);
+    } catch (err) {
+      this.log.event('warning', { message: `run record ${this.record.path}: ${(err as Error).message}` });
+    }
   }
 
   /** Opens everything, or carries it over from the program this one replaced (`resume`). */
   static open(config: Config, handover: Handover, log: Logger, resume?: ResumeState): Resources {
     const steering = config.steer.length > 0 ? steeringOptions(config, handover) : undefined;
+    const record = handover.sharesListener ? RunRecord.of(config.listen) : undefined;
     if (resume) {
       for (const l of resume.listeners) setCloexec(l.fd, true);
       const plane = steering ? new SteeringPlane(steering, resume.listeners, log, true) : undefined;
-      return new Resources(config, resume.listeners, resume.runtimeDir, plane, resume.startedAt);
+      return new Resources(config, resume.listeners, resume.runtimeDir, plane, resume.startedAt, record, [], log);
     }
     const stray = (what: string) =>
       log.event('warning', { message: `socket activation passed ${what}, which no --listen names; closed` });
     const activated = adoptActivated(config.listen, stray);
+    // Under socket activation the service manager holds the listeners (and stops the old processes).
+    const found = record && activated.size === 0 ? takeOver(record, config.listen, log) : undefined;
     const stale = (path: string) => log.event('stale-socket', { message: `removed stale unix socket ${path}` });
-    const listeners = openListeners(config.listen, config.backlog, stale, activated);
+    const listeners = openListeners(config.listen, config.backlog, stale, activated, found?.taken);
     let runtimeDir: string | undefined;
     try {
       // Root-owned: a --user child may reach its notify socket (0711) but never create files here.
@@ -57,35 +94,49 @@ export class Resources {
           name: l.name,
           fd: l.fd,
           ...(l.adopted ? { activated: true } : {}),
+          ...(l.taken ? { taken: true } : {}),
         });
       }
-      return new Resources(config, listeners, runtimeDir, plane, Date.now());
+      return new Resources(config, listeners, runtimeDir, plane, Date.now(), record, found?.orphans ?? [], log);
     } catch (err) {
-      release(config, listeners, runtimeDir);
+      release(config, listeners, runtimeDir, (found?.orphans.length ?? 0) > 0);
       throw err;
     }
   }
 
-  /** Closes listeners and removes the runtime directory and pid file. */
+  /**
+   * Closes listeners and removes the runtime directory, pid file and run record; orphans whose
+   * retirement never began serve on, so the record is left naming them for the next baton.
+   */
   release(): void {
-    release(this.config, this.listeners, this.runtimeDir);
+    const serving = !this.orphans.retired && this.orphans.remaining.length > 0;
+    if (serving) this.saveRecord([]);
+    else this.record?.remove();
+    release(this.config, this.listeners, this.runtimeDir, serving);
+  }
+
+  /** Stops orphans being retired, then the steering plane, then releases the rest. */
+  async close(): Promise<void> {
+    await this.orphans.stop();
+    this.plane?.close(!this.orphans.retired);
+    this.release();
   }
 
   /** Undoes open(), for a baton that cannot start after all (nothing was spawned). */
   discard(): void {
-    this.plane?.close();
+    this.plane?.close(true);
     this.release();
   }
 }
 
-function release(config: Config, listeners: Listener[], runtimeDir: string | undefined): void {
-  closeListeners(listeners);
+function release(config: Config, listeners: Listener[], runtimeDir: string | undefined, orphansServe = false): void {
+  closeListeners(listeners, orphansServe);
   if (runtimeDir) rmSync(runtimeDir, { recursive: true, force: true });
   if (config.pidFile) removePidFile(config.pidFile);
 }
 
 function steeringOptions(config: Config, handover: Handover): SteeringOptions {
-  const { name, stateDir, bpffs, steer: rules, force, keepSteering, drain, killTimeout, stopSignal } = config;
+  const { name, stateDir, bpffs, steer: rules, force, keepSteering, stopSignal } = config;
   const { sharesListener } = handover;
-  return { name, stateDir, bpffs, rules, force, keepSteering, drain, killTimeout, stopSignal, sharesListener };
+  return { name, stateDir, bpffs, rules, force, keepSteering, stopSignal, sharesListener };
 }

@@ -6,6 +6,17 @@ import { socketInodes } from './sys/proc.js';
 import { establishedInodes } from './sys/proc-net.js';
 import type { History, UpgradeResult } from './upgrade.js';
 
+/** A process of a generation, in the status. */
+export interface GenerationRow {
+  number: number;
+  worker: number;
+  pid: number;
+  state: string;
+  ageMs: number;
+  readyMs?: number;
+  connections?: number;
+}
+
 /** What `baton status` reports; durations in ms. */
 export interface Status {
   pid: number;
@@ -14,15 +25,9 @@ export interface Status {
   handover: string;
   workers: number;
   listeners: Array<{ name: string; address: string; fd: number }>;
-  generations: Array<{
-    number: number;
-    worker: number;
-    pid: number;
-    state: string;
-    ageMs: number;
-    readyMs?: number;
-    connections?: number;
-  }>;
+  generations: GenerationRow[];
+  /** Generations of a baton that died, taken over and not yet gone: `orphan`, then `retiring`. */
+  orphans?: GenerationRow[];
   /** The --check preflight and readiness probes running now. */
   helpers: HelperInfo[];
   upgrades: UpgradeResult[];
@@ -42,7 +47,7 @@ export interface StatusParts {
   config: { name: string };
   handover: string;
   slots: { length: number };
-  resources: Pick<Resources, 'startedAt' | 'listeners' | 'plane'>;
+  resources: Pick<Resources, 'startedAt' | 'listeners' | 'plane' | 'orphans'>;
   live: Iterable<Generation>;
   history: History;
   helpers: Pick<Helpers, 'list'>;
@@ -50,7 +55,8 @@ export interface StatusParts {
 
 export function buildStatus(p: StatusParts): Status {
   const live = [...p.live];
-  const { listeners, plane, startedAt } = p.resources;
+  const { listeners, plane, startedAt, orphans } = p.resources;
+  const orphanState = orphans.retired ? 'retiring' : 'orphan';
   // /proc/net/tcp lists every connection on the host (TIME_WAIT too): read it only when needed.
   const established = live.some((g) => g.state === 'draining') ? establishedInodes() : new Set<number>();
   // Connections still open in a draining generation: its sockets that are established TCP connections.
@@ -71,6 +77,9 @@ export function buildStatus(p: StatusParts): Status {
       readyMs: g.times.ready,
       connections: g.state === 'draining' ? connections(g) : undefined,
     })),
+    orphans: orphans.remaining.map(({ number, worker, pid, startedAt }) => {
+      return { number, worker, pid, state: orphanState, ageMs: Date.now() - startedAt };
+    }),
     helpers: p.helpers.list(),
     upgrades: p.history.list(),
     failures: p.history.failures,
@@ -88,7 +97,7 @@ export function formatStatus(s: Status): string {
   const lines = [`baton pid ${s.pid} (${s.name}), up ${age(s.uptimeMs)}, handover ${s.handover}, ${counts}`];
   for (const l of s.listeners) lines.push(`  listener ${l.name} ${l.address} (fd ${l.fd})`);
   lines.push('  GEN  WORKER PID      STATE     AGE     READY   CONNS');
-  for (const g of s.generations) {
+  for (const g of [...s.generations, ...(s.orphans ?? [])]) {
     const ready = g.readyMs === undefined ? '-' : `${g.readyMs}ms`;
     const cells = [
       [g.number, 4],

@@ -54,7 +54,7 @@ export class Supervisor {
     const stopping = () => this.stopping;
     const retirement = new Retirement(config, this.handover, stopping);
     const [history, helpers] = [new History(resume?.history, resume?.failures), new Helpers(log)];
-    this.next = resume?.next ?? plane?.firstGeneration ?? 1;
+    this.next = resume?.next ?? this.resources.firstGeneration;
     const ctx = { config, log, handover: this.handover, ready: config.ready, listeners, runtimeDir, helpers, stopping };
     const spawned = (gen: Generation) => this.track(gen);
     this.rooms = {
@@ -96,8 +96,7 @@ export class Supervisor {
       throw failed;
     }
     this.hooks.started?.(this.rooms.slots.at(0)!);
-    const orphan = this.resources.plane?.retireOrphan();
-    orphan?.catch((err: Error) => this.rooms.log.event('warning', { message: `retiring the orphan: ${err.message}` }));
+    void this.resources.orphans.retire();
     void this.run();
   }
 
@@ -193,6 +192,7 @@ export class Supervisor {
   /** From spawn on, baton watches the process: its exit is routed through onExit. */
   private track(gen: Generation): void {
     this.live.add(gen);
+    this.resources.saveRecord(this.live);
     void gen.exited.then((st) => this.onExit(gen, st));
   }
 
@@ -231,6 +231,7 @@ export class Supervisor {
 
   private onExit(gen: Generation, status: ExitStatus): void {
     this.live.delete(gen);
+    this.resources.saveRecord(this.live);
     this.rooms.retirement.forget(gen);
     this.rooms.log.event('exit', exitFields(gen, status));
     if (gen.state === 'active' || gen.state === 'draining') gen.to('exited');
@@ -239,9 +240,8 @@ export class Supervisor {
 
   private async shutdown(): Promise<number> {
     this.rooms.slots.clearRestarts();
-    await this.rooms.retirement.stopAll(this.live);
-    this.resources.plane?.close();
-    this.resources.release();
+    await Promise.all([this.rooms.retirement.stopAll(this.live), this.resources.orphans.stop()]);
+    await this.resources.close();
     const last = this.rooms.slots.lastActive;
     const code = last?.status ? exitCode(last.status) : 0;
     this.rooms.log.event('stopped', { code });

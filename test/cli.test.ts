@@ -421,7 +421,10 @@ test('address in use: the listeners opened before it are closed again', async (t
       ['--listen', `unix:${sock}`, '--listen', `127.0.0.1:${port}`, '--', 'node', fixture],
       1,
       /^bind: Address already in use \(EADDRINUSE\)$/,
-      /another process listens/,
+      // The holder is this test's own process: named, with how to stop it.
+      new RegExp(
+        `^another process listens on this address: pid ${process.pid} \\(.*node.*\\); stop it \\(kill ${process.pid}\\)`,
+      ),
     );
   } finally {
     busy.close();

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { alive, type Baton, childrenOf, fixture } from './helpers/baton.js';
+import { scratch } from './helpers/leftovers.js';
 import { gaps } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
 import { needs } from './helpers/needs.js';
@@ -179,6 +180,37 @@ needs('bpf').serial('port mode: an old generation that exits during its drain is
     t.deepEqual(answered(r), [2]);
     t.deepEqual(childrenOf(baton.pid), [second.pid], 'generation 2 serves on');
     t.is((await baton.stop()).code, 0);
+  }),
+);
+
+/**
+ * The same with a shared listener (pidfd handover): the orphan holds baton's listener, which stays in the
+ * slot; the restarted baton takes a copy of it from the orphan through the run record instead of binding.
+ */
+needs('bpf').serial('SIGKILL of baton with --steer and a shared listener: a restarted baton takes over', (t) =>
+  inWorld(true, async (w) => {
+    const env = { XDG_RUNTIME_DIR: scratch(t) };
+    const args = ['--steer', '127.0.0.1:80', '--listen', '127.0.0.1:7777', '--drain', '200ms', '--', 'node', fixture];
+    const first = w.baton(args, env);
+    const active = await first.event('active', 1);
+    const load = await w.hammer(80, false);
+    await sleep(300);
+    first.signal('SIGKILL');
+    await first.exited;
+    await sleep(700); // baton is down; the orphan serves from the listener in the slot
+    t.true(alive(active.pid), 'the generation survives baton');
+    const second = w.baton(args, env);
+    t.is((await second.event('orphan')).pid, active.pid);
+    t.is((await second.event('listening')).taken, true, "the listener is the orphan's, not bound again");
+    const next = await second.event('active', 2);
+    await exitOf(active.pid, 15_000);
+    const r = await load.stop();
+    t.deepEqual(gaps(r), []);
+    t.deepEqual(answered(r), [1, 2]);
+    t.deepEqual(childrenOf(second.pid), [next.pid], 'the orphan is retired; generation 2 is the only child');
+    await servesOnly(t, w, 80, false, 2);
+    t.is((await second.stop()).code, 0);
+    t.false(w.pinned());
   }),
 );
 

@@ -1,17 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runtimeBase } from '../config.js';
 import { BatonError } from '../errors.js';
-
-/**
- * Where control sockets live when no path is given: $XDG_RUNTIME_DIR/baton, /run/baton for root,
- * else a per-user temp dir.
- */
-export function runtimeBase(): string {
-  if (process.env.XDG_RUNTIME_DIR) return join(process.env.XDG_RUNTIME_DIR, 'baton');
-  const uid = process.getuid?.() ?? 0;
-  return uid === 0 ? '/run/baton' : join(tmpdir(), `baton-${uid}`);
-}
 
 /** The control socket of a baton: --control, else beside --pid-file, else NAME.sock in the runtime base. */
 export function controlPath(o: { control?: string; pidFile?: string; name?: string }): string | undefined {

@@ -1,12 +1,12 @@
 import { lstatSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import type net from 'node:net';
 import { dirname } from 'node:path';
+import { runtimeBase } from '../config.js';
 import { alreadyRunning, BatonError } from '../errors.js';
 import { checkDirectory } from '../files.js';
 import type { Logger } from '../log.js';
 import { closeFd, dupCloexec, setCloexec } from '../sys/fd.js';
 import { createListener, isListening, socketAddress, unixSocketOwner } from '../sys/socket.js';
-import { runtimeBase } from './path.js';
 import { acceptOn, type Handler } from './serve.js';
 
 export type { Handler, Reply, Request } from './serve.js';

@@ -1,21 +1,17 @@
 import { fstatSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { alreadyRunning, BatonError } from '../errors.js';
 import type { Held } from '../handover/handover.js';
-import { queueEmptied } from '../handover/port.js';
 import type { Listener } from '../listener.js';
 import type { Logger } from '../log.js';
-import { closeFd } from '../sys/fd.js';
+import type { Orphan } from '../orphans.js';
 import { pullSocket } from '../sys/pidfd.js';
-import { cmdline, startTime } from '../sys/proc.js';
+import { alive, cmdline, startTime } from '../sys/proc.js';
 import { listeningSockets } from '../sys/proc-net.js';
 import { signalGroup } from '../sys/process.js';
 import type { Rule } from './rules.js';
 import { shadowed } from './shadow.js';
 import { readState, removeState, writeState } from './state.js';
 import { Steering } from './steering.js';
-
-const POLL_MS = 10;
 
 /** What the plane needs of baton's configuration. */
 export interface SteeringOptions {
@@ -25,22 +21,9 @@ export interface SteeringOptions {
   rules: Rule[];
   force: boolean;
   keepSteering: boolean;
-  drain: number;
-  killTimeout: number;
   stopSignal: NodeJS.Signals;
   /** Generations serve from baton's listener, which then sits in the slot for baton's whole life. */
   sharesListener: boolean;
-}
-
-/** A generation left serving by a baton that died, found through the state file. */
-interface Orphan {
-  number: number;
-  pid: number;
-  fd: number;
-}
-
-function alive(pid: number, starttime: string): boolean {
-  return startTime(pid) === starttime;
 }
 
 /**
@@ -55,7 +38,6 @@ export class SteeringPlane {
   private readonly log: Logger;
   /** The slot has been switched to one of this baton's generations (port mode). */
   private switched = false;
-  private orphanDone = false;
 
   /** `resuming`: this baton replaced its own program; the generation in the state file is its own. */
   constructor(options: SteeringOptions, listeners: Listener[], log: Logger, resuming: boolean) {
@@ -94,7 +76,8 @@ export class SteeringPlane {
         const listening = new Set(orphanInodes.map((i) => `socket:[${i}]`));
         const fd = pullSocket(orphanPid.pid, () => true, { among: (socket) => listening.has(socket), strict: true });
         if (fd !== undefined) {
-          this.orphan = { number: orphanPid.number, pid: orphanPid.pid, fd };
+          const { number, pid, starttime } = orphanPid;
+          this.orphan = { number, worker: 0, pid, starttime, startedAt: Date.now(), held: fd };
           log.event('orphan', {
             generation: orphanPid.number,
             pid: orphanPid.pid,
@@ -121,11 +104,6 @@ export class SteeringPlane {
     });
   }
 
-  /** The number the next generation should have (after an orphan's). */
-  get firstGeneration(): number {
-    return (this.orphan?.number ?? 0) + 1;
-  }
-
   /** A generation became active: one that holds its own listener (port handover) puts it in the slot. */
   activate(gen: { number: number; pid: number; held?: Held }): void {
     if (!gen.held) return;
@@ -135,31 +113,6 @@ export class SteeringPlane {
     this.switched = true;
     this.saveState(gen, gen.held.port);
     this.status('switch', { generation: gen.number, pid: gen.pid, switch_us: us });
-  }
-
-  /** Stops the orphan the way an old generation is stopped: queue empty, drain, stop signal, SIGKILL. */
-  async retireOrphan(): Promise<void> {
-    const o = this.orphan;
-    if (!o) return;
-    const { drain, killTimeout, stopSignal } = this.options;
-    const starttime = startTime(o.pid) ?? '';
-    await sleep(drain);
-    await queueEmptied(o.fd, killTimeout);
-    this.log.event('stop', { generation: o.number, pid: o.pid, signal: stopSignal, message: 'retiring the orphan' });
-    signalGroup(o.pid, stopSignal);
-    const deadline = performance.now() + killTimeout;
-    while (alive(o.pid, starttime) && performance.now() < deadline) await sleep(POLL_MS);
-    if (alive(o.pid, starttime)) {
-      this.log.event('kill', {
-        generation: o.number,
-        pid: o.pid,
-        message: `orphan did not exit within ${killTimeout}ms`,
-      });
-      signalGroup(o.pid, 'SIGKILL');
-    }
-    closeFd(o.fd);
-    this.orphanDone = true;
-    this.log.event('exit', { generation: o.number, pid: o.pid, message: 'orphan retired' });
   }
 
   snapshot(): {
@@ -185,11 +138,11 @@ export class SteeringPlane {
   /**
    * A clean stop: removes pins and state unless --keep-steering. An orphan that still serves through
    * them (the takeover never switched the slot) keeps them, and its state, for the next baton; one
-   * that no longer does is stopped with the generations.
+   * that no longer does is stopped with the generations. `orphanLeft`: its retirement never began.
    */
-  close(): void {
+  close(orphanLeft: boolean): void {
     this.status('steering-stop');
-    const o = this.orphan && !this.orphanDone ? this.orphan : undefined;
+    const o = orphanLeft ? this.orphan : undefined;
     if (o && !this.switched) {
       this.log.event('steering-kept', {
         message:
@@ -199,7 +152,7 @@ export class SteeringPlane {
       this.steering.close(true);
       return;
     }
-    if (o) signalGroup(o.pid, this.options.stopSignal);
+    if (o && alive(o.pid, o.starttime)) signalGroup(o.pid, this.options.stopSignal);
     this.steering.close(this.options.keepSteering);
     if (!this.options.keepSteering) removeState(this.options.stateDir);
   }

@@ -83,6 +83,47 @@ export function startTime(pid: number): string | undefined {
   return stat(pid)?.[19];
 }
 
+/** `pid` is the process that started at `starttime` and has not exited (a zombie has). */
+export function alive(pid: number, starttime: string): boolean {
+  const s = stat(pid);
+  return s !== undefined && s[19] === starttime && s[0] !== 'Z';
+}
+
+/** The environment `pid` was started with, or undefined when it cannot be read (another user's, gone). */
+export function environ(pid: number): Map<string, string> | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/environ`, 'utf8');
+    return new Map(text.split('\0').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every process that has one of the sockets `inodes` open (all of /proc: for error messages only). */
+export function holdersOf(inodes: Set<number>): number[] {
+  const links = new Set([...inodes].map((i) => `socket:[${i}]`));
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readdirSync(`/proc/${entry}/fd`).some((fd) => links.has(readLink(`/proc/${entry}/fd/${fd}`)))) {
+        out.push(Number(entry));
+      }
+    } catch {
+      // exited, or not ours to read
+    }
+  }
+  return out;
+}
+
+function readLink(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return '';
+  }
+}
+
 /** The command line of `pid` (NUL-separated), or '' when it cannot be read. */
 export function cmdline(pid: number): string {
   try {
