@@ -4,6 +4,13 @@ import { closeFd } from './sys/fd.js';
 import { createNotifySocket, receiveAll } from './sys/socket.js';
 
 const POLL_MS = 5;
+/** The fields baton reads. Others are dropped: a child sending distinct keys must not grow baton's memory. */
+const KNOWN = new Set(['READY', 'STATUS', 'ERRNO', 'BATON_HINT']);
+/** A value is kept to this many characters; it ends up in one log line. */
+const MAX_VALUE = 1024;
+/** C0 and C1 control characters (newlines, terminal escapes): a child must not forge log lines or drive a terminal. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
 
 /**
  * A generation's private NOTIFY_SOCKET (sd_notify's protocol). Node cannot read unix datagram
@@ -11,7 +18,7 @@ const POLL_MS = 5;
  */
 export class NotifySocket {
   readonly path: string;
-  /** Every field the child has sent so far, the last value winning (READY, STATUS, ERRNO, ...). */
+  /** The fields baton reads that the child has sent so far, the last value winning; values cleaned of controls. */
   readonly fields = new Map<string, string>();
   private readonly fd: number;
   private readonly timer: NodeJS.Timeout;
@@ -68,7 +75,8 @@ export class NotifySocket {
     for (const m of messages) {
       for (const line of m.split('\n')) {
         const eq = line.indexOf('=');
-        if (eq > 0) this.fields.set(line.slice(0, eq), line.slice(eq + 1));
+        const key = line.slice(0, eq);
+        if (KNOWN.has(key)) this.fields.set(key, line.slice(eq + 1, eq + 1 + MAX_VALUE).replace(CONTROL, '?'));
       }
     }
     for (const w of this.waiters) w();

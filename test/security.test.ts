@@ -14,6 +14,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { NotifySocket } from '../supervisor/notify-socket.js';
+import { sendNotify } from '../supervisor/sys/socket.js';
 import { Baton, fixture } from './helpers/baton.js';
 import { refuses } from './helpers/leftovers.js';
 import { needs } from './helpers/needs.js';
@@ -150,3 +152,22 @@ needs('bpf').serial(
     }
   },
 );
+
+// M1: a generation sending many distinct KEY= fields grew an unbounded map until baton died of OOM. L5: its
+// STATUS went into baton's log with terminal escapes and carriage returns as they were.
+test('the notify channel keeps only the fields baton reads, bounded in size, without control characters', async (t) => {
+  const channel = new NotifySocket(mkdtempSync(join(tmpdir(), 'baton-notify-')), 1, 0);
+  t.teardown(() => channel.close());
+  // Batches below the kernel's datagram queue (net.unix.max_dgram_qlen: 10 here), each read by said().
+  for (let batch = 0; batch < 625; batch++) {
+    for (let i = 0; i < 8; i++) sendNotify(channel.path, `KEY${batch * 8 + i}=${'x'.repeat(100)}`);
+    channel.said();
+  }
+  sendNotify(channel.path, `STATUS=listening\r[fake] \u001b[2J\u009b${'y'.repeat(2000)}\nERRNO=98\nREADY=1`);
+  await channel.ready();
+  t.deepEqual([...channel.fields.keys()].sort(), ['ERRNO', 'READY', 'STATUS']);
+  const status = channel.fields.get('STATUS')!;
+  t.is(status.length, 1024);
+  t.true(status.startsWith('listening?[fake] ?[2J?yyy'), status.slice(0, 30));
+  t.is(channel.said(), `${status}, errno 98`);
+});
