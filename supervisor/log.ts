@@ -1,4 +1,5 @@
-import { writeSync } from 'node:fs';
+import { LogWriter } from './log-writer.js';
+import { logSink } from './sys/log-sink.js';
 
 export type LogFormat = 'text' | 'json';
 export type Fields = Record<string, string | number | boolean | undefined>;
@@ -24,18 +25,26 @@ function text(event: string, f: Fields): string {
     .join(' ');
 }
 
-export function createLogger(format: LogFormat, fd = 2): Logger {
-  return {
-    event(event, fields = {}) {
-      const line =
-        format === 'json'
-          ? JSON.stringify({ time: new Date().toISOString(), event, pid: process.pid, ...fields })
-          : text(event, fields);
-      try {
-        writeSync(fd, line + '\n');
-      } catch {
-        // stderr closed: nothing better to do
-      }
-    },
+/** baton's own logger: its writes never block (log-writer.ts); flush() before it ends. */
+export interface BatonLogger extends Logger {
+  /** Tries for up to `ms` (blocking) to write the lines still waiting; returns how many are not written. */
+  flush(ms: number): number;
+}
+
+/** A logger to `fd`; `dropped`: lines the program before a self-upgrade could not write, reported first. */
+export function createLogger(format: LogFormat, fd = 2, dropped = 0): BatonLogger {
+  const line = (event: string, fields: Fields) =>
+    (format === 'json'
+      ? JSON.stringify({ time: new Date().toISOString(), event, pid: process.pid, ...fields })
+      : text(event, fields)) + '\n';
+  const sink = logSink(fd);
+  const report = (lines: number) =>
+    line('log-dropped', { message: `${lines} line(s) dropped: stderr's reader was behind`, lines });
+  const writer = new LogWriter(sink.write, report, dropped);
+  const log: BatonLogger = {
+    event: (event, fields = {}) => writer.write(line(event, fields)),
+    flush: (ms) => writer.flush(ms),
   };
+  if (sink.blocking) log.event('warning', { message: sink.blocking });
+  return log;
 }

@@ -40,6 +40,8 @@ export interface ResumeState {
   control?: { fd: number; made: string[] };
   /** The oom_score_adj children get, when baton lowered its own. */
   oomScoreAdj?: number;
+  /** Log lines stderr's reader had not taken by the execve (lost): the next program reports them. */
+  logDropped?: number;
 }
 
 /** What capture() reads from the running supervisor besides its resources. */

@@ -1,5 +1,5 @@
 import type { ControlServer } from '../control/server.js';
-import type { Logger } from '../log.js';
+import type { BatonLogger } from '../log.js';
 import { nodeFlags, preload } from '../preload.js';
 import { type CheckedBuild, checkBuild } from '../self-check.js';
 import { execSelf, type ResumeState } from '../self-upgrade.js';
@@ -11,7 +11,7 @@ import { type BatonSignal, SIGNALS, type Signals } from './signals.cjs';
 /** What a self-upgrade works with. */
 export interface SelfUpgradeParts {
   sup: Supervisor;
-  log: Logger;
+  log: BatonLogger;
   signals: Signals;
   /** The control server now. */
   control: () => ControlServer;
@@ -81,6 +81,9 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
   p.signals.release(held);
 }
 
+/** How long an execve waits for stderr's reader to take the lines still waiting (baton is frozen meanwhile). */
+const EXEC_FLUSH_MS = 250;
+
 /** What execInto() execs: the state, the control server to hand over (if any), node's flags. */
 interface ExecTo {
   state: ResumeState;
@@ -99,6 +102,8 @@ function execInto(p: SelfUpgradeParts, to: ExecTo, signals: string[]): void {
   if (control) state.control = { fd: control.fd, made: control.made };
   state.oomScoreAdj = childOomScore();
   state.signals = signals;
+  // What stderr's reader has not taken by then dies with this program: the next one reports the count.
+  state.logDropped = p.log.flush(EXEC_FLUSH_MS);
   // Handlers do not survive execve: a signal would kill the new program until it installs its own.
   // Ignored, one that arrives from here to Node's start (which resets SIG_IGN) is lost instead.
   const restore = ignoreSignals(SIGNALS);

@@ -1,7 +1,7 @@
 import { onExit } from 'signal-exit';
 import { controlHandler } from '../control/handler.js';
 import { ControlServer, type Handler } from '../control/server.js';
-import { createLogger, type Logger } from '../log.js';
+import { type BatonLogger, createLogger, type Logger } from '../log.js';
 import { startReaper } from '../reaper.js';
 import { type ResumeState, takeResumeState } from '../self-upgrade.js';
 import { Supervisor } from '../supervisor.js';
@@ -20,7 +20,8 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   const resume = takeResumeState();
   const config = parseOptions(args);
   if (!config) return;
-  const log = createLogger(config.logFormat);
+  const log = createLogger(config.logFormat, 2, resume?.logDropped);
+  flushAtExit(log);
   protectFromOom(resume?.oomScoreAdj); // before the first child, which must not inherit baton's lowered value
   // baton's own NOTIFY_SOCKET (systemd's) is never passed on: generations get private ones. It is
   // kept in BATON_NOTIFY_SOCKET so that a self-upgraded baton still has it.
@@ -68,6 +69,14 @@ export async function run(args: string[], held?: Signals): Promise<void> {
     removeGuard();
     signals.close();
   }
+}
+
+/** At exit, how long lines still waiting for stderr's reader may hold baton up (a stalled reader never takes them). */
+const EXIT_FLUSH_MS = 1000;
+
+/** After every other exit handler (which may log): what waits is written, or given up after EXIT_FLUSH_MS. */
+function flushAtExit(log: BatonLogger): void {
+  onExit(() => void log.flush(EXIT_FLUSH_MS), { alwaysLast: true });
 }
 
 /** The control socket: the one the program before a self-upgrade handed over, else a new one. */

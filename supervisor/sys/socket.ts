@@ -14,6 +14,7 @@ const SO_REUSEADDR = 2;
 const SOL_IPV6 = 41;
 const IPV6_V6ONLY = 26;
 const MSG_DONTWAIT = 0x40;
+const MSG_NOSIGNAL = 0x4000;
 const SUN_LEN = 110;
 
 /** The 16 bytes of an IP address (an IPv4 one in the first 4). */
@@ -135,6 +136,13 @@ export function receiveAll(fd: number): string[] {
     }
     out.push(b.toString('utf8', 0, n));
   }
+}
+
+/** send() that never waits (whatever the socket's own mode): the bytes taken, 0 when its buffer is full. */
+export function sendNow(fd: number, data: Buffer): number {
+  const n = Number(libc.sendto(fd, data, data.length, MSG_DONTWAIT | MSG_NOSIGNAL, null, 0));
+  if (n < 0 && errnoIs('EAGAIN')) return 0;
+  return check(n, 'send', {}, { fd });
 }
 
 /** sd_notify: one datagram to `target` (a path, or @name for the abstract namespace). */

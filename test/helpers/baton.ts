@@ -41,9 +41,10 @@ export class Baton {
 
   /**
    * `prefix` runs baton through another command, e.g. nsenter into a test's network namespace; `entry` is
-   * the cli.js to run (another build's, or this one's through another path).
+   * the cli.js to run (another build's, or this one's through another path); `stderr`: an fd for baton's
+   * stderr instead of a pipe read here (then `events` stays empty).
    */
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = [], entry = cli) {
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = [], entry = cli, stderr?: number) {
     const named = args.includes('--control') || args.includes('--pid-file');
     this.control = named ? '' : join(mkdtempSync(join(tmpdir(), 'baton-ctl-')), 'control.sock');
     // The entry point as installed: its shebang sets baton's node flags.
@@ -51,10 +52,10 @@ export class Baton {
     this.child = spawn(prefix[0] ?? argv[0]!, [...prefix.slice(1), ...(prefix.length ? argv : argv.slice(1))], {
       cwd: root,
       env: { ...inherited(), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', stderr ?? 'pipe'],
     });
     let partial = '';
-    this.child.stderr!.on('data', (d: Buffer) => {
+    this.child.stderr?.on('data', (d: Buffer) => {
       this.stderr += d;
       partial += d;
       const lines = partial.split('\n');
