@@ -6,6 +6,7 @@ export const errorCodes = {
   ERR_BATON_USAGE: { exit: 2, meaning: 'a bad command line, --config file or BATON_* variable' },
   ERR_BATON_RUNNING: { exit: 1, meaning: 'a pid file, control socket or steering belongs to a live process' },
   ERR_BATON_COMMAND: { exit: 1, meaning: 'the command is not found, or is not an executable file' },
+  ERR_BATON_NOFILE: { exit: 1, meaning: 'too few file descriptors for baton to start (ulimit -n)' },
   ERR_BATON_PID_FILE: { exit: 1, meaning: 'the pid file cannot be written' },
   ERR_BATON_UNSAFE_DIR: { exit: 1, meaning: 'a directory baton writes in is missing, or others may swap files in it' },
   ERR_BATON_LISTEN: { exit: 1, meaning: 'a unix --listen path exists and is not a socket' },
