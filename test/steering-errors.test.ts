@@ -294,9 +294,8 @@ needs('bpf').serial(
       t.is(attached.length, 1, "the killed baton's link");
       // `ip netns exec` gives baton a private mount namespace whose /sys has no bpffs: it would mount an empty one.
       const hidden = { prefix: ['ip', 'netns', 'exec', w.ns.name] };
-      const pins = new RegExp(
-        `^generation 1 \\(pid ${orphan}\\) of a previous baton still serves, but its steering pins are not at ${w.pins}$`,
-      );
+      const serving = `generation 1 \\(pid ${orphan}\\) of a previous baton still serves`;
+      const pins = new RegExp(`^${serving}, but its steering pins are not at ${w.pins}$`);
       const visible = new RegExp(
         `^start baton where they are visible .*nsenter --net= keeps them.*\\(kill ${orphan}\\) first$`,
       );
