@@ -3,8 +3,11 @@
 // many upgrades: measured 7 MB instead of 17 MB of growth over 600 upgrades.
 // Resuming a self-upgrade, every signal until here was deadly (Node starts with default dispositions):
 // hold.cjs holds them, first thing (or earlier: the self-upgrade `--require`s it). The rest of baton is
-// imported only after this line.
+// imported only after these lines, but for what reports a start that fails (fail.js, with errors.js) and
+// nofile.js: loading the rest may fail for want of file descriptors.
+import { fail } from './cli/fail.js';
 import { held } from './cli/hold.cjs';
+import { checkOpenFiles, openFilesError } from './cli/nofile.js';
 
 async function main(): Promise<void> {
   if (process.env.BATON_SELF_CHECK === '1') return selfCheck();
@@ -13,11 +16,13 @@ async function main(): Promise<void> {
   if (first === 'reload' || first === 'status' || first === 'stop') {
     return void print(await (await import('./cli/control.js')).controlCommand(first, rest));
   }
+  checkOpenFiles();
   await (await import('./cli/run.js')).run(process.argv.slice(2), held);
 }
 
 /** A self-upgrade's check of this build (self-check.ts): every module loads. */
 async function selfCheck(): Promise<void> {
+  checkOpenFiles(); // refused here, not after the execve
   await Promise.all([import('./cli/run.js'), import('./cli/control.js'), import('./cli/steer.js')]);
   print((await import('./self-check.js')).selfCheckLine());
 }
@@ -26,4 +31,4 @@ function print(text: string): void {
   if (text) process.stdout.write(text + '\n');
 }
 
-main().catch(async (err: unknown) => (await import('./cli/fail.js')).fail(err));
+main().catch((err: unknown) => fail(openFilesError(err)));

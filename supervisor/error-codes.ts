@@ -6,6 +6,7 @@ export const errorCodes = {
   ERR_BATON_USAGE: { exit: 2, meaning: 'a bad command line, --config file or BATON_* variable' },
   ERR_BATON_RUNNING: { exit: 1, meaning: 'a pid file, control socket or steering belongs to a live process' },
   ERR_BATON_COMMAND: { exit: 1, meaning: 'the command is not found, or is not an executable file' },
+  ERR_BATON_NOFILE: { exit: 1, meaning: 'too few file descriptors for baton to start (ulimit -n)' },
   ERR_BATON_PID_FILE: { exit: 1, meaning: 'the pid file cannot be written' },
   ERR_BATON_UNSAFE_DIR: { exit: 1, meaning: 'a directory baton writes in is missing, or others may swap files in it' },
   ERR_BATON_LISTEN: { exit: 1, meaning: 'a unix --listen path exists and is not a socket' },
@@ -18,6 +19,14 @@ export const errorCodes = {
   ERR_BATON_LIBBPF: { exit: 1, meaning: 'libbpf 1.x cannot be loaded' },
   ERR_BATON_BPF: { exit: 1, meaning: "baton's BPF object bpf/steer.o is missing or incomplete" },
   ERR_BATON_PINS: { exit: 1, meaning: "the steering's pins are another program's or namespace's, or cannot be made" },
+  ERR_BATON_PINS_MISSING: {
+    exit: 1,
+    meaning: "a previous baton's generation still serves, but its steering pins are not visible here",
+  },
+  ERR_BATON_FOREIGN_LINK: {
+    exit: 1,
+    meaning: 'an sk_lookup program that no visible baton pin holds is attached to the network namespace',
+  },
   ERR_BATON_SHADOW: { exit: 1, meaning: "a --steer rule would take another process's connections" },
   ERR_BATON_NOT_RUNNING: { exit: 1, meaning: 'no baton answers at the control socket' },
   ERR_BATON_TIMEOUT: { exit: 1, meaning: 'a control request got no answer in time (the upgrade goes on)' },

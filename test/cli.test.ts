@@ -6,6 +6,7 @@ import test, { type ImplementationFn } from 'ava';
 import { OPTIONS } from '../supervisor/cli/option-table.js';
 import { Baton, childrenOf, cli, fixture } from './helpers/baton.js';
 import { Leftovers, limited, refuses, runBaton, scratch, traced } from './helpers/leftovers.js';
+import { get } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
 
 /** A port nothing listens on right now. */
@@ -408,6 +409,32 @@ test('a command that is not executable', async (t) => {
     exactly(`not an executable file: ${file}`),
     exactly(`chmod +x ${file}, or run it through its interpreter`),
   );
+});
+
+// The fault review's F14: Node's module loader hit EMFILE before baton's code ran, printing its own stack.
+test('too low a ulimit -n is refused before baton loads; at the limit it names baton starts and serves', async (t) => {
+  const fds = (n: number) => ['sh', '-c', `ulimit -n ${n} && exec "$@"`, 'sh'];
+  const hint = /^raise the limit \(ulimit -n (\d+) or more; systemd: LimitNOFILE=\)$/;
+  let need = 0;
+  for (const n of [24, 48, 56]) {
+    const error = new RegExp(`^too few file descriptors \\(ulimit -n ${n}, \\d+ open\\): baton needs at least (\\d+)$`);
+    const r = await refuses(t, [...L, '--', ...traced('node', fixture)], 1, error, hint, { prefix: fds(n) });
+    need = Number(/needs at least (\d+)/.exec(r.stderr)?.[1]);
+    t.regex(r.stderr, new RegExp(`ulimit -n ${need} or more`), 'the hint names the same number');
+  }
+  // 46 free beyond what Node itself holds (17-18 here, depending on its stdio): about 64.
+  t.true(need >= 60 && need <= 70, `needs ${need}`);
+  const baton = new Baton([...L, '--drain', '100ms', '--', 'node', fixture], {}, fds(need));
+  try {
+    const port = await baton.port();
+    const first = await baton.event('active', 1);
+    t.regex(await get(port), new RegExp(`^pid=${first.pid} generation=1 `));
+    await baton.upgradeTo(2);
+    await baton.event('exit', 1);
+    t.regex(await get(port), /^pid=\d+ generation=2 /);
+  } finally {
+    t.is((await baton.stop()).code, 0);
+  }
 });
 
 test('address in use: the listeners opened before it are closed again', async (t) => {

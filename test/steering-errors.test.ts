@@ -1,10 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { getPinned, loadObject, pinObject, progTag } from '../supervisor/sys/bpf.js';
+import { attachSkLookup, getPinned, loadObject, pinObject } from '../supervisor/sys/bpf.js';
+import { progTag, skLookupLinks } from '../supervisor/sys/bpf-info.js';
 import { closeFd } from '../supervisor/sys/fd.js';
-import { cli, fixture, root } from './helpers/baton.js';
+import { Baton, cli, fixture, root } from './helpers/baton.js';
 import { type RefuseOptions, refuses, scratch } from './helpers/leftovers.js';
 import { needs } from './helpers/needs.js';
 import { Netns } from './helpers/netns.js';
@@ -264,5 +265,104 @@ needs('bpf').serial('baton steer clean while the baton runs is refused and remov
     t.deepEqual([...r.generations.keys()], [1]);
     t.is((await first.stop()).code, 0);
     t.false(w.pinned());
+  }),
+);
+
+/** The ids of the sk_lookup links attached to the world's namespace, pinned or not. */
+const links = (w: SteerWorld) => skLookupLinks(w.ns.inode).map((l) => l.id);
+
+/** The body of one HTTP request to 127.0.0.1:`port` from inside the world's namespace. */
+function answer(w: SteerWorld, port: number): string {
+  const script = `fetch('http://127.0.0.1:${port}/').then((r) => r.text()).then((b) => console.log(b.trim()))`;
+  const [command, ...args] = w.inside(process.execPath, '-e', script);
+  const r = spawnSync(command!, args, { encoding: 'utf8', timeout: 10_000 });
+  return r.status === 0 ? r.stdout.trim() : `failed: ${r.stderr}`;
+}
+
+// The fault review's F10: a baton restarted where the pins of its killed predecessor are not visible
+// attached a second program, which never got a connection, and reported success.
+needs('bpf').serial(
+  'a restart that cannot see the pins of the generation still serving is refused (split-brain)',
+  (t) =>
+    inWorld(async (w) => {
+      const args = ['--steer', '127.0.0.1:80', '--handover', 'port', '--', 'node', fixture];
+      const first = w.baton(args);
+      const orphan = (await first.event('active', 1)).pid;
+      first.signal('SIGKILL');
+      await first.exited;
+      const attached = links(w);
+      t.is(attached.length, 1, "the killed baton's link");
+      // `ip netns exec` gives baton a private mount namespace whose /sys has no bpffs: it would mount an empty one.
+      const hidden = { prefix: ['ip', 'netns', 'exec', w.ns.name] };
+      const serving = `generation 1 \\(pid ${orphan}\\) of a previous baton still serves`;
+      const pins = new RegExp(`^${serving}, but its steering pins are not at ${w.pins}$`);
+      const visible = new RegExp(
+        `^start baton where they are visible .*nsenter --net= keeps them.*\\(kill ${orphan}\\) first$`,
+      );
+      await refused(t, w, args, 1, pins, visible, {}, hidden);
+      // With a state directory of its own it finds no state, but the orphan's link in the namespace.
+      const state = join(scratch(t), 'state');
+      const link = `link ${attached[0]} \\(program \\d+ baton_steer, tag [0-9a-f]{16}\\)`;
+      const other = new RegExp(`^another sk_lookup program is attached to this network namespace: ${link}$`);
+      const detach = new RegExp(
+        `^it is a baton's steering whose pins are not visible here .*bpftool link detach id ${attached[0]}\\)$`,
+      );
+      await refuses(t, ['--name', w.name, '--state-dir', state, ...args], 1, other, detach, { prefix: hidden.prefix });
+      t.deepEqual(links(w), attached, 'no second link was attached');
+      t.is(answer(w, 80), `pid=${orphan} generation=1 worker=0 listener=own`, 'the orphan serves on');
+      t.deepEqual(w.processes(), [orphan], 'nothing else runs in the namespace');
+    }),
+);
+
+needs('bpf').serial(
+  'another sk_lookup program is refused, naming its link and program; --force steers alongside',
+  (t) =>
+    inWorld(async (w) => {
+      const other = loadObject(otherObject, 'other', []);
+      const tag = progTag(other.prog);
+      const fd = openSync(w.ns.path, 'r');
+      const link = attachSkLookup(other.prog, fd);
+      closeSync(fd);
+      try {
+        const [id] = links(w);
+        const named = `link ${id} \\(program \\d+ other, tag ${tag}\\)`;
+        const message = new RegExp(`^another sk_lookup program is attached to this network namespace: ${named}$`);
+        const hint = new RegExp(`^detach it if it is stale \\(bpftool link detach id ${id}\\), or pass --force`);
+        await refused(t, w, steerArgs, 1, message, hint);
+        t.deepEqual(links(w), [id], 'no second link was attached');
+        // other-steer passes every connection on (it drops only port 1): baton's program, after it, steers.
+        const b = w.baton(['--force', ...steerArgs]);
+        const active = await b.event('active', 1);
+        t.regex(
+          String(b.events.find((e) => e.event === 'warning')?.message),
+          new RegExp(`^steering alongside ${named}`),
+        );
+        t.regex(answer(w, 80), new RegExp(`^pid=${active.pid} generation=1 `));
+        t.is((await b.stop()).code, 0);
+        t.deepEqual(links(w), [id], "baton's own link is gone, the other one is left alone");
+      } finally {
+        closeFd(link);
+        other.close();
+      }
+    }),
+);
+
+needs('bpf').serial('a second baton with another --name steers other ports of the same namespace', (t) =>
+  inWorld(async (w) => {
+    const first = w.baton(steerArgs);
+    const one = await first.event('active', 1);
+    const name = `${w.name}b`;
+    t.teardown(() => rmSync(join(w.pins, '..', name), { recursive: true, force: true }));
+    const state = join(scratch(t), 'state');
+    const args = ['--name', name, '--state-dir', state, '--steer', '127.0.0.1:81', '--listen', '127.0.0.1:0'];
+    const second = new Baton([...args, '--', 'node', fixture], {}, w.ns.prefix);
+    w.batons.push(second);
+    const two = await second.event('active', 1);
+    t.is(links(w).length, 2);
+    t.regex(answer(w, 80), new RegExp(`^pid=${one.pid} `));
+    t.regex(answer(w, 81), new RegExp(`^pid=${two.pid} `));
+    t.is((await second.stop()).code, 0);
+    t.is((await first.stop()).code, 0);
+    t.deepEqual(links(w), []);
   }),
 );

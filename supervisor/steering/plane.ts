@@ -10,6 +10,7 @@ import { listeningSockets } from '../sys/proc-net.js';
 import { signalGroup } from '../sys/process.js';
 import type { Rule } from './rules.js';
 import { shadowed } from './shadow.js';
+import { refuseSplit } from './split.js';
 import { readState, removeState, writeState } from './state.js';
 import { Steering } from './steering.js';
 
@@ -53,6 +54,8 @@ export class SteeringPlane {
       !resuming && state?.generation && alive(state.generation.pid, state.generation.starttime)
         ? state.generation
         : undefined;
+    const { name, bpffs, force } = options;
+    const warnings = resuming ? [] : refuseSplit({ name, bpffs, force, ...(orphanPid && { serving: orphanPid }) });
     const orphanInodes = orphanPid
       ? listeningSockets()
           .filter((s) => s.port === orphanPid.port)
@@ -89,6 +92,7 @@ export class SteeringPlane {
       this.steering.close(false);
       throw err;
     }
+    for (const message of warnings) log.event('warning', { message });
     if (!this.orphan) this.saveState();
     this.status(this.steering.reused ? 'steering-reused' : 'steering');
   }

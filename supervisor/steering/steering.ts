@@ -6,7 +6,6 @@ import { removeKnown } from '../files.js';
 import {
   attachSkLookup,
   getPinned,
-  linkNetns,
   loadObject,
   mapDelete,
   mapKeys,
@@ -14,15 +13,15 @@ import {
   mapUpdate,
   pinObject,
   possibleCpus,
-  progTag,
 } from '../sys/bpf.js';
+import { linkNetns, progTag } from '../sys/bpf-info.js';
 import { ensureBpffs } from '../sys/bpffs.js';
 import { CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN, hasCapability } from '../sys/capability.js';
 import { closeFd } from '../sys/fd.js';
 import { netnsInode, withNetns } from '../sys/proc.js';
 import { entries, KEY_SIZE, type Rule } from './rules.js';
 
-const PROGRAM = 'baton_steer';
+export const PROGRAM = 'baton_steer';
 const MAPS = ['rules', 'slots', 'counters'] as const;
 /** Every pin baton makes in its directory; only these are ever removed. */
 const PINS = ['prog', 'link', ...MAPS];
@@ -37,6 +36,11 @@ function objectPath(): string {
     dir = dirname(dir);
   }
   return join(dir, 'bpf', 'steer.o');
+}
+
+/** Where steering `name` pins its program, link and maps. */
+export function pinDir(bpffs: string, name: string): string {
+  return join(bpffs, 'baton', name);
 }
 
 export interface RuleCounters {
@@ -74,7 +78,7 @@ export class Steering {
       );
     }
     ensureBpffs(bpffs);
-    const dir = join(bpffs, 'baton', name);
+    const dir = pinDir(bpffs, name);
     const ours = loadObject(objectPath(), PROGRAM, [...MAPS]);
     const opened: number[] = [];
     let pinned = false;
@@ -147,7 +151,7 @@ export class Steering {
 
   /** Removes the pins of steering `name` (and so, once no one holds them, the program and link). */
   static clean(name: string, bpffs: string): boolean {
-    const dir = join(bpffs, 'baton', name);
+    const dir = pinDir(bpffs, name);
     if (!existsSync(dir)) return false;
     removeKnown(dir, PINS);
     return true;

@@ -1,14 +1,14 @@
 import { constants } from 'node:os';
 import koffi from 'koffi';
 import { BatonError, type Context } from '../errors.js';
-import { check, libc, sysError } from './libc.js';
+import { dupCloexec } from './fd.js';
+import { libc, sysError } from './libc.js';
 
-const BPF_SK_LOOKUP = 36;
+/** The attach type of sk_lookup programs. */
+export const BPF_SK_LOOKUP = 36;
 const BPF_ANY = 0;
-const PROG_INFO_SIZE = 232;
-const PROG_INFO_TAG = 8;
 
-type Lib = {
+export type Lib = {
   open: (path: string, opts: null) => unknown;
   load: (obj: unknown) => number;
   close: (obj: unknown) => void;
@@ -23,13 +23,16 @@ type Lib = {
   remove: (fd: number, key: Buffer) => number;
   nextKey: (fd: number, key: Buffer | null, next: Buffer) => number;
   info: (fd: number, info: Buffer, len: Buffer) => number;
+  linkNextId: (start: number, next: Buffer) => number;
+  linkById: (id: number) => number;
+  progById: (id: number) => number;
   cpus: () => number;
 };
 
 let lib: Lib | undefined;
 
 /** libbpf.so.1, loaded on first use (steering mode only). BATON_LIBBPF overrides the path. */
-function libbpf(): Lib {
+export function libbpf(): Lib {
   if (lib) return lib;
   const path = process.env.BATON_LIBBPF ?? 'libbpf.so.1';
   let so: ReturnType<typeof koffi.load>;
@@ -58,13 +61,16 @@ function libbpf(): Lib {
     remove: so.func('int bpf_map_delete_elem(int, const void *)'),
     nextKey: so.func('int bpf_map_get_next_key(int, const void *, void *)'),
     info: so.func('int bpf_obj_get_info_by_fd(int, void *, void *)'),
+    linkNextId: so.func('int bpf_link_get_next_id(uint32, void *)'),
+    linkById: so.func('int bpf_link_get_fd_by_id(uint32)'),
+    progById: so.func('int bpf_prog_get_fd_by_id(uint32)'),
     cpus: so.func('int libbpf_num_possible_cpus()'),
   } as Lib;
   return lib;
 }
 
 /** libbpf 1.x returns -errno. */
-function ok(ret: number, call: string, hints: Record<string, string> = {}, context: Context = {}): number {
+export function ok(ret: number, call: string, hints: Record<string, string> = {}, context: Context = {}): number {
   if (ret >= 0) return ret;
   throw sysError(-ret, call, { default: 'see the kernel log (dmesg) for the verifier output', ...hints }, context);
 }
@@ -73,12 +79,6 @@ const privilegeHints = {
   EPERM: 'steering needs root, or CAP_BPF and CAP_NET_ADMIN',
   EACCES: 'steering needs root, or CAP_BPF and CAP_NET_ADMIN',
 };
-
-const F_DUPFD_CLOEXEC = 1030;
-
-function dupCloexec(fd: number): number {
-  return check(libc.fcntl(fd, F_DUPFD_CLOEXEC, 'int', 3), 'fcntl', {}, { fd });
-}
 
 export interface LoadedObject {
   prog: number;
@@ -178,27 +178,6 @@ export function mapKeys(fd: number, keySize: number): Buffer[] {
     keys.push(next);
     prev = next;
   }
-}
-
-const LINK_INFO_SIZE = 48;
-const LINK_INFO_NETNS_INO = 16; // after type, id, prog_id and padding: the union is 8-byte aligned
-
-/** The network namespace inode a netns BPF link is attached to. */
-export function linkNetns(fd: number): number {
-  const info = Buffer.alloc(LINK_INFO_SIZE);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(LINK_INFO_SIZE);
-  ok(libbpf().info(fd, info, len), 'bpf_obj_get_info_by_fd');
-  return info.readUInt32LE(LINK_INFO_NETNS_INO);
-}
-
-/** The program's tag: a hash of its instructions, equal for equal programs. */
-export function progTag(fd: number): string {
-  const info = Buffer.alloc(PROG_INFO_SIZE);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(PROG_INFO_SIZE);
-  ok(libbpf().info(fd, info, len), 'bpf_obj_get_info_by_fd');
-  return info.subarray(PROG_INFO_TAG, PROG_INFO_TAG + 8).toString('hex');
 }
 
 export function possibleCpus(): number {

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 
 let count = 0;
 
@@ -17,6 +18,11 @@ export class Netns {
   /** Prefix that runs a command inside (nsenter keeps /sys, and so bpffs pins, visible). */
   get prefix(): string[] {
     return ['nsenter', `--net=${this.path}`];
+  }
+
+  /** The namespace's inode, as /proc/PID/ns/net and BPF link info name it. */
+  get inode(): number {
+    return statSync(this.path).ino;
   }
 
   remove(): void {

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Baton, root } from './baton.js';
@@ -123,7 +123,7 @@ export class SteerWorld {
 
   /** Pids of the processes in the namespace (every one of them started by this test). */
   processes(): number[] {
-    const ns = `net:[${statSync(this.ns.path).ino}]`;
+    const ns = `net:[${this.ns.inode}]`;
     const out: number[] = [];
     for (const d of readdirSync('/proc')) {
       if (!/^\d+$/.test(d)) continue;
