@@ -2,6 +2,7 @@ import type { Config } from './config.js';
 import { describeExit, Generation } from './generation.js';
 import type { Handover, Session } from './handover/handover.js';
 import type { Helpers } from './helpers.js';
+import { unheld } from './holding.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { NotifySocket } from './notify-socket.js';
@@ -94,7 +95,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
       waitReady(ctx.ready, grabbed ? { ...readiness, grabbed } : readiness),
       handover.sharesListener ? undefined : grabbed,
     ]);
-    const outcome = await Promise.race([
+    const raced = await Promise.race([
       ready.then(
         () => (ctx.stopping() ? 'baton is stopping' : undefined),
         (err: Error) => err.message,
@@ -104,6 +105,8 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
         (r) => (timer = setTimeout(() => r(`not ready within ${config.readyTimeout}ms`), config.readyTimeout)),
       ),
     ]);
+    // Ready is not enough: a generation that does not hold its listeners would leave them unanswered.
+    const outcome = raced ?? unheld(gen, ctx.listeners, handover.sharesListener);
     if (outcome === undefined) {
       gen.to('ready');
       gen.times.ready = gen.ms();
