@@ -9,6 +9,8 @@ import { NotifySocket } from './notify-socket.js';
 import { type ReadySpec, waitReady } from './ready/index.js';
 
 /** Variables that describe baton's own environment and must not leak into a generation's. */
+const unheldFor = 'ready, but did not take every listener';
+
 const PRIVATE_ENV = [
   'NOTIFY_SOCKET',
   'BATON_NOTIFY_SOCKET',
@@ -90,10 +92,12 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
       log.event('grab', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, port: held?.port });
     });
     const readiness = { pid: gen.pid, generation: number, notify: channel, signal: abort.signal, helpers: ctx.helpers };
-    // One that binds its own listener can serve only once baton holds that listener, whatever the readiness.
+    // Whatever the readiness, a generation serves only once it holds its listeners: where baton sees
+    // it take them (pidfd, port), ready waits for that too. `readied`: the readiness itself arrived.
+    let readied = false;
     const ready = Promise.all([
-      waitReady(ctx.ready, grabbed ? { ...readiness, grabbed } : readiness),
-      handover.sharesListener ? undefined : grabbed,
+      waitReady(ctx.ready, grabbed ? { ...readiness, grabbed } : readiness).then(() => (readied = true)),
+      grabbed,
     ]);
     const raced = await Promise.race([
       ready.then(
@@ -102,7 +106,11 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
       ),
       gen.exited.then((s) => `${describeExit(s)} before ready`),
       new Promise<string>(
-        (r) => (timer = setTimeout(() => r(`not ready within ${config.readyTimeout}ms`), config.readyTimeout)),
+        (r) =>
+          (timer = setTimeout(
+            () => r(`${readied ? unheldFor : 'not ready'} within ${config.readyTimeout}ms`),
+            config.readyTimeout,
+          )),
       ),
     ]);
     // Ready is not enough: a generation that does not hold its listeners would leave them unanswered.
