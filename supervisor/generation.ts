@@ -1,6 +1,7 @@
 import { type StdioOptions, spawn } from 'node:child_process';
 import { track } from './children.js';
 import { signalNumber } from './duration.js';
+import { Escapees } from './escapees.js';
 import type { Held } from './handover/handover.js';
 import type { Fields, Logger } from './log.js';
 import { closeFd } from './sys/fd.js';
@@ -96,6 +97,8 @@ export class Generation {
   /** port handover: baton's copy of the listener the generation bound itself, and its port. */
   held?: Held;
   status?: ExitStatus;
+  /** Its descendants that left its process group: they get its signals one by one. */
+  readonly escapees: Escapees;
   private readonly log: Logger;
   private killTimer?: NodeJS.Timeout;
 
@@ -106,6 +109,7 @@ export class Generation {
     this.log = log;
     if ('pid' in plan) {
       this.pid = plan.pid;
+      this.escapees = new Escapees(number, worker, this.pid, log);
       this.spawnedAt = performance.now() - plan.ageMs;
       this.state = plan.state;
       if (plan.state === 'active' || plan.state === 'draining') this.activeSince = performance.now();
@@ -123,6 +127,7 @@ export class Generation {
       );
       // spawn failed synchronously (e.g. EACCES) when there is no pid: the 'error' event follows
       this.pid = child.pid ?? 0;
+      this.escapees = new Escapees(number, worker, this.pid, log);
       this.exited = new Promise((resolve) => {
         child.once('error', (err: NodeJS.ErrnoException) => {
           if (this.pid !== 0) return;
@@ -150,8 +155,13 @@ export class Generation {
     if (next === 'active') this.activeSince ??= performance.now();
   }
 
-  /** Signals the whole process group; a group that is already gone (or never was: pid 0) is not an error. */
+  /**
+   * Signals the whole process group, and each descendant that left it; true when the group was
+   * there. A group that is already gone (or never was: pid 0) is not an error.
+   */
   signal(sig: NodeJS.Signals): boolean {
+    // Looked for first: the signal may end the leader, whose orphans are then harder to find.
+    this.escapees.signal(sig, this.alive);
     return signalGroup(this.pid, sig);
   }
 

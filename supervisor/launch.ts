@@ -2,12 +2,15 @@ import type { Config } from './config.js';
 import { describeExit, Generation } from './generation.js';
 import type { Handover, Session } from './handover/handover.js';
 import type { Helpers } from './helpers.js';
+import { unheld } from './holding.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { NotifySocket } from './notify-socket.js';
 import { type ReadySpec, waitReady } from './ready/index.js';
 
 /** Variables that describe baton's own environment and must not leak into a generation's. */
+const unheldFor = 'ready, but did not take every listener';
+
 const PRIVATE_ENV = [
   'NOTIFY_SOCKET',
   'BATON_NOTIFY_SOCKET',
@@ -89,21 +92,29 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
       log.event('grab', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, port: held?.port });
     });
     const readiness = { pid: gen.pid, generation: number, notify: channel, signal: abort.signal, helpers: ctx.helpers };
-    // One that binds its own listener can serve only once baton holds that listener, whatever the readiness.
+    // Whatever the readiness, a generation serves only once it holds its listeners: where baton sees
+    // it take them (pidfd, port), ready waits for that too. `readied`: the readiness itself arrived.
+    let readied = false;
     const ready = Promise.all([
-      waitReady(ctx.ready, grabbed ? { ...readiness, grabbed } : readiness),
-      handover.sharesListener ? undefined : grabbed,
+      waitReady(ctx.ready, grabbed ? { ...readiness, grabbed } : readiness).then(() => (readied = true)),
+      grabbed,
     ]);
-    const outcome = await Promise.race([
+    const raced = await Promise.race([
       ready.then(
         () => (ctx.stopping() ? 'baton is stopping' : undefined),
         (err: Error) => err.message,
       ),
       gen.exited.then((s) => `${describeExit(s)} before ready`),
       new Promise<string>(
-        (r) => (timer = setTimeout(() => r(`not ready within ${config.readyTimeout}ms`), config.readyTimeout)),
+        (r) =>
+          (timer = setTimeout(
+            () => r(`${readied ? unheldFor : 'not ready'} within ${config.readyTimeout}ms`),
+            config.readyTimeout,
+          )),
       ),
     ]);
+    // Ready is not enough: a generation that does not hold its listeners would leave them unanswered.
+    const outcome = raced ?? unheld(gen, ctx.listeners, handover.sharesListener);
     if (outcome === undefined) {
       gen.to('ready');
       gen.times.ready = gen.ms();

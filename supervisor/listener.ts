@@ -2,7 +2,7 @@ import { lstatSync, type Stats, unlinkSync } from 'node:fs';
 import { type Address, formatAddress, overlap, parseAddress } from './address.js';
 import { BatonError, SysError, usageError } from './errors.js';
 import { closeFd } from './sys/fd.js';
-import { cmdline, holdersOf } from './sys/proc.js';
+import { commandLine, socketHoldersAnywhere } from './sys/proc.js';
 import { listeningSockets } from './sys/proc-net.js';
 import { createListener, socketAddress, unixSocketOwner } from './sys/socket.js';
 
@@ -78,11 +78,10 @@ function inUse(err: unknown, a: Address): unknown {
   if (!(err instanceof SysError) || err.code !== 'EADDRINUSE') return err;
   const port = a.kind === 'tcp' ? a.port : undefined;
   const owner = a.kind === 'unix' ? unixSocketOwner(a.path) : undefined;
-  const pids = owner
-    ? [owner]
-    : holdersOf(new Set(listeningSockets().flatMap((s) => (s.port === port ? [s.inode] : []))));
+  const sockets = listeningSockets().flatMap((s) => (s.port === port ? [`socket:[${s.inode}]`] : []));
+  const pids = owner ? [owner] : [...new Set(socketHoldersAnywhere(sockets).map((h) => h.pid))];
   if (pids.length === 0) return err;
-  const who = pids.map((pid) => `pid ${pid} (${cmdline(pid).split('\0').join(' ').trim() || '?'})`).join(', ');
+  const who = pids.map((pid) => `pid ${pid} (${commandLine(pid) || '?'})`).join(', ');
   return err.withHint(
     `another process listens on this address: ${who}; stop it (kill ${pids.join(' ')}), or choose another address`,
   );

@@ -1,6 +1,9 @@
 import { formatAddress } from './address.js';
 import type { Generation } from './generation.js';
+import type { Handover } from './handover/handover.js';
 import type { HelperInfo, Helpers } from './helpers.js';
+import { type Holding, holding, reportDropped, type Stray, strays } from './holding.js';
+import type { Logger } from './log.js';
 import type { Resources } from './resources.js';
 import { socketInodes } from './sys/proc.js';
 import { establishedInodes } from './sys/proc-net.js';
@@ -15,6 +18,10 @@ export interface GenerationRow {
   ageMs: number;
   readyMs?: number;
   connections?: number;
+  /** Ready and active ones: how many of the listeners it serves from its processes hold. */
+  holds?: Holding;
+  /** Its descendants that left its process group (they get its signals one by one). */
+  escaped?: number[];
 }
 
 /** What `baton status` reports; durations in ms. */
@@ -28,6 +35,8 @@ export interface Status {
   generations: GenerationRow[];
   /** Generations of a baton that died, taken over and not yet gone: `orphan`, then `retiring`. */
   orphans?: GenerationRow[];
+  /** Processes that hold a listener but are neither baton nor part of a live generation. */
+  strays: Stray[];
   /** The --check preflight and readiness probes running now. */
   helpers: HelperInfo[];
   upgrades: UpgradeResult[];
@@ -45,7 +54,8 @@ export interface Status {
 /** What status is built from. */
 export interface StatusParts {
   config: { name: string };
-  handover: string;
+  handover: Pick<Handover, 'name' | 'sharesListener'>;
+  log: Logger;
   slots: { length: number };
   resources: Pick<Resources, 'startedAt' | 'listeners' | 'plane' | 'orphans'>;
   live: Iterable<Generation>;
@@ -61,11 +71,21 @@ export function buildStatus(p: StatusParts): Status {
   const established = live.some((g) => g.state === 'draining') ? establishedInodes() : new Set<number>();
   // Connections still open in a draining generation: its sockets that are established TCP connections.
   const connections = (g: Generation) => socketInodes(g.pid).filter((inode) => established.has(inode)).length;
+  const holds = (g: Generation) => {
+    if (g.state !== 'ready' && g.state !== 'active') return undefined;
+    const h = holding(g, listeners, p.handover.sharesListener);
+    reportDropped(g, h, p.log);
+    return h;
+  };
+  const escaped = (g: Generation) => {
+    const pids = g.escapees.look(g.alive);
+    return pids.length ? pids : undefined;
+  };
   return {
     pid: process.pid,
     name: p.config.name,
     uptimeMs: Date.now() - startedAt,
-    handover: p.handover,
+    handover: p.handover.name,
     workers: p.slots.length,
     listeners: listeners.map((l) => ({ name: l.name, address: formatAddress(l.address), fd: l.fd })),
     generations: live.map((g) => ({
@@ -76,10 +96,17 @@ export function buildStatus(p: StatusParts): Status {
       ageMs: g.ms(),
       readyMs: g.times.ready,
       connections: g.state === 'draining' ? connections(g) : undefined,
+      holds: holds(g),
+      escaped: escaped(g),
     })),
     orphans: orphans.remaining.map(({ number, worker, pid, startedAt }) => {
       return { number, worker, pid, state: orphanState, ageMs: Date.now() - startedAt };
     }),
+    strays: strays(
+      live,
+      listeners,
+      orphans.remaining.map((o) => o.pid),
+    ),
     helpers: p.helpers.list(),
     upgrades: p.history.list(),
     failures: p.history.failures,
@@ -96,7 +123,7 @@ export function formatStatus(s: Status): string {
   const counts = `${s.workers} worker(s), ${s.failures} failed upgrade(s)`;
   const lines = [`baton pid ${s.pid} (${s.name}), up ${age(s.uptimeMs)}, handover ${s.handover}, ${counts}`];
   for (const l of s.listeners) lines.push(`  listener ${l.name} ${l.address} (fd ${l.fd})`);
-  lines.push('  GEN  WORKER PID      STATE     AGE     READY   CONNS');
+  lines.push('  GEN  WORKER PID      STATE     AGE     READY   HOLDS CONNS');
   for (const g of [...s.generations, ...(s.orphans ?? [])]) {
     const ready = g.readyMs === undefined ? '-' : `${g.readyMs}ms`;
     const cells = [
@@ -106,8 +133,17 @@ export function formatStatus(s: Status): string {
       [g.state, 9],
       [age(g.ageMs), 7],
       [ready, 7],
+      [g.holds ? `${g.holds.held}/${g.holds.of}` : '-', 5],
     ] as const;
     lines.push(`  ${cells.map(([v, w]) => String(v).padEnd(w)).join(' ')} ${g.connections ?? '-'}`);
+    const h = g.holds;
+    if (h && h.held < h.of) lines.push(`    holds ${h.held} of ${h.of} listener(s): connections to it wait unanswered`);
+    if (g.escaped) lines.push(`    left its process group: pid ${g.escaped.join(', pid ')}`);
+  }
+  for (const x of s.strays ?? []) {
+    // an older baton's status has none
+    const from = x.generation === undefined ? '' : ` (from generation ${x.generation})`;
+    lines.push(`  stray: pid ${x.pid} holds listener ${x.listener} outside any generation${from}: ${x.command}`);
   }
   for (const h of s.helpers ?? []) {
     // an older baton's status has none

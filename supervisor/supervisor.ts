@@ -155,7 +155,7 @@ export class Supervisor {
 
   /** What `baton status` shows. */
   status(): Status {
-    return buildStatus({ ...this.rooms, handover: this.handover.name, resources: this.resources });
+    return buildStatus({ ...this.rooms, handover: this.handover, resources: this.resources });
   }
 
   /**

@@ -26,7 +26,7 @@ export interface Takeover {
 function isOrphan(g: RecordedProcess): boolean {
   if (!alive(g.pid, g.starttime)) return false;
   const env = environ(g.pid);
-  return env?.get('NOTIFY_SOCKET') === g.notify && env.get('BATON_GENERATION') === String(g.number);
+  return env.includes(`NOTIFY_SOCKET=${g.notify}`) && env.includes(`BATON_GENERATION=${g.number}`);
 }
 
 /** A copy of the listener on `spec`'s address from one of `orphans`, or undefined. */

@@ -83,6 +83,7 @@ async function takeover(t: ExecutionContext, handover: string) {
     ],
     'status shows the orphans until they are gone',
   );
+  t.deepEqual(s.strays, [], 'the orphans hold the listener, but they are not strays');
   for (const p of procs) await gone(p.pid, p.started!, 15_000);
   t.deepEqual(childrenOf(second.pid), [three.pid], 'generation 3 is the only process');
   t.deepEqual((await status(second)).orphans, []);

@@ -1,5 +1,4 @@
-import { fstatSync } from 'node:fs';
-import { findSockets } from '../sys/proc.js';
+import { findSockets, socketOf } from '../sys/proc.js';
 
 const POLL_MS = 5;
 
@@ -18,7 +17,7 @@ export function poll<T>(probe: () => T | undefined, signal: AbortSignal): Promis
 
 /** Resolves when the generation rooted at `pid` holds every listener (seen in its fd tables). */
 export function watchGrab(pid: number, listenerFds: number[], signal: AbortSignal): Promise<void> {
-  const wanted = listenerFds.map((fd) => `socket:[${fstatSync(fd).ino}]`);
+  const wanted = listenerFds.map(socketOf);
   const holdsAll = () => (findSockets(pid, wanted).size === wanted.length ? true : undefined);
   return poll(holdsAll, signal).then(() => undefined);
 }
