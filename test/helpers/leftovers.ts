@@ -14,7 +14,7 @@
 //     XDG_RUNTIME_DIR, so `$TMPDIR/baton-*` and the default control socket are its own. The one thing
 //     allowed to stay is an empty `$XDG_RUNTIME_DIR/baton`, the base all of a user's batons share.
 //   - /run/netns and bpffs/baton: no new entry, except those of tests running beside this one
-//     (baton-tPID-N, tPID_N, benchPID); baton's own NAME is checked exactly, above.
+//     (baton-tPID-N, tPID_N[b], benchPID); baton's own NAME is checked exactly, above.
 // Paths set only through --config or BATON_* variables are not predicted.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -143,7 +143,8 @@ function describe(pid: number): string {
 }
 
 const testNetns = /^baton-t\d+-\d+$/; // test/helpers/netns.ts
-const testSteerName = /^t\d+_\d+$|^bench\d+$/; // test/helpers/steer.ts, test/bench/scenarios.ts
+// test/helpers/steer.ts (and a world's second name, NAMEb), test/bench/scenarios.ts
+const testSteerName = /^t\d+_\d+b?$|^bench\d+$/;
 
 export interface WatchOptions {
   /** Extra environment for baton (merged over this process's; undefined removes a variable). */
