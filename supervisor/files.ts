@@ -5,6 +5,15 @@ import { BatonError } from './errors.js';
 
 const me = () => process.geteuid?.() ?? 0;
 
+/** Why someone other than root or baton's own user may change this file or directory (sticky ones excepted). */
+export function othersMayChange(st: Stats): string | undefined {
+  if (st.uid !== 0 && st.uid !== me()) return `it belongs to uid ${st.uid}`;
+  // A symlink's own mode means nothing; the directory that holds it is what can be changed.
+  if (!st.isSymbolicLink() && st.mode & 0o022 && !(st.mode & 0o1000))
+    return `it is writable by others (mode ${(st.mode & 0o7777).toString(8)})`;
+  return undefined;
+}
+
 /**
  * Refuses a directory in which someone other than root or baton's own user could swap files under
  * baton (plant a symlink, rename a socket away): it must be a real directory (not a symlink), owned
@@ -19,13 +28,7 @@ export function checkDirectory(dir: string, what: string): void {
     const hint = `create ${dir}, or choose another path`;
     throw new BatonError('ERR_BATON_UNSAFE_DIR', `cannot use ${dir} for the ${what}: ${code}`, hint);
   }
-  const why = !st.isDirectory()
-    ? 'it is not a directory (a symlink?)'
-    : st.uid !== 0 && st.uid !== me()
-      ? `it belongs to uid ${st.uid}`
-      : st.mode & 0o022 && !(st.mode & 0o1000)
-        ? `it is writable by others (mode ${(st.mode & 0o7777).toString(8)})`
-        : undefined;
+  const why = st.isDirectory() ? othersMayChange(st) : 'it is not a directory (a symlink?)';
   if (why) {
     const hint = `use a directory that only root or uid ${me()} can write, e.g. under /run`;
     throw new BatonError('ERR_BATON_UNSAFE_DIR', `refusing ${dir} for the ${what}: ${why}`, hint);

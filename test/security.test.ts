@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -16,7 +17,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { NotifySocket } from '../supervisor/notify-socket.js';
 import { sendNotify } from '../supervisor/sys/socket.js';
-import { Baton, fixture } from './helpers/baton.js';
+import { Baton, fixture, root } from './helpers/baton.js';
 import { refuses } from './helpers/leftovers.js';
 import { needs } from './helpers/needs.js';
 import { SteerWorld } from './helpers/steer.js';
@@ -170,4 +171,28 @@ test('the notify channel keeps only the fields baton reads, bounded in size, wit
   t.is(status.length, 1024);
   t.true(status.startsWith('listening?[fake] ?[2J?yyy'), status.slice(0, 30));
   t.is(channel.said(), `${status}, errno 98`);
+});
+
+// M9: a root baton runs code it loads later (the self-upgrade's program, bpf/steer.o) from its package: a tree the
+// application's user may write (node_modules/.bin/baton of the app) lets that user run code as root.
+needs('root')('a root baton run from a package another user may change says so at start', async (t) => {
+  const pkg = join(scratch(), 'app');
+  mkdirSync(pkg);
+  for (const part of ['dist', 'bpf', 'package.json']) cpSync(join(root, part), join(pkg, part), { recursive: true });
+  symlinkSync(join(root, 'node_modules'), join(pkg, 'node_modules'));
+  chownSync(pkg, NOBODY, NOBODY);
+  const baton = new Baton(
+    ['--listen', '127.0.0.1:0', '--', 'node', fixture],
+    {},
+    [],
+    join(pkg, 'dist/supervisor/cli.js'),
+  );
+  try {
+    const warning = await baton.event('warning');
+    t.regex(warning.message!, new RegExp(`^baton's code is in ${pkg}: it belongs to uid ${NOBODY}: `));
+    t.regex(warning.message!, /install baton root-owned outside the application/);
+    await baton.event('active', 1);
+  } finally {
+    await baton.stop();
+  }
 });

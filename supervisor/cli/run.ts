@@ -1,6 +1,7 @@
 import { onExit } from 'signal-exit';
 import { controlHandler } from '../control/handler.js';
 import { ControlServer, type Handler } from '../control/server.js';
+import { INSTALL_HINT, replaceableCode } from '../install.js';
 import { type BatonLogger, createLogger, type Logger } from '../log.js';
 import { startReaper } from '../reaper.js';
 import { type ResumeState, takeResumeState } from '../self-upgrade.js';
@@ -22,6 +23,8 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   if (!config) return;
   const log = createLogger(config.logFormat, 2, resume?.logDropped);
   flushAtExit(log);
+  const replaceable = replaceableCode();
+  if (replaceable) log.event('warning', { message: `${replaceable}: ${INSTALL_HINT}` });
   protectFromOom(resume?.oomScoreAdj); // before the first child, which must not inherit baton's lowered value
   // baton's own NOTIFY_SOCKET (systemd's) is never passed on: generations get private ones. It is
   // kept in BATON_NOTIFY_SOCKET so that a self-upgraded baton still has it.
