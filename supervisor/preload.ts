@@ -1,5 +1,6 @@
 import { existsSync, readlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { holdObject } from './sys/hold.js';
 
 const HOLD = join('cli', 'hold.cjs');
 
@@ -24,6 +25,18 @@ function scriptFile(script: string): string {
 export function preload(script = process.argv[1]!): string[] {
   const path = join(dirname(scriptFile(script)), HOLD);
   return existsSync(path) ? ['--require', path] : [];
+}
+
+/**
+ * For the program a self-upgrade execs: its build's native signal holder (sys/native/hold.c) in LD_PRELOAD,
+ * with what LD_PRELOAD was before in BATON_LD_PRELOAD (hold.cjs puts it back, so that no child gets it).
+ * Empty where that build has none for this machine.
+ */
+export function preloadEnv(script = process.argv[1]!): Record<string, string> {
+  const object = holdObject(join(dirname(scriptFile(script)), 'sys'));
+  if (!object) return {};
+  const before = process.env.LD_PRELOAD ?? '';
+  return { LD_PRELOAD: before ? `${object} ${before}` : object, BATON_LD_PRELOAD: before };
 }
 
 /** This program's node flags, less that preload: the build a self-upgrade execs may not have it. */

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { track } from './children.js';
 import { BatonError } from './errors.js';
-import { nodeFlags } from './preload.js';
+import { nodeFlags, preloadEnv } from './preload.js';
 import { withChildOomScore } from './sys/oom.js';
 
 /** How long the build a self-upgrade would exec may take to load all of its modules. */
@@ -12,9 +12,10 @@ export const SELF_CHECK_ENV = 'BATON_SELF_CHECK';
 
 /**
  * What this build takes from a self-upgrade beyond the first BATON_RESUME format: `control`, the
- * control socket's fd; `preload`, cli/hold.cjs as a `--require` (preload.ts).
+ * control socket's fd; `preload`, cli/hold.cjs as a `--require` (preload.ts); `hold`, sys/native/hold.c in
+ * LD_PRELOAD, with the signals blocked and forwarded across the execve.
  */
-const FEATURES = ['control', 'preload'];
+const FEATURES = ['control', 'preload', 'hold'];
 
 /** The line a build prints in check mode. */
 export function selfCheckLine(): string {
@@ -57,7 +58,8 @@ function reason(stderr: string): string {
 export function checkBuild(timeout = SELF_CHECK_TIMEOUT): Promise<CheckedBuild> {
   const script = process.argv[1]!;
   const args = [...nodeFlags(), script, '--help'];
-  const env = { ...process.env, [SELF_CHECK_ENV]: '1' };
+  // With the preload the program would get: a broken one fails the check, not the execve.
+  const env = { ...process.env, ...preloadEnv(script), [SELF_CHECK_ENV]: '1' };
   const child = withChildOomScore(() => spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
   let [stdout, stderr] = ['', ''];
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout = (stdout + d).slice(-65536)));

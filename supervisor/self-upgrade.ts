@@ -136,7 +136,11 @@ export function takeResumeState(): ResumeState | undefined {
  * stay. The fds the state names are made inheritable first; if execve fails they are closed-on-exec
  * again and an error is thrown, and the caller goes on as before.
  */
-export function execSelf(state: ResumeState, nodeFlags = process.execArgv): never {
+export function execSelf(
+  state: ResumeState,
+  nodeFlags = process.execArgv,
+  extraEnv: Record<string, string> = {},
+): never {
   const fds = [...state.listeners.map((l) => l.fd), ...state.generations.flatMap((g) => g.own)];
   if (state.control) fds.push(state.control.fd);
   for (const fd of fds) setCloexec(fd, false);
@@ -149,7 +153,9 @@ export function execSelf(state: ResumeState, nodeFlags = process.execArgv): neve
     }
   }
   const argv = [process.execPath, ...nodeFlags, ...process.argv.slice(1)];
-  const env = Object.entries({ ...process.env, [ENV]: JSON.stringify(state) }).map(([k, v]) => `${k}=${v}`);
+  const env = Object.entries({ ...process.env, ...extraEnv, [ENV]: JSON.stringify(state) }).map(
+    ([k, v]) => `${k}=${v}`,
+  );
   execve(process.execPath, argv, env);
   for (const fd of fds) setCloexec(fd, true);
   throw new BatonError(

@@ -172,6 +172,54 @@ test.serial("F1: signals during the new program's load are held, then handled on
   }
 });
 
+// Right after baton logs `self-upgrade` it execs: a signal from then until the new program's own handlers
+// (Node's start resets every disposition, ~100 ms) used to kill baton (SIGHUP, SIGTERM) or be lost (while
+// ignored). With sys/native/hold.c it waits, pending, for the new program, which handles it once it runs.
+const EXEC_DELAYS_MS = [0, 5, 10, 20, 30, 45, 60, 80, 100, 130];
+
+test.serial('F1: a SIGHUP at any moment of the execve is handled by the new program', async (t) => {
+  await underLoad(t, ['--', 'node', fixture], {}, async (baton, port) => {
+    const started = startTime(baton.pid);
+    for (const [i, delay] of EXEC_DELAYS_MS.entries()) {
+      const n = i + 1;
+      const from = baton.events.length;
+      baton.signal('SIGUSR2');
+      await after(baton, from, (e) => e.event === 'self-upgrade');
+      await sleep(delay);
+      baton.signal('SIGHUP');
+      await after(baton, from, (e) => e.event === 'resumed');
+      await after(baton, from, (e) => e.event === 'active' && e.generation === n + 1);
+      await after(baton, from, (e) => e.event === 'exit' && e.generation === n);
+      t.is(startTime(baton.pid), started, `${delay} ms after the execve began: the same baton process`);
+      t.deepEqual(await servedBy(port, n + 1), [], `${delay} ms: the SIGHUP upgraded to generation ${n + 1}`);
+    }
+  });
+});
+
+test.serial('F1: a SIGTERM or SIGINT during the execve stops baton cleanly, with its generations', async (t) => {
+  for (const [signal, delay] of [
+    ['SIGTERM', 10],
+    ['SIGTERM', 50],
+    ['SIGINT', 80],
+  ] as const) {
+    const { baton, check, close } = start(['--listen', '127.0.0.1:0', '--', 'node', fixture]);
+    try {
+      await baton.event('active', 1);
+      const from = baton.events.length;
+      baton.signal('SIGUSR2');
+      await after(baton, from, (e) => e.event === 'self-upgrade');
+      await sleep(delay);
+      baton.signal(signal);
+      const exit = await Promise.race([baton.exited, sleep(20_000).then(() => undefined)]);
+      t.deepEqual(exit, { code: 0, signal: null }, `${signal} ${delay} ms into the execve: ${tail(baton)}`);
+      t.truthy(await after(baton, from, (e) => e.event === 'resumed'), 'the new program ran');
+      t.deepEqual(await check(), [], `${signal} at ${delay} ms: nothing orphaned or left behind`);
+    } finally {
+      await close();
+    }
+  }
+});
+
 test.serial("F1: through npm's .bin link, the preload is the build's own cli/hold.cjs", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'baton-bin-'));
   const link = join(dir, 'baton');

@@ -1,9 +1,10 @@
 import type { ControlServer } from '../control/server.js';
 import type { BatonLogger } from '../log.js';
-import { nodeFlags, preload } from '../preload.js';
+import { nodeFlags, preload, preloadEnv } from '../preload.js';
 import { type CheckedBuild, checkBuild } from '../self-check.js';
 import { execSelf, type ResumeState } from '../self-upgrade.js';
 import type { Supervisor } from '../supervisor.js';
+import { forwardSignals, holdObject } from '../sys/hold.js';
 import { childOomScore } from '../sys/oom.js';
 import { ignoreSignals } from '../sys/signal.js';
 import { type BatonSignal, SIGNALS, type Signals } from './signals.cjs';
@@ -71,7 +72,10 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
     if (state) {
       held = p.signals.take();
       const flags = [...nodeFlags(), ...(build.features.includes('preload') ? preload() : [])];
-      execInto(p, { state, control, flags }, [...(again() ? ['SIGUSR2' as const] : []), ...held]);
+      execInto(p, { state, control, flags, hold: build.features.includes('hold') }, [
+        ...(again() ? ['SIGUSR2' as const] : []),
+        ...held,
+      ]);
     }
   } catch (err) {
     p.log.event('self-upgrade-failed', { message: (err as Error).message });
@@ -89,6 +93,8 @@ interface ExecTo {
   state: ResumeState;
   control: ControlServer | undefined;
   flags: string[];
+  /** The build takes the native signal holder (LD_PRELOAD). */
+  hold: boolean;
 }
 
 /**
@@ -105,11 +111,15 @@ function execInto(p: SelfUpgradeParts, to: ExecTo, signals: string[]): void {
   // What stderr's reader has not taken by then dies with this program: the next one reports the count.
   state.logDropped = p.log.flush(EXEC_FLUSH_MS);
   // Handlers do not survive execve: a signal would kill the new program until it installs its own.
-  // Ignored, one that arrives from here to Node's start (which resets SIG_IGN) is lost instead.
-  const restore = ignoreSignals(SIGNALS);
+  // Into a build with the native holder every signal from here on waits for it (sys/native/hold.c);
+  // else they are ignored, and one that arrives from here to Node's start is lost instead.
+  const own = holdObject();
+  const env = to.hold && own ? preloadEnv() : {};
+  const forwarded = env.LD_PRELOAD && own ? forwardSignals(own) : undefined;
+  const restore = forwarded ?? ignoreSignals(SIGNALS);
   try {
     if (!control) p.closeControl();
-    execSelf(state, to.flags);
+    execSelf(state, to.flags, forwarded ? env : {});
   } catch (err) {
     restore();
     if (!control) p.reopenControl();

@@ -6,6 +6,7 @@ import { type BatonLogger, createLogger, type Logger } from '../log.js';
 import { startReaper } from '../reaper.js';
 import { type ResumeState, takeResumeState } from '../self-upgrade.js';
 import { Supervisor } from '../supervisor.js';
+import { heldAtStart } from '../sys/hold.js';
 import { protectFromOom } from '../sys/oom.js';
 import { systemdHooks } from '../systemd.js';
 import { fail } from './fail.js';
@@ -64,7 +65,8 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   try {
     if (!held) signals.handle(act);
     await sup.start();
-    if (held) signals.handle(act, resume?.signals);
+    // First what the program before held, then what came before this one had handlers (hold.c), then the rest.
+    if (held) signals.handle(act, [...(resume?.signals ?? []), ...heldAtStart()]);
     process.exitCode = await sup.done;
   } finally {
     control.close();
