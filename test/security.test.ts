@@ -216,7 +216,10 @@ needs('setpriv')(
         error!,
         new RegExp(`^error: ${path} is served by pid ${server.pid} of uid ${NOBODY}, neither root nor you`),
       );
-      t.regex(hint!, /^hint: someone else may put sockets in .*: give the --control path of your baton/);
+      t.regex(
+        hint!,
+        new RegExp(`^hint: if it is uid ${NOBODY}'s baton, ask as that user; else someone put a socket in ${shared}: `),
+      );
     }
     t.false(existsSync(heard), 'the impostor got no request');
   },

@@ -16,7 +16,8 @@ function checkPeer(path: string, socket: net.Socket): void {
   throw new BatonError(
     'ERR_BATON_CONTROL_PEER',
     `${path} is served by pid ${peer.pid} of uid ${peer.uid}, neither root nor you (uid ${me}): not a baton of yours`,
-    `someone else may put sockets in ${dirname(path)}: give the --control path of your baton, in a directory of yours`,
+    `if it is uid ${peer.uid}'s baton, ask as that user; else someone put a socket in ${dirname(path)}: ` +
+      'give the --control path of your baton, in a directory of yours',
   );
 }
 
