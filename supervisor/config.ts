@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HandoverName } from './handover/handover.js';
@@ -74,11 +75,21 @@ export function bpffsRoot(): string {
 }
 
 /**
- * Where baton keeps its run records, and control sockets when no path is given: $XDG_RUNTIME_DIR/baton, /run/baton for root,
- * else a per-user temp dir.
+ * Where baton keeps its run records, and control sockets when no path is given: $XDG_RUNTIME_DIR/baton,
+ * /run/baton for root, else a per-user temp dir. Root takes $XDG_RUNTIME_DIR only if root owns it: after `su` or
+ * `sudo -E` it may still be the invoking user's, who could then swap root baton's control socket.
  */
 export function runtimeBase(): string {
-  if (process.env.XDG_RUNTIME_DIR) return join(process.env.XDG_RUNTIME_DIR, 'baton');
-  const uid = process.getuid?.() ?? 0;
+  const uid = process.geteuid?.() ?? 0;
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  if (xdg && (uid !== 0 || ownerOf(xdg) === 0)) return join(xdg, 'baton');
   return uid === 0 ? '/run/baton' : join(tmpdir(), `baton-${uid}`);
+}
+
+function ownerOf(path: string): number | undefined {
+  try {
+    return statSync(path).uid;
+  } catch {
+    return undefined;
+  }
 }

@@ -32,6 +32,7 @@ export const errorCodes = {
   ERR_BATON_TIMEOUT: { exit: 1, meaning: 'a control request got no answer in time (the upgrade goes on)' },
   ERR_BATON_UPGRADE: { exit: 1, meaning: 'an upgrade failed: rolled back, or refused by --check' },
   ERR_BATON_FORBIDDEN: { exit: 1, meaning: 'this user may not control this baton' },
+  ERR_BATON_CONTROL_PEER: { exit: 1, meaning: 'the control socket is served by another user (not root, not you)' },
   ERR_BATON_REQUEST: { exit: 1, meaning: 'a malformed control request or reply' },
   ERR_BATON_INTERNAL: { exit: 1, meaning: 'a control request failed inside baton (a bug)' },
 } as const satisfies Record<`ERR_BATON_${string}`, { exit: 1 | 2; meaning: string }>;

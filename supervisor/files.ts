@@ -1,6 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, lstatSync, openSync, renameSync, rmdirSync, type Stats, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import {
+  closeSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  realpathSync,
+  renameSync,
+  rmdirSync,
+  type Stats,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { BatonError } from './errors.js';
 
 const me = () => process.geteuid?.() ?? 0;
@@ -14,23 +25,74 @@ export function othersMayChange(st: Stats): string | undefined {
   return undefined;
 }
 
+/** Why `path` (lstat `st`) lets someone other than root or the euid swap what is under it, or undefined. */
+function unsafe(path: string, st: Stats, self: boolean): string | undefined {
+  const it = self ? 'it' : `its parent ${path}`;
+  if (st.uid !== 0 && st.uid !== me()) return `${it} belongs to uid ${st.uid}`;
+  // A symlink parent is safe when its owner and its own directory are (checked too); its target is checked.
+  if (st.isSymbolicLink() && !self) return undefined;
+  if (!st.isDirectory()) return `${it} is not a directory${self ? ' (a symlink?)' : ''}`;
+  return othersMayChange(st)?.replace(/^it/, it);
+}
+
+/** `dir` and every directory above it, both as written and as the symlinks in it resolve. */
+function lineage(dir: string): string[] {
+  const up = (p: string): string[] => (p === dirname(p) ? [p] : [p, ...up(dirname(p))]);
+  return [...new Set([...up(resolve(dir)), ...up(realpathSync(dir))])];
+}
+
 /**
  * Refuses a directory in which someone other than root or baton's own user could swap files under
  * baton (plant a symlink, rename a socket away): it must be a real directory (not a symlink), owned
- * by root or the euid, and not group- or world-writable unless sticky (as /tmp is).
+ * by root or the euid, and not group- or world-writable unless sticky (as /tmp is); so must every
+ * directory above it, or the whole directory could be renamed away and replaced.
  */
 export function checkDirectory(dir: string, what: string): void {
-  let st: Stats;
+  let why: string | undefined;
   try {
-    st = lstatSync(dir);
+    for (const p of lineage(dir)) why ??= unsafe(p, lstatSync(p), p === resolve(dir));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     const hint = `create ${dir}, or choose another path`;
     throw new BatonError('ERR_BATON_UNSAFE_DIR', `cannot use ${dir} for the ${what}: ${code}`, hint);
   }
-  const why = st.isDirectory() ? othersMayChange(st) : 'it is not a directory (a symlink?)';
   if (why) {
     const hint = `use a directory that only root or uid ${me()} can write, e.g. under /run`;
+    throw new BatonError('ERR_BATON_UNSAFE_DIR', `refusing ${dir} for the ${what}: ${why}`, hint);
+  }
+}
+
+/** Runs `fn` with the process umask set to `mask` (Node is single-threaded: nothing else runs meanwhile). */
+export function withUmask<T>(mask: number, fn: () => T): T {
+  const before = process.umask(mask);
+  try {
+    return fn();
+  } finally {
+    process.umask(before);
+  }
+}
+
+/**
+ * Makes `dir` with exactly `mode` in a checked parent, or finds it as baton made it: a real directory
+ * of the euid with that mode. Anything else (a directory someone else made at that name) is refused.
+ */
+export function makeDirectory(dir: string, mode: number, what: string): void {
+  checkDirectory(dirname(dir), what);
+  try {
+    withUmask(0, () => mkdirSync(dir, { mode }));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const st = lstatSync(dir);
+  const why = !st.isDirectory()
+    ? 'it is not a directory (a symlink?)'
+    : st.uid !== me()
+      ? `it belongs to uid ${st.uid}`
+      : (st.mode & 0o7777) !== mode
+        ? `its mode is ${(st.mode & 0o7777).toString(8)}, not ${mode.toString(8)}`
+        : undefined;
+  if (why) {
+    const hint = `remove ${dir} (someone else made it after it was removed), or restart baton`;
     throw new BatonError('ERR_BATON_UNSAFE_DIR', `refusing ${dir} for the ${what}: ${why}`, hint);
   }
 }

@@ -1,4 +1,5 @@
 import { LogWriter } from './log-writer.js';
+import { printable } from './printable.js';
 import { logSink } from './sys/log-sink.js';
 
 export type LogFormat = 'text' | 'json';
@@ -15,10 +16,10 @@ function text(event: string, f: Fields): string {
   const own = generation === undefined || pid === undefined;
   const kv = Object.entries(own ? { generation, ...rest } : rest)
     .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `${k}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : v}`);
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? printable(/\s/.test(v) ? JSON.stringify(v) : v) : v}`);
   return [
     `[${new Date().toISOString()} ${own ? 'baton' : `gen=${generation}`} pid=${pid ?? process.pid}] ${event}`,
-    message,
+    message === undefined ? undefined : printable(String(message)),
     ...kv,
   ]
     .filter(Boolean)

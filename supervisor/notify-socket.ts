@@ -1,5 +1,8 @@
-import { lchownSync, mkdirSync, unlinkSync } from 'node:fs';
+import { lchownSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { withUmask } from './files.js';
+import { CONTROL } from './printable.js';
+import { ensureRuntimeDir } from './runtime-dir.js';
 import { closeFd } from './sys/fd.js';
 import { createNotifySocket, receiveAll } from './sys/socket.js';
 
@@ -8,9 +11,6 @@ const POLL_MS = 5;
 const KNOWN = new Set(['READY', 'STATUS', 'ERRNO', 'BATON_HINT']);
 /** A value is kept to this many characters; it ends up in one log line. */
 const MAX_VALUE = 1024;
-/** C0 and C1 control characters (newlines, terminal escapes): a child must not forge log lines or drive a terminal. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
 
 /**
  * A generation's private NOTIFY_SOCKET (sd_notify's protocol). Node cannot read unix datagram
@@ -31,8 +31,9 @@ export class NotifySocket {
 
   constructor(dir: string, number: number, worker: number, owner?: { uid: number; gid: number }) {
     this.path = NotifySocket.pathFor(dir, number, worker);
-    mkdirSync(dir, { recursive: true, mode: owner ? 0o711 : 0o700 }); // tmp cleaners may have removed it
-    this.fd = createNotifySocket(this.path);
+    ensureRuntimeDir(dir, owner !== undefined);
+    // 0600 whatever baton's umask, then handed to the --user: no one else may send READY=1.
+    this.fd = withUmask(0o177, () => createNotifySocket(this.path));
     if (owner) lchownSync(this.path, owner.uid, owner.gid);
     this.timer = setInterval(() => this.poll(), POLL_MS);
   }

@@ -1,6 +1,3 @@
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { adoptActivated } from './activation.js';
 import { formatAddress } from './address.js';
 import type { Config } from './config.js';
@@ -12,6 +9,7 @@ import { NotifySocket } from './notify-socket.js';
 import { type Orphan, Orphans } from './orphans.js';
 import { removePidFile, writePidFile } from './pidfile.js';
 import { RunRecord } from './record.js';
+import { makeRuntimeDir, removeRuntimeDir } from './runtime-dir.js';
 import type { ResumeState } from './self-upgrade.js';
 import { type SteeringOptions, SteeringPlane } from './steering/plane.js';
 import { setCloexec } from './sys/fd.js';
@@ -81,9 +79,7 @@ export class Resources {
     const listeners = openListeners(config.listen, config.backlog, stale, activated, found?.taken);
     let runtimeDir: string | undefined;
     try {
-      // Root-owned: a --user child may reach its notify socket (0711) but never create files here.
-      runtimeDir = mkdtempSync(join(tmpdir(), 'baton-'));
-      if (config.user) chmodSync(runtimeDir, 0o711);
+      runtimeDir = makeRuntimeDir(config.user !== undefined);
       const replaced = (pid: number) =>
         log.event('stale-pid-file', { message: `replaced pid file of dead pid ${pid}` });
       if (config.pidFile) writePidFile(config.pidFile, replaced);
@@ -131,7 +127,7 @@ export class Resources {
 
 function release(config: Config, listeners: Listener[], runtimeDir: string | undefined, orphansServe = false): void {
   closeListeners(listeners, orphansServe);
-  if (runtimeDir) rmSync(runtimeDir, { recursive: true, force: true });
+  if (runtimeDir) removeRuntimeDir(runtimeDir);
   if (config.pidFile) removePidFile(config.pidFile);
 }
 

@@ -4,6 +4,7 @@ import type { Handover } from './handover/handover.js';
 import type { HelperInfo, Helpers } from './helpers.js';
 import { type Holding, holding, reportDropped, type Stray, strays } from './holding.js';
 import type { Logger } from './log.js';
+import { printable } from './printable.js';
 import type { Resources } from './resources.js';
 import { socketInodes } from './sys/proc.js';
 import { establishedInodes } from './sys/proc-net.js';
@@ -159,5 +160,6 @@ export function formatStatus(s: Status): string {
     const reason = u.reason ? `: ${u.reason}` : '';
     lines.push(`    ${u.requestedAt} ${u.ok ? 'ok    ' : 'failed'} gen ${u.generation || '-'} in ${u.ms}ms${reason}`);
   }
-  return lines.join('\n');
+  // Command lines, --check output and child STATUS are the processes' own text: no raw control characters.
+  return lines.map(printable).join('\n');
 }

@@ -1,12 +1,10 @@
-import { lstatSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, dirname } from 'node:path';
+import { dirname } from 'node:path';
 import { formatAddress, sameAddress } from './address.js';
 import { alreadyRunning } from './errors.js';
-import { removeKnown } from './files.js';
 import type { ListenSpec } from './listener.js';
 import type { Logger } from './log.js';
 import type { RecordedProcess, RunRecord } from './record.js';
+import { removeRuntimeDir } from './runtime-dir.js';
 import { pullSocket } from './sys/pidfd.js';
 import { alive, environ } from './sys/proc.js';
 import { listeningSockets } from './sys/proc-net.js';
@@ -42,21 +40,6 @@ function pullListener(spec: ListenSpec, orphans: RecordedProcess[], listening: S
     if (fd !== undefined) return fd;
   }
   return undefined;
-}
-
-/** The dead baton's runtime directory, if it is one baton makes (`$TMPDIR/baton-XXXXXX`, ours): its sockets. */
-function removeRuntimeDir(dir: string): void {
-  if (dirname(dir) !== tmpdir() || !/^baton-[A-Za-z0-9]{6}$/.test(basename(dir))) return;
-  try {
-    const st = lstatSync(dir);
-    if (!st.isDirectory() || st.uid !== (process.geteuid?.() ?? 0)) return;
-    removeKnown(
-      dir,
-      readdirSync(dir).filter((f) => /^notify-\d+-\d+\.sock$/.test(f)),
-    );
-  } catch {
-    // gone already
-  }
 }
 
 /**

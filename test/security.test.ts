@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -8,18 +8,23 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import test from 'ava';
+import { request } from '../supervisor/control/client.js';
 import { NotifySocket } from '../supervisor/notify-socket.js';
+import type { Status } from '../supervisor/status.js';
 import { sendNotify } from '../supervisor/sys/socket.js';
-import { Baton, fixture, root } from './helpers/baton.js';
+import { Baton, cli, fixture, root } from './helpers/baton.js';
 import { refuses } from './helpers/leftovers.js';
+import { freePort, servedBy } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
+import { until } from './helpers/procs.js';
 import { SteerWorld } from './helpers/steer.js';
 
 const NOBODY = 65534;
@@ -194,5 +199,196 @@ needs('root')('a root baton run from a package another user may change says so a
     await baton.event('active', 1);
   } finally {
     await baton.stop();
+  }
+});
+
+/** The generation process `pid`'s NOTIFY_SOCKET: its notify socket, in baton's runtime directory. */
+function notifySocketOf(pid: number): string {
+  const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+  return env.find((e) => e.startsWith('NOTIFY_SOCKET='))!.slice('NOTIFY_SOCKET='.length);
+}
+
+/** Control characters but the newline, which ends a line. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const CONTROLS = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+
+// M4: the client believed whatever answered at the path. Uid 1234 replaced root baton's socket in a directory it
+// could write and answered `reload --wait` with "generation 42 is active", exit 0; `stop` with "baton is stopping".
+needs('setpriv')(
+  'baton reload|stop refuse a control socket another user serves, and send it nothing (M4)',
+  async (t) => {
+    const dir = scratch();
+    const shared = join(dir, 'shared');
+    mkdirSync(shared);
+    chmodSync(shared, 0o1777);
+    const path = join(shared, 'c.sock');
+    const heard = join(shared, 'heard');
+    const impostor =
+      `const net = require('net'), fs = require('fs');` +
+      `net.createServer((s) => { s.on('error', () => {});` +
+      `s.on('data', (d) => fs.appendFileSync(${JSON.stringify(heard)}, d));` +
+      `s.end(JSON.stringify({ ok: true, result: { generation: 42, ms: 1 } }) + '\\n'); })` +
+      `.listen(${JSON.stringify(path)}, () => console.log('up'));`;
+    const server = spawn(asNobody[0]!, [...asNobody.slice(1), process.execPath, '-e', impostor]);
+    t.teardown(() => server.kill('SIGKILL'));
+    await new Promise((resolve) => server.stdout.once('data', resolve));
+    for (const args of [['reload', '--wait'], ['stop']]) {
+      const r = spawnSync(process.execPath, [cli, ...args, '--control', path], { encoding: 'utf8' });
+      t.is(r.status, 1, r.stdout);
+      t.is(r.stdout, '');
+      const [error, hint] = r.stderr.split('\n');
+      t.regex(
+        error!,
+        new RegExp(`^error: ${path} is served by pid ${server.pid} of uid ${NOBODY}, neither root nor you`),
+      );
+      t.regex(
+        hint!,
+        new RegExp(`^hint: if it is uid ${NOBODY}'s baton, ask as that user; else someone put a socket in ${shared}: `),
+      );
+    }
+    t.false(existsSync(heard), 'the impostor got no request');
+  },
+);
+
+// M4: root took $XDG_RUNTIME_DIR as it found it (after `su`, the invoking user's): the run record, and default
+// control sockets, went into a directory that user could rename away and replace.
+needs('root')(
+  "root ignores an $XDG_RUNTIME_DIR it does not own; nothing is created under another's (M4)",
+  async (t) => {
+    const xdg = join(scratch(), 'xdg');
+    mkdirSync(xdg, { mode: 0o700 });
+    chownSync(xdg, NOBODY, NOBODY);
+    const port = await freePort();
+    const b = new Baton(['--listen', `127.0.0.1:${port}`, '--', 'node', fixture], { XDG_RUNTIME_DIR: xdg });
+    try {
+      await b.event('active', 1);
+      t.deepEqual(readdirSync(xdg), [], "no run record under the other user's runtime dir");
+      const records = readdirSync('/run/baton').filter((f) => /^listen-[0-9a-f]{16}\.json$/.test(f));
+      const ours = records.filter((f) => readFileSync(join('/run/baton', f), 'utf8').includes(`"pid":${b.pid},`));
+      t.is(ours.length, 1, 'the run record is in /run/baton');
+    } finally {
+      await b.stop();
+    }
+  },
+);
+
+// M4/H1: only the directory itself was checked; one above it that another user owns lets them rename it away.
+needs('root')('a control directory under one another user owns is refused (M4)', async (t) => {
+  const theirs = join(scratch(), 'app');
+  mkdirSync(theirs);
+  chownSync(theirs, NOBODY, NOBODY);
+  const ours = join(theirs, 'run');
+  mkdirSync(ours, { mode: 0o700 });
+  await refuses(
+    t,
+    ['--listen', '127.0.0.1:0', '--control', join(ours, 'c.sock'), '--', 'true'],
+    1,
+    new RegExp(`^refusing ${ours} for the control socket: its parent ${theirs} belongs to uid ${NOBODY}$`),
+    /^use a directory that only root or uid 0 can write/,
+    { logged: true },
+  );
+  t.deepEqual(readdirSync(ours), []);
+});
+
+// L1: after a tmp cleaner removed baton's empty runtime dir, uid 1234 made one at its name, mode 0777, and
+// baton used it for the next generation's notify socket (mkdir -p): the attacker could swap or pre-bind it.
+needs('setpriv')(
+  'a runtime directory another user re-made at its name is refused; the old generation serves on (L1)',
+  async (t) => {
+    const port = await freePort();
+    const b = new Baton(['--listen', `127.0.0.1:${port}`, '--ready', 'notify', '--', 'node', fixture]);
+    try {
+      const one = await b.event('active', 1);
+      const dir = dirname(notifySocketOf(one.pid));
+      rmSync(dir, { recursive: true }); // the tmp cleaner
+      const plant = spawnSync(asNobody[0]!, [...asNobody.slice(1), 'sh', '-c', `mkdir ${dir} && chmod 777 ${dir}`]);
+      t.is(plant.status, 0, String(plant.stderr));
+      t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+      b.signal('SIGHUP');
+      const failed = await b.waitFor((e) => e.generation === 2 && ['failed', 'active'].includes(e.event));
+      t.is(failed.event, 'failed');
+      t.is(failed.message, `refusing ${dir} for the runtime directory: it belongs to uid ${NOBODY}`);
+      t.deepEqual(await servedBy(port, 1), [], 'generation 1 still serves');
+      t.deepEqual(readdirSync(dir), [], 'baton made nothing in it');
+      t.is((await b.stop()).code, 0);
+      t.true(existsSync(dir), "baton's stop leaves the other user's directory alone");
+    } finally {
+      await b.stop();
+    }
+  },
+);
+
+// L2: the notify socket's mode came from baton's umask: under umask 000 any user could send READY=1 to a --user
+// generation's socket, and baton took a `sleep` for ready and active.
+needs('setpriv', 'python3')(
+  'under umask 000 another user cannot send READY=1 to a --user generation (L2)',
+  async (t) => {
+    const user = spawnSync('id', ['-u', 'batontest'], { encoding: 'utf8' });
+    if (user.status !== 0) return t.pass('no user batontest here');
+    const uid = Number(user.stdout);
+    const b = new Baton(
+      [
+        '--listen',
+        '127.0.0.1:0',
+        '--user',
+        'batontest',
+        '--handover',
+        'inherit',
+        '--ready',
+        'notify',
+        '--',
+        'sleep',
+        '60',
+      ],
+      {},
+      ['sh', '-c', 'umask 000; exec "$@"', 'sh'],
+    );
+    try {
+      const spawned = await b.event('spawn', 1);
+      const socket = notifySocketOf(spawned.pid);
+      const send =
+        'import socket,sys; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"READY=1", sys.argv[1])';
+      const r = spawnSync(asNobody[0]!, [...asNobody.slice(1), '/usr/bin/python3', '-c', send, socket], {
+        encoding: 'utf8',
+      });
+      t.not(r.status, 0);
+      t.regex(r.stderr, /PermissionError/);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const status = await request(b.control, { command: 'status' }, 5_000);
+      t.deepEqual(
+        (status.status as Status).generations.map((g) => [g.number, g.state]),
+        [[1, 'starting']],
+        'not ready',
+      );
+      const st = statSync(socket);
+      t.is(st.mode & 0o777, 0o600);
+      t.is(st.uid, uid);
+    } finally {
+      await b.stop();
+    }
+  },
+);
+
+// L5: --check output (and a generation's text) reached the text log, `baton status` and the CLI's error raw:
+// `\x1b[2J` cleared the operator's screen, `\r` let a line pretend to be another.
+test('control characters from a failed --check reach no log line, status or error raw (L5)', async (t) => {
+  const check = String.raw`printf 'bad\033[2J\rforged\302\233x\n'; exit 1`;
+  const b = new Baton(['--log-format', 'text', '--listen', '127.0.0.1:0', '--check', check, '--', 'node', fixture]);
+  try {
+    await until('active', () => (/\] active /.test(b.stderr) ? true : undefined));
+    const reload = spawnSync(process.execPath, [cli, 'reload', '--wait', '--control', b.control], { encoding: 'utf8' });
+    t.is(reload.status, 1);
+    const status = spawnSync(process.execPath, [cli, 'status', '--control', b.control], { encoding: 'utf8' });
+    const escaped = String.raw`bad\x1b[2J\x0dforged\x9bx`;
+    for (const [what, text] of [
+      ['reload --wait', reload.stderr],
+      ['status', status.stdout],
+      ['log', await until('the log line', () => b.stderr.split('\n').find((l) => l.includes('] preflight-failed ')))],
+    ] as const) {
+      t.true(text?.includes(escaped), `${what}: ${text}`);
+      t.false(CONTROLS.test(text ?? ''), `${what} has raw control characters`);
+    }
+  } finally {
+    await b.stop();
   }
 });

@@ -1,6 +1,25 @@
 import net from 'node:net';
+import { dirname } from 'node:path';
 import { BatonError } from '../errors.js';
+import { peerCredentials } from '../sys/socket.js';
 import type { Reply, Request } from './server.js';
+
+/**
+ * Refuses a server that is neither root nor this user (SO_PEERCRED): whoever could put a socket at the path
+ * would otherwise get the request and have its answer believed (a `reload --wait` reported done, a `stop`).
+ */
+function checkPeer(path: string, socket: net.Socket): void {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+  const peer = peerCredentials(fd);
+  const me = process.geteuid?.() ?? 0;
+  if (peer.uid === 0 || peer.uid === me) return;
+  throw new BatonError(
+    'ERR_BATON_CONTROL_PEER',
+    `${path} is served by pid ${peer.pid} of uid ${peer.uid}, neither root nor you (uid ${me}): not a baton of yours`,
+    `if it is uid ${peer.uid}'s baton, ask as that user; else someone put a socket in ${dirname(path)}: ` +
+      'give the --control path of your baton, in a directory of yours',
+  );
+}
 
 /** One request to a baton's control socket; resolves with its reply. */
 export function request(path: string, req: Request, timeoutMs: number): Promise<Reply> {
@@ -20,7 +39,16 @@ export function request(path: string, req: Request, timeoutMs: number): Promise<
       );
     }, timeoutMs);
     socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(JSON.stringify(req) + '\n'));
+    socket.on('connect', () => {
+      try {
+        checkPeer(path, socket); // before the request goes out: a `stop` is nobody else's business
+      } catch (err) {
+        clearTimeout(timer);
+        socket.destroy();
+        return reject(err);
+      }
+      socket.write(JSON.stringify(req) + '\n');
+    });
     socket.on('data', (d: string) => (data += d));
     socket.on('end', () => {
       clearTimeout(timer);

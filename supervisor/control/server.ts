@@ -3,7 +3,7 @@ import type net from 'node:net';
 import { dirname } from 'node:path';
 import { runtimeBase } from '../config.js';
 import { alreadyRunning, BatonError } from '../errors.js';
-import { checkDirectory } from '../files.js';
+import { checkDirectory, withUmask } from '../files.js';
 import type { Logger } from '../log.js';
 import { closeFd, dupCloexec, setCloexec } from '../sys/fd.js';
 import { createListener, isListening, socketAddress, unixSocketOwner } from '../sys/socket.js';
@@ -103,12 +103,8 @@ export class ControlServer {
     // Bound here rather than by libuv, which would remove the file whenever its server closes (pause).
     let fd: number | undefined;
     try {
-      const umask = process.umask(0o177); // the socket is created 0600, with no window where it is wider
-      try {
-        fd = createListener({ kind: 'unix', path }, BACKLOG, { path }).fd;
-      } finally {
-        process.umask(umask);
-      }
+      // The socket is created 0600, with no window where it is wider.
+      fd = withUmask(0o177, () => createListener({ kind: 'unix', path }, BACKLOG, { path }).fd);
       const server = await acceptOn(fd, handler, log);
       const dirs: string[] = [];
       // The shared directory of every baton's default socket stays: another baton may be starting in it.

@@ -1,0 +1,42 @@
+import { chmodSync, lstatSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { checkDirectory, makeDirectory, removeKnown } from './files.js';
+
+// baton's runtime directory, `$TMPDIR/baton-XXXXXX`: the notify sockets of its generations, nothing else.
+
+const WHAT = 'runtime directory';
+/** With --user, a generation may reach its notify socket (0711) but never create files beside it. */
+const modeFor = (user: boolean) => (user ? 0o711 : 0o700);
+const NOTIFY = /^notify-\d+-\d+\.sock$/;
+
+/** A new runtime directory, with a random name in a checked $TMPDIR. */
+export function makeRuntimeDir(user: boolean): string {
+  checkDirectory(tmpdir(), WHAT);
+  const dir = mkdtempSync(join(tmpdir(), 'baton-'));
+  chmodSync(dir, modeFor(user)); // just made, in a directory no one else may rename in
+  return dir;
+}
+
+/**
+ * The runtime directory `dir` once more, as made: a tmp cleaner may have removed it, and then anyone may
+ * have made a directory at its (visible) name. Re-made if gone; refused if it is not baton's.
+ */
+export function ensureRuntimeDir(dir: string, user: boolean): void {
+  makeDirectory(dir, modeFor(user), WHAT);
+}
+
+/** Removes the runtime directory `dir` (this baton's, or a dead one's from its record) if it is one baton makes. */
+export function removeRuntimeDir(dir: string): void {
+  if (dirname(dir) !== tmpdir() || !/^baton-[A-Za-z0-9]{6}$/.test(basename(dir))) return;
+  try {
+    const st = lstatSync(dir);
+    if (!st.isDirectory() || st.uid !== (process.geteuid?.() ?? 0)) return;
+    removeKnown(
+      dir,
+      readdirSync(dir).filter((f) => NOTIFY.test(f)),
+    );
+  } catch {
+    // gone already
+  }
+}
