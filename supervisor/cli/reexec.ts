@@ -5,6 +5,7 @@ import { type CheckedBuild, checkBuild } from '../self-check.js';
 import { execSelf, type ResumeState } from '../self-upgrade.js';
 import type { Supervisor } from '../supervisor.js';
 import { childOomScore } from '../sys/oom.js';
+import { clearAmbient, raiseAmbient } from '../sys/prctl.js';
 import { ignoreSignals } from '../sys/signal.js';
 import { type BatonSignal, SIGNALS, type Signals } from './signals.cjs';
 
@@ -13,6 +14,8 @@ export interface SelfUpgradeParts {
   sup: Supervisor;
   log: BatonLogger;
   signals: Signals;
+  /** The ambient capabilities baton started with (and withholds from its children): the next program gets them. */
+  ambient: number[];
   /** The control server now. */
   control: () => ControlServer;
   /** For a program that cannot adopt the control socket: close it before the execve, open it again if that fails. */
@@ -109,8 +112,10 @@ function execInto(p: SelfUpgradeParts, to: ExecTo, signals: string[]): void {
   const restore = ignoreSignals(SIGNALS);
   try {
     if (!control) p.closeControl();
+    raiseAmbient(p.ambient);
     execSelf(state, to.flags);
   } catch (err) {
+    if (p.ambient.length > 0) clearAmbient();
     restore();
     if (!control) p.reopenControl();
     throw err;
