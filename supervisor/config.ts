@@ -5,6 +5,7 @@ import type { HandoverName } from './handover/handover.js';
 import type { ListenSpec } from './listener.js';
 import type { LogFormat } from './log.js';
 import type { ReadySpec } from './ready/index.js';
+import type { RunAs } from './run-as.js';
 import type { Rule } from './steering/rules.js';
 
 /** Everything the supervisor needs, validated; durations in ms. */
@@ -31,7 +32,8 @@ export interface Config {
   control: string;
   subreaper: boolean;
   logFormat: LogFormat;
-  user?: { uid: number; gid: number };
+  /** --user: generations, --check and probes run as this user. */
+  user?: RunAs;
   /** Steering (SK_LOOKUP); none when `steer` is empty. */
   steer: Rule[];
   name: string;

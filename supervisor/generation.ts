@@ -48,8 +48,6 @@ export interface SpawnPlan {
   args: string[];
   env: NodeJS.ProcessEnv;
   stdio: StdioOptions;
-  uid?: number;
-  gid?: number;
 }
 
 /** A generation that outlived an execve of baton: still baton's child, but unknown to libuv. */
@@ -121,8 +119,6 @@ export class Generation {
           env: plan.env,
           stdio: plan.stdio,
           detached: true,
-          ...(plan.uid === undefined ? {} : { uid: plan.uid }),
-          ...(plan.gid === undefined ? {} : { gid: plan.gid }),
         }),
       );
       // spawn failed synchronously (e.g. EACCES) when there is no pid: the 'error' event follows

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { track } from './children.js';
 import type { Logger } from './log.js';
+import { appEnv, asUser, type RunAs } from './run-as.js';
 import { withChildOomScore } from './sys/oom.js';
 import { signalGroup } from './sys/process.js';
 
@@ -8,7 +9,7 @@ import { signalGroup } from './sys/process.js';
 export type HelperKind = 'check' | 'probe';
 
 export interface HelperOptions {
-  /** Added to baton's environment. */
+  /** Added to the environment a generation would get (less its own variables). */
   env?: Record<string, string>;
   /** The process group is killed after this long (ms). */
   timeoutMs?: number;
@@ -52,15 +53,20 @@ export class Helpers {
   private readonly running = new Map<number, Omit<HelperInfo, 'ageMs'> & { startedAt: number }>();
   private closed = false;
 
-  constructor(private readonly log: Logger) {}
+  /** `user`: --user, whom helpers run as, like the generations they check. */
+  constructor(
+    private readonly log: Logger,
+    private readonly user?: RunAs,
+  ) {}
 
   run(kind: HelperKind, command: string, o: HelperOptions = {}): Promise<HelperResult> {
     const result = { code: null, signal: null, timedOut: false, stopped: false, output: '' };
     if (this.closed || o.signal?.aborted) return Promise.resolve({ ...result, stopped: this.closed });
+    const { file, args } = asUser(this.user, '/bin/sh', ['-c', command]);
     const child = withChildOomScore(() =>
-      spawn('/bin/sh', ['-c', command], {
+      spawn(file, args, {
         detached: true, // a process group of its own (pgid = pid), killed as one
-        env: { ...process.env, ...o.env },
+        env: { ...appEnv(this.user), ...o.env },
         stdio: ['ignore', o.output ? 'pipe' : 'ignore', o.output ? 'pipe' : 'ignore'],
       }),
     );

@@ -7,22 +7,9 @@ import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { NotifySocket } from './notify-socket.js';
 import { type ReadySpec, waitReady } from './ready/index.js';
+import { appEnv, asUser } from './run-as.js';
 
-/** Variables that describe baton's own environment and must not leak into a generation's. */
 const unheldFor = 'ready, but did not take every listener';
-
-const PRIVATE_ENV = [
-  'NOTIFY_SOCKET',
-  'BATON_NOTIFY_SOCKET',
-  'LISTEN_PID',
-  'LISTEN_FDS',
-  'LISTEN_FDNAMES',
-  '_PID',
-  '_FD',
-  'BATON_LISTENERS',
-  'BATON_GENERATION',
-  'BATON_WORKER',
-];
 
 export type Launch =
   | { gen: Generation; reason?: undefined; hint?: undefined }
@@ -57,20 +44,18 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
     notify = channel;
     const began = performance.now();
     const plan = handover.plan(config.command, ctx.listeners);
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const k of PRIVATE_ENV) delete env[k];
     const gen = new Generation(
       number,
       {
         ...plan,
         env: {
-          ...env,
+          ...appEnv(config.user),
           ...plan.env,
           BATON_GENERATION: String(number),
           BATON_WORKER: String(worker),
           NOTIFY_SOCKET: channel.path,
         },
-        ...config.user,
+        ...asUser(config.user, plan.file, plan.args),
       },
       log,
       worker,

@@ -53,7 +53,7 @@ export class Supervisor {
     const slots = new Slots({ count, crashes, log, drain: config.drain, plane, onDue: () => void this.run() });
     const stopping = () => this.stopping;
     const retirement = new Retirement(config, this.handover, stopping);
-    const [history, helpers] = [new History(resume?.history, resume?.failures), new Helpers(log)];
+    const [history, helpers] = [new History(resume?.history, resume?.failures), new Helpers(log, config.user)];
     this.next = resume?.next ?? this.resources.firstGeneration;
     const ctx = { config, log, handover: this.handover, ready: config.ready, listeners, runtimeDir, helpers, stopping };
     const spawned = (gen: Generation) => this.track(gen);

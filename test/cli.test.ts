@@ -745,20 +745,22 @@ const groups: Array<[string, string[], () => number]> = [
   ["no --group: the user's own", [], () => entry('/etc/passwd', 'nobody', 3)],
 ];
 for (const [what, args, gid] of groups) {
-  needs('root')(`--user nobody, ${what}: the generation runs with that uid and gid, no other groups`, (t) =>
-    limited(async () => {
-      const as = ['--user', 'nobody', ...args, '--handover', 'inherit', '--ready', 'delay:0'];
-      const baton = new Baton([...L, ...as, '--', 'sleep', '60']);
-      try {
-        await baton.event('active', 1);
-        const [pid, ...more] = childrenOf(baton.pid);
-        t.deepEqual(more, [], 'one generation');
-        const g = gid();
-        const u = entry('/etc/passwd', 'nobody', 2);
-        t.deepEqual(credentials(pid!), { uid: `${u} ${u} ${u} ${u}`, gid: `${g} ${g} ${g} ${g}`, groups: '' });
-      } finally {
-        await baton.stop();
-      }
-    }),
+  needs('root')(
+    `--user nobody, ${what}: the generation runs with that uid and gid, and the groups initgroups gives`,
+    (t) =>
+      limited(async () => {
+        const as = ['--user', 'nobody', ...args, '--handover', 'inherit', '--ready', 'delay:0'];
+        const baton = new Baton([...L, ...as, '--', 'sleep', '60']);
+        try {
+          await baton.event('active', 1);
+          const [pid, ...more] = childrenOf(baton.pid);
+          t.deepEqual(more, [], 'one generation');
+          const g = gid();
+          const u = entry('/etc/passwd', 'nobody', 2);
+          t.deepEqual(credentials(pid!), { uid: `${u} ${u} ${u} ${u}`, gid: `${g} ${g} ${g} ${g}`, groups: String(g) });
+        } finally {
+          await baton.stop();
+        }
+      }),
   );
 }

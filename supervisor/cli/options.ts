@@ -11,7 +11,9 @@ import { handovers } from '../handover/index.js';
 import { parseListen } from '../listener.js';
 import type { LogFormat } from '../log.js';
 import { parseReady } from '../ready/index.js';
+import { runAs } from '../run-as.js';
 import { parseRules } from '../steering/rules.js';
+import { holdsCapabilities } from '../sys/capability.js';
 import { lookupGroup, lookupUser } from '../sys/user.js';
 import { OPTIONS } from './option-table.js';
 import { strictParser } from './parser.js';
@@ -137,11 +139,21 @@ export function parseOptions(args: string[]): Config | undefined {
     const hint = 'use --ready notify, probe:<command> or delay:<duration>';
     throw usageError(`--ready grab needs --handover pidfd or port, not ${handover}`, hint);
   }
-  const user = argv.user === undefined ? undefined : lookupUser(argv.user);
-  if (argv.group !== undefined && !user) throw usageError('--group needs --user', 'give --user too');
-  if (user && argv.group !== undefined) user.gid = lookupGroup(argv.group);
-  if (user && process.getuid?.() !== 0)
+  // Generations never get baton's capabilities (the ambient set is cleared), and the kernel lets a
+  // process take fds only from one whose capabilities it has all of.
+  if (strategy.pulls && process.geteuid?.() !== 0 && holdsCapabilities()) {
+    throw usageError(
+      '--handover pidfd cannot work while baton holds capabilities: generations do not get them, ' +
+        'so the kernel refuses them pidfd_getfd on baton',
+      'use --handover inherit (--steer works with it), or start baton without capabilities',
+    );
+  }
+  const named = argv.user === undefined ? undefined : lookupUser(argv.user);
+  if (argv.group !== undefined && !named) throw usageError('--group needs --user', 'give --user too');
+  if (named && argv.group !== undefined) named.gid = lookupGroup(argv.group);
+  if (named && process.getuid?.() !== 0)
     throw usageError('--user needs baton to run as root', 'start baton as root, or drop --user');
+  const user = named && runAs(named);
 
   const workers =
     argv.workers === 'auto'

@@ -6,6 +6,7 @@ import { execSelf, type ResumeState } from '../self-upgrade.js';
 import type { Supervisor } from '../supervisor.js';
 import { forwardSignals, holdObject } from '../sys/hold.js';
 import { childOomScore } from '../sys/oom.js';
+import { clearAmbient, raiseAmbient } from '../sys/prctl.js';
 import { ignoreSignals } from '../sys/signal.js';
 import { type BatonSignal, SIGNALS, type Signals } from './signals.cjs';
 
@@ -14,6 +15,8 @@ export interface SelfUpgradeParts {
   sup: Supervisor;
   log: BatonLogger;
   signals: Signals;
+  /** The ambient capabilities baton started with (and withholds from its children): the next program gets them. */
+  ambient: number[];
   /** The control server now. */
   control: () => ControlServer;
   /** For a program that cannot adopt the control socket: close it before the execve, open it again if that fails. */
@@ -119,8 +122,10 @@ function execInto(p: SelfUpgradeParts, to: ExecTo, signals: string[]): void {
   const restore = forwarded ?? ignoreSignals(SIGNALS);
   try {
     if (!control) p.closeControl();
+    raiseAmbient(p.ambient);
     execSelf(state, to.flags, forwarded ? env : {});
   } catch (err) {
+    if (p.ambient.length > 0) clearAmbient();
     restore();
     if (!control) p.reopenControl();
     throw err;

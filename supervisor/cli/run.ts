@@ -6,8 +6,11 @@ import { type BatonLogger, createLogger, type Logger } from '../log.js';
 import { startReaper } from '../reaper.js';
 import { type ResumeState, takeResumeState } from '../self-upgrade.js';
 import { Supervisor } from '../supervisor.js';
+import { ambientCapabilities } from '../sys/capability.js';
+import { closeOnExecAll } from '../sys/fd.js';
 import { heldAtStart } from '../sys/hold.js';
 import { protectFromOom } from '../sys/oom.js';
+import { clearAmbient } from '../sys/prctl.js';
 import { systemdHooks } from '../systemd.js';
 import { fail } from './fail.js';
 import { parseOptions } from './options.js';
@@ -19,6 +22,10 @@ import { type BatonSignal, Signals } from './signals.cjs';
  * `held`: the signals cli.ts has held since a self-upgrade's execve; they are handled once the supervisor runs.
  */
 export async function run(args: string[], held?: Signals): Promise<void> {
+  // What baton's launcher gave it reaches no process baton starts: no fd baton did not open, no capability.
+  closeOnExecAll();
+  const ambient = ambientCapabilities();
+  if (ambient.length > 0) clearAmbient();
   const resume = takeResumeState();
   const config = parseOptions(args);
   if (!config) return;
@@ -52,6 +59,7 @@ export async function run(args: string[], held?: Signals): Promise<void> {
     sup,
     log,
     signals,
+    ambient,
     control: () => control,
     closeControl: () => control.close(),
     reopenControl: () => void ControlServer.open(config.control, handler, log).then((c) => (control = c), fail),

@@ -38,6 +38,8 @@ export interface Handover {
   readonly sharesListener: boolean;
   /** baton sees when a generation holds its listener: the `grab` readiness works. */
   readonly grabs: boolean;
+  /** The generation pulls its listeners out of baton (pidfd_getfd): it needs ptrace rights over baton. */
+  readonly pulls: boolean;
   /** Environment, stdio and argv that carry the listeners to the child. */
   plan(command: string[], listeners: Listener[]): Plan;
   /** The handover to the child `pid`, spawned from `plan`; `signal` aborts once the launch is over. */

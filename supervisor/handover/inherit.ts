@@ -10,6 +10,7 @@ export const inherit: Handover = {
   defaultReady: { kind: 'delay', ms: 1000 },
   sharesListener: true,
   grabs: false,
+  pulls: false,
   plan(command, listeners) {
     return {
       file: '/bin/sh',

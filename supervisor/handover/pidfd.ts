@@ -10,6 +10,7 @@ export const pidfd: Handover = {
   defaultReady: { kind: 'grab' },
   sharesListener: true,
   grabs: true,
+  pulls: true,
   plan(command, listeners) {
     return {
       file: command[0]!,

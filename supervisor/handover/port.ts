@@ -37,6 +37,7 @@ export const port: Handover = {
   defaultReady: { kind: 'grab' },
   sharesListener: false,
   grabs: true,
+  pulls: false,
   plan(command) {
     const p = String(freePort());
     // biome-ignore lint/suspicious/noTemplateCurlyInString: the literal text ${PORT} in the command is replaced

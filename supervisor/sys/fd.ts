@@ -1,3 +1,5 @@
+import { readdirSync } from 'node:fs';
+import type { SysError } from '../errors.js';
 import { check, libc } from './libc.js';
 
 const F_GETFL = 3;
@@ -27,4 +29,22 @@ const F_DUPFD_CLOEXEC = 1030;
 /** A close-on-exec copy of `fd` (3 or above). */
 export function dupCloexec(fd: number): number {
   return check(libc.fcntl(fd, F_DUPFD_CLOEXEC, 'int', 3), 'fcntl', {}, { fd });
+}
+
+/**
+ * Marks every fd from 3 up close-on-exec: what baton's launcher left open reaches no process baton
+ * starts. A process gets only what baton hands it (stdio, listeners); an execve of baton itself
+ * clears the flag on what it passes on.
+ */
+export function closeOnExecAll(): void {
+  for (const name of readdirSync('/proc/self/fd')) {
+    const fd = Number(name);
+    if (fd < 3) continue;
+    try {
+      setCloexec(fd, true);
+    } catch (err) {
+      // the fd readdir listed its own directory with, closed by now
+      if ((err as SysError).code !== 'EBADF') throw err;
+    }
+  }
 }
