@@ -73,12 +73,12 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
     state = await p.sup.freeze();
     p.signals.hold();
     if (state) {
+      const native = holdNative(build.features.includes('hold'));
+      // Signals wait for the next program from here; one turn brings what libuv caught before into the queue.
+      if (native) await turn();
       held = p.signals.take();
       const flags = [...nodeFlags(), ...(build.features.includes('preload') ? preload() : [])];
-      execInto(p, { state, control, flags, hold: build.features.includes('hold') }, [
-        ...(again() ? ['SIGUSR2' as const] : []),
-        ...held,
-      ]);
+      execInto(p, { state, control, flags, native }, [...(again() ? ['SIGUSR2' as const] : []), ...held]);
     }
   } catch (err) {
     p.log.event('self-upgrade-failed', { message: (err as Error).message });
@@ -96,8 +96,24 @@ interface ExecTo {
   state: ResumeState;
   control: ControlServer | undefined;
   flags: string[];
-  /** The build takes the native signal holder (LD_PRELOAD). */
-  hold: boolean;
+  /** Signals forwarded for the native holder, and the environment that preloads it; else undefined. */
+  native: Native | undefined;
+}
+
+interface Native {
+  env: Record<string, string>;
+  restore: () => void;
+}
+
+/**
+ * Into a build with the native signal holder (sys/native/hold.c), every signal from now on waits,
+ * pending, for the next program, which records it: undefined where this build or that one has none.
+ */
+function holdNative(hold: boolean): Native | undefined {
+  const own = holdObject();
+  const env = hold && own ? preloadEnv() : {};
+  const restore = env.LD_PRELOAD && own ? forwardSignals(own) : undefined;
+  return restore ? { env, restore } : undefined;
 }
 
 /**
@@ -105,29 +121,30 @@ interface ExecTo {
  * (or, for a program that cannot adopt it, the socket closed). Returns only by throwing, all put back.
  */
 function execInto(p: SelfUpgradeParts, to: ExecTo, signals: string[]): void {
-  const { state, control } = to;
-  const message = `execve ${process.execPath} ${process.argv[1]}`;
-  p.log.event('self-upgrade', { message, generations: state.generations.length });
-  if (control) state.control = { fd: control.fd, made: control.made };
-  state.oomScoreAdj = childOomScore();
-  state.signals = signals;
-  // What stderr's reader has not taken by then dies with this program: the next one reports the count.
-  state.logDropped = p.log.flush(EXEC_FLUSH_MS);
-  // Handlers do not survive execve: a signal would kill the new program until it installs its own.
-  // Into a build with the native holder every signal from here on waits for it (sys/native/hold.c);
-  // else they are ignored, and one that arrives from here to Node's start is lost instead.
-  const own = holdObject();
-  const env = to.hold && own ? preloadEnv() : {};
-  const forwarded = env.LD_PRELOAD && own ? forwardSignals(own) : undefined;
-  const restore = forwarded ?? ignoreSignals(SIGNALS);
+  const { state, control, native } = to;
+  let restore = native?.restore;
+  let closed = false;
   try {
-    if (!control) p.closeControl();
+    const message = `execve ${process.execPath} ${process.argv[1]}`;
+    p.log.event('self-upgrade', { message, generations: state.generations.length });
+    if (control) state.control = { fd: control.fd, made: control.made };
+    state.oomScoreAdj = childOomScore();
+    state.signals = signals;
+    // What stderr's reader has not taken by then dies with this program: the next one reports the count.
+    state.logDropped = p.log.flush(EXEC_FLUSH_MS);
+    // Handlers do not survive execve: a signal would kill the new program until it installs its own.
+    // Without the native holder they are ignored: one that arrives from here to Node's start is lost.
+    restore ??= ignoreSignals(SIGNALS);
+    if (!control) {
+      p.closeControl();
+      closed = true;
+    }
     raiseAmbient(p.ambient);
-    execSelf(state, to.flags, forwarded ? env : {});
+    execSelf(state, to.flags, native?.env);
   } catch (err) {
     if (p.ambient.length > 0) clearAmbient();
-    restore();
-    if (!control) p.reopenControl();
+    restore?.();
+    if (closed) p.reopenControl();
     throw err;
   }
 }
