@@ -10,7 +10,11 @@ const me = () => process.geteuid?.() ?? 0;
  * baton (plant a symlink, rename a socket away): it must be a real directory (not a symlink), owned
  * by root or the euid, and not group- or world-writable unless sticky (as /tmp is).
  */
-export function checkDirectory(dir: string, what: string): void {
+export function checkDirectory(
+  dir: string,
+  what: string,
+  fix = `use a directory that only root or uid ${me()} can write, e.g. under /run`,
+): void {
   let st: Stats;
   try {
     st = lstatSync(dir);
@@ -27,8 +31,7 @@ export function checkDirectory(dir: string, what: string): void {
         ? `it is writable by others (mode ${(st.mode & 0o7777).toString(8)})`
         : undefined;
   if (why) {
-    const hint = `use a directory that only root or uid ${me()} can write, e.g. under /run`;
-    throw new BatonError('ERR_BATON_UNSAFE_DIR', `refusing ${dir} for the ${what}: ${why}`, hint);
+    throw new BatonError('ERR_BATON_UNSAFE_DIR', `refusing ${dir} for the ${what}: ${why}`, fix);
   }
 }
 

@@ -63,14 +63,17 @@ export class SteeringPlane {
       : [];
     const shadows = shadowed(options.rules, new Set([...own, ...orphanInodes]));
     if (shadows.length > 0) {
-      if (!options.force) {
+      // Pins left by an earlier run steer these ports already: refusing would give the listener nothing back.
+      const restart = Steering.pinned(name, bpffs);
+      if (!options.force && !restart) {
         throw new BatonError(
           'ERR_BATON_SHADOW',
           `--steer would take connections from another process listening on ${shadows.join(', ')}`,
           'stop that process, narrow the rule, or pass --force to steer anyway',
         );
       }
-      log.event('warning', { message: `steering over another process's listener: ${shadows.join(', ')}` });
+      const why = restart ? ' (the pins of an earlier run steer it already)' : '';
+      log.event('warning', { message: `steering over another process's listener: ${shadows.join(', ')}${why}` });
     }
     this.steering = Steering.open(options.name, options.bpffs, options.rules);
     try {
