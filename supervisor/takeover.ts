@@ -24,9 +24,14 @@ export interface Takeover {
  * that lies, or a pid reused since, never gets a process signalled.
  */
 function isOrphan(g: RecordedProcess): boolean {
-  if (!alive(g.pid, g.starttime)) return false;
-  const env = environ(g.pid);
-  return env.includes(`NOTIFY_SOCKET=${g.notify}`) && env.includes(`BATON_GENERATION=${g.number}`);
+  return startedAs(g.pid, g.starttime, [`NOTIFY_SOCKET=${g.notify}`, `BATON_GENERATION=${g.number}`]);
+}
+
+/** `pid` (never 0 or 1) is the live process that started at `starttime` with each of `env` in its environment. */
+export function startedAs(pid: number, starttime: string, env: string[]): boolean {
+  if (pid <= 1 || !alive(pid, starttime)) return false;
+  const has = environ(pid);
+  return env.every((e) => has.includes(e));
 }
 
 /** A copy of the listener on `spec`'s address from one of `orphans`, or undefined. */
@@ -44,12 +49,21 @@ function pullListener(spec: ListenSpec, orphans: RecordedProcess[], listening: S
   return undefined;
 }
 
-/** The dead baton's runtime directory, if it is one baton makes (`$TMPDIR/baton-XXXXXX`, ours): its sockets. */
-function removeRuntimeDir(dir: string): void {
-  if (dirname(dir) !== tmpdir() || !/^baton-[A-Za-z0-9]{6}$/.test(basename(dir))) return;
+/** `dir` is one a baton of this user makes (`$TMPDIR/baton-XXXXXX`, a real directory of the euid). */
+export function isRuntimeDir(dir: string): boolean {
+  if (dirname(dir) !== tmpdir() || !/^baton-[A-Za-z0-9]{6}$/.test(basename(dir))) return false;
   try {
     const st = lstatSync(dir);
-    if (!st.isDirectory() || st.uid !== (process.geteuid?.() ?? 0)) return;
+    return st.isDirectory() && st.uid === (process.geteuid?.() ?? 0);
+  } catch {
+    return false;
+  }
+}
+
+/** The dead baton's runtime directory, if it is one baton makes: its sockets. */
+function removeRuntimeDir(dir: string): void {
+  if (!isRuntimeDir(dir)) return;
+  try {
     removeKnown(
       dir,
       readdirSync(dir).filter((f) => /^notify-\d+-\d+\.sock$/.test(f)),
