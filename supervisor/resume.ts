@@ -72,9 +72,9 @@ function untrusted(state: ResumeState): string | undefined {
     if (g.pid <= 1 || parentPid(g.pid) !== self || processGroup(g.pid) !== g.pid)
       return `pid ${g.pid} is not a child of baton leading its own process group`;
   }
-  const fds = [...state.listeners.map((l) => l.fd), ...state.generations.flatMap((g) => g.own)];
-  const idle = fds.find((fd) => !isListening(fd));
-  if (idle !== undefined) return `fd ${idle} is not a listening socket`;
+  // Not the generations' own sockets (port mode): a server may have shut its listener down meanwhile.
+  const idle = state.listeners.find((l) => !isListening(l.fd));
+  if (idle) return `fd ${idle.fd} (listener ${idle.name}) is not a listening socket`;
   if (!isRuntimeDir(state.runtimeDir)) return `${state.runtimeDir} is not a runtime directory of this user's baton`;
   return undefined;
 }

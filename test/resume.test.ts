@@ -80,7 +80,7 @@ test('BATON_RESUME adopting a process not baton’s child: refused, the process 
   t.true(alive(other), 'the process it named still runs');
 });
 
-test('BATON_RESUME with a runtime directory baton did not make, or from another process: refused (M7)', async (t) => {
+test('BATON_RESUME with a foreign runtime directory, writer or listener fd, or malformed: refused (M7)', async (t) => {
   const elsewhere = runtimeDir(t, 'victim-');
   writeFileSync(join(elsewhere, 'keep'), 'data');
   let r = await forged(state([], elsewhere));
@@ -89,6 +89,9 @@ test('BATON_RESUME with a runtime directory baton did not make, or from another 
   t.true(existsSync(join(elsewhere, 'keep')), 'the directory is left alone');
   r = await forged({ ...state([], runtimeDir(t)), from: { pid: process.pid, starttime: startTime(process.pid) } });
   t.regex(r.stderr, refusal(`it was written by pid ${process.pid}, not by this process before its execve`));
+  const stdin = { fd: 0, name: 'listener0', address: { kind: 'tcp' } };
+  r = await forged({ ...state([], runtimeDir(t)), listeners: [stdin] });
+  t.regex(r.stderr, refusal('fd 0 \\(listener listener0\\) is not a listening socket'));
   r = await forged({ listeners: 'none' });
   t.regex(r.stderr, refusal('it is not the state a baton writes'));
 });
