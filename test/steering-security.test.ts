@@ -2,7 +2,7 @@
 // another user's listener can refuse. Each test has a bpffs of its own, in a mount namespace of its own.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -52,6 +52,7 @@ class PrivateBpffs {
   /** Ends the namespace, and with it the bpffs and every pin in it. */
   close(): void {
     this.holder.kill('SIGKILL');
+    rmdirSync(this.dir); // outside the namespace it was always empty
   }
 }
 
