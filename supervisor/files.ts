@@ -47,7 +47,11 @@ function lineage(dir: string): string[] {
  * by root or the euid, and not group- or world-writable unless sticky (as /tmp is); so must every
  * directory above it, or the whole directory could be renamed away and replaced.
  */
-export function checkDirectory(dir: string, what: string): void {
+export function checkDirectory(
+  dir: string,
+  what: string,
+  fix = `use a directory that only root or uid ${me()} can write, e.g. under /run`,
+): void {
   let why: string | undefined;
   try {
     for (const p of lineage(dir)) why ??= unsafe(p, lstatSync(p), p === resolve(dir));
@@ -57,8 +61,7 @@ export function checkDirectory(dir: string, what: string): void {
     throw new BatonError('ERR_BATON_UNSAFE_DIR', `cannot use ${dir} for the ${what}: ${code}`, hint);
   }
   if (why) {
-    const hint = `use a directory that only root or uid ${me()} can write, e.g. under /run`;
-    throw new BatonError('ERR_BATON_UNSAFE_DIR', `refusing ${dir} for the ${what}: ${why}`, hint);
+    throw new BatonError('ERR_BATON_UNSAFE_DIR', `refusing ${dir} for the ${what}: ${why}`, fix);
   }
 }
 

@@ -153,9 +153,11 @@ export class Generation {
 
   /**
    * Signals the whole process group, and each descendant that left it; true when the group was
-   * there. A group that is already gone (or never was: pid 0) is not an error.
+   * there. A group that is already gone (or never was: pid 0) is not an error; pid 1 (whose
+   * descendants are every process) is never signalled.
    */
   signal(sig: NodeJS.Signals): boolean {
+    if (this.pid <= 1) return false;
     // Looked for first: the signal may end the leader, whose orphans are then harder to find.
     this.escapees.signal(sig, this.alive);
     return signalGroup(this.pid, sig);

@@ -26,12 +26,21 @@ export function ensureRuntimeDir(dir: string, user: boolean): void {
   makeDirectory(dir, modeFor(user), WHAT);
 }
 
-/** Removes the runtime directory `dir` (this baton's, or a dead one's from its record) if it is one baton makes. */
-export function removeRuntimeDir(dir: string): void {
-  if (dirname(dir) !== tmpdir() || !/^baton-[A-Za-z0-9]{6}$/.test(basename(dir))) return;
+/** `dir` is one a baton of this user makes (`$TMPDIR/baton-XXXXXX`, a real directory of the euid). */
+export function isRuntimeDir(dir: string): boolean {
+  if (dirname(dir) !== tmpdir() || !/^baton-[A-Za-z0-9]{6}$/.test(basename(dir))) return false;
   try {
     const st = lstatSync(dir);
-    if (!st.isDirectory() || st.uid !== (process.geteuid?.() ?? 0)) return;
+    return st.isDirectory() && st.uid === (process.geteuid?.() ?? 0);
+  } catch {
+    return false;
+  }
+}
+
+/** Removes the runtime directory `dir` (this baton's, or a dead one's from its record) if it is one baton makes. */
+export function removeRuntimeDir(dir: string): void {
+  if (!isRuntimeDir(dir)) return;
+  try {
     removeKnown(
       dir,
       readdirSync(dir).filter((f) => NOTIFY.test(f)),

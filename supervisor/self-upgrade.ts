@@ -4,11 +4,12 @@ import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import type { Slots } from './slots.js';
 import { setCloexec } from './sys/fd.js';
+import { startTime } from './sys/proc.js';
 import { execve } from './sys/process.js';
 import type { History, UpgradeResult } from './upgrade.js';
 import type { WaveParts } from './wave.js';
 
-const ENV = 'BATON_RESUME';
+export const RESUME_ENV = 'BATON_RESUME';
 
 /** What a baton hands to the program it execs into: enough to go on without disturbing a generation. */
 export interface ResumeState {
@@ -42,6 +43,8 @@ export interface ResumeState {
   oomScoreAdj?: number;
   /** Log lines stderr's reader had not taken by the execve (lost): the next program reports them. */
   logDropped?: number;
+  /** The process that wrote the state (pid, start time): only it, after its execve, takes the state. */
+  from?: { pid: number; starttime: string };
 }
 
 /** What capture() reads from the running supervisor besides its resources. */
@@ -60,6 +63,7 @@ export function capture(
 ): ResumeState {
   const last = r.slots.lastActive;
   return {
+    from: { pid: process.pid, starttime: startTime(process.pid) ?? '' },
     listeners: resources.listeners,
     runtimeDir: resources.runtimeDir,
     next: r.next,
@@ -124,13 +128,6 @@ export function resumeTimers(p: Pick<WaveParts, 'slots' | 'retirement' | 'live'>
   }
 }
 
-/** The state left by the baton this process replaced (and removes it from the environment). */
-export function takeResumeState(): ResumeState | undefined {
-  const text = process.env[ENV];
-  delete process.env[ENV];
-  return text ? (JSON.parse(text) as ResumeState) : undefined;
-}
-
 /**
  * Replaces baton's program in place (execve): same pid, so systemd's main pid and the children
  * stay. The fds the state names are made inheritable first; if execve fails they are closed-on-exec
@@ -153,7 +150,7 @@ export function execSelf(
     }
   }
   const argv = [process.execPath, ...nodeFlags, ...process.argv.slice(1)];
-  const env = Object.entries({ ...process.env, ...extraEnv, [ENV]: JSON.stringify(state) }).map(
+  const env = Object.entries({ ...process.env, ...extraEnv, [RESUME_ENV]: JSON.stringify(state) }).map(
     ([k, v]) => `${k}=${v}`,
   );
   execve(process.execPath, argv, env);

@@ -22,9 +22,14 @@ export interface Takeover {
  * that lies, or a pid reused since, never gets a process signalled.
  */
 function isOrphan(g: RecordedProcess): boolean {
-  if (!alive(g.pid, g.starttime)) return false;
-  const env = environ(g.pid);
-  return env.includes(`NOTIFY_SOCKET=${g.notify}`) && env.includes(`BATON_GENERATION=${g.number}`);
+  return startedAs(g.pid, g.starttime, [`NOTIFY_SOCKET=${g.notify}`, `BATON_GENERATION=${g.number}`]);
+}
+
+/** `pid` (never 0 or 1) is the live process that started at `starttime` with each of `env` in its environment. */
+export function startedAs(pid: number, starttime: string, env: string[]): boolean {
+  if (pid <= 1 || !alive(pid, starttime)) return false;
+  const has = environ(pid);
+  return env.every((e) => has.includes(e));
 }
 
 /** A copy of the listener on `spec`'s address from one of `orphans`, or undefined. */

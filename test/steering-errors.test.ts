@@ -127,7 +127,7 @@ needs('bpf').serial('a rule over another process’s listener is refused; --forc
     try {
       const at = '127\\.0\\.0\\.1:80';
       const head = '^--steer would take connections from another process listening on';
-      const message = new RegExp(`${head} ${at} \\(--steer ${at}\\)$`);
+      const message = new RegExp(`${head} ${at} \\(uid 0, --steer ${at}\\)$`);
       await refused(t, w, steerArgs, 1, message, /--force/);
       const b = w.baton(['--force', ...steerArgs]);
       await b.event('active', 1);
@@ -220,7 +220,7 @@ needs('bpf').serial('a wildcard listener of another process is shadowed too', (t
   inWorld(async (w) => {
     const other = await inside(w, "require('net').createServer().listen(80, '0.0.0.0', () => console.log('up'))");
     try {
-      const message = /another process listening on 0\.0\.0\.0:80 \(--steer 127\.0\.0\.1:80\)/;
+      const message = /another process listening on 0\.0\.0\.0:80 \(uid 0, --steer 127\.0\.0\.1:80\)/;
       await refused(t, w, steerArgs, 1, message, /--force/);
     } finally {
       other.kill();

@@ -7,6 +7,7 @@ import { request } from '../supervisor/control/client.js';
 import { Baton, childrenOf, cli, fixture } from './helpers/baton.js';
 import { gaps, get, type LoadResult } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
+import { needs } from './helpers/needs.js';
 import { load, running, sleep, TICK, tail, Watch } from './helpers/procs.js';
 
 const run = promisify(execFile);
@@ -307,5 +308,22 @@ test.serial('under load: --workers with the inherit handover upgrades without a 
     watch.stop();
     await baton.stop();
     release();
+  }
+});
+
+// Yama names one ptracer per process: the pidfd children of one wave take turns (L8). Not run on a
+// host without Yama, where no child needs to be named.
+needs('yama').serial('under Yama scope 1, 4 pidfd workers started at once all grab their listener', async (t) => {
+  const baton = new Baton([...listen, '--workers', '4', '--', 'node', fixture]);
+  try {
+    await baton.waitFor((e) => e.event === 'active' && e.worker === 3);
+    t.deepEqual(
+      baton.events.filter((e) => e.event === 'failed'),
+      [],
+      tail(baton),
+    );
+    t.is(baton.events.filter((e) => e.event === 'grab').length, 4);
+  } finally {
+    t.is((await baton.stop()).code, 0, tail(baton));
   }
 });

@@ -54,15 +54,16 @@ export async function listeners(): Promise<InheritedListener[]> {
 }
 
 /**
- * Under Yama scope 1, baton names this process as its ptracer right after spawning it; a fast
- * child may ask before that, and gets EPERM. A few short retries cover that window.
+ * Under Yama scope 1, baton names this process as its ptracer right after spawning it, or, when
+ * several are launched at once, once the ones spawned before it have grabbed: until then it gets
+ * EPERM. Short retries for up to a second cover that wait.
  */
 async function withYamaRetry<T>(grab: () => T): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return grab();
     } catch (err) {
-      if ((err as { code?: string }).code !== 'EPERM' || attempt >= 20 || yamaScope() === undefined) throw err;
+      if ((err as { code?: string }).code !== 'EPERM' || attempt >= 100 || yamaScope() === undefined) throw err;
       await new Promise((r) => setTimeout(r, 10));
     }
   }

@@ -4,6 +4,25 @@ import { yamaScope } from '../sys/proc.js';
 import { watchGrab } from './grab.js';
 import type { Handover } from './handover.js';
 
+/** Children of pidfd launches that have not grabbed yet, in spawn order: the first is the named tracer. */
+const waiting: number[] = [];
+
+/**
+ * Yama (scope 1) names one tracer per process, so concurrent launches (--workers, --surge) take
+ * turns in spawn order: each child is named once the ones before it have grabbed (or failed), and
+ * no longer than that. Returns what ends `pid`'s turn (idempotent).
+ */
+function tracerTurn(pid: number): () => void {
+  waiting.push(pid);
+  if (waiting.length === 1) setPtracer(pid);
+  return () => {
+    const i = waiting.indexOf(pid);
+    if (i < 0) return;
+    waiting.splice(i, 1);
+    if (i === 0) setPtracer(waiting[0] ?? 0);
+  };
+}
+
 /** The seed's protocol: the child pulls baton's fds with pidfd_open(_PID) + pidfd_getfd(_FD). */
 export const pidfd: Handover = {
   name: 'pidfd',
@@ -25,17 +44,12 @@ export const pidfd: Handover = {
   },
   begin(pid, _plan, listeners, signal) {
     // Under Yama scope 1 only a named descendant-turned-tracer may attach to its parent.
-    const named = yamaScope() === 1;
-    if (named) setPtracer(pid);
-    return {
-      watch: watchGrab(
-        pid,
-        listeners.map((l) => l.fd),
-        signal,
-      ).then(() => undefined),
-      end() {
-        if (named) setPtracer(0);
-      },
-    };
+    const done = yamaScope() === 1 ? tracerTurn(pid) : () => {};
+    const fds = listeners.map((l) => l.fd);
+    const watch = watchGrab(pid, fds, signal).then(() => {
+      done();
+      return undefined;
+    });
+    return { watch, end: done };
   },
 };

@@ -8,6 +8,7 @@ import { pullSocket } from '../sys/pidfd.js';
 import { alive, cmdline, startTime } from '../sys/proc.js';
 import { listeningSockets } from '../sys/proc-net.js';
 import { signalGroup } from '../sys/process.js';
+import { startedAs } from '../takeover.js';
 import type { Rule } from './rules.js';
 import { shadowed } from './shadow.js';
 import { refuseSplit } from './split.js';
@@ -50,10 +51,9 @@ export class SteeringPlane {
     if (owner && startTime(owner) !== undefined && /baton|node/.test(cmdline(owner))) {
       throw alreadyRunning(`steering ${options.name} belongs to a running baton`, owner, 'choose another --name');
     }
-    const orphanPid =
-      !resuming && state?.generation && alive(state.generation.pid, state.generation.starttime)
-        ? state.generation
-        : undefined;
+    // The orphan is signalled at the end: it must be the process this baton's generation was, not just its pid.
+    const g = state?.generation;
+    const orphanPid = !resuming && g && startedAs(g.pid, g.starttime, [`BATON_GENERATION=${g.number}`]) ? g : undefined;
     const { name, bpffs, force } = options;
     const warnings = resuming ? [] : refuseSplit({ name, bpffs, force, ...(orphanPid && { serving: orphanPid }) });
     const orphanInodes = orphanPid
@@ -63,14 +63,17 @@ export class SteeringPlane {
       : [];
     const shadows = shadowed(options.rules, new Set([...own, ...orphanInodes]));
     if (shadows.length > 0) {
-      if (!options.force) {
+      // Pins left by an earlier run steer these ports already: refusing would give the listener nothing back.
+      const restart = Steering.pinned(name, bpffs);
+      if (!options.force && !restart) {
         throw new BatonError(
           'ERR_BATON_SHADOW',
           `--steer would take connections from another process listening on ${shadows.join(', ')}`,
           'stop that process, narrow the rule, or pass --force to steer anyway',
         );
       }
-      log.event('warning', { message: `steering over another process's listener: ${shadows.join(', ')}` });
+      const why = restart ? ' (the pins of an earlier run steer it already)' : '';
+      log.event('warning', { message: `steering over another process's listener: ${shadows.join(', ')}${why}` });
     }
     this.steering = Steering.open(options.name, options.bpffs, options.rules);
     try {

@@ -2,7 +2,7 @@ import { formatAddress } from '../address.js';
 import { listeningSockets } from '../sys/proc-net.js';
 import { covers, type Rule } from './rules.js';
 
-/** Listening sockets of other processes that a rule would take connections from. */
+/** Listening sockets of other processes that a rule would take connections from, each with its owner's uid. */
 export function shadowed(rules: Rule[], ownInodes: Set<number>): string[] {
   const out: string[] = [];
   for (const s of listeningSockets()) {
@@ -13,7 +13,8 @@ export function shadowed(rules: Rule[], ownInodes: Set<number>): string[] {
     if (!rule) continue;
     const host = s.family === 4 ? [...s.addr.subarray(0, 4)].join('.') : formatV6(s.addr);
     out.push(
-      `${formatAddress({ kind: 'tcp', family: s.family, host, port: s.port, v6only: false })} (--steer ${rule.text})`,
+      `${formatAddress({ kind: 'tcp', family: s.family, host, port: s.port, v6only: false })} ` +
+        `(uid ${s.uid}, --steer ${rule.text})`,
     );
   }
   return out;

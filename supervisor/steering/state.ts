@@ -17,12 +17,26 @@ export function stateFile(dir: string): string {
   return join(dir, STATE);
 }
 
+const isPid = (v: unknown) => Number.isSafeInteger(v) && (v as number) > 1;
+
+/** The state as written, or undefined when there is none or a field is missing or malformed. */
 export function readState(dir: string): SteeringState | undefined {
+  let s: Partial<SteeringState>;
   try {
-    return JSON.parse(readFileSync(stateFile(dir), 'utf8')) as SteeringState;
+    s = JSON.parse(readFileSync(stateFile(dir), 'utf8')) as Partial<SteeringState>;
   } catch {
     return undefined;
   }
+  const g = s.generation;
+  const gen =
+    g === undefined ||
+    (isPid(g.pid) &&
+      /^\d+$/.test(String(g.starttime)) &&
+      Number.isSafeInteger(g.number) &&
+      Number.isSafeInteger(g.port));
+  // baton itself may be pid 1 (a container's init); its generation never is.
+  const batonPid = Number.isSafeInteger(s.pid) && (s.pid as number) > 0;
+  return typeof s.name === 'string' && batonPid && gen ? (s as SteeringState) : undefined;
 }
 
 /** Atomic, in a checked directory, so a crash never leaves half a state. */

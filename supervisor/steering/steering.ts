@@ -2,9 +2,10 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BatonError } from '../errors.js';
-import { removeKnown } from '../files.js';
+import { checkDirectory, removeKnown } from '../files.js';
 import {
   attachSkLookup,
+  detachLink,
   getPinned,
   loadObject,
   mapDelete,
@@ -43,6 +44,28 @@ export function pinDir(bpffs: string, name: string): string {
   return join(bpffs, 'baton', name);
 }
 
+/**
+ * Makes (0700) or checks `baton/` and `baton/NAME`: in a directory others may write, pins could be
+ * moved away under baton (and outlive its clean stop) or planted for it.
+ */
+function pinDirectories(bpffs: string, name: string): void {
+  for (const dir of [join(bpffs, 'baton'), pinDir(bpffs, name)]) {
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') {
+        throw new BatonError(
+          'ERR_BATON_PINS',
+          `cannot create ${dir}: ${code}`,
+          'steering needs root, or CAP_BPF and CAP_NET_ADMIN with write access to bpffs',
+        );
+      }
+    }
+    checkDirectory(dir, 'steering pins', `remove ${dir} (and what is in it), or choose another --name`);
+  }
+}
+
 export interface RuleCounters {
   rule: string;
   steered: number;
@@ -79,12 +102,15 @@ export class Steering {
     }
     ensureBpffs(bpffs);
     const dir = pinDir(bpffs, name);
+    const reusing = Steering.pinned(name, bpffs);
     const ours = loadObject(objectPath(), PROGRAM, [...MAPS]);
     const opened: number[] = [];
     let pinned = false;
     try {
+      pinDirectories(bpffs, name);
+      pinned = !reusing;
       const tag = progTag(ours.prog);
-      if (existsSync(join(dir, 'link'))) {
+      if (reusing) {
         const prog = getPinned(join(dir, 'prog'));
         opened.push(prog);
         const theirs = progTag(prog);
@@ -117,16 +143,6 @@ export class Steering {
         s.writeRules();
         return s;
       }
-      try {
-        mkdirSync(dir, { recursive: true });
-      } catch (err) {
-        throw new BatonError(
-          'ERR_BATON_PINS',
-          `cannot create ${dir}: ${(err as NodeJS.ErrnoException).code}`,
-          'steering needs root, or CAP_BPF and CAP_NET_ADMIN with write access to bpffs',
-        );
-      }
-      pinned = true;
       pinObject(ours.prog, join(dir, 'prog'));
       for (const m of MAPS) pinObject(ours.maps[m]!, join(dir, m));
       const link = withNetns((netns) => attachSkLookup(ours.prog, netns));
@@ -147,6 +163,11 @@ export class Steering {
       if (pinned) removeKnown(dir, PINS);
       throw err;
     }
+  }
+
+  /** The pins of steering `name` are there (a restart re-opens them). */
+  static pinned(name: string, bpffs: string): boolean {
+    return existsSync(join(pinDir(bpffs, name), 'link'));
   }
 
   /** Removes the pins of steering `name` (and so, once no one holds them, the program and link). */
@@ -192,8 +213,12 @@ export class Steering {
     });
   }
 
-  /** Closes baton's fds; unless `keep`, removes the pins, which detaches the program. */
+  /**
+   * Closes baton's fds; unless `keep`, detaches the program through baton's own link fd (so that
+   * steering ends even if the pins were moved away), then removes the pins.
+   */
   close(keep: boolean): void {
+    if (!keep) detachLink(this.fds.link);
     for (const fd of Object.values(this.fds)) closeFd(fd);
     if (!keep) removeKnown(this.dir, PINS);
   }

@@ -18,6 +18,7 @@ export type Lib = {
   pin: (fd: number, path: string) => number;
   get: (path: string) => number;
   linkCreate: (prog: number, target: number, type: number, opts: null) => number;
+  linkDetach: (link: number) => number;
   update: (fd: number, key: Buffer, value: Buffer, flags: number) => number;
   lookup: (fd: number, key: Buffer, value: Buffer) => number;
   remove: (fd: number, key: Buffer) => number;
@@ -56,6 +57,7 @@ export function libbpf(): Lib {
     pin: so.func('int bpf_obj_pin(int, const char *)'),
     get: so.func('int bpf_obj_get(const char *)'),
     linkCreate: so.func('int bpf_link_create(int, int, int, void *)'),
+    linkDetach: so.func('int bpf_link_detach(int)'),
     update: so.func('int bpf_map_update_elem(int, const void *, const void *, uint64)'),
     lookup: so.func('int bpf_map_lookup_elem(int, const void *, void *)'),
     remove: so.func('int bpf_map_delete_elem(int, const void *)'),
@@ -139,6 +141,11 @@ export function attachSkLookup(prog: number, netnsFd: number): number {
     ...privilegeHints,
     EINVAL: 'this kernel lacks sk_lookup: steering needs Linux 5.9 or newer',
   });
+}
+
+/** Ends the link's attachment now, whoever else holds it or its pin (the link object lives on, detached). */
+export function detachLink(link: number): void {
+  ok(libbpf().linkDetach(link), 'bpf_link_detach');
 }
 
 export function mapUpdate(fd: number, key: Buffer, value: Buffer, context: Context = {}): void {

@@ -11,13 +11,16 @@ function mounted(path: string): boolean {
     });
 }
 
-/** Mounts bpffs at `path` unless it is mounted there already. */
+/**
+ * Mounts bpffs at `path` unless it is mounted there already: mode 0700 (the kernel's default, 1777,
+ * would let any user claim the directories baton pins in).
+ */
 export function ensureBpffs(path: string): void {
   if (mounted(path)) return;
   try {
     // Not recursive: Node's recursive mkdir spins forever under /proc.
     if (!existsSync(path)) mkdirSync(path);
-    check(libc.mount('bpf', path, 'bpf', 0, null), 'mount', {}, { path });
+    check(libc.mount('bpf', path, 'bpf', 0, Buffer.from('mode=0700\0')), 'mount', {}, { path });
   } catch (err) {
     throw new BatonError(
       'ERR_BATON_BPFFS',

@@ -9,6 +9,8 @@ export interface ListeningSocket {
   addr: Buffer;
   port: number;
   inode: number;
+  /** The uid of the process that made it. */
+  uid: number;
 }
 
 /** /proc/net prints each 32-bit word of the address in host (little-endian) order. */
@@ -44,7 +46,7 @@ function sockets(state: string): ListeningSocket[] {
       const f = line.trim().split(/\s+/);
       if (f.length < 10 || f[3] !== state) continue;
       const [hex, port] = f[1]!.split(':');
-      out.push({ family, addr: address(hex!), port: parseInt(port!, 16), inode: Number(f[9]) });
+      out.push({ family, addr: address(hex!), port: parseInt(port!, 16), inode: Number(f[9]), uid: Number(f[7]) });
     }
   }
   return out;

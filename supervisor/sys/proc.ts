@@ -115,6 +115,12 @@ export function processGroup(pid: number): number | undefined {
   return pgrp === undefined ? undefined : Number(pgrp);
 }
 
+/** Field 4 of /proc/PID/stat: the parent; undefined once it is gone. */
+export function parentPid(pid: number): number | undefined {
+  const ppid = stat(pid)?.[1];
+  return ppid === undefined ? undefined : Number(ppid);
+}
+
 /** The environment `pid` was started with (exec time), as NAME=VALUE entries; [] when it cannot be read. */
 export function environ(pid: number): string[] {
   try {

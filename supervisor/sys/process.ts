@@ -1,11 +1,11 @@
 import { libc } from './libc.js';
 
 /**
- * Signals the process group led by `pid`; false when the group is gone already. Never pid 0:
- * kill(-0) would signal baton's own group.
+ * Signals the process group led by `pid`; false when the group is gone already. Never pid 0 or 1:
+ * kill(-0) would signal baton's own group, kill(-1) every process baton may signal.
  */
 export function signalGroup(pid: number, sig: NodeJS.Signals): boolean {
-  if (pid <= 0) return false;
+  if (pid <= 1) return false;
   try {
     process.kill(-pid, sig);
     return true;

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import test, { type ImplementationFn } from 'ava';
+import { readOr } from './procs.js';
 import { BASELINE_COMMIT, hasCommit } from './releases.js';
 
 export type Need =
@@ -10,6 +11,7 @@ export type Need =
   | 'python3'
   | 'setpriv'
   | 'unshare'
+  | 'yama'
   | 'systemd-socket-activate'
   | 'git-history';
 
@@ -21,6 +23,7 @@ const checks: Record<Need, () => string | undefined> = {
   python3: () => (onPath('python3') ? undefined : 'python3'),
   setpriv: () => checks.root() ?? (onPath('setpriv') ? undefined : 'setpriv (util-linux)'),
   unshare: () => checks.root() ?? (onPath('unshare') ? undefined : 'unshare (util-linux)'),
+  yama: () => (readOr('/proc/sys/kernel/yama/ptrace_scope').trim() === '1' ? undefined : 'Yama ptrace_scope 1'),
   'systemd-socket-activate': () =>
     onPath('systemd-socket-activate') ? undefined : 'systemd-socket-activate (systemd)',
   // A shallow clone lacks the commit the cross-version self-upgrade tests build.

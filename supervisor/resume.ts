@@ -1,0 +1,105 @@
+import { BatonError } from './errors.js';
+import { isRuntimeDir } from './runtime-dir.js';
+import { RESUME_ENV, type ResumeState } from './self-upgrade.js';
+import { parentPid, processGroup, startTime } from './sys/proc.js';
+import { isListening } from './sys/socket.js';
+
+type Check = (v: unknown) => boolean;
+const int: Check = (v) => Number.isSafeInteger(v) && (v as number) >= 0;
+const num: Check = (v) => typeof v === 'number' && Number.isFinite(v);
+const text: Check = (v) => typeof v === 'string';
+const bool: Check = (v) => typeof v === 'boolean';
+const list =
+  (item: Check): Check =>
+  (v) =>
+    Array.isArray(v) && v.every(item);
+const record =
+  (fields: Record<string, Check>, optional: Record<string, Check> = {}): Check =>
+  (v) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+    const o = v as Record<string, unknown>;
+    return (
+      Object.entries(fields).every(([k, f]) => f(o[k])) &&
+      Object.entries(optional).every(([k, f]) => o[k] === undefined || f(o[k]))
+    );
+  };
+const STATES = ['starting', 'ready', 'active', 'draining', 'exited', 'failed'];
+
+/** The fields every build since the first format sends (an older build sends only these), and the later ones. */
+const valid = record(
+  {
+    listeners: list(record({ fd: int, name: text, address: record({ kind: text }) })),
+    runtimeDir: text,
+    next: int,
+    failures: int,
+    crashes: list(num),
+    workers: int,
+    pending: bool,
+    startedAt: num,
+    history: list(record({})),
+    generations: list(
+      record(
+        {
+          number: int,
+          worker: int,
+          pid: int,
+          state: (v) => STATES.includes(v as string),
+          ageMs: num,
+          own: list(int),
+          times: record({}),
+        },
+        { port: int },
+      ),
+    ),
+  },
+  {
+    lastActive: int,
+    signals: list(text),
+    control: record({ fd: int, made: list(text) }),
+    oomScoreAdj: num,
+    logDropped: int,
+    from: record({ pid: int, starttime: text }),
+  },
+);
+
+/** Why this process may not take `state`, or undefined: it must name only what baton's last program held. */
+function untrusted(state: ResumeState): string | undefined {
+  const self = process.pid;
+  if (state.from && (state.from.pid !== self || state.from.starttime !== startTime(self)))
+    return `it was written by pid ${state.from.pid}, not by this process before its execve`;
+  for (const g of state.generations) {
+    // A generation is baton's child and leads its own process group; pid 1 never is one.
+    if (g.pid <= 1 || parentPid(g.pid) !== self || processGroup(g.pid) !== g.pid)
+      return `pid ${g.pid} is not a child of baton leading its own process group`;
+  }
+  // Not the generations' own sockets (port mode): a server may have shut its listener down meanwhile.
+  const idle = state.listeners.find((l) => !isListening(l.fd));
+  if (idle) return `fd ${idle.fd} (listener ${idle.name}) is not a listening socket`;
+  if (!isRuntimeDir(state.runtimeDir)) return `${state.runtimeDir} is not a runtime directory of this user's baton`;
+  return undefined;
+}
+
+/**
+ * The state left by the baton this process replaced (and removes it from the environment): checked
+ * before anything in it is used, since it names processes to signal and a directory to remove.
+ */
+export function takeResumeState(): ResumeState | undefined {
+  const raw = process.env[RESUME_ENV];
+  delete process.env[RESUME_ENV];
+  if (!raw) return undefined;
+  let state: unknown;
+  try {
+    state = JSON.parse(raw);
+  } catch {
+    state = undefined;
+  }
+  const why = valid(state) ? untrusted(state as ResumeState) : 'it is not the state a baton writes';
+  if (why) {
+    throw new BatonError(
+      'ERR_BATON_RESUME',
+      `refusing ${RESUME_ENV}: ${why}`,
+      `${RESUME_ENV} is set only by baton for the program it execs into: unset it to start a new baton`,
+    );
+  }
+  return state as ResumeState;
+}
