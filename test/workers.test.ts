@@ -310,20 +310,3 @@ test.serial('under load: --workers with the inherit handover upgrades without a 
     release();
   }
 });
-
-// Yama names one ptracer per process: the pidfd children of one wave take turns (L8). Not run on a
-// host without Yama, where no child needs to be named.
-needs('yama').serial('under Yama scope 1, 4 pidfd workers started at once all grab their listener', async (t) => {
-  const baton = new Baton([...listen, '--workers', '4', '--', 'node', fixture]);
-  try {
-    await baton.waitFor((e) => e.event === 'active' && e.worker === 3);
-    t.deepEqual(
-      baton.events.filter((e) => e.event === 'failed'),
-      [],
-      tail(baton),
-    );
-    t.is(baton.events.filter((e) => e.event === 'grab').length, 4);
-  } finally {
-    t.is((await baton.stop()).code, 0, tail(baton));
-  }
-});

@@ -11,7 +11,6 @@ export type Need =
   | 'python3'
   | 'setpriv'
   | 'unshare'
-  | 'yama'
   | 'systemd-socket-activate'
   | 'git-history';
 
@@ -23,7 +22,6 @@ const checks: Record<Need, () => string | undefined> = {
   python3: () => (onPath('python3') ? undefined : 'python3'),
   setpriv: () => checks.root() ?? (onPath('setpriv') ? undefined : 'setpriv (util-linux)'),
   unshare: () => checks.root() ?? (onPath('unshare') ? undefined : 'unshare (util-linux)'),
-  yama: () => (readOr('/proc/sys/kernel/yama/ptrace_scope').trim() === '1' ? undefined : 'Yama ptrace_scope 1'),
   'systemd-socket-activate': () =>
     onPath('systemd-socket-activate') ? undefined : 'systemd-socket-activate (systemd)',
   // A shallow clone lacks the commit the cross-version self-upgrade tests build.
