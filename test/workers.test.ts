@@ -7,7 +7,6 @@ import { request } from '../supervisor/control/client.js';
 import { Baton, childrenOf, cli, fixture } from './helpers/baton.js';
 import { gaps, get, type LoadResult } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
-import { needs } from './helpers/needs.js';
 import { load, running, sleep, TICK, tail, Watch } from './helpers/procs.js';
 
 const run = promisify(execFile);

@@ -1,7 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import test, { type ImplementationFn } from 'ava';
-import { readOr } from './procs.js';
 import { BASELINE_COMMIT, hasCommit } from './releases.js';
 
 export type Need =
