@@ -50,6 +50,25 @@ export function reportDropped(gen: Generation, h: Holding, log: Logger): void {
   log.event('listener-dropped', { generation: gen.number, worker: gen.worker, pid: gen.pid, message });
 }
 
+/** Whether every active generation holds its listeners; each one that dropped one is reported once. */
+export function activeHold(
+  live: Iterable<Generation>,
+  listeners: Listener[],
+  handover: { sharesListener: boolean },
+  log: Logger,
+): () => boolean {
+  return () => {
+    let all = true;
+    for (const g of live) {
+      if (g.state !== 'active') continue;
+      const h = holding(g, listeners, handover.sharesListener);
+      reportDropped(g, h, log);
+      all &&= h.held === h.of;
+    }
+    return all;
+  };
+}
+
 /**
  * Holders of baton's listeners (and of the ones its live generations bound) that are neither baton
  * nor in a live generation (its process tree or its escapees) nor in an orphan's process tree (a

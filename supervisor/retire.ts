@@ -2,6 +2,9 @@ import type { Config } from './config.js';
 import type { Generation } from './generation.js';
 import type { Handover } from './handover/handover.js';
 
+/** How often an old generation kept for an active one that dropped its listener is looked at again. */
+const RECHECK_MS = 1000;
+
 /**
  * Old generations on their way out: each waits out --drain (in port mode also until its own accept
  * queue is empty), then gets the stop signal. Every retirement (a wave, a scale-down) gets the next
@@ -12,10 +15,12 @@ export class Retirement {
   private readonly retiredIn = new Map<Generation, number>();
   private last = 0;
 
+  /** `serving`: the active generations hold every listener (reporting those that dropped one). */
   constructor(
     private readonly config: Config,
     private readonly handover: Pick<Handover, 'beforeStop'> | undefined,
     private readonly stopping: () => boolean,
+    private readonly serving: () => boolean = () => true,
   ) {}
 
   /** `gens` are retired together (one wave, one scale-down, or what a self-upgrade carried over). */
@@ -37,8 +42,12 @@ export class Retirement {
     this.retiredIn.delete(gen);
   }
 
-  /** After --drain, the stop signal; first whatever the handover waits for (port: the old listener's queue empty). */
-  drainLater(old: Generation): void {
+  /**
+   * After --drain, the stop signal; first whatever the handover waits for (port: the old listener's queue
+   * empty). While an active generation holds fewer listeners than it serves from, the old one serves on,
+   * checked again every --drain (at least RECHECK_MS).
+   */
+  drainLater(old: Generation, ms = this.config.drain): void {
     const t = setTimeout(() => {
       this.timers.delete(t);
       // Only a live generation is waited for: once it has exited, baton has closed what it held of it.
@@ -46,9 +55,11 @@ export class Retirement {
       void Promise.resolve(before)
         .catch(() => {})
         .then(() => {
-          if (!this.stopping()) void old.stop(this.config.stopSignal, this.config.killTimeout);
+          if (this.stopping() || !old.alive) return;
+          if (!this.serving()) return this.drainLater(old, Math.max(this.config.drain, RECHECK_MS));
+          void old.stop(this.config.stopSignal, this.config.killTimeout);
         });
-    }, this.config.drain);
+    }, ms);
     this.timers.add(t);
   }
 

@@ -3,6 +3,7 @@ import { describeExit, type ExitStatus, exitCode, exitFields, type Generation } 
 import type { Handover } from './handover/handover.js';
 import { handovers } from './handover/index.js';
 import { Helpers } from './helpers.js';
+import { activeHold } from './holding.js';
 import type { Hooks } from './hooks.js';
 import { launch } from './launch.js';
 import type { Listener } from './listener.js';
@@ -52,7 +53,8 @@ export class Supervisor {
     const [count, crashes] = [resume?.workers ?? config.workers, resume?.crashes];
     const slots = new Slots({ count, crashes, log, drain: config.drain, plane, onDue: () => void this.run() });
     const stopping = () => this.stopping;
-    const retirement = new Retirement(config, this.handover, stopping);
+    const held = activeHold(this.live, listeners, this.handover, log);
+    const retirement = new Retirement(config, this.handover, stopping, held);
     const [history, helpers] = [new History(resume?.history, resume?.failures), new Helpers(log, config.user)];
     this.next = resume?.next ?? this.resources.firstGeneration;
     const ctx = { config, log, handover: this.handover, ready: config.ready, listeners, runtimeDir, helpers, stopping };
@@ -127,10 +129,7 @@ export class Supervisor {
 
   /** SIGTERM/SIGINT: stop every generation gracefully; a second call kills what is left at once. */
   stop(): void {
-    if (this.stopping) {
-      for (const g of this.live) void g.kill('second stop request');
-      return;
-    }
+    if (this.stopping) return void Promise.all([...this.live].map((g) => g.kill('second stop request')));
     this.stopping = true;
     this.rooms.helpers.stopAll();
     this.rooms.slots.clearRestarts();

@@ -151,3 +151,26 @@ test.serial('an upgrade to a generation holding no listener is rolled back; the 
     await baton.stop();
   }
 });
+
+test.serial('an active generation that drops its listener during the drain: the old one is not retired', async (t) => {
+  const args = ['--listen', '127.0.0.1:0', '--ready', 'notify', '--drain', '500ms'];
+  const baton = new Baton([...args, '--', 'node', fixture, 'closefd:200', '2']);
+  try {
+    const leader = (await baton.event('active', 1)).pid;
+    const port = await baton.port();
+    baton.signal('SIGHUP');
+    const second = await baton.event('active', 2);
+    // Reported by the retirement itself (no status asked): generation 2 dropped it 200 ms after READY=1.
+    const dropped = await baton.event('listener-dropped', 2, 5_000);
+    t.is(dropped.pid, second.pid);
+    await new Promise((r) => setTimeout(r, 1500)); // three drains past the first
+    t.false(
+      baton.events.some((e) => e.event === 'stop' && e.generation === 1),
+      'generation 1 got no stop signal',
+    );
+    t.truthy(startTime(leader), 'generation 1 runs');
+    await answeredBy(t, port, leader);
+  } finally {
+    t.is((await baton.stop()).code, 0);
+  }
+});
