@@ -161,26 +161,31 @@ needs('bpf').serial(
 
 // M1: a generation sending many distinct KEY= fields grew an unbounded map until baton died of OOM. L5: its
 // STATUS went into baton's log with terminal escapes and carriage returns as they were.
-test('the notify channel keeps only the fields baton reads, bounded in size, without control characters', async (t) => {
-  const channel = new NotifySocket(mkdtempSync(join(tmpdir(), 'baton-notify-')), 1, 0);
-  t.teardown(() => channel.close());
-  // Batches below the kernel's datagram queue (net.unix.max_dgram_qlen: 10 here), each read by said().
-  for (let batch = 0; batch < 625; batch++) {
-    for (let i = 0; i < 8; i++) sendNotify(channel.path, `KEY${batch * 8 + i}=${'x'.repeat(100)}`);
-    channel.said();
-  }
-  sendNotify(channel.path, `STATUS=listening\r[fake] \u001b[2J\u009b${'y'.repeat(2000)}\nERRNO=98\nREADY=1`);
-  await channel.ready();
-  t.deepEqual([...channel.fields.keys()].sort(), ['ERRNO', 'READY', 'STATUS']);
-  const status = channel.fields.get('STATUS')!;
-  t.is(status.length, 1024);
-  t.true(status.startsWith('listening?[fake] ?[2J?yyy'), status.slice(0, 30));
-  t.is(channel.said(), `${status}, errno 98`);
-});
+// Serial: it blocks the event loop (thousands of synchronous sends), which would starve other tests' timers.
+test.serial(
+  'the notify channel keeps only the fields baton reads, bounded in size, without control characters',
+  async (t) => {
+    const channel = new NotifySocket(mkdtempSync(join(tmpdir(), 'baton-notify-')), 1, 0);
+    t.teardown(() => channel.close());
+    // Batches below the kernel's datagram queue (net.unix.max_dgram_qlen: 10 here), each read by said().
+    for (let batch = 0; batch < 625; batch++) {
+      for (let i = 0; i < 8; i++) sendNotify(channel.path, `KEY${batch * 8 + i}=${'x'.repeat(100)}`);
+      channel.said();
+    }
+    sendNotify(channel.path, `STATUS=listening\r[fake] \u001b[2J\u009b${'y'.repeat(2000)}\nERRNO=98\nREADY=1`);
+    await channel.ready();
+    t.deepEqual([...channel.fields.keys()].sort(), ['ERRNO', 'READY', 'STATUS']);
+    const status = channel.fields.get('STATUS')!;
+    t.is(status.length, 1024);
+    t.true(status.startsWith('listening?[fake] ?[2J?yyy'), status.slice(0, 30));
+    t.is(channel.said(), `${status}, errno 98`);
+  },
+);
 
 // M9: a root baton runs code it loads later (the self-upgrade's program, bpf/steer.o) from its package: a tree the
 // application's user may write (node_modules/.bin/baton of the app) lets that user run code as root.
-needs('root')('a root baton run from a package another user may change says so at start', async (t) => {
+// Serial: the synchronous copy of the package would starve other tests' timers.
+needs('root').serial('a root baton run from a package another user may change says so at start', async (t) => {
   const pkg = join(scratch(), 'app');
   mkdirSync(pkg);
   for (const part of ['dist', 'bpf', 'package.json']) cpSync(join(root, part), join(pkg, part), { recursive: true });
