@@ -8,13 +8,13 @@ import type { Logger } from './log.js';
 import { NotifySocket } from './notify-socket.js';
 import { type Orphan, Orphans } from './orphans.js';
 import { removePidFile, writePidFile } from './pidfile.js';
-import { RunRecord } from './record.js';
+import { type RecordedProcess, RunRecord } from './record.js';
 import { makeRuntimeDir, removeRuntimeDir } from './runtime-dir.js';
 import type { ResumeState } from './self-upgrade.js';
 import { type SteeringOptions, SteeringPlane } from './steering/plane.js';
 import { setCloexec } from './sys/fd.js';
 import { startTime } from './sys/proc.js';
-import { takeOver } from './takeover.js';
+import { isOrphan, takeOver } from './takeover.js';
 
 /**
  * What baton holds for its whole life besides its generations: the listeners, a runtime directory
@@ -45,6 +45,11 @@ export class Resources {
     return Math.max(0, ...this.orphans.remaining.map((o) => o.number)) + 1;
   }
 
+  /** The orphans not yet gone that a run record names (a dead baton's generations; not a steering orphan). */
+  get recordedOrphans(): RecordedProcess[] {
+    return this.orphans.remaining.flatMap(({ held: _, notify, ...o }) => (notify ? [{ ...o, notify }] : []));
+  }
+
   /** Writes the run record: the live generations and the orphans not yet gone. */
   saveRecord(live: Iterable<Generation>): void {
     if (!this.record) return;
@@ -53,9 +58,8 @@ export class Resources {
       ...{ number: g.number, worker: g.worker, pid: g.pid, starttime: startTime(g.pid) ?? '0' },
       ...{ startedAt: Date.now() - g.ms(), notify: NotifySocket.pathFor(runtimeDir, g.number, g.worker) },
     }));
-    const orphans = this.orphans.remaining.flatMap(({ held: _, notify, ...o }) => (notify ? [{ ...o, notify }] : []));
     try {
-      this.record.save(runtimeDir, [...gens, ...orphans]);
+      this.record.save(runtimeDir, [...gens, ...this.recordedOrphans]);
     } catch (err) {
       this.log.event('warning', { message: `run record ${this.record.path}: ${(err as Error).message}` });
     }
@@ -68,7 +72,9 @@ export class Resources {
     if (resume) {
       for (const l of resume.listeners) setCloexec(l.fd, true);
       const plane = steering ? new SteeringPlane(steering, resume.listeners, log, true) : undefined;
-      return new Resources(config, resume.listeners, resume.runtimeDir, plane, resume.startedAt, record, [], log);
+      // Orphans a takeover had not retired yet when this program replaced the one that took them over.
+      const orphans = (resume.orphans ?? []).filter(isOrphan);
+      return new Resources(config, resume.listeners, resume.runtimeDir, plane, resume.startedAt, record, orphans, log);
     }
     const stray = (what: string) =>
       log.event('warning', { message: `socket activation passed ${what}, which no --listen names; closed` });

@@ -59,6 +59,7 @@ const valid = record(
     oomScoreAdj: num,
     logDropped: int,
     from: record({ pid: int, starttime: text }),
+    orphans: list(record({ number: int, worker: int, pid: int, starttime: text, startedAt: num, notify: text })),
   },
 );
 

@@ -2,6 +2,7 @@ import { BatonError } from './errors.js';
 import { Generation, type State, type Timings } from './generation.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
+import type { RecordedProcess } from './record.js';
 import type { Slots } from './slots.js';
 import { setCloexec } from './sys/fd.js';
 import { startTime } from './sys/proc.js';
@@ -39,6 +40,8 @@ export interface ResumeState {
   signals?: string[];
   /** The control socket, listening across the execve: its fd, and the directories made for it. */
   control?: { fd: number; made: string[] };
+  /** Generations of a dead baton that a takeover was still retiring (they are retired again). */
+  orphans?: RecordedProcess[];
   /** The oom_score_adj children get, when baton lowered its own. */
   oomScoreAdj?: number;
   /** Log lines stderr's reader had not taken by the execve (lost): the next program reports them. */
@@ -58,10 +61,11 @@ export interface Running {
 
 /** The wire format between two baton programs: its field names stay as they are across versions. */
 export function capture(
-  resources: Pick<ResumeState, 'listeners' | 'runtimeDir' | 'startedAt'>,
+  resources: Pick<ResumeState, 'listeners' | 'runtimeDir' | 'startedAt'> & { recordedOrphans: RecordedProcess[] },
   r: Running,
 ): ResumeState {
   const last = r.slots.lastActive;
+  const orphans = resources.recordedOrphans;
   return {
     from: { pid: process.pid, starttime: startTime(process.pid) ?? '' },
     listeners: resources.listeners,
@@ -74,6 +78,7 @@ export function capture(
     startedAt: resources.startedAt,
     history: r.history.list(),
     ...(last ? { lastActive: last.pid } : {}),
+    ...(orphans.length > 0 ? { orphans } : {}),
     generations: [...r.live].map((g) => ({
       number: g.number,
       worker: g.worker,

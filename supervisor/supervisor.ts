@@ -85,6 +85,7 @@ export class Supervisor {
   async start(): Promise<void> {
     if (this.resumed) {
       restore({ ...this.rooms, track: (gen) => this.track(gen) }, this.resumed);
+      void this.resources.orphans.retire(); // what a takeover was still retiring
       if (this.resumed.pending) this.requests.want();
       return void this.run();
     }

@@ -6,7 +6,7 @@ import type { Logger } from './log.js';
 import type { RecordedProcess, RunRecord } from './record.js';
 import { removeRuntimeDir } from './runtime-dir.js';
 import { pullSocket } from './sys/pidfd.js';
-import { alive, environ } from './sys/proc.js';
+import { alive, startedAs } from './sys/proc.js';
 import { listeningSockets } from './sys/proc-net.js';
 import { isListening, socketAddress } from './sys/socket.js';
 
@@ -21,15 +21,8 @@ export interface Takeover {
  * and start time) and was started by that baton as that generation (its environment): a record
  * that lies, or a pid reused since, never gets a process signalled.
  */
-function isOrphan(g: RecordedProcess): boolean {
+export function isOrphan(g: RecordedProcess): boolean {
   return startedAs(g.pid, g.starttime, [`NOTIFY_SOCKET=${g.notify}`, `BATON_GENERATION=${g.number}`]);
-}
-
-/** `pid` (never 0 or 1) is the live process that started at `starttime` with each of `env` in its environment. */
-export function startedAs(pid: number, starttime: string, env: string[]): boolean {
-  if (pid <= 1 || !alive(pid, starttime)) return false;
-  const has = environ(pid);
-  return env.every((e) => has.includes(e));
 }
 
 /** A copy of the listener on `spec`'s address from one of `orphans`, or undefined. */

@@ -141,6 +141,13 @@ export function alive(pid: number, starttime: string): boolean {
   return s !== undefined && s[19] === starttime && s[0] !== 'Z';
 }
 
+/** `pid` (never 0 or 1) is the live process that started at `starttime` with each of `env` in its environment. */
+export function startedAs(pid: number, starttime: string, env: string[]): boolean {
+  if (pid <= 1 || !alive(pid, starttime)) return false;
+  const has = environ(pid);
+  return env.every((e) => has.includes(e));
+}
+
 /** The command line of `pid` (NUL-separated), or '' when it cannot be read. */
 export function cmdline(pid: number): string {
   try {
