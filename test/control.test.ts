@@ -4,12 +4,12 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { request } from '../supervisor/control/client.js';
 import { alive, Baton, cli, fixture } from './helpers/baton.js';
 import { servedBy } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
-import { ended, killAll, lineage, pidsFile, recorded, until } from './helpers/procs.js';
+import { allEnded, killAll, ownGroup, pidsFile, recorded, until } from './helpers/procs.js';
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -334,15 +334,6 @@ test('reload --wait during an upgrade is coalesced and answered by the follow-up
 /** A check that starts `sleep 300` in its group, writes "SHELL SLEEP" to `file` and waits for it. */
 const hangingCheck = (file: string) => `echo checking; sleep 300 & echo $$ $! >> ${file}; wait`;
 
-/** The check's shell is baton's child and leads a group of its own, which its sleep is in. */
-function checkGroup(t: ExecutionContext, baton: Baton, [shell, sleeper]: number[]): void {
-  t.deepEqual(lineage(shell!), { ppid: baton.pid, pgid: shell });
-  t.is(lineage(sleeper!)?.pgid, shell);
-  t.not(shell, lineage(baton.pid)?.pgid, "not baton's group");
-}
-
-const gone = (pids: number[]) => () => (pids.every(ended) ? true : undefined);
-
 test('--check-timeout: a hung check is killed with its group and fails the upgrade, saying so', async (t) => {
   const c = pidsFile(t);
   const args = ['--listen', '127.0.0.1:0', '--check', hangingCheck(c.file), '--check-timeout', '3s'];
@@ -351,13 +342,13 @@ test('--check-timeout: a hung check is killed with its group and fails the upgra
     await baton.event('active', 1);
     const reload = ctl(baton, 'reload', '--wait');
     c.pids.push(...(await recorded(c.file)));
-    checkGroup(t, baton, c.pids);
+    ownGroup(t, baton.pid, c.pids);
     const r = await reload;
     t.is(r.code, 1);
     const why = 'timed out after 3000ms (--check-timeout); its process group was killed';
     t.regex(r.stderr, new RegExp(`^error: upgrade failed: preflight failed \\(${esc(why)}\\): checking$`, 'm'));
     t.regex(r.stderr, /^hint: generation 1 still serves/m);
-    t.true(await until('the check and its sleep gone', gone(c.pids), 2000));
+    t.true(await until('the check and its sleep gone', allEnded(c.pids), 2000));
     t.is(baton.events.filter((e) => e.event === 'spawn').length, 1, 'nothing was started');
   } finally {
     killAll(c.pids); // a failed test must not wait on them
@@ -372,7 +363,7 @@ test('a running check is in baton status (pid, age); baton stop kills it and doe
     await baton.event('active', 1);
     t.is((await ctl(baton, 'reload')).code, 0);
     c.pids.push(...(await recorded(c.file)));
-    checkGroup(t, baton, c.pids);
+    ownGroup(t, baton.pid, c.pids);
     await new Promise((r) => setTimeout(r, 300));
     const json = await ctl(baton, 'status', '--json');
     const status = JSON.parse(json.stdout) as { helpers?: Array<Record<string, unknown>> };
@@ -388,7 +379,7 @@ test('a running check is in baton status (pid, age); baton stop kills it and doe
     const exit = await Promise.race([baton.exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
     t.deepEqual(exit, { code: 0, signal: null }, 'baton exited after its stop, without waiting for the check');
     t.true(performance.now() - stopped < 10_000);
-    t.true(await until('the check and its sleep gone', gone(c.pids), 2000));
+    t.true(await until('the check and its sleep gone', allEnded(c.pids), 2000));
     t.regex(baton.stderr, /"event":"kill".*"message":"check pid \d+ \(.*\): baton is stopping"/);
   } finally {
     killAll(c.pids); // a failed test must not wait on them

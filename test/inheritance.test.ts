@@ -1,11 +1,12 @@
 // What a generation, a --check and a probe get from baton (issue 17: M3, M6, L3, L4): only what is handed
 // to them. Each test is the attack: a hostile generation (or helper) looks for what baton had.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Baton, fixture } from './helpers/baton.js';
 import { needs } from './helpers/needs.js';
+import { fdsOn } from './helpers/procs.js';
 
 const NOBODY = 65534;
 /** --inh-caps/--ambient-caps as systemd's AmbientCapabilities= gives them to a non-root service. */
@@ -39,17 +40,6 @@ function envOf(file: string): Map<string, string> {
       .filter((l) => l.includes('='))
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   );
-}
-
-/** True when one of `pid`'s fds is open on `path`. */
-function opens(pid: number, path: string): boolean {
-  return readdirSync(`/proc/${pid}/fd`).some((fd) => {
-    try {
-      return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
-    } catch {
-      return false; // closed meanwhile
-    }
-  });
 }
 
 /** nobody's passwd fields. */
@@ -116,10 +106,10 @@ needs('root')('an fd baton inherited from its launcher reaches no generation (L3
   const b = new Baton(['--listen', '127.0.0.1:0', ...as, '--', 'sh', '-c', steal], {}, launcher);
   try {
     const { pid } = await b.event('active', 1);
-    t.true(opens(b.pid, secret), 'baton itself still has it');
+    t.true(fdsOn(b.pid, secret) > 0, 'baton itself still has it');
     t.is(readFileSync(`${dir}/stolen`, 'utf8'), '');
     t.regex(readFileSync(`${dir}/error`, 'utf8'), /40/);
-    t.false(opens(pid, secret), 'nor does the generation hold it');
+    t.false(fdsOn(pid, secret) > 0, 'nor does the generation hold it');
   } finally {
     await b.stop();
   }

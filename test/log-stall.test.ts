@@ -1,17 +1,6 @@
 // F4: baton's log writes never block it, whoever else writes to its stderr and however slowly it is read.
 import { execFileSync } from 'node:child_process';
-import {
-  closeSync,
-  constants,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readlinkSync,
-  readSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -20,7 +9,7 @@ import type { BatonError } from '../supervisor/errors.js';
 import type { Status } from '../supervisor/status.js';
 import { Baton, cli, fixture, type LogEvent } from './helpers/baton.js';
 import { get } from './helpers/load.js';
-import { ended, pidsFile, readOr, recorded, sleep } from './helpers/procs.js';
+import { ended, fdsOn, pidsFile, readOr, recorded, sleep } from './helpers/procs.js';
 
 const listen = ['--listen', '127.0.0.1:0'];
 /** A control request baton does not answer within this (the CLI waits as long) is a stalled baton. */
@@ -138,17 +127,6 @@ function cleanup(t: ExecutionContext, baton: Baton, unblock: () => void): void {
     if (!exited) baton.signal('SIGKILL');
     clearInterval(reading);
   });
-}
-
-/** How many of `pid`'s fds are open on `path`. */
-function fdsOn(pid: number, path: string): number {
-  return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
-    try {
-      return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
-    } catch {
-      return false; // closed meanwhile
-    }
-  }).length;
 }
 
 /** `pid` has exited within `ms`. */

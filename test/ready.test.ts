@@ -1,10 +1,10 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { Baton, fixture } from './helpers/baton.js';
 import { get } from './helpers/load.js';
-import { ended, killAll, lineage, pidsFile, recorded, until } from './helpers/procs.js';
+import { allEnded, killAll, ownGroup, pidsFile, recorded, until } from './helpers/procs.js';
 
 async function readyAfter(t: import('ava').ExecutionContext, args: string[], mode = 'good'): Promise<number> {
   const baton = new Baton([...args, '--', 'node', fixture, mode]);
@@ -70,25 +70,16 @@ test('grab is refused with the inherit handover', async (t) => {
 const hanging = (file: string, readyIf = 'false') =>
   `probe:${readyIf} && exit 0; sleep 300 & echo $$ $! >> ${file}; wait`;
 
-/** The probe's shell is baton's child and leads a group of its own, which its sleep is in. */
-function probeGroup(t: ExecutionContext, baton: Baton, [shell, sleeper]: number[]): void {
-  t.deepEqual(lineage(shell!), { ppid: baton.pid, pgid: shell });
-  t.is(lineage(sleeper!)?.pgid, shell);
-  t.not(shell, lineage(baton.pid)?.pgid, "not baton's group");
-}
-
-const gone = (pids: number[]) => () => (pids.every(ended) ? true : undefined);
-
 test('a probe still running at the ready-timeout is killed with its group', async (t) => {
   const p = pidsFile(t);
   const args = ['--listen', '127.0.0.1:0', '--ready', hanging(p.file), '--ready-timeout', '3s'];
   const baton = new Baton([...args, '--', 'node', fixture]);
   try {
     p.pids.push(...(await recorded(p.file)));
-    probeGroup(t, baton, p.pids);
+    ownGroup(t, baton.pid, p.pids);
     t.is((await baton.exited).code, 1, baton.stderr);
     t.regex(baton.stderr, /not ready within 3000ms/);
-    await until('the probe and its sleep gone', gone(p.pids), 2000);
+    await until('the probe and its sleep gone', allEnded(p.pids), 2000);
   } finally {
     killAll(p.pids); // a failed test must not wait on them
     await baton.stop();
@@ -103,9 +94,9 @@ test('a probe still running when its generation exits is killed with its group',
     await baton.event('active', 1);
     baton.signal('SIGHUP');
     p.pids.push(...(await recorded(p.file)));
-    probeGroup(t, baton, p.pids);
+    ownGroup(t, baton.pid, p.pids);
     t.regex(String((await baton.event('failed', 2)).message), /^exited with code 1 before ready/);
-    await until('the probe and its sleep gone', gone(p.pids), 2000);
+    await until('the probe and its sleep gone', allEnded(p.pids), 2000);
   } finally {
     killAll(p.pids); // a failed test must not wait on them
     await baton.stop();
@@ -128,9 +119,9 @@ test('a probe still running when baton stops is killed at once, not when its gen
     await baton.event('active', 1);
     baton.signal('SIGHUP');
     p.pids.push(...(await recorded(p.file)));
-    probeGroup(t, baton, p.pids);
+    ownGroup(t, baton.pid, p.pids);
     baton.signal('SIGTERM');
-    await until('the probe and its sleep gone', gone(p.pids), 2000);
+    await until('the probe and its sleep gone', allEnded(p.pids), 2000);
     t.is(baton.child.exitCode, null, 'baton still waits for generation 2');
   } finally {
     killAll(p.pids); // a failed test must not wait on them
@@ -145,7 +136,7 @@ test('what a probe that succeeded left running in its group is killed', async (t
   try {
     await baton.event('ready', 1);
     p.pids.push(...(await recorded(p.file)));
-    t.true(await until('the sleep the probe left gone', gone(p.pids), 2000));
+    t.true(await until('the sleep the probe left gone', allEnded(p.pids), 2000));
   } finally {
     killAll(p.pids); // a failed test must not wait on them
     await baton.stop();

@@ -1,6 +1,6 @@
 // Processes as the kernel shows them (never baton's log), and what the tests that time them share.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -166,6 +166,30 @@ export function lineage(pid: number): { ppid: number; pgid: number } | undefined
 export function ended(pid: number): boolean {
   const s = stat(pid);
   return s === undefined || s.state === 'Z';
+}
+
+/** For until(): true once every one of `pids` has ended. */
+export const allEnded = (pids: number[]) => () => (pids.every(ended) ? true : undefined);
+
+/**
+ * A helper command baton runs (a --check or a probe: `sh -c`, which started a sleep) is baton's child
+ * and leads a process group of its own, which its sleep is in, and which is not baton's.
+ */
+export function ownGroup(t: ExecutionContext, parent: number, [shell, sleeper]: number[]): void {
+  t.deepEqual(lineage(shell!), { ppid: parent, pgid: shell });
+  t.is(lineage(sleeper!)?.pgid, shell);
+  t.not(shell, lineage(parent)?.pgid, "not baton's group");
+}
+
+/** How many of `pid`'s fds are open on `path` (read from /proc/PID/fd). */
+export function fdsOn(pid: number, path: string): number {
+  return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
+    } catch {
+      return false; // closed meanwhile
+    }
+  }).length;
 }
 
 /** The pids on the first line `file` gets (a test's command writes "$$ $!" there), once it has one. */
