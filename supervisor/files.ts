@@ -36,7 +36,7 @@ function unsafe(path: string, st: Stats, self: boolean): string | undefined {
 }
 
 /** `dir` and every directory above it, both as written and as the symlinks in it resolve. */
-function lineage(dir: string): string[] {
+export function lineage(dir: string): string[] {
   const up = (p: string): string[] => (p === dirname(p) ? [p] : [p, ...up(dirname(p))]);
   return [...new Set([...up(resolve(dir)), ...up(realpathSync(dir))])];
 }

@@ -1,7 +1,7 @@
 import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { othersMayChange } from './files.js';
+import { lineage, othersMayChange } from './files.js';
 
 /** The package baton runs from: the nearest directory above its code with a package.json. */
 function packageRoot(code: string): string {
@@ -36,10 +36,9 @@ export function replaceableCode(): string | undefined {
   if (process.geteuid?.() !== 0) return undefined;
   const code = dirname(fileURLToPath(import.meta.url));
   const root = packageRoot(code);
-  for (let dir = root; ; dir = dirname(dir)) {
+  for (const dir of lineage(root)) {
     const why = othersMayChange(lstatSync(dir));
     if (why) return `baton's code is in ${dir}: ${why}`;
-    if (dir === dirname(dir)) break;
   }
   const file = changeable(code) ?? changeable(join(root, 'bpf'));
   return file ? `baton's code: ${file}` : undefined;

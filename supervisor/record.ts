@@ -5,6 +5,7 @@ import { formatAddress } from './address.js';
 import { runtimeBase } from './config.js';
 import { checkDirectory, removeKnown, writeFileAtomic } from './files.js';
 import type { ListenSpec } from './listener.js';
+import { int, list, num, pid, record, starttime, text } from './schema.js';
 import { netnsInode, startTime } from './sys/proc.js';
 
 /** A process of a generation, as a restarted baton finds and checks it. */
@@ -29,19 +30,15 @@ export interface RunState {
   generations: RecordedProcess[];
 }
 
-const isInt = (v: unknown) => Number.isSafeInteger(v) && (v as number) > 1;
-const isText = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length < 4096;
+/** One process of a record, as written. */
+export const recordedProcess = record({ number: int, worker: int, pid, starttime, startedAt: num, notify: text });
+
+const valid = record({ pid, starttime, runtimeDir: text, generations: list(recordedProcess) });
 
 /** The state as written, or undefined when a field is missing or malformed: nothing in it is trusted unchecked. */
-function parse(text: string): RunState | undefined {
-  const s = JSON.parse(text) as Partial<RunState>;
-  const gens = Array.isArray(s.generations) ? s.generations : [];
-  const valid = gens.every(
-    (g: RecordedProcess) =>
-      isInt(g.pid) && /^\d+$/.test(String(g.starttime)) && isText(g.notify) && Number.isSafeInteger(g.number),
-  );
-  if (!isInt(s.pid) || !/^\d+$/.test(String(s.starttime)) || !isText(s.runtimeDir) || !valid) return undefined;
-  return s as RunState;
+function parse(raw: string): RunState | undefined {
+  const s: unknown = JSON.parse(raw);
+  return valid(s) ? (s as RunState) : undefined;
 }
 
 /**

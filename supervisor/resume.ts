@@ -1,28 +1,11 @@
 import { BatonError } from './errors.js';
+import { recordedProcess } from './record.js';
 import { isRuntimeDir } from './runtime-dir.js';
+import { bool, int, list, num, record, text } from './schema.js';
 import { RESUME_ENV, type ResumeState } from './self-upgrade.js';
 import { parentPid, processGroup, startTime } from './sys/proc.js';
 import { isListening } from './sys/socket.js';
 
-type Check = (v: unknown) => boolean;
-const int: Check = (v) => Number.isSafeInteger(v) && (v as number) >= 0;
-const num: Check = (v) => typeof v === 'number' && Number.isFinite(v);
-const text: Check = (v) => typeof v === 'string';
-const bool: Check = (v) => typeof v === 'boolean';
-const list =
-  (item: Check): Check =>
-  (v) =>
-    Array.isArray(v) && v.every(item);
-const record =
-  (fields: Record<string, Check>, optional: Record<string, Check> = {}): Check =>
-  (v) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-    const o = v as Record<string, unknown>;
-    return (
-      Object.entries(fields).every(([k, f]) => f(o[k])) &&
-      Object.entries(optional).every(([k, f]) => o[k] === undefined || f(o[k]))
-    );
-  };
 const STATES = ['starting', 'ready', 'active', 'draining', 'exited', 'failed'];
 
 /** The fields every build since the first format sends (an older build sends only these), and the later ones. */
@@ -59,7 +42,7 @@ const valid = record(
     oomScoreAdj: num,
     logDropped: int,
     from: record({ pid: int, starttime: text }),
-    orphans: list(record({ number: int, worker: int, pid: int, starttime: text, startedAt: num, notify: text })),
+    orphans: list(recordedProcess),
   },
 );
 

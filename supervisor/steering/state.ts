@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkDirectory, removeKnown, writeFileAtomic } from '../files.js';
+import { int, pid, record, starttime, text } from '../schema.js';
 
 /** What a restarted baton needs to find the generation that serves: written on every switch. */
 export interface SteeringState {
@@ -17,26 +18,21 @@ export function stateFile(dir: string): string {
   return join(dir, STATE);
 }
 
-const isPid = (v: unknown) => Number.isSafeInteger(v) && (v as number) > 1;
+// baton itself may be pid 1 (a container's init); its generation never is.
+const valid = record(
+  { name: text, pid: (v) => int(v) && (v as number) > 0 },
+  { generation: record({ number: int, pid, starttime, port: int }) },
+);
 
 /** The state as written, or undefined when there is none or a field is missing or malformed. */
 export function readState(dir: string): SteeringState | undefined {
-  let s: Partial<SteeringState>;
+  let s: unknown;
   try {
-    s = JSON.parse(readFileSync(stateFile(dir), 'utf8')) as Partial<SteeringState>;
+    s = JSON.parse(readFileSync(stateFile(dir), 'utf8'));
   } catch {
     return undefined;
   }
-  const g = s.generation;
-  const gen =
-    g === undefined ||
-    (isPid(g.pid) &&
-      /^\d+$/.test(String(g.starttime)) &&
-      Number.isSafeInteger(g.number) &&
-      Number.isSafeInteger(g.port));
-  // baton itself may be pid 1 (a container's init); its generation never is.
-  const batonPid = Number.isSafeInteger(s.pid) && (s.pid as number) > 0;
-  return typeof s.name === 'string' && batonPid && gen ? (s as SteeringState) : undefined;
+  return valid(s) ? (s as SteeringState) : undefined;
 }
 
 /** Atomic, in a checked directory, so a crash never leaves half a state. */

@@ -40,10 +40,5 @@ export function heldAtStart(path = holdObject()): NodeJS.Signals[] {
   const out = Buffer.alloc(64);
   const n = entries(path).held(out, out.length) as number;
   const names = Object.entries(constants.signals) as Array<[NodeJS.Signals, number]>;
-  return [...out.subarray(0, n)].flatMap((sig) =>
-    names
-      .filter(([, v]) => v === sig)
-      .map(([k]) => k)
-      .slice(0, 1),
-  );
+  return [...out.subarray(0, n)].flatMap((sig) => names.find(([, v]) => v === sig)?.[0] ?? []);
 }
