@@ -1,12 +1,12 @@
 // What a generation, a --check and a probe get from baton (issue 17: M3, M6, L3, L4): only what is handed
 // to them. Each test is the attack: a hostile generation (or helper) looks for what baton had.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Baton, fixture } from './helpers/baton.js';
 import { needs } from './helpers/needs.js';
-import { fdsOn } from './helpers/procs.js';
+import { fdsOn, until } from './helpers/procs.js';
 
 const NOBODY = 65534;
 /** --inh-caps/--ambient-caps as systemd's AmbientCapabilities= gives them to a non-root service. */
@@ -123,13 +123,15 @@ needs('root', 'unshare')(
     const groups = join(dir, 'group');
     writeFileSync(groups, `${readFileSync('/etc/group', 'utf8')}batontest:x:4242:nobody\n`);
     const ns = ['unshare', '-m', 'sh', '-c', `mount --bind ${groups} /etc/group && exec "$@"`, 'sh'];
-    const report = `grep Groups /proc/self/status > ${dir}/status; env > ${dir}/env; exec sleep 60`;
+    // Written, then renamed into place: `--ready delay:0` may count it active before the shell wrote.
+    const report = `grep Groups /proc/self/status > ${dir}/s; env > ${dir}/e; mv ${dir}/s ${dir}/status; mv ${dir}/e ${dir}/env; exec sleep 60`;
     const as = ['--user', 'nobody', '--handover', 'inherit', '--ready', 'delay:0'];
     const session = { SSH_AUTH_SOCK: '/tmp/agent.1', SUDO_USER: 'alice', MAIL: '/var/mail/root', HOME: '/root' };
     const env = { ...session, XDG_RUNTIME_DIR: '/run/user/0', BATON_KILL_TIMEOUT: '5s' };
     const b = new Baton(['--listen', '127.0.0.1:0', ...as, '--', 'sh', '-c', report], env, ns);
     try {
       await b.event('active', 1);
+      await until('the report', () => (existsSync(`${dir}/env`) ? true : undefined));
       t.deepEqual(statusField(`${dir}/status`, 'Groups').split(/\s+/).sort(), ['4242', String(NOBODY)]);
       const seen = envOf(`${dir}/env`);
       const { home, shell } = nobody();
