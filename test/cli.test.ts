@@ -8,6 +8,7 @@ import { Baton, childrenOf, cli, fixture } from './helpers/baton.js';
 import { Leftovers, limited, refuses, runBaton, scratch, traced } from './helpers/leftovers.js';
 import { get } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
+import { readOr, until } from './helpers/procs.js';
 
 /** A port nothing listens on right now. */
 async function freePort(): Promise<number> {
@@ -755,6 +756,8 @@ for (const [what, args, gid] of groups) {
           await baton.event('active', 1);
           const [pid, ...more] = childrenOf(baton.pid);
           t.deepEqual(more, [], 'one generation');
+          // `--ready delay:0` counts it active at once, perhaps while it is still setpriv, as root.
+          await until('sleep in place of setpriv', () => readOr(`/proc/${pid}/comm`).trim() === 'sleep' || undefined);
           const g = gid();
           const u = entry('/etc/passwd', 'nobody', 2);
           t.deepEqual(credentials(pid!), { uid: `${u} ${u} ${u} ${u}`, gid: `${g} ${g} ${g} ${g}`, groups: String(g) });
