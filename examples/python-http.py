@@ -39,7 +39,7 @@ def pidfd_getfd(pid, fd):
         got = libc.syscall(ctypes.c_long(SYS_PIDFD_GETFD), ctypes.c_long(pidfd), ctypes.c_long(fd), ctypes.c_long(0))
         if got < 0:
             err = ctypes.get_errno()
-            hint = "use --handover inherit for a child that runs as another user" if err == 1 else ""
+            hint = "use --handover inherit for a child in a restricted container" if err == 1 else ""
             notify(f"STATUS=pidfd_getfd: {os.strerror(err)}\nERRNO={err}\nBATON_HINT={hint}")
             raise OSError(err, f"pidfd_getfd: {os.strerror(err)}")
         return got

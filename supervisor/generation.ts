@@ -1,7 +1,7 @@
 import { type StdioOptions, spawn } from 'node:child_process';
 import { track } from './children.js';
-import { signalNumber } from './duration.js';
 import { Escapees } from './escapees.js';
+import { describeExit, type ExitStatus, exitCode } from './exit-status.js';
 import type { Held } from './handover/handover.js';
 import type { Fields, Logger } from './log.js';
 import { closeFd } from './sys/fd.js';
@@ -22,25 +22,11 @@ const NEXT: Record<State, readonly State[]> = {
   failed: [],
 };
 
-export interface ExitStatus {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
 /** The fields of the `exit` event. */
 export function exitFields(gen: Generation, s: ExitStatus): Fields {
   const { grab, ready, stop, exit } = gen.times;
   const { number: generation, worker, pid } = gen;
   return { generation, worker, pid, message: describeExit(s), code: exitCode(s), grab, ready, stop, exit };
-}
-
-/** Shell convention: the exit code, or 128 + the signal number. */
-export function exitCode(s: ExitStatus): number {
-  return s.code ?? 128 + signalNumber(s.signal ?? 'SIGKILL');
-}
-
-export function describeExit(s: ExitStatus): string {
-  return s.signal ? `killed by ${s.signal}` : `exited with code ${s.code}`;
 }
 
 export interface SpawnPlan {

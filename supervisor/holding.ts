@@ -71,14 +71,14 @@ export function activeHold(
 
 /**
  * Holders of baton's listeners (and of the ones its live generations bound) that are neither baton
- * nor in a live generation (its process tree or its escapees) nor in an orphan's process tree (a
- * dead baton's generation being retired). Reads every process's fd table.
+ * nor in a live generation (its process tree or its escapees) nor in the process tree of one it
+ * `kept` (the keeper, a dead baton's generation being retired). Reads every process's fd table.
  */
-export function strays(live: Generation[], listeners: Listener[], orphans: number[]): Stray[] {
+export function strays(live: Generation[], listeners: Listener[], kept: number[]): Stray[] {
   const names = new Map(listeners.map((l) => [socketOf(l.fd), l.name]));
   for (const g of live) for (const [socket, name] of served(g, [], false)) names.set(socket, name);
   const members = new Set([process.pid, ...live.flatMap((g) => [...family(g.pid), ...g.escapees.look(g.alive)])]);
-  for (const pid of orphans) for (const member of family(pid)) members.add(member);
+  for (const pid of kept) for (const member of family(pid)) members.add(member);
   return socketHoldersAnywhere([...names.keys()])
     .filter((h) => !members.has(h.pid))
     .map((h) => {

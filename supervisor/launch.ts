@@ -1,6 +1,7 @@
 import type { Config } from './config.js';
-import { describeExit, Generation } from './generation.js';
-import type { Handover, Session } from './handover/handover.js';
+import { describeExit } from './exit-status.js';
+import { Generation } from './generation.js';
+import type { Handover, Session, Source } from './handover/handover.js';
 import type { Helpers } from './helpers.js';
 import { unheld } from './holding.js';
 import type { Listener } from './listener.js';
@@ -21,6 +22,8 @@ export interface LaunchContext {
   handover: Handover;
   ready: ReadySpec;
   listeners: Listener[];
+  /** Where a pulling generation takes the listeners from. */
+  source: Source;
   runtimeDir: string;
   helpers: Helpers;
   stopping(): boolean;
@@ -40,10 +43,11 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
   let notify: NotifySocket | undefined;
   let session: Session | undefined;
   try {
+    if (handover.pulls) await ctx.source.ready();
     const channel = new NotifySocket(ctx.runtimeDir, number, worker, config.user);
     notify = channel;
     const began = performance.now();
-    const plan = handover.plan(config.command, ctx.listeners);
+    const plan = handover.plan(config.command, ctx.listeners, ctx.source);
     const gen = new Generation(
       number,
       {
@@ -70,7 +74,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
       command: config.command.join(' '),
       spawn_ms: Math.round((performance.now() - began) * 100) / 100,
     });
-    session = handover.begin(gen.pid, plan, ctx.listeners, abort.signal);
+    session = handover.begin(gen.pid, plan, ctx.listeners, abort.signal, ctx.source);
     const grabbed = session.watch?.then((held) => {
       if (held) gen.held = held;
       gen.times.grab = gen.ms();

@@ -1,5 +1,5 @@
 import { ownChildren } from './children.js';
-import { describeExit } from './generation.js';
+import { describeExit } from './exit-status.js';
 import type { Logger } from './log.js';
 import { setChildSubreaper } from './sys/prctl.js';
 import { zombieChildren } from './sys/proc.js';

@@ -2,7 +2,9 @@ import { adoptActivated } from './activation.js';
 import { formatAddress } from './address.js';
 import type { Config } from './config.js';
 import type { Generation } from './generation.js';
-import type { Handover } from './handover/handover.js';
+import type { Handover, Source } from './handover/handover.js';
+import { handovers } from './handover/index.js';
+import { type Keeper, openSource } from './handover/keeper.js';
 import { closeListeners, type Listener, openListeners } from './listener.js';
 import type { Logger } from './log.js';
 import { NotifySocket } from './notify-socket.js';
@@ -17,13 +19,15 @@ import { startTime } from './sys/proc.js';
 import { isOrphan, takeOver } from './takeover.js';
 
 /**
- * What baton holds for its whole life besides its generations: the listeners, a runtime directory
- * (notify sockets), the pid file, the run record, the steering plane, and the orphans of a baton
- * that died. Opened all or none; released once.
+ * What baton holds for its whole life besides its generations: the listeners (and the keeper that
+ * holds them for pidfd generations), a runtime directory (notify sockets), the pid file, the run
+ * record, the steering plane, and the orphans of a baton that died. Opened all or none; released once.
  */
 export class Resources {
   readonly startedAt: number;
   readonly orphans: Orphans;
+  readonly source: Source;
+  readonly keeper?: Keeper;
 
   private constructor(
     private readonly config: Config,
@@ -36,6 +40,12 @@ export class Resources {
     private readonly log: Logger,
   ) {
     this.startedAt = startedAt;
+    ({ source: this.source, keeper: this.keeper } = openSource(
+      handovers[config.handover].pulls,
+      listeners,
+      log,
+      config.user,
+    ));
     const plan = plane?.orphan ? [plane.orphan, ...orphans] : orphans;
     this.orphans = new Orphans(plan, config, log);
   }
@@ -114,6 +124,7 @@ export class Resources {
     const serving = !this.orphans.retired && this.orphans.remaining.length > 0;
     if (serving) this.saveRecord([]);
     else this.record?.remove();
+    this.keeper?.kill();
     release(this.config, this.listeners, this.runtimeDir, serving);
   }
 

@@ -58,7 +58,7 @@ export interface StatusParts {
   handover: Pick<Handover, 'name' | 'sharesListener'>;
   log: Logger;
   slots: { length: number };
-  resources: Pick<Resources, 'startedAt' | 'listeners' | 'plane' | 'orphans'>;
+  resources: Pick<Resources, 'startedAt' | 'listeners' | 'plane' | 'orphans' | 'keeper'>;
   live: Iterable<Generation>;
   history: History;
   helpers: Pick<Helpers, 'list'>;
@@ -66,7 +66,7 @@ export interface StatusParts {
 
 export function buildStatus(p: StatusParts): Status {
   const live = [...p.live];
-  const { listeners, plane, startedAt, orphans } = p.resources;
+  const { listeners, plane, startedAt, orphans, keeper } = p.resources;
   const orphanState = orphans.retired ? 'retiring' : 'orphan';
   // /proc/net/tcp lists every connection on the host (TIME_WAIT too): read it only when needed.
   const established = live.some((g) => g.state === 'draining') ? establishedInodes() : new Set<number>();
@@ -103,11 +103,7 @@ export function buildStatus(p: StatusParts): Status {
     orphans: orphans.remaining.map(({ number, worker, pid, startedAt }) => {
       return { number, worker, pid, state: orphanState, ageMs: Date.now() - startedAt };
     }),
-    strays: strays(
-      live,
-      listeners,
-      orphans.remaining.map((o) => o.pid),
-    ),
+    strays: strays(live, listeners, [...orphans.remaining.map((o) => o.pid), ...(keeper?.pid ? [keeper.pid] : [])]),
     helpers: p.helpers.list(),
     upgrades: p.history.list(),
     failures: p.history.failures,

@@ -1,5 +1,6 @@
 import type { Config } from './config.js';
-import { describeExit, type ExitStatus, exitCode, exitFields, type Generation } from './generation.js';
+import { describeExit, type ExitStatus, exitCode } from './exit-status.js';
+import { exitFields, type Generation } from './generation.js';
 import type { Handover } from './handover/handover.js';
 import { handovers } from './handover/index.js';
 import { Helpers } from './helpers.js';
@@ -49,7 +50,7 @@ export class Supervisor {
     this.resumed = resume;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.resources = Resources.open(config, this.handover, log, resume);
-    const { listeners, runtimeDir, plane } = this.resources;
+    const { listeners, runtimeDir, plane, source } = this.resources;
     const [count, crashes] = [resume?.workers ?? config.workers, resume?.crashes];
     const slots = new Slots({ count, crashes, log, drain: config.drain, plane, onDue: () => void this.run() });
     const stopping = () => this.stopping;
@@ -57,16 +58,15 @@ export class Supervisor {
     const retirement = new Retirement(config, this.handover, stopping, held);
     const [history, helpers] = [new History(resume?.history, resume?.failures), new Helpers(log, config.user)];
     this.next = resume?.next ?? this.resources.firstGeneration;
-    const ctx = { config, log, handover: this.handover, ready: config.ready, listeners, runtimeDir, helpers, stopping };
+    const ctx = { config, log, handover: this.handover, ready: config.ready, listeners, source, runtimeDir, helpers };
     const spawned = (gen: Generation) => this.track(gen);
     this.rooms = {
       ...{ config, log, slots, retirement, history, helpers, live: this.live, stopping },
-      launch: (number, slot) => launch({ ...ctx, spawned }, number, slot),
+      launch: (number, slot) => launch({ ...ctx, stopping, spawned }, number, slot),
       nextNumber: () => this.next++,
     };
-    const ready = formatReady(config.ready);
-    const fields = { handover: this.handover.name, ready, drain: config.drain, stop_signal: config.stopSignal };
-    log.event('config', resume ? { ...fields, resumed: true } : fields);
+    const fields = { handover: this.handover.name, ready: formatReady(config.ready), drain: config.drain };
+    log.event('config', { ...fields, stop_signal: config.stopSignal, ...(resume ? { resumed: true } : {}) });
   }
 
   get listeners(): Listener[] {
@@ -171,8 +171,8 @@ export class Supervisor {
     this.busy = true;
     this.rooms.retirement.pause();
     this.rooms.slots.clearRestarts();
-    const { next, rooms } = this;
-    return capture(this.resources, { ...rooms, next, pending: this.requests.wanted });
+    await this.resources.keeper?.close(); // the next program starts its own
+    return capture(this.resources, { ...this.rooms, next: this.next, pending: this.requests.wanted });
   }
 
   /** The exec failed: baton goes on as before, with the upgrade `state` held pending. */

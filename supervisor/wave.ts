@@ -1,6 +1,7 @@
 import { type Config, MAX_WORKERS } from './config.js';
 import { BatonError } from './errors.js';
-import { describeExit, type Generation } from './generation.js';
+import { describeExit } from './exit-status.js';
+import type { Generation } from './generation.js';
 import type { Helpers } from './helpers.js';
 import type { Launch } from './launch.js';
 import type { Logger } from './log.js';

@@ -1,6 +1,7 @@
 // A generation's state table, reached through Generation#to on a record with no process behind it.
 import test from 'ava';
-import { describeExit, exitCode, Generation, type State } from '../supervisor/generation.js';
+import { describeExit, exitCode } from '../supervisor/exit-status.js';
+import { Generation, type State } from '../supervisor/generation.js';
 
 const STATES: State[] = ['starting', 'ready', 'active', 'draining', 'exited', 'failed'];
 const LEGAL = new Set([

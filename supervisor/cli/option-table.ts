@@ -59,7 +59,7 @@ export const OPTIONS: Record<string, Option> = {
     default: defaults.logFormat,
     describe: 'log lines on stderr',
   },
-  user: { type: 'string', describe: 'run generations as this user (needs root; use --handover inherit)' },
+  user: { type: 'string', describe: 'run generations (and the keeper) as this user (needs root)' },
   group: { type: 'string', describe: "run generations with this group [default: the user's]" },
   subreaper: {
     type: 'boolean',

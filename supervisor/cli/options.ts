@@ -8,6 +8,7 @@ import { parseDuration, parseSignal } from '../duration.js';
 import { usageError } from '../errors.js';
 import type { HandoverName } from '../handover/handover.js';
 import { handovers } from '../handover/index.js';
+import { keeperPath } from '../handover/keeper.js';
 import { parseListen } from '../listener.js';
 import type { LogFormat } from '../log.js';
 import { parseReady } from '../ready/index.js';
@@ -140,8 +141,8 @@ export function parseOptions(args: string[]): Config | undefined {
     throw usageError(`--ready grab needs --handover pidfd or port, not ${handover}`, hint);
   }
   // Generations never get baton's capabilities (the ambient set is cleared), and the kernel lets a
-  // process take fds only from one whose capabilities it has all of.
-  if (strategy.pulls && process.geteuid?.() !== 0 && holdsCapabilities()) {
+  // process take fds only from one whose capabilities it has all of: the keeper drops all of its own.
+  if (strategy.pulls && !keeperPath() && process.geteuid?.() !== 0 && holdsCapabilities()) {
     throw usageError(
       '--handover pidfd cannot work while baton holds capabilities: generations do not get them, ' +
         'so the kernel refuses them pidfd_getfd on baton',

@@ -19,6 +19,16 @@ export interface Held {
   port: number;
 }
 
+/** What a pulling generation takes its listeners from: `_PID`, and `_FD` in listener order. */
+export interface Source {
+  readonly pid: number;
+  readonly fds: number[];
+  /** Resolves once generations may pull from it. */
+  ready(): Promise<void>;
+  /** Under Yama scope 1: lets `pid` (0: nobody) attach to the source. */
+  nameTracer(pid: number): void;
+}
+
 /** One launch's handover, from spawn until the generation is ready or failed. */
 export interface Session {
   /**
@@ -38,12 +48,12 @@ export interface Handover {
   readonly sharesListener: boolean;
   /** baton sees when a generation holds its listener: the `grab` readiness works. */
   readonly grabs: boolean;
-  /** The generation pulls its listeners out of baton (pidfd_getfd): it needs ptrace rights over baton. */
+  /** The generation pulls its listeners out of a `Source` (pidfd_getfd): it needs ptrace rights over it. */
   readonly pulls: boolean;
   /** Environment, stdio and argv that carry the listeners to the child. */
-  plan(command: string[], listeners: Listener[]): Plan;
+  plan(command: string[], listeners: Listener[], source: Source): Plan;
   /** The handover to the child `pid`, spawned from `plan`; `signal` aborts once the launch is over. */
-  begin(pid: number, plan: Plan, listeners: Listener[], signal: AbortSignal): Session;
+  begin(pid: number, plan: Plan, listeners: Listener[], signal: AbortSignal, source: Source): Session;
   /** After --drain, before an old generation gets its stop signal: waits at most `limit` ms. */
   beforeStop?(gen: { readonly held?: Held; readonly alive: boolean }, limit: number): Promise<void>;
 }

@@ -1,8 +1,7 @@
 import { addressList } from '../listener.js';
-import { setPtracer } from '../sys/prctl.js';
 import { yamaScope } from '../sys/proc.js';
 import { watchGrab } from './grab.js';
-import type { Handover } from './handover.js';
+import type { Handover, Source } from './handover.js';
 
 /** Children of pidfd launches that have not grabbed yet, in spawn order: the first is the named tracer. */
 const waiting: number[] = [];
@@ -12,39 +11,39 @@ const waiting: number[] = [];
  * turns in spawn order: each child is named once the ones before it have grabbed (or failed), and
  * no longer than that. Returns what ends `pid`'s turn (idempotent).
  */
-function tracerTurn(pid: number): () => void {
+function tracerTurn(pid: number, source: Source): () => void {
   waiting.push(pid);
-  if (waiting.length === 1) setPtracer(pid);
+  if (waiting.length === 1) source.nameTracer(pid);
   return () => {
     const i = waiting.indexOf(pid);
     if (i < 0) return;
     waiting.splice(i, 1);
-    if (i === 0) setPtracer(waiting[0] ?? 0);
+    if (i === 0) source.nameTracer(waiting[0] ?? 0);
   };
 }
 
-/** The seed's protocol: the child pulls baton's fds with pidfd_open(_PID) + pidfd_getfd(_FD). */
+/** The seed's protocol: the child pulls the listeners with pidfd_open(_PID) + pidfd_getfd(_FD), from the keeper. */
 export const pidfd: Handover = {
   name: 'pidfd',
   defaultReady: { kind: 'grab' },
   sharesListener: true,
   grabs: true,
   pulls: true,
-  plan(command, listeners) {
+  plan(command, listeners, source) {
     return {
       file: command[0]!,
       args: command.slice(1),
       env: {
-        _PID: String(process.pid),
-        _FD: listeners.map((l) => l.fd).join(','),
+        _PID: String(source.pid),
+        _FD: source.fds.join(','),
         BATON_LISTENERS: addressList(listeners),
       },
       stdio: ['ignore', 'inherit', 'inherit'],
     };
   },
-  begin(pid, _plan, listeners, signal) {
-    // Under Yama scope 1 only a named descendant-turned-tracer may attach to its parent.
-    const done = yamaScope() === 1 ? tracerTurn(pid) : () => {};
+  begin(pid, _plan, listeners, signal, source) {
+    // Under Yama scope 1 only a process the source names may attach to it (the child is not its ancestor).
+    const done = yamaScope() === 1 ? tracerTurn(pid, source) : () => {};
     const fds = listeners.map((l) => l.fd);
     const watch = watchGrab(pid, fds, signal).then(() => {
       done();

@@ -1,13 +1,10 @@
-import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
+import { nativeFile } from './native.js';
 
 /** native/hold.c built for this machine, under a build's supervisor/sys directory; undefined where there is none. */
-export function holdObject(sysDir = dirname(fileURLToPath(import.meta.url))): string | undefined {
-  const path = join(sysDir, 'native', `hold-${process.arch === 'x64' ? 'x86_64' : process.arch}.so`);
-  return existsSync(path) ? path : undefined;
+export function holdObject(sysDir?: string): string | undefined {
+  return nativeFile('hold', '.so', sysDir);
 }
 
 /** The object's entry points, loaded once (into a program that has it in LD_PRELOAD, the same copy). */

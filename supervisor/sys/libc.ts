@@ -24,6 +24,7 @@ export const libc = {
   waitpid: library.func('int waitpid(int, void *, int)'),
   execve: library.func('int execve(const char *, const char **, const char **)'),
   sigaction: library.func('int sigaction(int, const void *, void *)'),
+  sigqueue: library.func('int sigqueue(int, int, intptr_t)'),
   inet_ntop: library.func('const char *inet_ntop(int, const void *, char *, uint32)'),
   inet_pton: library.func('int inet_pton(int, const char *, void *)'),
   strerror: library.func('const char *strerror(int)'),

@@ -10,7 +10,7 @@ const hints = {
   ENOSYS: 'pidfd_getfd needs Linux 5.6 or newer; use --handover inherit on older kernels',
   EPERM:
     'the caller needs ptrace rights over the target (same uid, no Yama restriction, or CAP_SYS_PTRACE); ' +
-    'use --handover inherit for a child that runs as another user or in a restricted container',
+    'use --handover inherit for a child in a restricted container',
   EBADF: 'the target has no such fd: check _FD, or that the target is the process that owns the listener',
   ESRCH: 'the target process has exited',
 };

@@ -28,3 +28,11 @@ export function ignoreSignals(signals: readonly NodeJS.Signals[]): () => void {
   }
   return restore;
 }
+
+/**
+ * sigqueue(3): `sig` to `pid` with `value` (its sigval's int, passed in one register on x86_64 and
+ * aarch64). False where the process is gone or refuses it.
+ */
+export function queueSignal(pid: number, sig: NodeJS.Signals, value: number): boolean {
+  return libc.sigqueue(pid, constants.signals[sig], value) === 0;
+}

@@ -70,6 +70,8 @@ export interface Results {
     idle: { rssMb: number; fds: number };
     after: { rssMb: number; fds: number };
     perUpgradeMs: number;
+    /** The pidfd handover's keeper beside its baton, both serving examples/http-server.mjs. */
+    keeper?: { rssKb: number; batonRssKb: number };
   };
   steering?: {
     loadAttachMs: number;
@@ -436,6 +438,14 @@ function memory(r: Results, lines: string[]): void {
   lines.push('| | RSS MB | fds |', '|---|---|---|');
   lines.push(`| idle | ${f(mm.idle.rssMb)} | ${mm.idle.fds} |`);
   lines.push(`| after ${mm.upgrades} upgrades | ${f(mm.after.rssMb)} | ${mm.after.fds} |`, '');
+  if (!mm.keeper) return;
+  const k = mm.keeper;
+  lines.push(
+    `The keeper of the pidfd handover (the process generations pull the listener from), read beside its baton ` +
+      `2 s after generation 1 of \`examples/http-server.mjs\` was active: RSS ${k.rssKb} kB, baton's ` +
+      `${f(k.batonRssKb / 1024)} MB (${f(k.batonRssKb / k.rssKb, 0)} times the keeper's).`,
+    '',
+  );
 }
 
 function workers(r: Results, lines: string[]): void {

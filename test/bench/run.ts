@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { request } from '../../supervisor/control/client.js';
-import { Baton, root } from '../helpers/baton.js';
+import { Baton, keeperOf, root } from '../helpers/baton.js';
 import type { LoadResult } from '../helpers/load.js';
 import { exclusive } from '../helpers/lock.js';
 import { Netns } from '../helpers/netns.js';
@@ -143,7 +143,7 @@ async function memory(): Promise<Results['memory']> {
   ]);
   await b.event('active', 1);
   await sleep(2000);
-  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${b.pid}/status`, 'utf8'))![1]) / 1024;
+  const rss = () => rssKb(b.pid) / 1024;
   const fds = () => readdirSync(`/proc/${b.pid}/fd`).length;
   const idle = { rssMb: rss(), fds: fds() };
   const t0 = performance.now();
@@ -154,7 +154,21 @@ async function memory(): Promise<Results['memory']> {
   await sleep(3000);
   const after = { rssMb: rss(), fds: fds() };
   await b.stop();
-  return { upgrades: MEMORY_UPGRADES, idle, after, perUpgradeMs };
+  return { upgrades: MEMORY_UPGRADES, idle, after, perUpgradeMs, keeper: await keeperMemory() };
+}
+
+const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+
+/** The pidfd handover's keeper and its baton, RSS in kB. */
+async function keeperMemory(): Promise<{ rssKb: number; batonRssKb: number }> {
+  const b = new Baton(['--listen', '127.0.0.1:0', '--', 'node', `${root}examples/http-server.mjs`]);
+  try {
+    await b.event('active', 1);
+    await sleep(2000);
+    return { rssKb: rssKb(keeperOf(b.pid)!), batonRssKb: rssKb(b.pid) };
+  } finally {
+    await b.stop();
+  }
 }
 
 async function steeringCost(): Promise<Results['steering']> {

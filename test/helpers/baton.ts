@@ -156,8 +156,25 @@ export class Baton {
   }
 }
 
-/** Direct children of `pid`. */
+/** Direct children of `pid`, less its keeper. */
 export function childrenOf(pid: number): number[] {
+  return allChildrenOf(pid).filter((kid) => !isKeeper(kid));
+}
+
+/** The keeper a pidfd baton runs (native/keeper-ARCH), if it runs one. */
+export function keeperOf(pid: number): number | undefined {
+  return allChildrenOf(pid).find(isKeeper);
+}
+
+function isKeeper(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('keeper-');
+  } catch {
+    return false;
+  }
+}
+
+function allChildrenOf(pid: number): number[] {
   const out: number[] = [];
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     const kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();

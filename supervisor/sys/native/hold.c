@@ -21,7 +21,9 @@
 #define SYS_rt_sigprocmask 14
 #define SYS_rt_sigreturn 15
 #define SYS_getpid 39
+#define SYS_prctl 157
 #define SYS_tgkill 234
+#define PR_SET_DUMPABLE 4
 #define SA_SIGINFO 0x4UL
 #define SA_RESTORER 0x04000000UL
 #define SA_RESTART 0x10000000UL
@@ -102,6 +104,8 @@ __attribute__((constructor)) static void hold_from_start(void) {
   if (syscall4(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&mask, 8) < 0) return;
   if ((mask & mask_of_held()) != mask_of_held()) return;
   held_start = 1;
+  // execve made baton dumpable again: undone before a generation could attach (docs/security.md).
+  syscall4(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0);
   install(record, 0);
 }
 
