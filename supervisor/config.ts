@@ -11,6 +11,8 @@ import type { Rule } from './steering/rules.js';
 /** Everything the supervisor needs, validated; durations in ms. */
 export interface Config {
   command: string[];
+  /** The working directory as given (a release link kept as a link): resolved again at each upgrade. */
+  cwd: string;
   listen: ListenSpec[];
   backlog: number;
   handover: HandoverName;

@@ -6,6 +6,7 @@ import type { Held } from './handover/handover.js';
 import type { Fields, Logger } from './log.js';
 import { closeFd } from './sys/fd.js';
 import { withChildOomScore } from './sys/oom.js';
+import { workingDirectory } from './sys/proc.js';
 import { signalGroup } from './sys/process.js';
 import { reapStatus } from './sys/wait.js';
 
@@ -32,6 +33,8 @@ export function exitFields(gen: Generation, s: ExitStatus): Fields {
 export interface SpawnPlan {
   file: string;
   args: string[];
+  /** The release directory it runs in (resolved at its launch). */
+  cwd: string;
   env: NodeJS.ProcessEnv;
   stdio: StdioOptions;
 }
@@ -73,6 +76,8 @@ export class Generation {
   /** The worker slot (0..N-1) this process serves in. */
   readonly worker: number;
   readonly pid: number;
+  /** The directory it runs in: the release a deploy's link named when it was launched. */
+  readonly dir: string;
   readonly exited: Promise<ExitStatus>;
   readonly spawnedAt: number;
   readonly times: Timings = {};
@@ -93,6 +98,7 @@ export class Generation {
     this.log = log;
     if ('pid' in plan) {
       this.pid = plan.pid;
+      this.dir = workingDirectory(plan.pid);
       this.escapees = new Escapees(number, worker, this.pid, log);
       this.spawnedAt = performance.now() - plan.ageMs;
       this.state = plan.state;
@@ -100,8 +106,10 @@ export class Generation {
       this.exited = new Promise((resolve) => watchAdopted(plan.pid, (status) => this.finish(status, resolve)));
     } else {
       this.spawnedAt = performance.now();
+      this.dir = plan.cwd;
       const child = withChildOomScore(() =>
         spawn(plan.file, plan.args, {
+          cwd: plan.cwd,
           env: plan.env,
           stdio: plan.stdio,
           detached: true,

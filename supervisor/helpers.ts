@@ -19,6 +19,8 @@ export interface HelperOptions {
   generation?: number;
   /** Keep the end of stdout and stderr (else both go nowhere). */
   output?: boolean;
+  /** Where it runs (a generation's release directory); baton's own working directory by default. */
+  cwd?: string;
 }
 
 export interface HelperResult {
@@ -66,6 +68,7 @@ export class Helpers {
     const child = withChildOomScore(() =>
       spawn(file, args, {
         detached: true, // a process group of its own (pgid = pid), killed as one
+        cwd: o.cwd,
         env: { ...appEnv(this.user), ...o.env },
         stdio: ['ignore', o.output ? 'pipe' : 'ignore', o.output ? 'pipe' : 'ignore'],
       }),

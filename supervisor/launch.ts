@@ -35,7 +35,7 @@ export interface LaunchContext {
  * Spawns one process of generation `number` for worker slot `worker` and waits until it is ready,
  * exits, or times out. A process that does not make it is marked failed and killed.
  */
-export async function launch(ctx: LaunchContext, number: number, worker: number): Promise<Launch> {
+export async function launch(ctx: LaunchContext, number: number, worker: number, dir: string): Promise<Launch> {
   const { config, log, handover } = ctx;
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
@@ -60,6 +60,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
           NOTIFY_SOCKET: channel.path,
         },
         ...asUser(config.user, plan.file, plan.args),
+        cwd: dir,
       },
       log,
       worker,
@@ -72,6 +73,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
       worker,
       pid: gen.pid,
       command: config.command.join(' '),
+      cwd: dir,
       spawn_ms: Math.round((performance.now() - began) * 100) / 100,
     });
     session = handover.begin(gen.pid, plan, ctx.listeners, abort.signal, ctx.source);
@@ -80,7 +82,14 @@ export async function launch(ctx: LaunchContext, number: number, worker: number)
       gen.times.grab = gen.ms();
       log.event('grab', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, port: held?.port });
     });
-    const readiness = { pid: gen.pid, generation: number, notify: channel, signal: abort.signal, helpers: ctx.helpers };
+    const readiness = {
+      pid: gen.pid,
+      generation: number,
+      dir,
+      notify: channel,
+      signal: abort.signal,
+      helpers: ctx.helpers,
+    };
     // Whatever the readiness, a generation serves only once it holds its listeners: where baton sees
     // it take them (pidfd, port), ready waits for that too. `readied`: the readiness itself arrived.
     let readied = false;

@@ -19,6 +19,8 @@ export interface GenerationRow {
   ageMs: number;
   readyMs?: number;
   connections?: number;
+  /** The directory it runs in (the release resolved at its launch); unknown for orphans. */
+  dir?: string;
   /** Ready and active ones: how many of the listeners it serves from its processes hold. */
   holds?: Holding;
   /** Its descendants that left its process group (they get its signals one by one). */
@@ -97,6 +99,7 @@ export function buildStatus(p: StatusParts): Status {
       ageMs: g.ms(),
       readyMs: g.times.ready,
       connections: g.state === 'draining' ? connections(g) : undefined,
+      dir: g.dir || undefined,
       holds: holds(g),
       escaped: escaped(g),
     })),
@@ -120,7 +123,7 @@ export function formatStatus(s: Status): string {
   const counts = `${s.workers} worker(s), ${s.failures} failed upgrade(s)`;
   const lines = [`baton pid ${s.pid} (${s.name}), up ${age(s.uptimeMs)}, handover ${s.handover}, ${counts}`];
   for (const l of s.listeners) lines.push(`  listener ${l.name} ${l.address} (fd ${l.fd})`);
-  lines.push('  GEN  WORKER PID      STATE     AGE     READY   HOLDS CONNS');
+  lines.push('  GEN  WORKER PID      STATE     AGE     READY   HOLDS CONNS DIR');
   for (const g of [...s.generations, ...(s.orphans ?? [])]) {
     const ready = g.readyMs === undefined ? '-' : `${g.readyMs}ms`;
     const cells = [
@@ -131,8 +134,9 @@ export function formatStatus(s: Status): string {
       [age(g.ageMs), 7],
       [ready, 7],
       [g.holds ? `${g.holds.held}/${g.holds.of}` : '-', 5],
+      [g.connections ?? '-', 5],
     ] as const;
-    lines.push(`  ${cells.map(([v, w]) => String(v).padEnd(w)).join(' ')} ${g.connections ?? '-'}`);
+    lines.push(`  ${cells.map(([v, w]) => String(v).padEnd(w)).join(' ')} ${g.dir ?? '-'}`);
     const h = g.holds;
     if (h && h.held < h.of) lines.push(`    holds ${h.held} of ${h.of} listener(s): connections to it wait unanswered`);
     if (g.escaped) lines.push(`    left its process group: pid ${g.escaped.join(', pid ')}`);

@@ -8,6 +8,8 @@ export interface UpgradeResult {
   /** The generation serving afterwards, if any. */
   serving?: number;
   reason?: string;
+  /** How to fix what refused the upgrade, where baton knows. */
+  hint?: string;
   requestedAt: string;
   /** From the start of the upgrade to its end, and the new generation's time to ready. */
   ms: number;
@@ -91,8 +93,13 @@ export class History {
  * --check: a shell command whose non-zero exit aborts the upgrade; its output becomes the reason. Its process
  * group is killed after `timeout`, or when baton stops (undefined then: the upgrade is moot).
  */
-export async function preflight(helpers: Helpers, command: string, timeout: number): Promise<string | undefined> {
-  const r = await helpers.run('check', command, { timeoutMs: timeout, output: true });
+export async function preflight(
+  helpers: Helpers,
+  command: string,
+  timeout: number,
+  cwd: string,
+): Promise<string | undefined> {
+  const r = await helpers.run('check', command, { timeoutMs: timeout, output: true, cwd });
   if (r.code === 0 || r.stopped) return undefined;
   const why = r.timedOut
     ? `timed out after ${timeout}ms (--check-timeout); its process group was killed`

@@ -4,17 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { alive, Baton, fixture, root } from './helpers/baton.js';
-import { gaps, get, hammer, type LoadResult } from './helpers/load.js';
+import { gaps, get, hammer, servedFrom } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
 import { needs } from './helpers/needs.js';
 
 const python = `${root}examples/python-http.py`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The generations that answered the requests sent from `fromMs` (ms since the load began) on. */
-function servedFrom(r: LoadResult, fromMs: number): number[] {
-  return [...new Set(r.samples!.filter((s) => s[0] >= fromMs).map((s) => s[3]))].sort((a, b) => a - b);
-}
 
 /**
  * Two upgrades back to back under load. Zero downtime: no failure, no 500 ms without an answer, no

@@ -8,7 +8,7 @@ import type { Status } from '../supervisor/status.js';
 import { closeFd, setCloexec } from '../supervisor/sys/fd.js';
 import { createListener, createNotifySocket, receiveAll } from '../supervisor/sys/socket.js';
 import { Baton, childrenOf, cli, fixture, root } from './helpers/baton.js';
-import { gaps, get, hammer, type LoadResult } from './helpers/load.js';
+import { gaps, get, hammer, servedFrom } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
 import { needs } from './helpers/needs.js';
 import { startTime } from './helpers/procs.js';
@@ -24,11 +24,6 @@ async function exitOf(pid: number, started: string, ms: number): Promise<number>
     await sleep(10);
   }
   throw new Error(`pid ${pid} still runs after ${ms} ms`);
-}
-
-/** The generations that answered the requests sent from `fromMs` (ms since the load began) on. */
-function servedFrom(r: LoadResult, fromMs: number): number[] {
-  return [...new Set(r.samples!.filter((s) => s[0] >= fromMs).map((s) => s[3]))].sort((a, b) => a - b);
 }
 
 async function status(baton: Baton): Promise<Status> {
@@ -253,7 +248,8 @@ test.serial('self-upgrade: SIGUSR2 under load keeps the pid and the serving gene
 });
 
 test.serial('self-upgrade while a generation drains: it is stopped after its drain, nothing fails', async (t) => {
-  const drain = 1500;
+  // Long enough for the self-upgrade (a check of the new build, the exec, its start) on a loaded machine.
+  const drain = 4000;
   const args = ['--listen', '127.0.0.1:0', '--drain', `${drain}ms`, '--', 'node', fixture];
   await underLoad(t, args, 2, async (baton) => {
     const first = await baton.event('active', 1);

@@ -39,7 +39,7 @@ function ready(world: World, number: number, worker: number): Generation {
 function world(workers: number, config: Partial<Config> = {}): World {
   const events: Event[] = [];
   const log: Logger = { event: (name, fields = {}) => void events.push([name, fields]) };
-  const cfg = { ...defaults, surge: 1, drain: 60_000, ...config } as Config;
+  const cfg = { ...defaults, cwd: process.cwd(), surge: 1, drain: 60_000, ...config } as Config;
   const slots = new Slots({ count: workers, log, drain: cfg.drain, onDue: () => {} });
   const live = new Set<Generation>();
   let next = 1;
@@ -71,7 +71,9 @@ function world(workers: number, config: Partial<Config> = {}): World {
 
 /** Generation 1 serving in every slot, as runFirst leaves it. */
 async function first(w: World): Promise<Generation[]> {
-  const gens = await Promise.all(Array.from({ length: w.parts.slots.length }, (_, s) => w.parts.launch(1, s)));
+  const gens = await Promise.all(
+    Array.from({ length: w.parts.slots.length }, (_, s) => w.parts.launch(1, s, process.cwd())),
+  );
   w.parts.nextNumber();
   return gens.map((l, slot) => {
     w.parts.slots.activate(l.gen!, slot);
@@ -139,9 +141,9 @@ test('an old worker gone by the time the wave fails leaves its slot empty, to be
   const old = await first(w);
   w.outcome.set('2.1', 'fail');
   const launch = w.parts.launch;
-  w.parts.launch = async (number, slot) => {
+  w.parts.launch = async (number, slot, dir) => {
     if (slot === 1) old[0]!.status = { code: null, signal: 'SIGKILL' };
-    return launch(number, slot);
+    return launch(number, slot, dir);
   };
   const r = await runWave(w.parts);
   t.teardown(() => w.parts.slots.clearRestarts());

@@ -54,8 +54,8 @@ export async function listeners(): Promise<InheritedListener[]> {
 }
 
 /**
- * Under Yama scope 1, baton names this process as its ptracer right after spawning it, or, when
- * several are launched at once, once the ones spawned before it have grabbed: until then it gets
+ * Under Yama scope 1, baton's keeper names this process as its ptracer right after it is spawned, or,
+ * when several are launched at once, once the ones spawned before it have grabbed: until then it gets
  * EPERM. Short retries for up to a second cover that wait.
  */
 async function withYamaRetry<T>(grab: () => T): Promise<T> {

@@ -39,6 +39,10 @@ export const OPTIONS: Record<string, Option> = {
     describe: 'processes per generation, all on the same listeners; auto = one per CPU',
   },
   surge: { type: 'number', default: 1, describe: 'new workers started at once in a rolling upgrade' },
+  cwd: {
+    type: 'string',
+    describe: 'where generations, --check and probes run, resolved again at each upgrade [default: $PWD, links kept]',
+  },
   check: {
     type: 'string',
     describe: 'preflight shell command run before each upgrade (e.g. a config test); non-zero aborts it',

@@ -12,9 +12,11 @@ import { keeperPath } from '../handover/keeper.js';
 import { parseListen } from '../listener.js';
 import type { LogFormat } from '../log.js';
 import { parseReady } from '../ready/index.js';
+import { resolveRelease, workingPath } from '../release.js';
 import { runAs } from '../run-as.js';
 import { parseRules } from '../steering/rules.js';
 import { holdsCapabilities } from '../sys/capability.js';
+import { yamaScope } from '../sys/proc.js';
 import { lookupGroup, lookupUser } from '../sys/user.js';
 import { OPTIONS } from './option-table.js';
 import { strictParser } from './parser.js';
@@ -78,6 +80,7 @@ interface Argv {
   surge: string | number;
   check?: string;
   checkTimeout: string;
+  cwd?: string;
   pidFile?: string;
   control?: string;
   logFormat: string;
@@ -149,6 +152,13 @@ export function parseOptions(args: string[]): Config | undefined {
       'use --handover inherit (--steer works with it), or start baton without capabilities',
     );
   }
+  const scope = yamaScope() ?? 0;
+  if (strategy.pulls && scope >= 2 && process.geteuid?.() !== 0) {
+    throw usageError(
+      `--handover pidfd cannot work under Yama ptrace_scope ${scope} without root: only CAP_SYS_PTRACE may attach`,
+      'use --handover inherit',
+    );
+  }
   const named = argv.user === undefined ? undefined : lookupUser(argv.user);
   if (argv.group !== undefined && !named) throw usageError('--group needs --user', 'give --user too');
   if (named && argv.group !== undefined) named.gid = lookupGroup(argv.group);
@@ -181,8 +191,12 @@ export function parseOptions(args: string[]): Config | undefined {
       `bad --name "${name}"`,
       'a name is 1-64 letters, digits, "_" or "-" (no dots: bpffs refuses them)',
     );
+  const cwd = workingPath(argv.cwd);
+  const release = resolveRelease(cwd);
+  if ('reason' in release) throw usageError(`--cwd: ${release.reason}`, 'give --cwd a directory, or a link to one');
   return {
     command,
+    cwd,
     listen: specs,
     // listen(2) takes an int (the kernel caps it at net.core.somaxconn); a larger value would wrap.
     backlog: wholeNumber('backlog', argv.backlog, 1, 2 ** 31 - 1),

@@ -33,15 +33,14 @@ export function controlHandler(supervisor: Supervisor): Handler {
           };
         if (result.ok) return { ok: true, result };
         const to = result.generation ? ` to generation ${result.generation}` : '';
+        const serving = result.serving ? `generation ${result.serving} still serves` : 'nothing serves';
         return {
           ok: false,
           result,
           error: {
             code: 'ERR_BATON_UPGRADE',
             message: `upgrade${to} failed: ${result.reason}`,
-            hint: result.serving
-              ? `generation ${result.serving} still serves; see baton's log`
-              : "nothing serves; see baton's log",
+            hint: `${result.hint ? `${result.hint}; ` : ''}${serving}; see baton's log`,
           },
         };
       }

@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import { asUser, type RunAs } from '../run-as.js';
 import { nativeFile } from '../sys/native.js';
 import { setPtracer, setUndumpable } from '../sys/prctl.js';
+import { yamaScope } from '../sys/proc.js';
 import { queueSignal } from '../sys/signal.js';
 import type { Source } from './handover.js';
 
@@ -16,8 +17,11 @@ export const keeperPath = (): string | undefined => nativeFile('keeper');
  * Where generations pull from where there is no keeper: baton itself, which then stays dumpable
  * and so exposes every fd it has to a generation with ptrace rights over it (docs/security.md).
  */
-export function selfSource(listeners: Listener[]): Source {
-  return { pid: process.pid, fds: listeners.map((l) => l.fd), ready: () => Promise.resolve(), nameTracer: setPtracer };
+export function selfSource(listeners: Listener[], yama: boolean): Source {
+  const nameTracer = (pid: number) => {
+    if (yama) setPtracer(pid);
+  };
+  return { pid: process.pid, fds: listeners.map((l) => l.fd), ready: () => Promise.resolve(), nameTracer };
 }
 
 interface Running {
@@ -45,6 +49,8 @@ export class Keeper implements Source {
     private readonly log: Logger,
     /** --user: the keeper runs as the user, so that its generations, as the user too, may pull from it. */
     private readonly user: RunAs | undefined,
+    /** Yama scope 1: tracers are named (elsewhere nameTracer does nothing). */
+    private readonly yama: boolean,
   ) {}
 
   get pid(): number {
@@ -61,6 +67,7 @@ export class Keeper implements Source {
   }
 
   nameTracer(pid: number): void {
+    if (!this.yama) return;
     this.tracer = pid;
     if (this.running?.signalsBlocked) this.sendTracer(this.running);
   }
@@ -139,13 +146,13 @@ export function openSource(
   log: Logger,
   user: RunAs | undefined,
 ): { source: Source; keeper?: Keeper } {
-  const path = keeperPath();
+  const [path, yama] = [keeperPath(), yamaScope() === 1];
   if (pulls && !path) {
     const message = `no keeper for ${process.arch}: generations pull from baton itself, which stays dumpable`;
     log.event('warning', { message });
-    return { source: selfSource(listeners) };
+    return { source: selfSource(listeners, yama) };
   }
   setUndumpable();
-  const keeper = pulls ? new Keeper(path!, listeners, log, user) : undefined;
-  return { source: keeper ?? selfSource(listeners), keeper };
+  const keeper = pulls ? new Keeper(path!, listeners, log, user, yama) : undefined;
+  return { source: keeper ?? selfSource(listeners, yama), keeper };
 }

@@ -1,5 +1,4 @@
 import { addressList } from '../listener.js';
-import { yamaScope } from '../sys/proc.js';
 import { watchGrab } from './grab.js';
 import type { Handover, Source } from './handover.js';
 
@@ -43,7 +42,7 @@ export const pidfd: Handover = {
   },
   begin(pid, _plan, listeners, signal, source) {
     // Under Yama scope 1 only a process the source names may attach to it (the child is not its ancestor).
-    const done = yamaScope() === 1 ? tracerTurn(pid, source) : () => {};
+    const done = tracerTurn(pid, source);
     const fds = listeners.map((l) => l.fd);
     const watch = watchGrab(pid, fds, signal).then(() => {
       done();

@@ -1,9 +1,8 @@
 import { parseDuration } from '../duration.js';
 import { usageError } from '../errors.js';
-import type { Helpers } from '../helpers.js';
 import type { NotifySocket } from '../notify-socket.js';
 import { delay } from './delay.js';
-import { probe } from './probe.js';
+import { type ProbeContext, probe } from './probe.js';
 
 export type ReadySpec =
   | { kind: 'notify' }
@@ -11,15 +10,10 @@ export type ReadySpec =
   | { kind: 'probe'; command: string }
   | { kind: 'delay'; ms: number };
 
-export interface ReadyContext {
-  pid: number;
-  generation: number;
+export interface ReadyContext extends ProbeContext {
   notify: NotifySocket;
   /** Resolves when the child holds its listeners (handovers that grab: pidfd, port). */
   grabbed?: Promise<void>;
-  signal: AbortSignal;
-  /** Runs probes (killed when baton stops). */
-  helpers: Helpers;
 }
 
 export function parseReady(text: string): ReadySpec {
@@ -41,7 +35,7 @@ export function waitReady(spec: ReadySpec, ctx: ReadyContext): Promise<void> {
     case 'grab':
       return ctx.grabbed ?? Promise.reject(new Error('grab readiness needs the pidfd handover'));
     case 'probe':
-      return probe(ctx.helpers, spec.command, ctx.pid, ctx.generation, ctx.signal);
+      return probe(ctx, spec.command);
     case 'delay':
       return delay(spec.ms, ctx.signal);
   }

@@ -1,22 +1,29 @@
 import type { Helpers } from '../helpers.js';
 import { delay } from './delay.js';
 
+/** What a probe runs for: the generation's process, and the launch's end. */
+export interface ProbeContext {
+  pid: number;
+  generation: number;
+  /** The directory the generation runs in; probes run there too. */
+  dir: string;
+  signal: AbortSignal;
+  /** Runs probes (killed when baton stops). */
+  helpers: Helpers;
+}
+
 const INTERVAL_MS = 100;
 
 /**
- * Runs `command` through the shell until it exits 0; it gets BATON_CHILD_PID and BATON_GENERATION. A probe
- * still running when `signal` aborts (ready, failed, timed out, exited) is killed with its process group.
+ * Runs `command` through the shell, in the generation's directory, until it exits 0; it gets BATON_CHILD_PID
+ * and BATON_GENERATION. A probe still running when the launch's signal aborts (ready, failed, timed out,
+ * exited) is killed with its process group.
  */
-export async function probe(
-  helpers: Helpers,
-  command: string,
-  pid: number,
-  generation: number,
-  signal: AbortSignal,
-): Promise<void> {
+export async function probe(ctx: ProbeContext, command: string): Promise<void> {
+  const { helpers, pid, generation, signal, dir: cwd } = ctx;
   const env = { BATON_CHILD_PID: String(pid), BATON_GENERATION: String(generation) };
   while (!signal.aborted) {
-    const r = await helpers.run('probe', command, { env, signal, generation });
+    const r = await helpers.run('probe', command, { env, signal, generation, cwd });
     if (r.code === 0 && !signal.aborted) return;
     await delay(INTERVAL_MS, signal);
   }
