@@ -86,6 +86,8 @@ export class Generation {
   /** port handover: baton's copy of the listener the generation bound itself, and its port. */
   held?: Held;
   status?: ExitStatus;
+  /** Why baton sent it SIGKILL (its kill deadline, a second stop request), if it did. */
+  killed?: string;
   /** Its descendants that left its process group: they get its signals one by one. */
   readonly escapees: Escapees;
   private readonly log: Logger;
@@ -175,6 +177,7 @@ export class Generation {
 
   kill(reason: string): Promise<ExitStatus> {
     if (this.alive) {
+      this.killed ??= reason;
       this.log.event('kill', { generation: this.number, pid: this.pid, message: reason });
       this.signal('SIGKILL');
     }

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readdirSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lineage, othersMayChange } from './files.js';
@@ -8,6 +8,19 @@ function packageRoot(code: string): string {
   let dir = code;
   while (!existsSync(join(dir, 'package.json')) && dir !== dirname(dir)) dir = dirname(dir);
   return dir;
+}
+
+/** The directory of baton's own code. */
+const ownCode = () => dirname(fileURLToPath(import.meta.url));
+
+/** baton's own version, from its own package.json (not the working directory's, nor the app's); else 'unknown'. */
+export function batonVersion(): string {
+  try {
+    const { version } = JSON.parse(readFileSync(join(packageRoot(ownCode()), 'package.json'), 'utf8'));
+    return typeof version === 'string' ? version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
 
 /** The first file in `dir` (recursively, not following links) that others may change, and why. */
@@ -34,7 +47,7 @@ export const INSTALL_HINT =
  */
 export function replaceableCode(): string | undefined {
   if (process.geteuid?.() !== 0) return undefined;
-  const code = dirname(fileURLToPath(import.meta.url));
+  const code = ownCode();
   const root = packageRoot(code);
   for (const dir of lineage(root)) {
     const why = othersMayChange(lstatSync(dir));

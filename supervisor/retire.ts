@@ -73,11 +73,15 @@ export class Retirement {
     for (const g of draining) if (excess.has(of(g))) void g.kill(reason);
   }
 
-  /** baton stops: every generation gets the stop signal now (the active ones drain first); resolves once all exited. */
-  async stopAll(live: Iterable<Generation>): Promise<void> {
+  /**
+   * baton stops: every generation gets the stop signal now (the active ones drain first); resolves with them once
+   * all exited.
+   */
+  async stopAll(live: Iterable<Generation>): Promise<Generation[]> {
     const gens = [...live];
     for (const g of gens) if (g.state === 'active') g.to('draining');
     await Promise.all(gens.map((g) => g.stop(this.config.stopSignal, this.config.killTimeout)));
+    return gens;
   }
 
   /** Calls off every drain timer (stop, self-upgrade). */

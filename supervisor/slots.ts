@@ -20,7 +20,7 @@ export function backoffDelay(crashes: number): number {
  * are due for a restart. `onDue` wakes the supervisor's loop when a restart falls due.
  */
 export class Slots {
-  /** The process that became active last, in any slot: baton's exit status is its. */
+  /** The process that became active last, in any slot: its status is baton's after an unclean stop (stopOutcome). */
   lastActive?: Generation;
   private readonly slots: Slot[];
   private readonly due = new Set<number>();

@@ -1,5 +1,5 @@
 import type { Config } from './config.js';
-import { describeExit, type ExitStatus, exitCode } from './exit-status.js';
+import { describeExit, type ExitStatus, stopOutcome } from './exit-status.js';
 import { exitFields, type Generation } from './generation.js';
 import type { Handover } from './handover/handover.js';
 import { handovers } from './handover/index.js';
@@ -15,6 +15,7 @@ import { Retirement } from './retire.js';
 import { capture, type ResumeState, restore, resumeTimers } from './self-upgrade.js';
 import { Slots } from './slots.js';
 import { buildStatus, type Status } from './status.js';
+
 import { History, Requests, refusal, type UpgradeResult } from './upgrade.js';
 import { refill, rescale, runFirst, runWave, type WaveParts } from './wave.js';
 
@@ -240,11 +241,10 @@ export class Supervisor {
 
   private async shutdown(): Promise<number> {
     this.rooms.slots.clearRestarts();
-    await Promise.all([this.rooms.retirement.stopAll(this.live), this.resources.orphans.stop()]);
+    const [stopped] = await Promise.all([this.rooms.retirement.stopAll(this.live), this.resources.orphans.stop()]);
     await this.resources.close();
-    const last = this.rooms.slots.lastActive;
-    const code = last?.status ? exitCode(last.status) : 0;
-    this.rooms.log.event('stopped', { code });
+    const { code, message } = stopOutcome(stopped, this.rooms.slots.lastActive, this.rooms.config.stopSignal);
+    this.rooms.log.event('stopped', { code, message });
     return code;
   }
 }

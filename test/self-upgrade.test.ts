@@ -354,7 +354,7 @@ test.serial('a failed execve: baton goes on with its handlers, its control socke
   const node = nodeCopy();
   const args = ['--', 'node', fixture, 'slow:3000', '2'];
   try {
-    await underLoad(t, args, { prefix: [node.path, '--max-semi-space-size=1'] }, async (baton, _port, control) => {
+    await underLoad(t, args, { prefix: [node.path] }, async (baton, _port, control) => {
       const socket = statSync(control).ino;
       const from = baton.events.length;
       baton.signal('SIGHUP');

@@ -9,6 +9,7 @@ import { usageError } from '../errors.js';
 import type { HandoverName } from '../handover/handover.js';
 import { handovers } from '../handover/index.js';
 import { keeperPath } from '../handover/keeper.js';
+import { batonVersion } from '../install.js';
 import { parseListen } from '../listener.js';
 import type { LogFormat } from '../log.js';
 import { parseReady } from '../ready/index.js';
@@ -25,12 +26,14 @@ import { layered } from './sources.js';
 const HELP_HINT = 'run baton --help for the options';
 const CONTROL_HINT = 'give a shorter --control (or --pid-file) path';
 
+const VERSION = batonVersion();
+
 const USAGE = [
   '$0 --listen ADDRESS [options] -- COMMAND [ARGS...]',
   '$0 reload|status|stop [--control PATH | --pid-file PATH]',
   '$0 steer clean --name NAME',
   '',
-  'Runs COMMAND as generation 1, owns its listeners, and upgrades it with zero downtime on SIGHUP.',
+  `baton ${VERSION}: runs COMMAND as generation 1, owns its listeners, and upgrades it with zero downtime on SIGHUP.`,
   'Every option can also be set by BATON_<OPTION> (e.g. BATON_DRAIN=10s) or in --config.',
 ].join('\n');
 
@@ -55,7 +58,7 @@ export function parser(args: string[]) {
   return strictParser(
     y
       .help()
-      .version()
+      .version(VERSION)
       .wrap(Math.min(120, process.stdout.columns || 100)),
     HELP_HINT,
   );

@@ -47,7 +47,7 @@ export class Baton {
   constructor(args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = [], entry = cli, stderr?: number) {
     const named = args.includes('--control') || args.includes('--pid-file');
     this.control = named ? '' : join(mkdtempSync(join(tmpdir(), 'baton-ctl-')), 'control.sock');
-    // The entry point as installed: its shebang sets baton's node flags.
+    // The entry point as installed, started by its shebang.
     const argv = [entry, '--log-format', 'json', ...(named ? [] : ['--control', this.control]), ...args];
     this.child = spawn(prefix[0] ?? argv[0]!, [...prefix.slice(1), ...(prefix.length ? argv : argv.slice(1))], {
       cwd: root,

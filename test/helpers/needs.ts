@@ -10,6 +10,7 @@ export type Need =
   | 'python3'
   | 'setpriv'
   | 'unshare'
+  | 'busybox'
   | 'systemd-socket-activate'
   | 'git-history';
 
@@ -21,6 +22,7 @@ const checks: Record<Need, () => string | undefined> = {
   python3: () => (onPath('python3') ? undefined : 'python3'),
   setpriv: () => checks.root() ?? (onPath('setpriv') ? undefined : 'setpriv (util-linux)'),
   unshare: () => checks.root() ?? (onPath('unshare') ? undefined : 'unshare (util-linux)'),
+  busybox: () => checks.unshare() ?? (onPath('busybox') ? undefined : 'busybox'),
   'systemd-socket-activate': () =>
     onPath('systemd-socket-activate') ? undefined : 'systemd-socket-activate (systemd)',
   // A shallow clone lacks the commit the cross-version self-upgrade tests build.
