@@ -1,4 +1,7 @@
-#!/usr/bin/env node
+#!/bin/sh
+//bin/true; exec node -- "$0" "$@"
+// Run as a shell script first, for that line: Node 20 takes `--env-file PATH` anywhere in its argv, also
+// after the script's name (and exits when PATH is missing), and `--` ends its options. For Node a comment.
 // Resuming a self-upgrade, every signal until here was deadly (Node starts with default dispositions):
 // hold.cjs holds them, first thing (or earlier: the self-upgrade `--require`s it). The rest of baton is
 // imported only after these lines, but for what reports a start that fails (fail.js, with errors.js) and

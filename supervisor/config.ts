@@ -13,6 +13,8 @@ export interface Config {
   command: string[];
   /** The working directory as given (a release link kept as a link): resolved again at each upgrade. */
   cwd: string;
+  /** --env-file: read again at each upgrade, in the release's directory where relative; `-PATH` may be missing. */
+  envFiles: string[];
   listen: ListenSpec[];
   backlog: number;
   handover: HandoverName;

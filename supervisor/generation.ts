@@ -4,9 +4,9 @@ import { Escapees } from './escapees.js';
 import { describeExit, type ExitStatus, exitCode } from './exit-status.js';
 import type { Held } from './handover/handover.js';
 import type { Fields, Logger } from './log.js';
+import type { Release } from './release.js';
 import { closeFd } from './sys/fd.js';
 import { withChildOomScore } from './sys/oom.js';
-import { workingDirectory } from './sys/proc.js';
 import { signalGroup } from './sys/process.js';
 import { reapStatus } from './sys/wait.js';
 
@@ -33,8 +33,8 @@ export function exitFields(gen: Generation, s: ExitStatus): Fields {
 export interface SpawnPlan {
   file: string;
   args: string[];
-  /** The release directory it runs in (resolved at its launch). */
-  cwd: string;
+  /** The release it runs: its directory (the cwd) and the variables of its env files (resolved at its launch). */
+  release: Release;
   env: NodeJS.ProcessEnv;
   stdio: StdioOptions;
 }
@@ -44,6 +44,7 @@ export interface Adopted {
   pid: number;
   state: State;
   ageMs: number;
+  release: Release;
 }
 
 const ADOPTED_POLL_MS = 100;
@@ -76,8 +77,8 @@ export class Generation {
   /** The worker slot (0..N-1) this process serves in. */
   readonly worker: number;
   readonly pid: number;
-  /** The directory it runs in: the release a deploy's link named when it was launched. */
-  readonly dir: string;
+  /** Where it runs (the release a deploy's link named when it was launched), and its env files' variables. */
+  readonly release: Release;
   readonly exited: Promise<ExitStatus>;
   readonly spawnedAt: number;
   readonly times: Timings = {};
@@ -100,7 +101,7 @@ export class Generation {
     this.log = log;
     if ('pid' in plan) {
       this.pid = plan.pid;
-      this.dir = workingDirectory(plan.pid);
+      this.release = plan.release;
       this.escapees = new Escapees(number, worker, this.pid, log);
       this.spawnedAt = performance.now() - plan.ageMs;
       this.state = plan.state;
@@ -108,10 +109,10 @@ export class Generation {
       this.exited = new Promise((resolve) => watchAdopted(plan.pid, (status) => this.finish(status, resolve)));
     } else {
       this.spawnedAt = performance.now();
-      this.dir = plan.cwd;
+      this.release = plan.release;
       const child = withChildOomScore(() =>
         spawn(plan.file, plan.args, {
-          cwd: plan.cwd,
+          cwd: plan.release.dir,
           env: plan.env,
           stdio: plan.stdio,
           detached: true,

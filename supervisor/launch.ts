@@ -8,6 +8,7 @@ import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { NotifySocket } from './notify-socket.js';
 import { type ReadySpec, waitReady } from './ready/index.js';
+import type { Release } from './release.js';
 import { appEnv, asUser } from './run-as.js';
 
 const unheldFor = 'ready, but did not take every listener';
@@ -35,7 +36,7 @@ export interface LaunchContext {
  * Spawns one process of generation `number` for worker slot `worker` and waits until it is ready,
  * exits, or times out. A process that does not make it is marked failed and killed.
  */
-export async function launch(ctx: LaunchContext, number: number, worker: number, dir: string): Promise<Launch> {
+export async function launch(ctx: LaunchContext, number: number, worker: number, release: Release): Promise<Launch> {
   const { config, log, handover } = ctx;
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
@@ -54,13 +55,14 @@ export async function launch(ctx: LaunchContext, number: number, worker: number,
         ...plan,
         env: {
           ...appEnv(config.user),
+          ...release.env,
           ...plan.env,
           BATON_GENERATION: String(number),
           BATON_WORKER: String(worker),
           NOTIFY_SOCKET: channel.path,
         },
         ...asUser(config.user, plan.file, plan.args),
-        cwd: dir,
+        release,
       },
       log,
       worker,
@@ -73,7 +75,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number,
       worker,
       pid: gen.pid,
       command: config.command.join(' '),
-      cwd: dir,
+      cwd: release.dir,
       spawn_ms: Math.round((performance.now() - began) * 100) / 100,
     });
     session = handover.begin(gen.pid, plan, ctx.listeners, abort.signal, ctx.source);
@@ -85,7 +87,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number,
     const readiness = {
       pid: gen.pid,
       generation: number,
-      dir,
+      release,
       notify: channel,
       signal: abort.signal,
       helpers: ctx.helpers,

@@ -1,5 +1,6 @@
 import { realpathSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import { EnvFileError, readEnvFiles } from './env-file.js';
 
 /**
  * The working directory as the user named it, symlinks kept: `--cwd` (relative to it), else the
@@ -12,14 +13,39 @@ export function workingPath(cwd: string | undefined, pwd = process.env.PWD): str
   return cwd === undefined ? logical : resolve(logical, cwd);
 }
 
-/** Where a new generation runs: `path` resolved now (the release a link names at this moment), or why not. */
-export function resolveRelease(path: string): { dir: string } | { reason: string; hint: string } {
-  const dir = realDirectory(path);
-  if (dir) return { dir };
-  return {
-    reason: `the working directory ${path} does not lead to a directory`,
-    hint: `point it at a release (ln -sfn RELEASE ${path}), then reload again`,
-  };
+/** Where a generation runs, and the variables its --env-files gave it. */
+export interface Release {
+  dir: string;
+  env: Record<string, string>;
+}
+
+/** Why a release cannot be used, and the fix. */
+export interface Refusal {
+  reason: string;
+  hint: string;
+}
+
+/** The release a new generation runs now: `cwd` resolved (a link followed at this moment) and its env files read. */
+export function resolveRelease(o: { cwd: string; envFiles: string[] }): Release | Refusal {
+  const dir = realDirectory(o.cwd);
+  if (!dir) {
+    return {
+      reason: `the working directory ${o.cwd} does not lead to a directory`,
+      hint: `point it at a release directory (ln -sfn RELEASE ${o.cwd})`,
+    };
+  }
+  return releaseIn(dir, o.envFiles);
+}
+
+/** The release in `dir`: its --env-files read now (relative ones are the release's). */
+export function releaseIn(dir: string, envFiles: string[]): Release | Refusal {
+  try {
+    return { dir, env: readEnvFiles(envFiles, dir) };
+  } catch (err) {
+    if (!(err instanceof EnvFileError)) throw err;
+    const hint = 'write KEY=VALUE lines (systemd EnvironmentFile= syntax); an optional file: --env-file=-PATH';
+    return { reason: `--env-file ${err.message}`, hint };
+  }
 }
 
 /** `path` with every link resolved, if it leads to a directory. */

@@ -3,9 +3,10 @@ import { Generation, type State, type Timings } from './generation.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import type { RecordedProcess } from './record.js';
+import { releaseIn } from './release.js';
 import type { Slots } from './slots.js';
 import { setCloexec } from './sys/fd.js';
-import { startTime } from './sys/proc.js';
+import { startTime, workingDirectory } from './sys/proc.js';
 import { execve } from './sys/process.js';
 import type { History, UpgradeResult } from './upgrade.js';
 import type { WaveParts } from './wave.js';
@@ -93,9 +94,13 @@ export function capture(
 }
 
 /** The generations the previous program ran, as Generations of this one (still baton's children). */
-function adopt(state: ResumeState, log: Logger): Generation[] {
+function adopt(state: ResumeState, log: Logger, envFiles: string[]): Generation[] {
   return state.generations.map((g) => {
-    const gen = new Generation(g.number, { pid: g.pid, state: g.state, ageMs: g.ageMs }, log, g.worker);
+    // Where it runs, from the kernel; its env files as they read now (the previous program's are not carried).
+    const dir = workingDirectory(g.pid);
+    const found = releaseIn(dir, envFiles);
+    const release = 'reason' in found ? { dir, env: {} } : found;
+    const gen = new Generation(g.number, { pid: g.pid, state: g.state, ageMs: g.ageMs, release }, log, g.worker);
     for (const fd of g.own) setCloexec(fd, true);
     const [fd] = g.own;
     if (fd !== undefined && g.port !== undefined) gen.held = { fd, port: g.port };
@@ -112,7 +117,7 @@ export type Restoring = Pick<WaveParts, 'config' | 'log' | 'slots' | 'retirement
 
 /** The resumed side of a self-upgrade: take over the generations the previous program ran. */
 export function restore(p: Restoring, state: ResumeState): void {
-  const adopted = adopt(state, p.log);
+  const adopted = adopt(state, p.log, p.config.envFiles);
   for (const gen of adopted) {
     p.track(gen);
     if (gen.state === 'active') p.slots.take(gen.worker, gen);
@@ -154,7 +159,8 @@ export function execSelf(
       // not open
     }
   }
-  const argv = [process.execPath, ...nodeFlags, ...process.argv.slice(1)];
+  // `--`: Node 20 would take baton's own --env-file for its own (see cli.ts).
+  const argv = [process.execPath, ...nodeFlags, '--', ...process.argv.slice(1)];
   const env = Object.entries({ ...process.env, ...extraEnv, [RESUME_ENV]: JSON.stringify(state) }).map(
     ([k, v]) => `${k}=${v}`,
   );

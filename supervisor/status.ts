@@ -99,7 +99,7 @@ export function buildStatus(p: StatusParts): Status {
       ageMs: g.ms(),
       readyMs: g.times.ready,
       connections: g.state === 'draining' ? connections(g) : undefined,
-      dir: g.dir || undefined,
+      dir: g.release.dir || undefined,
       holds: holds(g),
       escaped: escaped(g),
     })),

@@ -63,7 +63,7 @@ export class Supervisor {
     const spawned = (gen: Generation) => this.track(gen);
     this.rooms = {
       ...{ config, log, slots, retirement, history, helpers, live: this.live, stopping },
-      launch: (number, slot, dir) => launch({ ...ctx, stopping, spawned }, number, slot, dir),
+      launch: (number, slot, release) => launch({ ...ctx, stopping, spawned }, number, slot, release),
       nextNumber: () => this.next++,
     };
     const fields = { handover: this.handover.name, ready: formatReady(config.ready), drain: config.drain };

@@ -1,4 +1,5 @@
 import type { Helpers } from './helpers.js';
+import type { Release } from './release.js';
 
 /** How one upgrade ended, for `baton reload --wait`, `baton status` and systemd. */
 export interface UpgradeResult {
@@ -97,9 +98,14 @@ export async function preflight(
   helpers: Helpers,
   command: string,
   timeout: number,
-  cwd: string,
+  release: Release,
 ): Promise<string | undefined> {
-  const r = await helpers.run('check', command, { timeoutMs: timeout, output: true, cwd });
+  const r = await helpers.run('check', command, {
+    timeoutMs: timeout,
+    output: true,
+    cwd: release.dir,
+    env: release.env,
+  });
   if (r.code === 0 || r.stopped) return undefined;
   const why = r.timedOut
     ? `timed out after ${timeout}ms (--check-timeout); its process group was killed`

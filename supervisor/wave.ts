@@ -5,7 +5,7 @@ import type { Generation } from './generation.js';
 import type { Helpers } from './helpers.js';
 import type { Launch } from './launch.js';
 import type { Logger } from './log.js';
-import { resolveRelease } from './release.js';
+import { type Release, resolveRelease } from './release.js';
 import type { Retirement } from './retire.js';
 import type { Slots } from './slots.js';
 import { type History, preflight, type UpgradeResult } from './upgrade.js';
@@ -17,8 +17,8 @@ export interface WaveParts {
   slots: Slots;
   retirement: Retirement;
   live: ReadonlySet<Generation>;
-  /** Generation `number` in `slot`, run in `dir`. */
-  launch(number: number, slot: number, dir: string): Promise<Launch>;
+  /** Generation `number` in `slot`, run in `release`. */
+  launch(number: number, slot: number, release: Release): Promise<Launch>;
   /** The next generation number (each launch of a new run takes one). */
   nextNumber(): number;
   /** Every upgrade's outcome goes here, and the count of failed ones. */
@@ -41,8 +41,8 @@ function diedWhileWaiting(results: Launch[]): Launch[] {
 }
 
 /** Launches generation `number` in each of `slots` at once; a process that died while the others started failed. */
-export async function launchAll(p: WaveParts, number: number, slots: number[], dir: string): Promise<Launch[]> {
-  return diedWhileWaiting(await Promise.all(slots.map((slot) => p.launch(number, slot, dir))));
+export async function launchAll(p: WaveParts, number: number, slots: number[], release: Release): Promise<Launch[]> {
+  return diedWhileWaiting(await Promise.all(slots.map((slot) => p.launch(number, slot, release))));
 }
 
 /**
@@ -51,10 +51,10 @@ export async function launchAll(p: WaveParts, number: number, slots: number[], d
  */
 export async function runFirst(p: WaveParts): Promise<BatonError | undefined> {
   const slots = Array.from({ length: p.slots.length }, (_, slot) => slot);
-  const release = resolveRelease(p.config.cwd);
+  const release = resolveRelease(p.config);
   if ('reason' in release) return new BatonError('ERR_BATON_START', release.reason, release.hint);
   const number = p.nextNumber();
-  const results = await launchAll(p, number, slots, release.dir);
+  const results = await launchAll(p, number, slots, release);
   if (p.stopping()) return undefined;
   const failed = results.find((r) => !r.gen);
   if (!failed) {
@@ -98,13 +98,13 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
     return result;
   };
   const servingBefore = slots.newest;
-  const release = resolveRelease(config.cwd);
+  const release = resolveRelease(config);
   if ('reason' in release) {
     log.event('upgrade-refused', { message: release.reason, hint: release.hint, serving: servingBefore });
     return done({ ok: false, generation: 0, reason: release.reason, hint: release.hint });
   }
   if (config.check && servingBefore) {
-    const failed = await preflight(p.helpers, config.check, config.checkTimeout, release.dir);
+    const failed = await preflight(p.helpers, config.check, config.checkTimeout, release);
     if (p.stopping()) return undefined;
     if (failed) {
       log.event('preflight-failed', { message: failed, serving: servingBefore, failures: p.history.fail() });
@@ -117,7 +117,7 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
   let readyMs = 0;
   for (let first = 0; first < slots.length; first += surge) {
     const batch = Array.from({ length: Math.min(surge, slots.length - first) }, (_, k) => first + k);
-    const results = await launchAll(p, number, batch, release.dir);
+    const results = await launchAll(p, number, batch, release);
     if (p.stopping()) return undefined;
     const failed = results.find((r) => !r.gen);
     if (failed) {
@@ -156,10 +156,9 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
  * serves (never one a link points to meanwhile: only an upgrade moves to another).
  */
 export async function refill(p: WaveParts, slot: number): Promise<void> {
-  const serving = p.slots.lastActive?.dir;
-  const release = serving ? { dir: serving } : resolveRelease(p.config.cwd);
+  const release = p.slots.lastActive?.release ?? resolveRelease(p.config);
   if ('reason' in release) return p.slots.crashed(slot, release.reason);
-  const [{ gen, reason }] = await launchAll(p, p.nextNumber(), [slot], release.dir);
+  const [{ gen, reason }] = await launchAll(p, p.nextNumber(), [slot], release);
   if (p.stopping()) return;
   if (!gen) return p.slots.crashed(slot, reason);
   if (slot >= p.slots.length || p.slots.at(slot)) return discardReady(p, gen, 'the slot is no longer empty');

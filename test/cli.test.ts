@@ -656,7 +656,8 @@ test('--help lists every option with its description, and exits 0', (t) => {
 
 test('text log lines carry time, generation, pid and event', (t) =>
   limited(async () => {
-    const args = [...L, '--control', join(scratch(t), 'c.sock'), '--', 'node', fixture];
+    // notify: the fixture says READY=1 once its SIGTERM handler is in place (a grab can come before it).
+    const args = [...L, '--control', join(scratch(t), 'c.sock'), '--ready', 'notify', '--', 'node', fixture];
     const child = spawn(cli, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const exited = new Promise((r) => child.once('exit', r));
     let stderr = '';

@@ -72,8 +72,9 @@ test('npx baton runs the app, whose server serve()s from baton/child; baton relo
     t.is(await get(port), `pid=${first.pid}\n`);
     await npx('baton', 'reload', '--wait', '--control', baton.control);
     const second = await baton.event('active', 2);
-    t.is(await get(port), `pid=${second.pid}\n`, 'generation 2 serves');
+    // Generation 1 answers too until its drain is over.
     await until('generation 1 gone', () => (alive(first.pid) ? undefined : true));
+    t.is(await get(port), `pid=${second.pid}\n`, 'generation 2 serves');
     await npx('baton', 'stop', '--control', baton.control);
     t.deepEqual(await baton.exited, { code: 0, signal: null }, tail(baton));
     t.false(alive(second.pid));
@@ -83,16 +84,19 @@ test('npx baton runs the app, whose server serve()s from baton/child; baton relo
   }
 });
 
-// BusyBox's env (Alpine's node images) has no -S: the bin's shebang must do without it.
-needs('busybox')('the installed bin starts where /usr/bin/env is BusyBox', async (t) => {
+// Alpine's node images: /bin/sh and env are BusyBox (whose env has no -S). The bin starts through sh.
+needs('busybox')('the installed bin starts where /bin/sh and /usr/bin/env are BusyBox', async (t) => {
   const busybox = (await run('sh', ['-c', 'command -v busybox'])).stdout.trim();
   // unshare and sh exec: baton's pid is the one spawned.
-  const prefix = ['unshare', '-m', 'sh', '-c', 'mount --bind "$0" /usr/bin/env && exec "$@"', busybox];
+  const bind = 'mount --bind "$0" /usr/bin/env && mount --bind "$0" /bin/sh && exec "$@"';
+  const prefix = ['unshare', '-m', 'sh', '-c', bind, busybox];
   const baton = new Baton(['--listen', '127.0.0.1:0', '--', 'node', join(app, 'server.mjs')], {}, prefix, bin);
   try {
     const { pid } = await baton.event('active', 1);
-    const env = statSync(`/proc/${baton.pid}/root/usr/bin/env`);
-    t.is(env.ino, statSync(busybox).ino, "in baton's mount namespace /usr/bin/env is BusyBox");
+    for (const path of ['/usr/bin/env', '/bin/sh']) {
+      const ino = statSync(`/proc/${baton.pid}/root${path}`).ino;
+      t.is(ino, statSync(busybox).ino, `in baton's mount namespace ${path} is BusyBox`);
+    }
     t.is(await get(await baton.port()), `pid=${pid}\n`);
     t.deepEqual(await baton.stop(), { code: 0, signal: null }, tail(baton));
   } finally {

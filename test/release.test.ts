@@ -2,9 +2,18 @@
 // it, a deploy re-points it and reloads. Each upgrade resolves the path again; a crash restart stays in
 // the release that serves.
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readlinkSync, realpathSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import test from 'ava';
 import { request } from '../supervisor/control/client.js';
 import type { Status } from '../supervisor/status.js';
@@ -104,10 +113,7 @@ test.serial('a release link that leads nowhere refuses the upgrade; the active g
       r.stderr,
       new RegExp(`^error: upgrade failed: the working directory ${current} does not lead to a directory`, 'm'),
     );
-    t.regex(
-      r.stderr,
-      /^hint: point it at a release \(ln -sfn RELEASE .*\), then reload again; generation 1 still serves/m,
-    );
+    t.regex(r.stderr, /^hint: point it at a release directory \(ln -sfn RELEASE .*\); generation 1 still serves/m);
     t.false(
       b.events.some((e) => e.event === 'spawn' && e.generation === 2),
       'nothing was started',
@@ -129,7 +135,79 @@ test('--cwd that leads to no directory is refused at start', async (t) => {
     t,
     args,
     2,
-    /^--cwd: the working directory \/nonexistent\/current does not lead to a directory$/,
-    /^give --cwd a directory, or a link to one$/,
+    /^the working directory \/nonexistent\/current does not lead to a directory$/,
+    /^point it at a release directory \(ln -sfn RELEASE \/nonexistent\/current\)$/,
+  );
+});
+
+/** `pid`'s environment variable `name` (from the kernel: what it was started with). */
+function envOf(pid: number, name: string): string | undefined {
+  const entry = readFileSync(`/proc/${pid}/environ`, 'utf8')
+    .split('\0')
+    .find((e) => e.startsWith(`${name}=`));
+  return entry?.slice(name.length + 1);
+}
+
+test.serial(
+  '--env-file is read again at each upgrade; a malformed one refuses it and the old generation serves on',
+  async (t) => {
+    const { current, release } = deployDir();
+    const shared = join(dirname(current), 'shared.env');
+    writeFileSync(shared, '# settings\nGREETING=one\n');
+    writeFileSync(join(release('r2'), 'local.env'), 'LOCAL="from r2"\n');
+    const lock = await exclusive();
+    const files = ['--env-file', shared, '--env-file=-local.env'];
+    const args = [
+      '--listen',
+      '127.0.0.1:0',
+      '--cwd',
+      current,
+      ...files,
+      '--drain',
+      '200ms',
+      '--',
+      'node',
+      'server.mjs',
+    ];
+    const b = new Baton(args);
+    let load: ReturnType<typeof hammer> | undefined;
+    try {
+      const first = await b.event('active', 1);
+      t.deepEqual([envOf(first.pid, 'GREETING'), envOf(first.pid, 'LOCAL')], ['one', undefined], 'r1 has no local.env');
+      load = hammer({ port: await b.port(), keepAlive: false, concurrency: 2, maxMs: 30_000 });
+      writeFileSync(shared, "GREETING='two'\n");
+      point(current, 'r2');
+      await b.upgradeTo(2);
+      const second = await b.event('active', 2);
+      t.deepEqual([envOf(second.pid, 'GREETING'), envOf(second.pid, 'LOCAL')], ['two', 'from r2']);
+      writeFileSync(shared, 'GREETING=three\nBAD="never closed\n');
+      const r = await reloadWait(b);
+      t.is(r.code, 1);
+      t.regex(
+        r.stderr,
+        new RegExp(`^error: upgrade failed: --env-file ${shared}:2: the double quote is never closed$`, 'm'),
+      );
+      t.regex(r.stderr, /^hint: write KEY=VALUE lines .*; generation 2 still serves/m);
+      t.false(
+        b.events.some((e) => e.event === 'spawn' && e.generation === 3),
+        'nothing was started',
+      );
+      t.deepEqual(gaps(await load.stop()), []);
+    } finally {
+      await load?.stop();
+      lock();
+      await b.stop();
+    }
+  },
+);
+
+test('--env-file: a missing file is refused at start (one marked optional is not: the test above)', async (t) => {
+  const missing = join(tmpdir(), 'baton-no-such.env');
+  await refuses(
+    t,
+    ['--listen', '127.0.0.1:0', '--env-file', missing, '--', 'node', fixture],
+    2,
+    new RegExp(`^--env-file ${missing}: cannot be read \\(ENOENT\\)$`),
+    /^write KEY=VALUE lines \(systemd EnvironmentFile= syntax\); an optional file: --env-file=-PATH$/,
   );
 });

@@ -39,7 +39,7 @@ function ready(world: World, number: number, worker: number): Generation {
 function world(workers: number, config: Partial<Config> = {}): World {
   const events: Event[] = [];
   const log: Logger = { event: (name, fields = {}) => void events.push([name, fields]) };
-  const cfg = { ...defaults, cwd: process.cwd(), surge: 1, drain: 60_000, ...config } as Config;
+  const cfg = { ...defaults, cwd: process.cwd(), envFiles: [], surge: 1, drain: 60_000, ...config } as Config;
   const slots = new Slots({ count: workers, log, drain: cfg.drain, onDue: () => {} });
   const live = new Set<Generation>();
   let next = 1;
@@ -72,7 +72,7 @@ function world(workers: number, config: Partial<Config> = {}): World {
 /** Generation 1 serving in every slot, as runFirst leaves it. */
 async function first(w: World): Promise<Generation[]> {
   const gens = await Promise.all(
-    Array.from({ length: w.parts.slots.length }, (_, s) => w.parts.launch(1, s, process.cwd())),
+    Array.from({ length: w.parts.slots.length }, (_, s) => w.parts.launch(1, s, { dir: process.cwd(), env: {} })),
   );
   w.parts.nextNumber();
   return gens.map((l, slot) => {

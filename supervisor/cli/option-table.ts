@@ -43,6 +43,11 @@ export const OPTIONS: Record<string, Option> = {
     type: 'string',
     describe: 'where generations, --check and probes run, resolved again at each upgrade [default: $PWD, links kept]',
   },
+  'env-file': {
+    type: 'string',
+    array: true,
+    describe: "KEY=VALUE file read at each upgrade for the new generation (systemd's syntax; -PATH: may be missing)",
+  },
   check: {
     type: 'string',
     describe: 'preflight shell command run before each upgrade (e.g. a config test); non-zero aborts it',

@@ -84,6 +84,7 @@ interface Argv {
   check?: string;
   checkTimeout: string;
   cwd?: string;
+  envFile?: string[];
   pidFile?: string;
   control?: string;
   logFormat: string;
@@ -195,11 +196,13 @@ export function parseOptions(args: string[]): Config | undefined {
       'a name is 1-64 letters, digits, "_" or "-" (no dots: bpffs refuses them)',
     );
   const cwd = workingPath(argv.cwd);
-  const release = resolveRelease(cwd);
-  if ('reason' in release) throw usageError(`--cwd: ${release.reason}`, 'give --cwd a directory, or a link to one');
+  const envFiles = argv.envFile ?? [];
+  const release = resolveRelease({ cwd, envFiles });
+  if ('reason' in release) throw usageError(release.reason, release.hint);
   return {
     command,
     cwd,
+    envFiles,
     listen: specs,
     // listen(2) takes an int (the kernel caps it at net.core.somaxconn); a larger value would wrap.
     backlog: wholeNumber('backlog', argv.backlog, 1, 2 ** 31 - 1),

@@ -7,6 +7,7 @@ import type { Supervisor } from '../supervisor.js';
 import { forwardSignals, holdObject } from '../sys/hold.js';
 import { childOomScore } from '../sys/oom.js';
 import { clearAmbient, raiseAmbient } from '../sys/prctl.js';
+import { parentPid } from '../sys/proc.js';
 import { ignoreSignals } from '../sys/signal.js';
 import { type BatonSignal, SIGNALS, type Signals } from './signals.cjs';
 
@@ -128,6 +129,9 @@ function execInto(p: SelfUpgradeParts, to: ExecTo, signals: string[]): void {
     const message = `execve ${process.execPath} ${process.argv[1]}`;
     p.log.event('self-upgrade', { message, generations: state.generations.length });
     if (control) state.control = { fd: control.fd, made: control.made };
+    // A generation that exited and was reaped since the freeze (the turns above) is no child of
+    // baton's any more: the next program would refuse the whole state for it.
+    state.generations = state.generations.filter((g) => parentPid(g.pid) === process.pid);
     state.oomScoreAdj = childOomScore();
     state.signals = signals;
     // What stderr's reader has not taken by then dies with this program: the next one reports the count.

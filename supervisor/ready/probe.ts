@@ -1,12 +1,13 @@
 import type { Helpers } from '../helpers.js';
+import type { Release } from '../release.js';
 import { delay } from './delay.js';
 
 /** What a probe runs for: the generation's process, and the launch's end. */
 export interface ProbeContext {
   pid: number;
   generation: number;
-  /** The directory the generation runs in; probes run there too. */
-  dir: string;
+  /** The generation's release: probes run in its directory, with its env files' variables. */
+  release: Release;
   signal: AbortSignal;
   /** Runs probes (killed when baton stops). */
   helpers: Helpers;
@@ -20,10 +21,10 @@ const INTERVAL_MS = 100;
  * exited) is killed with its process group.
  */
 export async function probe(ctx: ProbeContext, command: string): Promise<void> {
-  const { helpers, pid, generation, signal, dir: cwd } = ctx;
-  const env = { BATON_CHILD_PID: String(pid), BATON_GENERATION: String(generation) };
+  const { helpers, pid, generation, signal, release } = ctx;
+  const env = { ...release.env, BATON_CHILD_PID: String(pid), BATON_GENERATION: String(generation) };
   while (!signal.aborted) {
-    const r = await helpers.run('probe', command, { env, signal, generation, cwd });
+    const r = await helpers.run('probe', command, { env, signal, generation, cwd: release.dir });
     if (r.code === 0 && !signal.aborted) return;
     await delay(INTERVAL_MS, signal);
   }

@@ -177,11 +177,12 @@ export function gaps(r: LoadResult, gapMs = GAP_MS, slowMs = SLOW_MS): string[] 
   return problems;
 }
 
-/** Every one of `n` new connections is answered by `generation`. */
 /** The generations that answered the requests sent from `fromMs` (ms since the load began) on. */
 export function servedFrom(r: LoadResult, fromMs: number): number[] {
   return [...new Set(r.samples!.filter((s) => s[0] >= fromMs).map((s) => s[3]))].sort((a, b) => a - b);
 }
+
+/** Every one of `n` new connections is answered by `generation`. */
 
 export async function servedBy(port: number, generation: number, n = 20): Promise<string[]> {
   const others: string[] = [];
