@@ -12,7 +12,8 @@ export type Need =
   | 'unshare'
   | 'busybox'
   | 'systemd-socket-activate'
-  | 'git-history';
+  | 'git-history'
+  | 'ansible-playbook';
 
 /** What a test may need beyond Node: each check names what is missing, or nothing. */
 const checks: Record<Need, () => string | undefined> = {
@@ -25,6 +26,7 @@ const checks: Record<Need, () => string | undefined> = {
   busybox: () => checks.unshare() ?? (onPath('busybox') ? undefined : 'busybox'),
   'systemd-socket-activate': () =>
     onPath('systemd-socket-activate') ? undefined : 'systemd-socket-activate (systemd)',
+  'ansible-playbook': () => (onPath('ansible-playbook') ? undefined : 'ansible-playbook (ansible-core)'),
   // A shallow clone lacks the commit the cross-version self-upgrade tests build.
   'git-history': () => (hasCommit(BASELINE_COMMIT) ? undefined : `git history with commit ${BASELINE_COMMIT}`),
 };
