@@ -72,6 +72,7 @@ async function takeover(t: ExecutionContext, handover: string) {
     'both generations outlive baton',
   );
   const second = new Baton(args, env);
+  t.teardown(() => second.stop()); // also where an assertion throws half-way (it was seen left running)
   const three = await second.event('active', 3);
   cleanup(t, [{ pid: three.pid, started: startTime(three.pid) }]);
   const s = await status(second);
