@@ -40,6 +40,7 @@ const valid = record(
     signals: list(text),
     control: record({ fd: int, made: list(text) }),
     oomScoreAdj: num,
+    oomFd: int,
     logDropped: int,
     from: record({ pid: int, starttime: text }),
     orphans: list(recordedProcess),

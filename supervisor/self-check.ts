@@ -15,7 +15,7 @@ export const SELF_CHECK_ENV = 'BATON_SELF_CHECK';
  * control socket's fd; `preload`, cli/hold.cjs as a `--require` (preload.ts); `hold`, sys/native/hold.c in
  * LD_PRELOAD, with the signals blocked and forwarded across the execve.
  */
-const FEATURES = ['control', 'preload', 'hold'];
+const FEATURES = ['control', 'preload', 'hold', 'oom-fd'];
 
 /** The line a build prints in check mode. */
 export function selfCheckLine(): string {

@@ -45,6 +45,8 @@ export interface ResumeState {
   orphans?: RecordedProcess[];
   /** The oom_score_adj children get, when baton lowered its own. */
   oomScoreAdj?: number;
+  /** baton's fd of /proc/self/oom_score_adj (not dumpable, a non-root baton could not open it again). */
+  oomFd?: number;
   /** Log lines stderr's reader had not taken by the execve (lost): the next program reports them. */
   logDropped?: number;
   /** The process that wrote the state (pid, start time): only it, after its execve, takes the state. */
@@ -150,6 +152,7 @@ export function execSelf(
 ): never {
   const fds = [...state.listeners.map((l) => l.fd), ...state.generations.flatMap((g) => g.own)];
   if (state.control) fds.push(state.control.fd);
+  if (state.oomFd !== undefined) fds.push(state.oomFd);
   for (const fd of fds) setCloexec(fd, false);
   // libuv marks stdio close-on-exec when it wraps a pipe; the next program needs them too.
   for (const fd of [0, 1, 2]) {

@@ -6,6 +6,7 @@ import { request } from '../supervisor/control/client.js';
 import type { Status } from '../supervisor/status.js';
 import { Baton, fixture } from './helpers/baton.js';
 import { get } from './helpers/load.js';
+import { needs } from './helpers/needs.js';
 import { lineage, pidsFile, readOr, startTime, until } from './helpers/procs.js';
 
 /** The pids the `escape` fixture mode recorded (one line each), once there are `n`; killed after the test. */
@@ -105,7 +106,8 @@ async function listenerSocket(baton: Baton): Promise<string> {
   return readlinkSync(`/proc/${baton.pid}/fd/${fd}`);
 }
 
-test.serial('a generation that closes its listener after ready: status and the log say so', async (t) => {
+// Root: it reads baton's /proc/PID/fd (or maps), which belong to root once baton is not dumpable.
+needs('root').serial('a generation that closes its listener after ready: status and the log say so', async (t) => {
   const baton = new Baton(['--listen', '127.0.0.1:0', '--ready', 'notify', '--', 'node', fixture, 'closefd:200']);
   try {
     const leader = (await baton.event('active', 1)).pid;

@@ -9,6 +9,7 @@ import type { BatonError } from '../supervisor/errors.js';
 import type { Status } from '../supervisor/status.js';
 import { Baton, cli, fixture, type LogEvent } from './helpers/baton.js';
 import { get } from './helpers/load.js';
+import { needs } from './helpers/needs.js';
 import { ended, fdsOn, pidsFile, readOr, recorded, sleep } from './helpers/procs.js';
 
 const listen = ['--listen', '127.0.0.1:0'];
@@ -248,22 +249,26 @@ test('a reader that keeps up loses nothing: every line, whole and in order', asy
   }
 });
 
-test('a self-upgrade with stderr stalled: the next program counts the lines lost; one fd of its own', async (t) => {
-  const { pipe, baton } = await stalled(t);
-  const onPipe = () => fdsOn(baton.pid, pipe.path);
-  t.is(onPipe(), 2, "stderr and baton's own non-blocking description");
-  baton.signal('SIGHUP');
-  await active(baton, 2); // its lines wait
-  baton.signal('SIGUSR2');
-  for (let i = 0; i < 400 && !readOr(`/proc/${baton.pid}/environ`).includes('BATON_RESUME='); i++) await sleep(50);
-  t.true(readOr(`/proc/${baton.pid}/environ`).includes('BATON_RESUME='), "baton exec'd itself");
-  await active(baton, 2); // the next program answers
-  t.is(onPipe(), 2, 'the fd of the program before was closed on exec');
-  let seen: LogEvent[] = [];
-  for (let i = 0; i < 500 && !seen.some((e) => e.event === 'resumed'); i++, await sleep(20))
-    seen = events(pipe.drain());
-  const report = seen.findIndex((e) => e.event === 'log-dropped');
-  t.is(seen[report - 1]?.event, 'active', 'the last line before the stall, then the report');
-  t.true(Number(seen[report]?.lines) >= 3, 'the reload, the new generation, the self-upgrade: lost and counted');
-  t.true(seen.findIndex((e) => e.event === 'resumed') > report);
-});
+// Root: it reads baton's /proc/PID/fd (or maps), which belong to root once baton is not dumpable.
+needs('root')(
+  'a self-upgrade with stderr stalled: the next program counts the lines lost; one fd of its own',
+  async (t) => {
+    const { pipe, baton } = await stalled(t);
+    const onPipe = () => fdsOn(baton.pid, pipe.path);
+    t.is(onPipe(), 2, "stderr and baton's own non-blocking description");
+    baton.signal('SIGHUP');
+    await active(baton, 2); // its lines wait
+    baton.signal('SIGUSR2');
+    for (let i = 0; i < 400 && !readOr(`/proc/${baton.pid}/environ`).includes('BATON_RESUME='); i++) await sleep(50);
+    t.true(readOr(`/proc/${baton.pid}/environ`).includes('BATON_RESUME='), "baton exec'd itself");
+    await active(baton, 2); // the next program answers
+    t.is(onPipe(), 2, 'the fd of the program before was closed on exec');
+    let seen: LogEvent[] = [];
+    for (let i = 0; i < 500 && !seen.some((e) => e.event === 'resumed'); i++, await sleep(20))
+      seen = events(pipe.drain());
+    const report = seen.findIndex((e) => e.event === 'log-dropped');
+    t.is(seen[report - 1]?.event, 'active', 'the last line before the stall, then the report');
+    t.true(Number(seen[report]?.lines) >= 3, 'the reload, the new generation, the self-upgrade: lost and counted');
+    t.true(seen.findIndex((e) => e.event === 'resumed') > report);
+  },
+);

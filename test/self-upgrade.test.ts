@@ -26,6 +26,7 @@ import { watchExec } from './helpers/dispositions.js';
 import { Leftovers } from './helpers/leftovers.js';
 import { gaps, hammer, type LoadResult, servedBy } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
+import { needs } from './helpers/needs.js';
 import { running, sleep, tail } from './helpers/procs.js';
 import { Deploy } from './helpers/releases.js';
 
@@ -139,7 +140,8 @@ test.serial('F1: SIGUSR2 then SIGTERM 50 ms later, 3 times: baton stops cleanly 
   }
 });
 
-test.serial("F1: signals during the new program's load are held, then handled once it runs", async (t) => {
+// Root: it reads baton's /proc/PID/fd (or maps), which belong to root once baton is not dumpable.
+needs('root').serial("F1: signals during the new program's load are held, then handled once it runs", async (t) => {
   // No load here: watchExec blocks this process (and would stall a load client in it).
   const args = ['--listen', '127.0.0.1:0', '--drain', '100ms', '--', 'node', fixture];
   const { baton, control, check, close } = start(args);

@@ -7,6 +7,7 @@ import { request } from '../supervisor/control/client.js';
 import { Baton, childrenOf, cli, fixture } from './helpers/baton.js';
 import { gaps, get, type LoadResult } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
+import { needs } from './helpers/needs.js';
 import { load, running, sleep, TICK, tail, Watch } from './helpers/procs.js';
 
 const run = promisify(execFile);
@@ -64,61 +65,67 @@ async function status(baton: Baton): Promise<{ workers: number }> {
 
 const listen = ['--listen', '127.0.0.1:0'];
 
-test.serial('under load: rolling wave over 3 workers, no gap, never under 3 accepting, then gen 2', async (t) => {
-  const release = await exclusive();
-  const baton = new Baton([...listen, '--workers', '3', '--drain', '200ms', '--', 'node', fixture, 'slow:300', '2']);
-  const watch = new Watch(baton.pid);
-  try {
-    await baton.waitFor((e) => e.event === 'active' && e.worker === 2);
-    const port = await baton.port();
-    const listener = inode(baton.pid, Number(baton.events.find((e) => e.event === 'listening')!.fd));
-    const loads = load(port, 40_000);
-    await sleep(300);
-    // Processes that hold the listener: a worker takes it when it starts serving and closes it when it drains.
-    const samples: number[] = [];
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        samples.push(holding(childrenOf(baton.pid), listener));
-        await sleep(10);
+// Root: it reads baton's /proc/PID/fd (or maps), which belong to root once baton is not dumpable.
+needs('root').serial(
+  'under load: rolling wave over 3 workers, no gap, never under 3 accepting, then gen 2',
+  async (t) => {
+    const release = await exclusive();
+    const baton = new Baton([...listen, '--workers', '3', '--drain', '200ms', '--', 'node', fixture, 'slow:300', '2']);
+    const watch = new Watch(baton.pid);
+    try {
+      await baton.waitFor((e) => e.event === 'active' && e.worker === 2);
+      const port = await baton.port();
+      const listener = inode(baton.pid, Number(baton.events.find((e) => e.event === 'listening')!.fd));
+      const loads = load(port, 40_000);
+      await sleep(300);
+      // Processes that hold the listener: a worker takes it when it starts serving and closes it when it drains.
+      const samples: number[] = [];
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          samples.push(holding(childrenOf(baton.pid), listener));
+          await sleep(10);
+        }
+      })();
+      baton.signal('SIGHUP');
+      await baton.waitFor((e) => e.event === 'upgraded' && e.generation === 2, 20_000);
+      for (const old of watch.seen(1)) await watch.exit(old);
+      sampling = false;
+      await sampler;
+      await sleep(300);
+      const { fresh, kept } = await loads.stop();
+      t.deepEqual(gaps(fresh), []);
+      t.deepEqual(gaps(kept), []);
+      t.log(
+        `holding the listener: min ${Math.min(...samples)}, max ${Math.max(...samples)}, ${samples.length} samples`,
+      );
+      t.true(samples.length > 20, `${samples.length} samples`);
+      t.true(
+        samples.every((n) => n >= 3),
+        `processes holding the listener: ${samples.join(',')}`,
+      );
+      t.true(samples.includes(6), 'both generations held it at once');
+      // One slot at a time: each new worker started only after the one before had spent its 300 ms getting ready.
+      const wave = watch.seen(2);
+      t.deepEqual(
+        wave.map((p) => p.worker),
+        [0, 1, 2],
+      );
+      for (let i = 1; i < 3; i++) {
+        t.true(wave[i]!.start - wave[i - 1]!.start >= 300 - TICK, `worker ${i} started too early`);
       }
-    })();
-    baton.signal('SIGHUP');
-    await baton.waitFor((e) => e.event === 'upgraded' && e.generation === 2, 20_000);
-    for (const old of watch.seen(1)) await watch.exit(old);
-    sampling = false;
-    await sampler;
-    await sleep(300);
-    const { fresh, kept } = await loads.stop();
-    t.deepEqual(gaps(fresh), []);
-    t.deepEqual(gaps(kept), []);
-    t.log(`holding the listener: min ${Math.min(...samples)}, max ${Math.max(...samples)}, ${samples.length} samples`);
-    t.true(samples.length > 20, `${samples.length} samples`);
-    t.true(
-      samples.every((n) => n >= 3),
-      `processes holding the listener: ${samples.join(',')}`,
-    );
-    t.true(samples.includes(6), 'both generations held it at once');
-    // One slot at a time: each new worker started only after the one before had spent its 300 ms getting ready.
-    const wave = watch.seen(2);
-    t.deepEqual(
-      wave.map((p) => p.worker),
-      [0, 1, 2],
-    );
-    for (let i = 1; i < 3; i++) {
-      t.true(wave[i]!.start - wave[i - 1]!.start >= 300 - TICK, `worker ${i} started too early`);
+      const pids = sorted(wave.map((p) => p.pid));
+      const seen = await answering(port, pids);
+      t.deepEqual(sorted(seen.keys()), pids, 'exactly the 3 new processes answer');
+      t.deepEqual([...new Set(seen.values())], [2]);
+      t.deepEqual(sorted(running(baton.pid)), pids);
+    } finally {
+      watch.stop();
+      t.is((await baton.stop()).code, 0, tail(baton));
+      release();
     }
-    const pids = sorted(wave.map((p) => p.pid));
-    const seen = await answering(port, pids);
-    t.deepEqual(sorted(seen.keys()), pids, 'exactly the 3 new processes answer');
-    t.deepEqual([...new Set(seen.values())], [2]);
-    t.deepEqual(sorted(running(baton.pid)), pids);
-  } finally {
-    watch.stop();
-    t.is((await baton.stop()).code, 0, tail(baton));
-    release();
-  }
-});
+  },
+);
 
 test.serial('under load: a worker failing mid-wave stops the wave without a gap; the old ones serve on', async (t) => {
   const release = await exclusive();

@@ -5,7 +5,7 @@ import { type CheckedBuild, checkBuild } from '../self-check.js';
 import { execSelf, type ResumeState } from '../self-upgrade.js';
 import type { Supervisor } from '../supervisor.js';
 import { forwardSignals, holdObject } from '../sys/hold.js';
-import { childOomScore } from '../sys/oom.js';
+import { childOomScore, oomFile } from '../sys/oom.js';
 import { clearAmbient, raiseAmbient } from '../sys/prctl.js';
 import { parentPid } from '../sys/proc.js';
 import { ignoreSignals } from '../sys/signal.js';
@@ -79,6 +79,8 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
       if (native) await turn();
       held = p.signals.take();
       const flags = [...nodeFlags(), ...(build.features.includes('preload') ? preload() : [])];
+      // A build that does not take the fd would leave it open, for its children too.
+      if (build.features.includes('oom-fd')) state.oomFd = oomFile();
       execInto(p, { state, control, flags, native }, [...(again() ? ['SIGUSR2' as const] : []), ...held]);
     }
   } catch (err) {

@@ -34,7 +34,7 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   flushAtExit(log);
   const replaceable = replaceableCode();
   if (replaceable) log.event('warning', { message: `${replaceable}: ${INSTALL_HINT}` });
-  protectFromOom(resume?.oomScoreAdj); // before the first child, which must not inherit baton's lowered value
+  protectFromOom(resume?.oomScoreAdj, resume?.oomFd); // before the first child: it must not inherit baton's lowered value
   // baton's own NOTIFY_SOCKET (systemd's) is never passed on: generations get private ones. It is
   // kept in BATON_NOTIFY_SOCKET so that a self-upgraded baton still has it.
   const notifySocket = process.env.NOTIFY_SOCKET ?? (resume ? process.env.BATON_NOTIFY_SOCKET : undefined);

@@ -1,4 +1,5 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { constants, openSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
+import { setCloexec } from './fd.js';
 
 /**
  * baton's own oom_score_adj. Not -1000, which would make baton unkillable even when baton itself is
@@ -17,19 +18,51 @@ const TRIED = [BATON_OOM_SCORE_ADJ, 0];
 /** baton's value and its children's, once baton lowered its own; undefined while it is unchanged. */
 let lowered: { own: number; children: number } | undefined;
 
+/**
+ * /proc/self/oom_score_adj, open for writing from baton's start. Once baton is not dumpable its /proc
+ * files belong to root, and a non-root baton could no longer open it: the fd is carried across a
+ * self-upgrade's execve (BATON_RESUME) for the same reason.
+ */
+let file: number | undefined;
+
 export function oomScoreAdj(pid: number | 'self' = 'self'): number {
   return Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8'));
 }
 
 function write(value: number): void {
-  writeFileSync('/proc/self/oom_score_adj', String(value));
+  writeSync(file!, String(value));
+}
+
+/** The fd a self-upgrade hands to the next program, if baton holds one. */
+export function oomFile(): number | undefined {
+  return file;
+}
+
+/** `carried` if it is this process's oom_score_adj (a self-upgrade's), else a new fd; undefined if neither. */
+function openOomFile(carried?: number): number | undefined {
+  try {
+    if (carried !== undefined && readlinkSync(`/proc/self/fd/${carried}`) === `/proc/${process.pid}/oom_score_adj`) {
+      setCloexec(carried, true); // a child holding it could raise baton's own value
+      return carried;
+    }
+  } catch {
+    // not open
+  }
+  try {
+    return openSync('/proc/self/oom_score_adj', constants.O_WRONLY);
+  } catch {
+    return undefined; // no /proc, or not dumpable and not root
+  }
 }
 
 /**
  * Protects baton from the OOM killer before its children: lowers its oom_score_adj as far as it may
- * (see TRIED). `before` is the value baton had before the program a self-upgrade replaced lowered it.
+ * (see TRIED). `before` is the value baton had before the program a self-upgrade replaced lowered it,
+ * `carried` that program's fd of the file.
  */
-export function protectFromOom(before?: number): void {
+export function protectFromOom(before?: number, carried?: number): void {
+  file = openOomFile(carried);
+  if (file === undefined) return; // baton and its children keep the value they have
   try {
     const children = before ?? oomScoreAdj();
     for (const value of TRIED.filter((v) => v < oomScoreAdj())) {
