@@ -16,7 +16,7 @@ import type { ExecutionContext } from 'ava';
 import { Baton, fixture, keeperOf, root } from './helpers/baton.js';
 import { get } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
-import { ended, until } from './helpers/procs.js';
+import { ended, envVar, until } from './helpers/procs.js';
 
 const NOBODY = 65534;
 const ZERO = '0000000000000000';
@@ -114,14 +114,6 @@ function status(pid: number): Record<string, string> {
   return Object.fromEntries(lines.map((l) => l.split(':\t')).map(([k, v]) => [k, (v ?? '').trim()]));
 }
 
-/** `pid`'s environment variable `name`. */
-function envOf(pid: number, name: string): string | undefined {
-  const entry = readFileSync(`/proc/${pid}/environ`, 'utf8')
-    .split('\0')
-    .find((e) => e.startsWith(`${name}=`));
-  return entry?.slice(name.length + 1);
-}
-
 needs('root')(
   'the keeper: _PID of each generation, without privileges, replaced when lost, gone at stop',
   async (t) => {
@@ -129,7 +121,7 @@ needs('root')(
     try {
       const { pid: gen1 } = await b.event('active', 1);
       const keeper = keeperOf(b.pid)!;
-      t.is(envOf(gen1, '_PID'), String(keeper));
+      t.is(envVar(gen1, '_PID'), String(keeper));
       const s = status(keeper);
       t.deepEqual([s.CapPrm, s.CapEff, s.CapAmb, s.NoNewPrivs], [ZERO, ZERO, ZERO, '1']);
       t.log(`keeper VmRSS ${s.VmRSS}, baton VmRSS ${status(b.pid).VmRSS}`);
@@ -137,7 +129,7 @@ needs('root')(
       await b.waitFor((e) => e.event === 'warning' && /the keeper pid \d+ killed by SIGKILL/.test(e.message ?? ''));
       const { pid: gen2 } = await b.upgradeTo(2).then(() => b.event('active', 2));
       t.not(keeperOf(b.pid), undefined);
-      t.is(envOf(gen2, '_PID'), String(keeperOf(b.pid)), 'the next launch started another');
+      t.is(envVar(gen2, '_PID'), String(keeperOf(b.pid)), 'the next launch started another');
       await b.event('exit', 1);
       t.regex(await get(await b.port()), /generation=2/);
       const last = keeperOf(b.pid)!;

@@ -2,16 +2,7 @@
 // it, a deploy re-points it and reloads. Each upgrade resolves the path again; a crash restart stays in
 // the release that serves.
 import { execFile } from 'node:child_process';
-import {
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readlinkSync,
-  realpathSync,
-  renameSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readlinkSync, realpathSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import test from 'ava';
@@ -21,7 +12,7 @@ import { Baton, cli, fixture } from './helpers/baton.js';
 import { refuses } from './helpers/leftovers.js';
 import { gaps, hammer, servedFrom } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
-import { sleep } from './helpers/procs.js';
+import { envVar, sleep } from './helpers/procs.js';
 
 /** A deploy directory with releases r1..r3 (each a server.mjs) and `current` pointing at r1. */
 function deployDir(): { current: string; release: (name: string) => string } {
@@ -140,14 +131,6 @@ test('--cwd that leads to no directory is refused at start', async (t) => {
   );
 });
 
-/** `pid`'s environment variable `name` (from the kernel: what it was started with). */
-function envOf(pid: number, name: string): string | undefined {
-  const entry = readFileSync(`/proc/${pid}/environ`, 'utf8')
-    .split('\0')
-    .find((e) => e.startsWith(`${name}=`));
-  return entry?.slice(name.length + 1);
-}
-
 test.serial(
   '--env-file is read again at each upgrade; a malformed one refuses it and the old generation serves on',
   async (t) => {
@@ -173,13 +156,17 @@ test.serial(
     let load: ReturnType<typeof hammer> | undefined;
     try {
       const first = await b.event('active', 1);
-      t.deepEqual([envOf(first.pid, 'GREETING'), envOf(first.pid, 'LOCAL')], ['one', undefined], 'r1 has no local.env');
+      t.deepEqual(
+        [envVar(first.pid, 'GREETING'), envVar(first.pid, 'LOCAL')],
+        ['one', undefined],
+        'r1 has no local.env',
+      );
       load = hammer({ port: await b.port(), keepAlive: false, concurrency: 2, maxMs: 30_000 });
       writeFileSync(shared, "GREETING='two'\n");
       point(current, 'r2');
       await b.upgradeTo(2);
       const second = await b.event('active', 2);
-      t.deepEqual([envOf(second.pid, 'GREETING'), envOf(second.pid, 'LOCAL')], ['two', 'from r2']);
+      t.deepEqual([envVar(second.pid, 'GREETING'), envVar(second.pid, 'LOCAL')], ['two', 'from r2']);
       writeFileSync(shared, 'GREETING=three\nBAD="never closed\n');
       const r = await reloadWait(b);
       t.is(r.code, 1);

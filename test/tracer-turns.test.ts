@@ -2,7 +2,7 @@
 // The machines the tests run on have no Yama, so the naming is recorded through the seam every source
 // has (Source.nameTracer) while real children of concurrent launches pull a real listener.
 import { spawn } from 'node:child_process';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import test from 'ava';
 import type { Source } from '../supervisor/handover/handover.js';
 import { pidfd } from '../supervisor/handover/pidfd.js';
@@ -10,29 +10,14 @@ import type { Listener } from '../supervisor/listener.js';
 import { closeFd } from '../supervisor/sys/fd.js';
 import { createListener } from '../supervisor/sys/socket.js';
 import { fixture } from './helpers/baton.js';
-import { ended, killAll, until } from './helpers/procs.js';
-
-const readdirOr = (dir: string) => {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-};
-const linkOr = (path: string) => {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return '';
-  }
-};
+import { ended, fdsOn, killAll, until } from './helpers/procs.js';
 
 test('concurrent launches take turns: one child named at a time, in spawn order, until it grabbed or ended', async (t) => {
   const address = { kind: 'tcp', family: 4, host: '127.0.0.1', port: 0, v6only: false } as const;
   const { fd } = createListener(address, 64, {});
   const listeners = [{ fd, address } as Listener];
   const socket = readlinkSync(`/proc/self/fd/${fd}`);
-  const holds = (pid: number) => readdirOr(`/proc/${pid}/fd`).some((n) => linkOr(`/proc/${pid}/fd/${n}`) === socket);
+  const holds = (pid: number) => fdsOn(pid, socket) > 0;
   // Each name, with which children hold the listener (in the kernel's fd tables) and which have ended then.
   const named: Array<{ pid: number; holding: boolean[]; gone: boolean[] }> = [];
   let pids: number[] = [];

@@ -183,13 +183,27 @@ export function ownGroup(t: ExecutionContext, parent: number, [shell, sleeper]: 
 
 /** How many of `pid`'s fds are open on `path` (read from /proc/PID/fd). */
 export function fdsOn(pid: number, path: string): number {
-  return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return 0; // gone
+  }
+  return fds.filter((fd) => {
     try {
       return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
     } catch {
       return false; // closed meanwhile
     }
   }).length;
+}
+
+/** `pid`'s environment variable `name`, as it was started with (from the kernel). */
+export function envVar(pid: number, name: string): string | undefined {
+  const entry = readFileSync(`/proc/${pid}/environ`, 'utf8')
+    .split('\0')
+    .find((e) => e.startsWith(`${name}=`));
+  return entry?.slice(name.length + 1);
 }
 
 /** The pids on the first line `file` gets (a test's command writes "$$ $!" there), once it has one. */
