@@ -47,6 +47,11 @@ export interface Config {
   keepSteering: boolean;
 }
 
+/** The option's name on the command line of a Config key or a camel-case --config key: readyTimeout → ready-timeout. */
+export function optionName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
 export const defaults = {
   backlog: 511,
   handover: 'pidfd' as HandoverName,

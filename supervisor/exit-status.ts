@@ -23,11 +23,14 @@ export interface Ended {
   killed?: string;
   /** When baton sent it the stop signal, if it did. */
   times: { stop?: number };
+  /** The stop signal of the configuration it was launched under. */
+  release: { stopSignal: NodeJS.Signals };
 }
 
 /** How a generation ended, when that was a clean end of a stop: exit 0, or baton's own stop signal or SIGKILL. */
-function cleanEnd(gen: Ended, stopSignal: NodeJS.Signals): string | undefined {
+function cleanEnd(gen: Ended): string | undefined {
   const s = gen.status;
+  const { stopSignal } = gen.release;
   if (s?.code === 0) return 'exited 0';
   if (s?.signal === 'SIGKILL' && gen.killed) return `killed by baton's SIGKILL (${gen.killed})`;
   if (s?.signal === stopSignal && gen.times.stop !== undefined) return `ended by the stop signal ${stopSignal}`;
@@ -40,17 +43,13 @@ function cleanEnd(gen: Ended, stopSignal: NodeJS.Signals): string | undefined {
  * exit status of one that did not (the last active one first): a crash during the stop, an exit with an error
  * code, a signal baton did not send.
  */
-export function stopOutcome(
-  stopped: Ended[],
-  last: Ended | undefined,
-  stopSignal: NodeJS.Signals,
-): { code: number; message: string } {
+export function stopOutcome(stopped: Ended[], last: Ended | undefined): { code: number; message: string } {
   const ended = [...new Set([...stopped, ...(last ? [last] : [])])].filter((g) => g.status);
-  const unclean = ended.filter((g) => !cleanEnd(g, stopSignal));
+  const unclean = ended.filter((g) => !cleanEnd(g));
   const failed = unclean.find((g) => g === last) ?? unclean[0];
   if (failed?.status) {
     return { code: exitCode(failed.status), message: `generation ${failed.number} ${describeExit(failed.status)}` };
   }
-  const how = [...new Set(ended.map((g) => cleanEnd(g, stopSignal)))];
+  const how = [...new Set(ended.map(cleanEnd))];
   return { code: 0, message: how.length ? `clean stop: every generation ${how.join(', or ')}` : 'clean stop' };
 }

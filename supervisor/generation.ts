@@ -160,8 +160,12 @@ export class Generation {
     return signalGroup(this.pid, sig);
   }
 
-  /** Stop signal now, SIGKILL after `killTimeout`; resolves when the process has exited. */
-  stop(sig: NodeJS.Signals, killTimeout: number): Promise<ExitStatus> {
+  /**
+   * Its release's stop signal now, SIGKILL after its --kill-timeout; resolves when the process has exited. Each
+   * generation is stopped as the configuration it was launched under says: a --config read since may differ.
+   */
+  stop(): Promise<ExitStatus> {
+    const { stopSignal: sig, killTimeout } = this.release;
     if (this.alive && this.times.stop === undefined) {
       this.times.stop = this.ms();
       this.log.event('stop', { generation: this.number, pid: this.pid, signal: sig, kill_timeout: killTimeout });

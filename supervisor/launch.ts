@@ -7,7 +7,7 @@ import { unheld } from './holding.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { NotifySocket } from './notify-socket.js';
-import { type ReadySpec, waitReady } from './ready/index.js';
+import { waitReady } from './ready/index.js';
 import type { Release } from './release.js';
 import { appEnv, asUser } from './run-as.js';
 
@@ -21,7 +21,6 @@ export interface LaunchContext {
   config: Config;
   log: Logger;
   handover: Handover;
-  ready: ReadySpec;
   listeners: Listener[];
   /** Where a pulling generation takes the listeners from. */
   source: Source;
@@ -33,8 +32,8 @@ export interface LaunchContext {
 }
 
 /**
- * Spawns one process of generation `number` for worker slot `worker` and waits until it is ready,
- * exits, or times out. A process that does not make it is marked failed and killed.
+ * Spawns one process of generation `number` of `release` for worker slot `worker` and waits until it is ready,
+ * exits, or times out (its --ready and --ready-timeout). A process that does not make it is marked failed and killed.
  */
 export async function launch(ctx: LaunchContext, number: number, worker: number, release: Release): Promise<Launch> {
   const { config, log, handover } = ctx;
@@ -48,7 +47,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number,
     const channel = new NotifySocket(ctx.runtimeDir, number, worker, config.user);
     notify = channel;
     const began = performance.now();
-    const plan = handover.plan(config.command, ctx.listeners, ctx.source);
+    const plan = handover.plan(release.command, ctx.listeners, ctx.source);
     const gen = new Generation(
       number,
       {
@@ -74,7 +73,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number,
       generation: number,
       worker,
       pid: gen.pid,
-      command: config.command.join(' '),
+      command: release.command.join(' '),
       cwd: release.dir,
       spawn_ms: Math.round((performance.now() - began) * 100) / 100,
     });
@@ -96,7 +95,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number,
     // it take them (pidfd, port), ready waits for that too. `readied`: the readiness itself arrived.
     let readied = false;
     const ready = Promise.all([
-      waitReady(ctx.ready, grabbed ? { ...readiness, grabbed } : readiness).then(() => (readied = true)),
+      waitReady(release.ready, grabbed ? { ...readiness, grabbed } : readiness).then(() => (readied = true)),
       grabbed,
     ]);
     const raced = await Promise.race([
@@ -108,8 +107,8 @@ export async function launch(ctx: LaunchContext, number: number, worker: number,
       new Promise<string>(
         (r) =>
           (timer = setTimeout(
-            () => r(`${readied ? unheldFor : 'not ready'} within ${config.readyTimeout}ms`),
-            config.readyTimeout,
+            () => r(`${readied ? unheldFor : 'not ready'} within ${release.readyTimeout}ms`),
+            release.readyTimeout,
           )),
       ),
     ]);
@@ -127,7 +126,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number,
     log.event('failed', { generation: number, worker, pid: gen.pid, message: reason });
     // It may already serve from the shared listener: stopped like an old generation, so what it holds
     // is answered (SIGKILL only after --kill-timeout); the loop does not wait for it.
-    void gen.stop(config.stopSignal, config.killTimeout);
+    void gen.stop();
     const hint = channel.hint();
     return hint ? { reason, hint } : { reason };
   } catch (err) {

@@ -1,20 +1,31 @@
 import { realpathSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import type { Config } from './config.js';
 import { EnvFileError, readEnvFiles } from './env-file.js';
 
 /**
- * The working directory as the user named it, symlinks kept: `--cwd` (relative to it), else the
- * shell's logical $PWD where it leads to the real working directory, else that directory. A deploy
- * that re-points a `current` link then reaches the next generation (each upgrade resolves it again).
+ * baton's working directory as the user named it, symlinks kept: the shell's logical $PWD where it leads to the
+ * real working directory, else that directory. Taken once at start: baton's own directory stays the inode it
+ * started in, which a deploy's re-pointed `current` link no longer leads to.
  */
-export function workingPath(cwd: string | undefined, pwd = process.env.PWD): string {
+export function logicalCwd(pwd = process.env.PWD): string {
   const here = process.cwd();
-  const logical = pwd && isAbsolute(pwd) && realDirectory(pwd) === here ? pwd : here;
-  return cwd === undefined ? logical : resolve(logical, cwd);
+  return pwd && isAbsolute(pwd) && realDirectory(pwd) === here ? pwd : here;
 }
 
-/** Where a generation runs, and the variables its --env-files gave it. */
-export interface Release {
+/**
+ * Where generations run, as the user named it: `--cwd` (relative to `here`), else `here`. A deploy that re-points
+ * a `current` link then reaches the next generation (each upgrade resolves it again).
+ */
+export function workingPath(cwd: string | undefined, here = logicalCwd()): string {
+  return cwd === undefined ? here : resolve(here, cwd);
+}
+
+/** What a generation keeps of the configuration it was launched under, for its whole life. */
+export type Shape = Pick<Config, 'command' | 'ready' | 'readyTimeout' | 'stopSignal' | 'killTimeout'>;
+
+/** What a generation runs: the options it was launched under, where (the cwd), and its env files' variables. */
+export interface Release extends Shape {
   dir: string;
   env: Record<string, string>;
 }
@@ -25,8 +36,8 @@ export interface Refusal {
   hint: string;
 }
 
-/** The release a new generation runs now: `cwd` resolved (a link followed at this moment) and its env files read. */
-export function resolveRelease(o: { cwd: string; envFiles: string[] }): Release | Refusal {
+/** The release a new generation of `o` runs now: `cwd` resolved (a link followed at this moment), env files read. */
+export function resolveRelease(o: Shape & Pick<Config, 'cwd' | 'envFiles'>): Release | Refusal {
   const dir = realDirectory(o.cwd);
   if (!dir) {
     return {
@@ -34,13 +45,19 @@ export function resolveRelease(o: { cwd: string; envFiles: string[] }): Release 
       hint: `point it at a release directory (ln -sfn RELEASE ${o.cwd})`,
     };
   }
-  return releaseIn(dir, o.envFiles);
+  return releaseIn(dir, o);
 }
 
-/** The release in `dir`: its --env-files read now (relative ones are the release's). */
-export function releaseIn(dir: string, envFiles: string[]): Release | Refusal {
+/** What a generation launched under `config` keeps of it. */
+export function shapeOf(config: Shape): Shape {
+  const { command, ready, readyTimeout, stopSignal, killTimeout } = config;
+  return { command, ready, readyTimeout, stopSignal, killTimeout };
+}
+
+/** The release of `o` in `dir`: its --env-files read now (relative ones are the release's). */
+export function releaseIn(dir: string, o: Shape & Pick<Config, 'envFiles'>): Release | Refusal {
   try {
-    return { dir, env: readEnvFiles(envFiles, dir) };
+    return { ...shapeOf(o), dir, env: readEnvFiles(o.envFiles, dir) };
   } catch (err) {
     if (!(err instanceof EnvFileError)) throw err;
     const hint = 'write KEY=VALUE lines (systemd EnvironmentFile= syntax); an optional file: --env-file=-PATH';

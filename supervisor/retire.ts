@@ -15,9 +15,12 @@ export class Retirement {
   private readonly retiredIn = new Map<Generation, number>();
   private last = 0;
 
-  /** `serving`: the active generations hold every listener (reporting those that dropped one). */
+  /**
+   * `config`: read at each use (an upgrade under a new --config changes it). `serving`: the active generations
+   * hold every listener (reporting those that dropped one).
+   */
   constructor(
-    private readonly config: Config,
+    private readonly config: Pick<Config, 'drain' | 'maxDraining'>,
     private readonly handover: Pick<Handover, 'beforeStop'> | undefined,
     private readonly stopping: () => boolean,
     private readonly serving: () => boolean = () => true,
@@ -51,13 +54,13 @@ export class Retirement {
     const t = setTimeout(() => {
       this.timers.delete(t);
       // Only a live generation is waited for: once it has exited, baton has closed what it held of it.
-      const before = old.alive ? this.handover?.beforeStop?.(old, this.config.killTimeout) : undefined;
+      const before = old.alive ? this.handover?.beforeStop?.(old, old.release.killTimeout) : undefined;
       void Promise.resolve(before)
         .catch(() => {})
         .then(() => {
           if (this.stopping() || !old.alive) return;
           if (!this.serving()) return this.drainLater(old, Math.max(this.config.drain, RECHECK_MS));
-          void old.stop(this.config.stopSignal, this.config.killTimeout);
+          void old.stop();
         });
     }, ms);
     this.timers.add(t);
@@ -80,7 +83,7 @@ export class Retirement {
   async stopAll(live: Iterable<Generation>): Promise<Generation[]> {
     const gens = [...live];
     for (const g of gens) if (g.state === 'active') g.to('draining');
-    await Promise.all(gens.map((g) => g.stop(this.config.stopSignal, this.config.killTimeout)));
+    await Promise.all(gens.map((g) => g.stop()));
     return gens;
   }
 

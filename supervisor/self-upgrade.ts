@@ -1,9 +1,10 @@
+import type { Config } from './config.js';
 import { BatonError } from './errors.js';
 import { Generation, type State, type Timings } from './generation.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import type { RecordedProcess } from './record.js';
-import { releaseIn } from './release.js';
+import { releaseIn, shapeOf } from './release.js';
 import type { Slots } from './slots.js';
 import { setCloexec } from './sys/fd.js';
 import { startTime, workingDirectory } from './sys/proc.js';
@@ -96,12 +97,13 @@ export function capture(
 }
 
 /** The generations the previous program ran, as Generations of this one (still baton's children). */
-function adopt(state: ResumeState, log: Logger, envFiles: string[]): Generation[] {
+function adopt(state: ResumeState, log: Logger, config: Config): Generation[] {
   return state.generations.map((g) => {
-    // Where it runs, from the kernel; its env files as they read now (the previous program's are not carried).
+    // Where it runs, from the kernel; its env files and options as they read now (the previous program's are not
+    // carried): this program's configuration, which its crash restarts and its stop follow.
     const dir = workingDirectory(g.pid);
-    const found = releaseIn(dir, envFiles);
-    const release = 'reason' in found ? { dir, env: {} } : found;
+    const found = releaseIn(dir, config);
+    const release = 'reason' in found ? { ...shapeOf(config), dir, env: {} } : found;
     const gen = new Generation(g.number, { pid: g.pid, state: g.state, ageMs: g.ageMs, release }, log, g.worker);
     for (const fd of g.own) setCloexec(fd, true);
     const [fd] = g.own;
@@ -119,11 +121,11 @@ export type Restoring = Pick<WaveParts, 'config' | 'log' | 'slots' | 'retirement
 
 /** The resumed side of a self-upgrade: take over the generations the previous program ran. */
 export function restore(p: Restoring, state: ResumeState): void {
-  const adopted = adopt(state, p.log, p.config.envFiles);
+  const adopted = adopt(state, p.log, p.config);
   for (const gen of adopted) {
     p.track(gen);
     if (gen.state === 'active') p.slots.take(gen.worker, gen);
-    if (gen.times.stop !== undefined) void gen.stop(p.config.stopSignal, p.config.killTimeout);
+    if (gen.times.stop !== undefined) void gen.stop();
   }
   p.slots.lastActive = adopted.find((g) => g.pid === state.lastActive);
   p.retirement.carry(adopted);

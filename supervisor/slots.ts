@@ -25,7 +25,6 @@ export class Slots {
   private readonly slots: Slot[];
   private readonly due = new Set<number>();
   private readonly log: Logger;
-  private readonly drain: number;
   private readonly plane?: SteeringPlane;
   private readonly onDue: () => void;
 
@@ -33,13 +32,11 @@ export class Slots {
     count: number;
     crashes?: number[];
     log: Logger;
-    drain: number;
     plane?: SteeringPlane;
     onDue: () => void;
   }) {
     this.slots = Array.from({ length: o.count }, (_, i) => ({ crashes: o.crashes?.[i] ?? 0 }));
     this.log = o.log;
-    this.drain = o.drain;
     this.plane = o.plane;
     this.onDue = o.onDue;
   }
@@ -78,15 +75,18 @@ export class Slots {
     return old;
   }
 
-  /** `gen` is ready and takes `slot` (in port mode its listener takes the steering slot); who served drains. */
-  activate(gen: Generation, slot: number, upgradeMs?: number): Generation | undefined {
+  /**
+   * `gen` is ready and takes `slot` (in port mode its listener takes the steering slot); who served drains, for
+   * `drain` ms (an upgrade's; only a wave replaces a process that serves).
+   */
+  activate(gen: Generation, slot: number, upgrade?: { ms: number; drain: number }): Generation | undefined {
     gen.to('active');
     const old = this.take(slot, gen);
     this.plane?.activate(gen);
-    this.log.event('active', { generation: gen.number, worker: slot, pid: gen.pid, upgrade: upgradeMs });
+    this.log.event('active', { generation: gen.number, worker: slot, pid: gen.pid, upgrade: upgrade?.ms });
     if (old) {
       old.to('draining');
-      this.log.event('draining', { generation: old.number, worker: slot, pid: old.pid, drain: this.drain });
+      this.log.event('draining', { generation: old.number, worker: slot, pid: old.pid, drain: upgrade?.drain });
     }
     return old;
   }

@@ -44,8 +44,8 @@ export class Supervisor {
   private idleWaiters: Array<() => void> = [];
   private resolveDone!: (code: number) => void;
 
-  /** Opens listeners, runtime directory and pid file, all or none. */
-  constructor(config: Config, log: Logger, hooks: Hooks = {}, resume?: ResumeState) {
+  /** Opens listeners, runtime directory and pid file, all or none. `reread`: --config, read at each upgrade. */
+  constructor(config: Config, log: Logger, hooks: Hooks = {}, resume?: ResumeState, reread?: WaveParts['reread']) {
     this.hooks = hooks;
     this.handover = handovers[config.handover];
     this.resumed = resume;
@@ -53,16 +53,16 @@ export class Supervisor {
     this.resources = Resources.open(config, this.handover, log, resume);
     const { listeners, runtimeDir, plane, source } = this.resources;
     const [count, crashes] = [resume?.workers ?? config.workers, resume?.crashes];
-    const slots = new Slots({ count, crashes, log, drain: config.drain, plane, onDue: () => void this.run() });
+    const slots = new Slots({ count, crashes, log, plane, onDue: () => void this.run() });
     const stopping = () => this.stopping;
     const held = activeHold(this.live, listeners, this.handover, log);
     const retirement = new Retirement(config, this.handover, stopping, held);
     const [history, helpers] = [new History(resume?.history, resume?.failures), new Helpers(log, config.user)];
     this.next = resume?.next ?? this.resources.firstGeneration;
-    const ctx = { config, log, handover: this.handover, ready: config.ready, listeners, source, runtimeDir, helpers };
+    const ctx = { config, log, handover: this.handover, listeners, source, runtimeDir, helpers };
     const spawned = (gen: Generation) => this.track(gen);
     this.rooms = {
-      ...{ config, log, slots, retirement, history, helpers, live: this.live, stopping },
+      ...{ config, reread, log, slots, retirement, history, helpers, live: this.live, stopping },
       launch: (number, slot, release) => launch({ ...ctx, stopping, spawned }, number, slot, release),
       nextNumber: () => this.next++,
     };
@@ -145,7 +145,7 @@ export class Supervisor {
   /** For an exit baton did not plan: ask every generation to stop and remove what baton made, synchronously. */
   abandon(): void {
     this.rooms.helpers.stopAll();
-    for (const g of this.live) g.signal(this.rooms.config.stopSignal);
+    for (const g of this.live) g.signal(g.release.stopSignal);
     this.resources.release();
   }
 
@@ -243,7 +243,7 @@ export class Supervisor {
     this.rooms.slots.clearRestarts();
     const [stopped] = await Promise.all([this.rooms.retirement.stopAll(this.live), this.resources.orphans.stop()]);
     await this.resources.close();
-    const { code, message } = stopOutcome(stopped, this.rooms.slots.lastActive, this.rooms.config.stopSignal);
+    const { code, message } = stopOutcome(stopped, this.rooms.slots.lastActive);
     this.rooms.log.event('stopped', { code, message });
     return code;
   }

@@ -15,6 +15,8 @@ export interface UpgradeResult {
   /** From the start of the upgrade to its end, and the new generation's time to ready. */
   ms: number;
   readyMs?: number;
+  /** The options a changed --config gave this upgrade, one line each. */
+  changes?: string[];
 }
 
 /** A request that no upgrade serves (baton is stopping, or the loop failed): nothing was started. */

@@ -5,6 +5,7 @@ import type { Generation } from './generation.js';
 import type { Helpers } from './helpers.js';
 import type { Launch } from './launch.js';
 import type { Logger } from './log.js';
+import { adoptConfig, planUpgrade, type Reread } from './reconfig.js';
 import { type Release, resolveRelease } from './release.js';
 import type { Retirement } from './retire.js';
 import type { Slots } from './slots.js';
@@ -12,7 +13,10 @@ import { type History, preflight, type UpgradeResult } from './upgrade.js';
 
 /** What a wave needs from the supervisor. */
 export interface WaveParts {
+  /** The running configuration: an upgrade under a changed --config updates what shapes a generation. */
   config: Config;
+  /** With --config: the options read again, at each upgrade. */
+  reread?: Reread;
   log: Logger;
   slots: Slots;
   retirement: Retirement;
@@ -69,10 +73,10 @@ export async function runFirst(p: WaveParts): Promise<BatonError | undefined> {
 }
 
 /** A worker that was ready (and may already serve) but is not wanted after all: it is stopped like an old one. */
-export function discardReady(p: Pick<WaveParts, 'config' | 'log'>, gen: Generation, reason: string): void {
+export function discardReady(p: Pick<WaveParts, 'log'>, gen: Generation, reason: string): void {
   gen.to('failed');
   p.log.event('failed', { generation: gen.number, worker: gen.worker, pid: gen.pid, message: reason });
-  void gen.stop(p.config.stopSignal, p.config.killTimeout);
+  void gen.stop();
 }
 
 interface Switch {
@@ -85,10 +89,11 @@ interface Switch {
  * One upgrade: a rolling wave over the worker slots, --surge at a time. Each new worker must be
  * ready before the next batch starts; the old workers it replaces keep their process (draining)
  * until the whole wave has succeeded, so a failure gives every slot back to them. Undefined when
- * baton began to stop meanwhile.
+ * baton began to stop meanwhile. With --config, the wave runs under the options read now, and they
+ * become the running ones once it succeeds (a new --workers count too).
  */
 export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> {
-  const { config, log, slots } = p;
+  const { log, slots } = p;
   const began = performance.now();
   const requestedAt = new Date().toISOString();
   const done = (r: Omit<UpgradeResult, 'requestedAt' | 'ms'>): UpgradeResult => {
@@ -98,31 +103,39 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
     return result;
   };
   const servingBefore = slots.newest;
-  const release = resolveRelease(config);
-  if ('reason' in release) {
-    log.event('upgrade-refused', { message: release.reason, hint: release.hint, serving: servingBefore });
-    return done({ ok: false, generation: 0, reason: release.reason, hint: release.hint });
+  const plan = planUpgrade(p.config, p.reread);
+  if ('reason' in plan) {
+    log.event('upgrade-refused', { message: plan.reason, hint: plan.hint, serving: servingBefore });
+    return done({ ok: false, generation: 0, reason: plan.reason, hint: plan.hint });
   }
+  const { config, release, changes } = plan;
+  if (changes.length > 0) log.event('config-changed', { message: changes.join('; ') });
+  const changed = changes.length > 0 ? { changes } : {};
   if (config.check && servingBefore) {
     const failed = await preflight(p.helpers, config.check, config.checkTimeout, release);
     if (p.stopping()) return undefined;
     if (failed) {
       log.event('preflight-failed', { message: failed, serving: servingBefore, failures: p.history.fail() });
-      return done({ ok: false, generation: 0, reason: failed });
+      return done({ ok: false, generation: 0, reason: failed, ...changed });
     }
   }
   const number = p.nextNumber();
   const switched: Switch[] = [];
-  const surge = servingBefore ? config.surge : slots.length;
+  // A changed --workers count is this wave's; SIGTTIN/SIGTTOU's count stands while the file's does not change.
+  const [before, workers] = [slots.length, config.workers === p.config.workers ? slots.length : config.workers];
+  if (workers > before) slots.resize(workers);
+  const surge = servingBefore ? config.surge : workers;
+  const upgrade = () => ({ ms: Math.round(performance.now() - began), drain: config.drain });
   let readyMs = 0;
-  for (let first = 0; first < slots.length; first += surge) {
-    const batch = Array.from({ length: Math.min(surge, slots.length - first) }, (_, k) => first + k);
+  for (let first = 0; first < workers; first += surge) {
+    const batch = Array.from({ length: Math.min(surge, workers - first) }, (_, k) => first + k);
     const results = await launchAll(p, number, batch, release);
     if (p.stopping()) return undefined;
     const failed = results.find((r) => !r.gen);
     if (failed) {
       for (const r of results) if (r.gen) discardReady(p, r.gen, 'another worker of the wave failed');
-      giveBack(p, switched);
+      giveBack(p, switched, before);
+      if (workers > before) slots.resize(before);
       if (servingBefore) {
         const failures = p.history.fail();
         const fields = {
@@ -134,21 +147,21 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
         };
         log.event('rollback', fields);
       }
-      for (const slot of batch) if (!slots.at(slot)) slots.crashed(slot, failed.reason);
-      return done({ ok: false, generation: number, reason: failed.reason });
+      for (const slot of batch) if (slot < before && !slots.at(slot)) slots.crashed(slot, failed.reason);
+      return done({ ok: false, generation: number, reason: failed.reason, ...changed });
     }
     for (const [k, slot] of batch.entries()) {
       const gen = results[k]!.gen!;
       readyMs = Math.max(readyMs, gen.times.ready ?? 0);
-      switched.push({ slot, gen, old: slots.activate(gen, slot, Math.round(performance.now() - began)) });
+      switched.push({ slot, gen, old: slots.activate(gen, slot, upgrade()) });
     }
   }
-  const retired = switched.flatMap(({ old }) => (old?.state === 'draining' ? [old] : []));
-  p.retirement.retire(retired);
-  for (const old of retired) p.retirement.drainLater(old);
+  adoptConfig(p.config, config);
+  const replaced = switched.flatMap(({ old }) => (old?.state === 'draining' ? [old] : []));
+  retire(p, [...replaced, ...dropSlots(p, slots.resize(workers))]);
   p.retirement.cap(p.live);
   log.event('upgraded', { generation: number, workers: slots.length, upgrade: Math.round(performance.now() - began) });
-  return done({ ok: true, generation: number, readyMs });
+  return done({ ok: true, generation: number, readyMs, ...changed });
 }
 
 /**
@@ -172,22 +185,32 @@ export function rescale(p: WaveParts, workers: number): void {
     p.log.event('warning', { message, workers: p.slots.length });
     if (p.slots.length >= MAX_WORKERS) return;
   }
-  for (const [worker, gen] of p.slots.resize(Math.min(workers, MAX_WORKERS))) {
-    gen.to('draining');
-    p.retirement.retire([gen]);
-    p.log.event('draining', { generation: gen.number, worker, pid: gen.pid, drain: p.config.drain });
-    p.retirement.drainLater(gen);
-  }
+  for (const gen of dropSlots(p, p.slots.resize(Math.min(workers, MAX_WORKERS)))) retire(p, [gen]);
   p.log.event('scale', { workers: p.slots.length });
 }
 
-/** A failed wave: its new workers stop, and the old ones get their slots back. */
-function giveBack(p: WaveParts, switched: Switch[]): void {
-  const { config, log, slots } = p;
+/** The processes of slots removed by a resize drain. */
+function dropSlots(p: WaveParts, removed: Array<[number, Generation]>): Generation[] {
+  return removed.map(([worker, gen]) => {
+    gen.to('draining');
+    p.log.event('draining', { generation: gen.number, worker, pid: gen.pid, drain: p.config.drain });
+    return gen;
+  });
+}
+
+/** `gens` are retired together: each is stopped after --drain. */
+function retire(p: WaveParts, gens: Generation[]): void {
+  p.retirement.retire(gens);
+  for (const gen of gens) p.retirement.drainLater(gen);
+}
+
+/** A failed wave: its new workers stop, and the old ones get their slots back (slots from `before` on go). */
+function giveBack(p: WaveParts, switched: Switch[], before: number): void {
+  const { log, slots } = p;
   for (const { slot, old, gen } of switched.reverse()) {
     if (gen.state === 'active') {
       gen.to('draining');
-      void gen.stop(config.stopSignal, config.killTimeout);
+      void gen.stop();
     }
     if (old?.alive && old.state === 'draining') {
       old.to('active');
@@ -196,7 +219,7 @@ function giveBack(p: WaveParts, switched: Switch[]): void {
       log.event('regained', { generation: old.number, worker: slot, pid: old.pid });
     } else {
       slots.vacate(slot);
-      slots.crashed(slot, 'its old worker was gone when the wave failed');
+      if (slot < before) slots.crashed(slot, 'its old worker was gone when the wave failed');
     }
   }
 }

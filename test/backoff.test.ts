@@ -10,7 +10,7 @@ type Event = [string, Record<string, unknown>];
 function slots(t: ExecutionContext, count: number, crashes?: number[]): Slots & { events: Event[] } {
   const events: Event[] = [];
   const log: Logger = { event: (name, fields = {}) => void events.push([name, fields]) };
-  const s = new Slots({ count, log, drain: 0, onDue: () => {}, ...(crashes ? { crashes } : {}) });
+  const s = new Slots({ count, log, onDue: () => {}, ...(crashes ? { crashes } : {}) });
   t.teardown(() => s.clearRestarts());
   return Object.assign(s, { events });
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { request } from '../supervisor/control/client.js';
-import { alive, Baton, cli, fixture } from './helpers/baton.js';
+import { alive, Baton, cli, ctl, fixture } from './helpers/baton.js';
 import { servedBy } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
 import { allEnded, killAll, ownGroup, pidsFile, recorded, until } from './helpers/procs.js';
@@ -23,28 +23,6 @@ async function exec(file: string, args: string[]): Promise<{ status: number; std
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
     return { status: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
-
-/**
- * `baton <command> --control <path>`: exit code and output. Given the Baton itself, a failed command's
- * stderr ends with that baton's exit state and log, so an assertion shows whether baton was there.
- */
-async function ctl(
-  target: Baton | string,
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const control = typeof target === 'string' ? target : target.control;
-  try {
-    const r = await run(process.execPath, [cli, ...args, '--control', control], { encoding: 'utf8' });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    const b =
-      typeof target === 'string'
-        ? ''
-        : `[baton exit ${target.child.exitCode}/${target.child.signalCode}]\n${target.stderr}`;
-    return { code: e.code, stdout: e.stdout, stderr: `${e.stderr}${b}` };
   }
 }
 

@@ -1,14 +1,13 @@
 // Deploys by release directory (issue 10): `current` is a link to the live release, baton is started from
 // it, a deploy re-points it and reloads. Each upgrade resolves the path again; a crash restart stays in
 // the release that serves.
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readlinkSync, realpathSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import test from 'ava';
 import { request } from '../supervisor/control/client.js';
 import type { Status } from '../supervisor/status.js';
-import { Baton, cli, fixture } from './helpers/baton.js';
+import { Baton, ctl, fixture } from './helpers/baton.js';
 import { refuses } from './helpers/leftovers.js';
 import { gaps, hammer, servedFrom } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
@@ -32,15 +31,6 @@ function point(current: string, to: string): void {
 }
 
 const cwdOf = (pid: number) => readlinkSync(`/proc/${pid}/cwd`);
-
-/** `baton reload --wait` against `b`: its exit code and stderr. */
-function reloadWait(b: Baton): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) =>
-    execFile(process.execPath, [cli, 'reload', '--wait', '--control', b.control], (err, _out, stderr) =>
-      resolve({ code: err ? Number(err.code) : 0, stderr }),
-    ),
-  );
-}
 
 async function status(b: Baton): Promise<Status> {
   const reply = await request(b.control, { command: 'status' }, 5000);
@@ -98,7 +88,7 @@ test.serial('a release link that leads nowhere refuses the upgrade; the active g
     t.is(cwdOf(first.pid), release('r1'));
     load = hammer({ port: await b.port(), keepAlive: false, concurrency: 2, maxMs: 30_000 });
     point(current, 'r4');
-    const r = await reloadWait(b);
+    const r = await ctl(b, 'reload', '--wait');
     t.is(r.code, 1);
     t.regex(
       r.stderr,
@@ -168,7 +158,7 @@ test.serial(
       const second = await b.event('active', 2);
       t.deepEqual([envVar(second.pid, 'GREETING'), envVar(second.pid, 'LOCAL')], ['two', 'from r2']);
       writeFileSync(shared, 'GREETING=three\nBAD="never closed\n');
-      const r = await reloadWait(b);
+      const r = await ctl(b, 'reload', '--wait');
       t.is(r.code, 1);
       t.regex(
         r.stderr,

@@ -1,7 +1,6 @@
 // Unit tests of the supervisor's bookkeeping rooms: no process is started; a generation is a plain
 // record with the fields these rooms read, moved through the real state table.
 import test from 'ava';
-import type { Config } from '../supervisor/config.js';
 import { Generation } from '../supervisor/generation.js';
 import type { Logger } from '../supervisor/log.js';
 import { Retirement } from '../supervisor/retire.js';
@@ -32,10 +31,10 @@ test('backoff: 1.5^(n-1) s for the n-th crash in a row, capped at 30 s', (t) => 
 
 test('slots: activate takes the slot, logs, and the one it replaces drains', (t) => {
   const log = logger();
-  const slots = new Slots({ count: 2, log, drain: 300, onDue: () => {} });
+  const slots = new Slots({ count: 2, log, onDue: () => {} });
   const [a, b] = [ready(1, 0), ready(2, 0)];
   t.is(slots.activate(a, 0), undefined);
-  t.is(slots.activate(b, 0), a);
+  t.is(slots.activate(b, 0, { ms: 12, drain: 300 }), a);
   t.is(a.state, 'draining');
   t.is(b.state, 'active');
   t.is(slots.at(0), b);
@@ -55,7 +54,7 @@ test('slots: activate takes the slot, logs, and the one it replaces drains', (t)
 test('slots: a crash schedules the restart after its backoff; a crash loop is reported every fifth time', async (t) => {
   const log = logger();
   let woken = 0;
-  const slots = new Slots({ count: 1, log, drain: 0, onDue: () => woken++ });
+  const slots = new Slots({ count: 1, log, onDue: () => woken++ });
   slots.crashed(0, 'boom');
   t.deepEqual(log.events[0], ['restart', { worker: 0, message: 'boom', in: 1000, crashes: 1 }]);
   t.false(slots.hasDue());
@@ -84,7 +83,7 @@ test('slots: a crash schedules the restart after its backoff; a crash loop is re
 });
 
 test('slots: a due restart is reported once, only for a slot still empty and still there', (t) => {
-  const slots = new Slots({ count: 1, log: logger(), drain: 0, onDue: () => {} });
+  const slots = new Slots({ count: 1, log: logger(), onDue: () => {} });
   t.deepEqual(slots.resize(3), []);
   t.true(slots.hasDue());
   const one = ready(1, 1);
@@ -107,7 +106,7 @@ test('slots: a due restart is reported once, only for a slot still empty and sti
 });
 
 test('retirement: --max-draining counts retirements, oldest first, whatever their process count', (t) => {
-  const config = { drain: 60_000, killTimeout: 1000, stopSignal: 'SIGTERM', maxDraining: 1 } as Config;
+  const config = { drain: 60_000, maxDraining: 1 };
   const retirement = new Retirement(config, undefined, () => false);
   const killed: number[] = [];
   const draining = (n: number, w: number) => {

@@ -7,6 +7,7 @@ import { Generation } from '../supervisor/generation.js';
 import { Helpers } from '../supervisor/helpers.js';
 import type { Launch } from '../supervisor/launch.js';
 import type { Logger } from '../supervisor/log.js';
+import { shapeOf } from '../supervisor/release.js';
 import { Retirement } from '../supervisor/retire.js';
 import { Slots } from '../supervisor/slots.js';
 import { History } from '../supervisor/upgrade.js';
@@ -40,7 +41,7 @@ function world(workers: number, config: Partial<Config> = {}): World {
   const events: Event[] = [];
   const log: Logger = { event: (name, fields = {}) => void events.push([name, fields]) };
   const cfg = { ...defaults, cwd: process.cwd(), envFiles: [], surge: 1, drain: 60_000, ...config } as Config;
-  const slots = new Slots({ count: workers, log, drain: cfg.drain, onDue: () => {} });
+  const slots = new Slots({ count: workers, log, onDue: () => {} });
   const live = new Set<Generation>();
   let next = 1;
   const w: World = { events, stopped: [], outcome: new Map(), parts: undefined as unknown as WaveParts };
@@ -72,7 +73,9 @@ function world(workers: number, config: Partial<Config> = {}): World {
 /** Generation 1 serving in every slot, as runFirst leaves it. */
 async function first(w: World): Promise<Generation[]> {
   const gens = await Promise.all(
-    Array.from({ length: w.parts.slots.length }, (_, s) => w.parts.launch(1, s, { dir: process.cwd(), env: {} })),
+    Array.from({ length: w.parts.slots.length }, (_, s) =>
+      w.parts.launch(1, s, { ...shapeOf(w.parts.config), dir: process.cwd(), env: {} }),
+    ),
   );
   w.parts.nextNumber();
   return gens.map((l, slot) => {
@@ -208,4 +211,36 @@ test('SIGTTINs that coalesce past the cap grow the workers to 1024, not beyond',
     ],
   );
   t.is(w.parts.slots.takeDue().length, 2, 'the two new slots are due for a start');
+});
+
+test('--workers from a changed --config: a failed wave leaves the count; a good one grows or shrinks it', async (t) => {
+  const w = world(2, { workers: 2 });
+  const old = await first(w);
+  t.teardown(() => w.parts.retirement.pause());
+  w.parts.reread = () => ({ ...w.parts.config, workers: 3 });
+  w.outcome.set('2.2', 'fail');
+  t.like(await runWave(w.parts), { ok: false, generation: 2, changes: ['--workers from 2 to 3'] });
+  t.deepEqual(serving(w), [1, 1], 'the slot the wave added is gone');
+  t.deepEqual(w.stopped, ['2.1', '2.0']);
+  t.false(
+    w.events.some(([e]) => e === 'restart'),
+    'nothing restarts in it',
+  );
+  t.false(w.parts.slots.hasDue());
+  t.is(w.parts.config.workers, 2, 'the failed wave changed no option');
+  t.like(await runWave(w.parts), { ok: true, generation: 3, changes: ['--workers from 2 to 3'] });
+  t.deepEqual(serving(w), [3, 3, 3]);
+  t.deepEqual(
+    old.map((g) => g.state),
+    ['draining', 'draining'],
+  );
+  w.parts.reread = () => ({ ...w.parts.config, workers: 1 });
+  t.like(await runWave(w.parts), { ok: true, generation: 4, changes: ['--workers from 3 to 1'] });
+  t.deepEqual(serving(w), [4]);
+  t.deepEqual(
+    [...w.parts.live].filter((g) => g.number === 3).map((g) => g.state),
+    ['draining', 'draining', 'draining'],
+    'the removed slots drain with the one replaced',
+  );
+  t.is(w.parts.config.workers, 1);
 });

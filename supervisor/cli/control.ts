@@ -4,6 +4,7 @@ import { controlPath, onlyControlSocket } from '../control/path.js';
 import { MAX_DURATION, parseDuration } from '../duration.js';
 import { BatonError, usageError } from '../errors.js';
 import { formatStatus, type Status } from '../status.js';
+import type { UpgradeResult } from '../upgrade.js';
 import { strictParser } from './parser.js';
 import { layered } from './sources.js';
 
@@ -48,6 +49,7 @@ export async function controlCommand(command: 'reload' | 'status' | 'stop', args
     return argv.json ? JSON.stringify(reply.status, null, 2) : formatStatus(reply.status as Status);
   if (command === 'stop') return 'baton is stopping';
   if (!argv.wait) return 'reload requested';
-  const r = reply.result as { generation: number; ms: number };
-  return `generation ${r.generation} is active (upgrade took ${r.ms}ms)`;
+  const r = reply.result as UpgradeResult;
+  const changes = (r.changes ?? []).map((c) => `\nchanged: ${c}`).join('');
+  return `generation ${r.generation} is active (upgrade took ${r.ms}ms)${changes}`;
 }

@@ -13,7 +13,7 @@ import { batonVersion } from '../install.js';
 import { parseListen } from '../listener.js';
 import type { LogFormat } from '../log.js';
 import { parseReady } from '../ready/index.js';
-import { resolveRelease, workingPath } from '../release.js';
+import { logicalCwd, resolveRelease, workingPath } from '../release.js';
 import { runAs } from '../run-as.js';
 import { parseRules } from '../steering/rules.js';
 import { holdsCapabilities } from '../sys/capability.js';
@@ -114,9 +114,12 @@ const DRAINING_HINT = 'at least one old generation must drain; use --drain 0 to 
 const SURGE_HINT = `give at most ${MAX_WORKERS}: a --surge at or above --workers already starts every new worker at once`;
 const WORKERS_HINT = `${MAX_WORKERS} processes per generation is the most (nginx's limit too); give fewer, see docs/cli.md#bounds`;
 
-/** argv → Config; undefined when --help or --version was answered. */
-export function parseOptions(args: string[]): Config | undefined {
-  const argv = parser(layered(args, OPTIONS)).parseSync() as unknown as Argv;
+/**
+ * argv → Config; undefined when --help or --version was answered. `here`: baton's working directory as the user
+ * named it (logicalCwd at its start), which --cwd and a relative --config path start from.
+ */
+export function parseOptions(args: string[], here = logicalCwd()): Config | undefined {
+  const argv = parser(layered(args, OPTIONS, process.env, here)).parseSync() as unknown as Argv;
   if (argv.help || argv.version) return undefined; // yargs printed the answer
   const command = [...argv._, ...(argv['--'] ?? [])].map(String);
   const listen = argv.listen ?? [];
@@ -195,14 +198,10 @@ export function parseOptions(args: string[]): Config | undefined {
       `bad --name "${name}"`,
       'a name is 1-64 letters, digits, "_" or "-" (no dots: bpffs refuses them)',
     );
-  const cwd = workingPath(argv.cwd);
-  const envFiles = argv.envFile ?? [];
-  const release = resolveRelease({ cwd, envFiles });
-  if ('reason' in release) throw usageError(release.reason, release.hint);
-  return {
+  const config: Config = {
     command,
-    cwd,
-    envFiles,
+    cwd: workingPath(argv.cwd, here),
+    envFiles: argv.envFile ?? [],
     listen: specs,
     // listen(2) takes an int (the kernel caps it at net.core.somaxconn); a larger value would wrap.
     backlog: wholeNumber('backlog', argv.backlog, 1, 2 ** 31 - 1),
@@ -234,4 +233,7 @@ export function parseOptions(args: string[]): Config | undefined {
     force: argv.force,
     keepSteering: argv.keepSteering,
   };
+  const release = resolveRelease(config);
+  if ('reason' in release) throw usageError(release.reason, release.hint);
+  return config;
 }

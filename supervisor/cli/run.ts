@@ -4,6 +4,7 @@ import { ControlServer, type Handler } from '../control/server.js';
 import { INSTALL_HINT, replaceableCode } from '../install.js';
 import { type BatonLogger, createLogger, type Logger } from '../log.js';
 import { startReaper } from '../reaper.js';
+import { logicalCwd } from '../release.js';
 import { takeResumeState } from '../resume.js';
 import type { ResumeState } from '../self-upgrade.js';
 import { Supervisor } from '../supervisor.js';
@@ -17,6 +18,7 @@ import { fail } from './fail.js';
 import { parseOptions } from './options.js';
 import { selfUpgrader } from './reexec.js';
 import { type BatonSignal, Signals } from './signals.cjs';
+import { configPath } from './sources.js';
 
 /**
  * The main command: resume state, systemd's NOTIFY_SOCKET, the control server, signals, the reaper.
@@ -28,8 +30,11 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   const ambient = ambientCapabilities();
   if (ambient.length > 0) clearAmbient();
   const resume = takeResumeState();
-  const config = parseOptions(args);
+  const here = logicalCwd();
+  const config = parseOptions(args, here);
   if (!config) return;
+  // With a --config file, each upgrade reads the options again (the flags and BATON_* as they were given).
+  const reread = configPath(args) ? () => parseOptions(args, here) ?? config : undefined;
   const log = createLogger(config.logFormat, 2, resume?.logDropped);
   flushAtExit(log);
   const replaceable = replaceableCode();
@@ -40,7 +45,7 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   const notifySocket = process.env.NOTIFY_SOCKET ?? (resume ? process.env.BATON_NOTIFY_SOCKET : undefined);
   delete process.env.NOTIFY_SOCKET;
   if (notifySocket) process.env.BATON_NOTIFY_SOCKET = notifySocket;
-  const sup = new Supervisor(config, log, systemdHooks(notifySocket, log), resume);
+  const sup = new Supervisor(config, log, systemdHooks(notifySocket, log), resume, reread);
   const handler = controlHandler(sup);
   let control: ControlServer;
   try {

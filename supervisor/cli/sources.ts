@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { optionName } from '../config.js';
 import { usageError } from '../errors.js';
 
 export interface OptionShape {
@@ -9,7 +11,6 @@ export interface OptionShape {
 const CONFIG_HINT = 'give a JSON file whose keys are option names, e.g. {"listen": ["127.0.0.1:8080"], "drain": "5s"}';
 
 const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 /** Option names given on the command line (before `--`). */
 function given(args: string[]): Set<string> {
@@ -53,28 +54,36 @@ function asArgs(name: string, shape: OptionShape, value: unknown, where: string)
   return values.flatMap((v) => [`--${name}`, String(v)]);
 }
 
-/**
- * Adds, for every option not given as a flag, its value from BATON_<NAME> in the environment or
- * else from the JSON config file (--config or BATON_CONFIG): flags win, then the environment.
- * Array options take several values separated by spaces in the environment.
- */
-export function layered(
-  args: string[],
-  options: Record<string, OptionShape>,
-  env: NodeJS.ProcessEnv = process.env,
-): string[] {
-  const flags = given(args);
+/** The JSON config file, as given by --config or else BATON_CONFIG; undefined without one. */
+export function configPath(args: string[], env: NodeJS.ProcessEnv = process.env): string | undefined {
   const end = args.includes('--') ? args.indexOf('--') : args.length;
   const i = args.slice(0, end).findIndex((a) => a === '--config' || a.startsWith('--config='));
   const path = i < 0 ? env.BATON_CONFIG : args[i]!.includes('=') ? args[i]!.slice(9) : args[i + 1];
   if (i >= 0 && !args[i]!.includes('=') && (path === undefined || path.startsWith('--'))) {
     throw usageError('--config needs a value', CONFIG_HINT);
   }
+  return path || undefined;
+}
+
+/**
+ * Adds, for every option not given as a flag, its value from BATON_<NAME> in the environment or
+ * else from the JSON config file (--config or BATON_CONFIG, relative to `here`): flags win, then the
+ * environment. Array options take several values separated by spaces in the environment.
+ */
+export function layered(
+  args: string[],
+  options: Record<string, OptionShape>,
+  env: NodeJS.ProcessEnv = process.env,
+  here = process.cwd(),
+): string[] {
+  const flags = given(args);
+  const end = args.includes('--') ? args.indexOf('--') : args.length;
+  const path = configPath(args, env);
   let file: Record<string, unknown> = {};
   if (path) {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(readFileSync(path, 'utf8'));
+      parsed = JSON.parse(readFileSync(resolve(here, path), 'utf8'));
     } catch (err) {
       // one line: JSON.parse quotes the text it choked on, newlines and all
       throw usageError(`cannot read --config ${path}: ${(err as Error).message.replace(/\s+/g, ' ')}`, CONFIG_HINT);
@@ -96,7 +105,7 @@ export function layered(
     const scalar = (v: unknown) => v === null || ['string', 'number', 'boolean'].includes(typeof v);
     const words = (v: unknown) => typeof v === 'string' || typeof v === 'number';
     for (const [key, value] of Object.entries(file)) {
-      const shape = options[kebab(key)];
+      const shape = options[optionName(key)];
       const list = Array.isArray(value) && value.every(key === 'command' ? words : scalar);
       const boolean = shape?.type === 'boolean';
       const ok =

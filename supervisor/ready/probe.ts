@@ -1,13 +1,12 @@
 import type { Helpers } from '../helpers.js';
-import type { Release } from '../release.js';
 import { delay } from './delay.js';
 
 /** What a probe runs for: the generation's process, and the launch's end. */
 export interface ProbeContext {
   pid: number;
   generation: number;
-  /** The generation's release: probes run in its directory, with its env files' variables. */
-  release: Release;
+  /** The generation's release (release.ts): probes run in its directory, with its env files' variables. */
+  release: { dir: string; env: Record<string, string> };
   signal: AbortSignal;
   /** Runs probes (killed when baton stops). */
   helpers: Helpers;

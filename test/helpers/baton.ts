@@ -1,8 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 export const cli = `${root}dist/supervisor/cli.js`;
@@ -193,5 +194,27 @@ export function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * `baton <command> --control <path>`: exit code and output. Given the Baton itself, a failed command's
+ * stderr ends with that baton's exit state and log, so an assertion shows whether baton was there.
+ */
+export async function ctl(
+  target: Baton | string,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const control = typeof target === 'string' ? target : target.control;
+  try {
+    const r = await promisify(execFile)(process.execPath, [cli, ...args, '--control', control], { encoding: 'utf8' });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    const b =
+      typeof target === 'string'
+        ? ''
+        : `[baton exit ${target.child.exitCode}/${target.child.signalCode}]\n${target.stderr}`;
+    return { code: e.code, stdout: e.stdout, stderr: `${e.stderr}${b}` };
   }
 }

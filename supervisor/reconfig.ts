@@ -1,0 +1,104 @@
+import { type Config, optionName } from './config.js';
+import { BatonError } from './errors.js';
+import { formatReady, type ReadySpec } from './ready/index.js';
+import { type Refusal, type Release, resolveRelease } from './release.js';
+
+/** The options that shape a generation: --config read again at an upgrade changes them for the new one. */
+const SHAPING = [
+  'command',
+  'cwd',
+  'envFiles',
+  'ready',
+  'readyTimeout',
+  'drain',
+  'stopSignal',
+  'killTimeout',
+  'maxDraining',
+  'workers',
+  'surge',
+  'check',
+  'checkTimeout',
+] as const;
+
+type Shaping = (typeof SHAPING)[number];
+
+/**
+ * What baton set up at its start and holds until it exits, by option name: a change needs a restart. Typed so that
+ * every option of Config is either here or shaping (bpffs is BATON_BPFFS, not an option).
+ */
+const FIXED: Record<Exclude<keyof Config, Shaping | 'bpffs'>, string> = {
+  listen: 'listen',
+  backlog: 'backlog',
+  handover: 'handover',
+  pidFile: 'pid-file',
+  control: 'control',
+  subreaper: 'subreaper',
+  logFormat: 'log-format',
+  user: 'user/--group',
+  steer: 'steer',
+  name: 'name',
+  stateDir: 'state-dir',
+  force: 'force',
+  keepSteering: 'keep-steering',
+};
+
+const DURATIONS = new Set<Shaping>(['readyTimeout', 'drain', 'killTimeout', 'checkTimeout']);
+
+/** The configuration as the options read now: --config (and BATON_*, and the flags) parsed again. */
+export type Reread = () => Config;
+
+/** What an upgrade runs under: its configuration, the release it starts, and what changed from the running one. */
+export interface Plan {
+  config: Config;
+  release: Release;
+  /** One line per shaping option that changed, e.g. `--drain from 5000ms to 2000ms`. */
+  changes: string[];
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * The plan of the next upgrade: `current`, or with `reread` (--config given) the options as they read now. An
+ * invalid file, a changed option that needs a restart, or a release that cannot be used refuses the upgrade; nothing
+ * of `current` changes before the upgrade succeeds (adopt).
+ */
+export function planUpgrade(current: Config, reread?: Reread): Plan | Refusal {
+  let next = current;
+  if (reread) {
+    try {
+      next = reread();
+    } catch (err) {
+      const hint = err instanceof BatonError ? err.hint : 'see the message; the file is read at each upgrade';
+      return { reason: `--config not applied: ${(err as Error).message}`, hint };
+    }
+    const fixed = (Object.keys(FIXED) as Array<keyof typeof FIXED>).filter((k) => !same(current[k], next[k]));
+    if (fixed.length > 0) {
+      const names = fixed.map((k) => `--${FIXED[k]}`).join(', ');
+      return {
+        reason: `--config not applied: ${names} changed, which baton sets up only at its start`,
+        hint: `restart baton to change ${names}, or put back its value to upgrade`,
+      };
+    }
+  }
+  const release = resolveRelease(next);
+  if ('reason' in release) return release;
+  const changes = SHAPING.filter((k) => !same(current[k], next[k])).map(
+    (k) =>
+      `${k === 'command' ? 'the command' : `--${optionName(k)}`} from ${shown(k, current[k])} to ${shown(k, next[k])}`,
+  );
+  return { config: next, release, changes };
+}
+
+/** The upgrade under `next` succeeded: its shaping options are the running ones from now on. */
+export function adoptConfig(current: Config, next: Config): void {
+  for (const key of SHAPING) Object.assign(current, { [key]: next[key] });
+}
+
+/** A value as the `changes` lines show it: text quoted as JSON (no control character reaches a terminal). */
+function shown(key: Shaping, value: Config[Shaping]): string {
+  if (value === undefined || (Array.isArray(value) && value.length === 0)) return 'none';
+  if (DURATIONS.has(key)) return `${value}ms`;
+  if (typeof value === 'number') return String(value);
+  const ready = key === 'ready' ? formatReady(value as ReadySpec) : undefined;
+  return JSON.stringify(ready ?? (Array.isArray(value) ? value.join(' ') : String(value)));
+}
