@@ -8,6 +8,14 @@ import type { ReadySpec } from './ready/index.js';
 import type { RunAs } from './run-as.js';
 import type { Rule } from './steering/rules.js';
 
+/** --health probe:<command>, --health-interval, --health-failures. */
+export interface HealthSpec {
+  command: string;
+  intervalMs: number;
+  /** Failures in a row, after the canary window, that count as a crash. */
+  failures: number;
+}
+
 /** Everything the supervisor needs, validated; durations in ms. */
 export interface Config {
   command: string[];
@@ -32,6 +40,8 @@ export interface Config {
   /** Preflight shell command before each upgrade, and how long it may take. */
   check?: string;
   checkTimeout: number;
+  /** --health: a probe of each active process, every interval. */
+  health?: HealthSpec;
   /** Control socket path. */
   control: string;
   subreaper: boolean;

@@ -38,3 +38,22 @@ export function parseSignal(option: string, text: string): NodeJS.Signals {
 export function signalNumber(name: NodeJS.Signals): number {
   return constants.signals[name];
 }
+
+/** Digits only (no 1e3, 0x10 or 1.0), from `min` to `max`: a number option as given, or its default. */
+export function wholeNumber(
+  option: string,
+  value: string | number,
+  min: number,
+  max?: number,
+  or = '',
+  hint = 'run baton --help for the options',
+) {
+  const text = String(value).trim();
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= (max ?? Number.MAX_SAFE_INTEGER))) {
+    const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
+    const given = JSON.stringify(String(value));
+    throw usageError(`--${option} must be a whole number ${range}${or}, not ${given}`, hint);
+  }
+  return n;
+}

@@ -5,8 +5,8 @@ import { appEnv, asUser, type RunAs } from './run-as.js';
 import { withChildOomScore } from './sys/oom.js';
 import { signalGroup } from './sys/process.js';
 
-/** What baton runs for itself besides generations: the --check preflight, and `probe:` readiness commands. */
-export type HelperKind = 'check' | 'probe';
+/** What baton runs for itself besides generations: the --check preflight, `probe:` readiness and --health. */
+export type HelperKind = 'check' | 'probe' | 'health';
 
 export interface HelperOptions {
   /** Added to the environment a generation would get (less its own variables). */

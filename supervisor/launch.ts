@@ -86,6 +86,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number,
     const readiness = {
       pid: gen.pid,
       generation: number,
+      worker,
       release,
       notify: channel,
       signal: abort.signal,

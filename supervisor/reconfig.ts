@@ -18,6 +18,7 @@ const SHAPING = [
   'surge',
   'check',
   'checkTimeout',
+  'health',
 ] as const;
 
 type Shaping = (typeof SHAPING)[number];

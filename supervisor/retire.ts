@@ -48,22 +48,31 @@ export class Retirement {
   /**
    * After --drain, the stop signal; first whatever the handover waits for (port: the old listener's queue
    * empty). While an active generation holds fewer listeners than it serves from, the old one serves on,
-   * checked again every --drain (at least RECHECK_MS).
+   * checked again every --drain (at least RECHECK_MS). With no time left (`ms` 0) the stop signal goes now,
+   * where the handover waits for nothing: a self-upgrade right after cannot call it off.
    */
   drainLater(old: Generation, ms = this.config.drain): void {
+    if (ms <= 0) {
+      this.stopDrained(old);
+      return;
+    }
     const t = setTimeout(() => {
       this.timers.delete(t);
-      // Only a live generation is waited for: once it has exited, baton has closed what it held of it.
-      const before = old.alive ? this.handover?.beforeStop?.(old, old.release.killTimeout) : undefined;
-      void Promise.resolve(before)
-        .catch(() => {})
-        .then(() => {
-          if (this.stopping() || !old.alive) return;
-          if (!this.serving()) return this.drainLater(old, Math.max(this.config.drain, RECHECK_MS));
-          void old.stop();
-        });
+      this.stopDrained(old);
     }, ms);
     this.timers.add(t);
+  }
+
+  private stopDrained(old: Generation): void {
+    // Only a live generation is waited for: once it has exited, baton has closed what it held of it.
+    const before = old.alive ? this.handover?.beforeStop?.(old, old.release.killTimeout) : undefined;
+    const stop = () => {
+      if (this.stopping() || !old.alive) return;
+      if (!this.serving()) return this.drainLater(old, Math.max(this.config.drain, RECHECK_MS));
+      void old.stop();
+    };
+    if (before === undefined) stop();
+    else void before.catch(() => {}).then(stop);
   }
 
   /** At most --max-draining retirements alive: the processes of the oldest beyond that are killed. */

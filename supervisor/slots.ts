@@ -24,21 +24,27 @@ export class Slots {
   lastActive?: Generation;
   private readonly slots: Slot[];
   private readonly due = new Set<number>();
+  /** A wave's new workers in their canary window: an exit there is the wave's to answer (a rollback), not a crash. */
+  readonly onTrial = new Set<Generation>();
   private readonly log: Logger;
   private readonly plane?: SteeringPlane;
   private readonly onDue: () => void;
+  private readonly onActive: (gen: Generation) => void;
 
+  /** `onDue`: a restart fell due; `onActive`: a process took a slot (it serves from now on). */
   constructor(o: {
     count: number;
     crashes?: number[];
     log: Logger;
     plane?: SteeringPlane;
     onDue: () => void;
+    onActive?: (gen: Generation) => void;
   }) {
     this.slots = Array.from({ length: o.count }, (_, i) => ({ crashes: o.crashes?.[i] ?? 0 }));
     this.log = o.log;
     this.plane = o.plane;
     this.onDue = o.onDue;
+    this.onActive = o.onActive ?? (() => {});
   }
 
   get length(): number {
@@ -72,6 +78,7 @@ export class Slots {
     this.lastActive = gen;
     clearTimeout(s.restart);
     s.restart = undefined;
+    this.onActive(gen);
     return old;
   }
 
@@ -91,6 +98,14 @@ export class Slots {
     return old;
   }
 
+  /** A failed wave gives `old` (draining) its slot back; in port mode the steering slot first, before the new stops. */
+  regain(slot: number, old: Generation): void {
+    old.to('active');
+    this.take(slot, old);
+    this.plane?.activate(old);
+    this.log.event('regained', { generation: old.number, worker: slot, pid: old.pid });
+  }
+
   vacate(slot: number): void {
     this.slots[slot]!.gen = undefined;
   }
@@ -103,6 +118,7 @@ export class Slots {
     const slot = this.slots.findIndex((s) => s.gen === gen);
     if (slot < 0) return;
     this.vacate(slot);
+    if (this.onTrial.has(gen)) return;
     if (performance.now() - (gen.activeSince ?? 0) >= backoff.stableAfter) this.slots[slot]!.crashes = 0;
     this.crashed(slot, reason);
   }

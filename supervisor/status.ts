@@ -148,7 +148,7 @@ export function formatStatus(s: Status): string {
   }
   for (const h of s.helpers ?? []) {
     // an older baton's status has none
-    const what = h.kind === 'check' ? 'preflight --check' : `probe of gen ${h.generation}`;
+    const what = h.kind === 'check' ? 'preflight --check' : `${h.kind} probe of gen ${h.generation}`;
     lines.push(`  ${what} running for ${age(h.ageMs)}, pid ${h.pid} (its own process group): ${h.command}`);
   }
   if (s.steering) {
@@ -157,8 +157,12 @@ export function formatStatus(s: Status): string {
   }
   if (s.upgrades.length) lines.push('  last upgrades:');
   for (const u of s.upgrades) {
+    const when = u.rollback
+      ? ` (rolled back ${u.rollback === 'canary' ? 'in the canary window' : 'before ready'})`
+      : '';
     const reason = u.reason ? `: ${u.reason}` : '';
-    lines.push(`    ${u.requestedAt} ${u.ok ? 'ok    ' : 'failed'} gen ${u.generation || '-'} in ${u.ms}ms${reason}`);
+    const outcome = `${u.ok ? 'ok    ' : 'failed'} gen ${u.generation || '-'} in ${u.ms}ms${when}${reason}`;
+    lines.push(`    ${u.requestedAt} ${outcome}`);
   }
   // Command lines, --check output and child STATUS are the processes' own text: no raw control characters.
   return lines.map(printable).join('\n');

@@ -3,19 +3,18 @@ import { describeExit, type ExitStatus, stopOutcome } from './exit-status.js';
 import { exitFields, type Generation } from './generation.js';
 import type { Handover } from './handover/handover.js';
 import { handovers } from './handover/index.js';
+import { Health } from './health.js';
 import { Helpers } from './helpers.js';
 import { activeHold } from './holding.js';
 import type { Hooks } from './hooks.js';
 import { launch } from './launch.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
-import { formatReady } from './ready/index.js';
 import { Resources } from './resources.js';
 import { Retirement } from './retire.js';
 import { capture, type ResumeState, restore, resumeTimers } from './self-upgrade.js';
 import { Slots } from './slots.js';
 import { buildStatus, type Status } from './status.js';
-
 import { History, Requests, refusal, type UpgradeResult } from './upgrade.js';
 import { refill, rescale, runFirst, runWave, type WaveParts } from './wave.js';
 
@@ -53,21 +52,21 @@ export class Supervisor {
     this.resources = Resources.open(config, this.handover, log, resume);
     const { listeners, runtimeDir, plane, source } = this.resources;
     const [count, crashes] = [resume?.workers ?? config.workers, resume?.crashes];
-    const slots = new Slots({ count, crashes, log, plane, onDue: () => void this.run() });
+    const onActive = (gen: Generation) => this.rooms.health.watch(gen);
+    const slots = new Slots({ count, crashes, log, plane, onActive, onDue: () => void this.run() });
     const stopping = () => this.stopping;
     const held = activeHold(this.live, listeners, this.handover, log);
     const retirement = new Retirement(config, this.handover, stopping, held);
     const [history, helpers] = [new History(resume?.history, resume?.failures), new Helpers(log, config.user)];
+    const health = new Health(config, helpers, log, slots);
     this.next = resume?.next ?? this.resources.firstGeneration;
     const ctx = { config, log, handover: this.handover, listeners, source, runtimeDir, helpers };
     const spawned = (gen: Generation) => this.track(gen);
     this.rooms = {
-      ...{ config, reread, log, slots, retirement, history, helpers, live: this.live, stopping },
+      ...{ config, reread, log, slots, retirement, history, helpers, health, live: this.live, stopping },
       launch: (number, slot, release) => launch({ ...ctx, stopping, spawned }, number, slot, release),
       nextNumber: () => this.next++,
     };
-    const fields = { handover: this.handover.name, ready: formatReady(config.ready), drain: config.drain };
-    log.event('config', { ...fields, stop_signal: config.stopSignal, ...(resume ? { resumed: true } : {}) });
   }
 
   get listeners(): Listener[] {

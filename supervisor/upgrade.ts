@@ -1,6 +1,9 @@
 import type { Helpers } from './helpers.js';
 import type { Release } from './release.js';
 
+/** When a wave was rolled back: a new worker failed before it was ready, or died in the canary window after. */
+export type Rollback = 'before-ready' | 'canary';
+
 /** How one upgrade ended, for `baton reload --wait`, `baton status` and systemd. */
 export interface UpgradeResult {
   ok: boolean;
@@ -15,6 +18,8 @@ export interface UpgradeResult {
   /** From the start of the upgrade to its end, and the new generation's time to ready. */
   ms: number;
   readyMs?: number;
+  /** Set when the new generation was started and rolled back. */
+  rollback?: Rollback;
   /** The options a changed --config gave this upgrade, one line each. */
   changes?: string[];
 }

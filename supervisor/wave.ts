@@ -1,7 +1,9 @@
+import { watchCanary } from './canary.js';
 import { type Config, MAX_WORKERS } from './config.js';
 import { BatonError } from './errors.js';
 import { describeExit } from './exit-status.js';
 import type { Generation } from './generation.js';
+import type { Health } from './health.js';
 import type { Helpers } from './helpers.js';
 import type { Launch } from './launch.js';
 import type { Logger } from './log.js';
@@ -9,7 +11,7 @@ import { adoptConfig, planUpgrade, type Reread } from './reconfig.js';
 import { type Release, resolveRelease } from './release.js';
 import type { Retirement } from './retire.js';
 import type { Slots } from './slots.js';
-import { type History, preflight, type UpgradeResult } from './upgrade.js';
+import { type History, preflight, type Rollback, type UpgradeResult } from './upgrade.js';
 
 /** What a wave needs from the supervisor. */
 export interface WaveParts {
@@ -29,6 +31,8 @@ export interface WaveParts {
   history: History;
   /** --check and probes: killed when baton stops. */
   helpers: Helpers;
+  /** --health: the canary window hears of each new worker's failures. */
+  health: Health;
   stopping(): boolean;
 }
 
@@ -102,7 +106,7 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
     p.history.add(result);
     return result;
   };
-  const servingBefore = slots.newest;
+  const [servingBefore, lastBefore] = [slots.newest, slots.lastActive];
   const plan = planUpgrade(p.config, p.reread);
   if ('reason' in plan) {
     log.event('upgrade-refused', { message: plan.reason, hint: plan.hint, serving: servingBefore });
@@ -126,6 +130,17 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
   if (workers > before) slots.resize(workers);
   const surge = servingBefore ? config.surge : workers;
   const upgrade = () => ({ ms: Math.round(performance.now() - began), drain: config.drain });
+  const rollBack = (failed: { reason: string; hint?: string }, phase: Rollback) => {
+    giveBack(p, switched, before);
+    if (workers > before) slots.resize(before);
+    // A slot whose old worker was gone meanwhile restarts in the release that served before, never this one.
+    if (slots.lastActive?.number === number) slots.lastActive = lastBefore;
+    if (servingBefore) {
+      const fields = { generation: number, message: failed.reason, hint: failed.hint, phase };
+      log.event('rollback', { ...fields, serving: slots.newest, failures: p.history.fail() });
+    }
+    return done({ ok: false, generation: number, reason: failed.reason, rollback: phase, ...changed });
+  };
   let readyMs = 0;
   for (let first = 0; first < workers; first += surge) {
     const batch = Array.from({ length: Math.min(surge, workers - first) }, (_, k) => first + k);
@@ -134,21 +149,9 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
     const failed = results.find((r) => !r.gen);
     if (failed) {
       for (const r of results) if (r.gen) discardReady(p, r.gen, 'another worker of the wave failed');
-      giveBack(p, switched, before);
-      if (workers > before) slots.resize(before);
-      if (servingBefore) {
-        const failures = p.history.fail();
-        const fields = {
-          generation: number,
-          message: failed.reason,
-          hint: failed.hint,
-          serving: slots.newest,
-          failures,
-        };
-        log.event('rollback', fields);
-      }
+      const result = rollBack(failed, 'before-ready');
       for (const slot of batch) if (slot < before && !slots.at(slot)) slots.crashed(slot, failed.reason);
-      return done({ ok: false, generation: number, reason: failed.reason, ...changed });
+      return result;
     }
     for (const [k, slot] of batch.entries()) {
       const gen = results[k]!.gen!;
@@ -156,11 +159,18 @@ export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> 
       switched.push({ slot, gen, old: slots.activate(gen, slot, upgrade()) });
     }
   }
+  log.event('upgraded', { generation: number, workers, upgrade: upgrade().ms, canary: config.drain });
+  const fresh = switched.map(({ gen }) => gen);
+  for (const gen of fresh) slots.onTrial.add(gen);
+  const died = await watchCanary(fresh, config.drain, (gen) => p.health.nextFailure(gen));
+  for (const gen of fresh) slots.onTrial.delete(gen);
+  if (p.stopping()) return undefined;
+  if (died) return rollBack({ reason: died }, 'canary');
   adoptConfig(p.config, config);
+  // The old workers have drained through the window: each is stopped now (in port mode once its queue is empty).
   const replaced = switched.flatMap(({ old }) => (old?.state === 'draining' ? [old] : []));
-  retire(p, [...replaced, ...dropSlots(p, slots.resize(workers))]);
+  retire(p, [...replaced, ...dropSlots(p, slots.resize(workers))], 0);
   p.retirement.cap(p.live);
-  log.event('upgraded', { generation: number, workers: slots.length, upgrade: Math.round(performance.now() - began) });
   return done({ ok: true, generation: number, readyMs, ...changed });
 }
 
@@ -198,28 +208,29 @@ function dropSlots(p: WaveParts, removed: Array<[number, Generation]>): Generati
   });
 }
 
-/** `gens` are retired together: each is stopped after --drain. */
-function retire(p: WaveParts, gens: Generation[]): void {
+/** `gens` are retired together: each is stopped after `drain` ms (--drain unless said). */
+function retire(p: WaveParts, gens: Generation[], drain?: number): void {
   p.retirement.retire(gens);
-  for (const gen of gens) p.retirement.drainLater(gen);
+  for (const gen of gens) p.retirement.drainLater(gen, drain);
 }
 
-/** A failed wave: its new workers stop, and the old ones get their slots back (slots from `before` on go). */
+/**
+ * A failed wave: the old workers get their slots back (in port mode the steering slot too), then its new workers
+ * stop; the slots from `before` on go.
+ */
 function giveBack(p: WaveParts, switched: Switch[], before: number): void {
-  const { log, slots } = p;
+  const { slots } = p;
   for (const { slot, old, gen } of switched.reverse()) {
+    if (old?.alive && old.state === 'draining') {
+      p.retirement.forget(old);
+      slots.regain(slot, old);
+    } else {
+      if (slots.at(slot) === gen) slots.vacate(slot);
+      if (slot < before) slots.crashed(slot, 'its old worker was gone when the wave failed');
+    }
     if (gen.state === 'active') {
       gen.to('draining');
       void gen.stop();
-    }
-    if (old?.alive && old.state === 'draining') {
-      old.to('active');
-      p.retirement.forget(old);
-      slots.take(slot, old);
-      log.event('regained', { generation: old.number, worker: slot, pid: old.pid });
-    } else {
-      slots.vacate(slot);
-      if (slot < before) slots.crashed(slot, 'its old worker was gone when the wave failed');
     }
   }
 }

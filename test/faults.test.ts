@@ -398,7 +398,9 @@ test.serial('SIGTERM to baton during an upgrade stops both generations and remov
 });
 
 test.serial('--max-draining caps old generations still alive: the oldest is killed first', async (t) => {
-  const baton = new Baton([...listen, '--drain', '20s', '--max-draining', '1', '--', 'node', fixture]);
+  // Old generations that ignore their stop signal stay draining past the canary window, until the kill timeout.
+  const args = [...listen, '--drain', '300ms', '--max-draining', '1', '--', 'node', fixture, 'ignore-term'];
+  const baton = new Baton(args);
   const watch = new Watch(baton.pid);
   try {
     await baton.event('active', 1);
@@ -412,7 +414,9 @@ test.serial('--max-draining caps old generations still alive: the oldest is kill
     t.deepEqual(running(baton.pid).sort(), both, 'generation 2 drains, generation 3 serves');
   } finally {
     watch.stop();
-    await baton.stop();
+    baton.signal('SIGTERM');
+    await sleep(100);
+    await baton.stop(); // the second stop request kills what ignores the first
   }
 });
 

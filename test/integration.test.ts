@@ -63,6 +63,8 @@ test.serial('systemd: the exact sd_notify sequence on NOTIFY_SOCKET; children ne
     const environ = readFileSync(`/proc/${spawned.pid}/environ`, 'utf8');
     t.false(environ.includes(notify.path), 'the child has its own NOTIFY_SOCKET');
     await baton.upgradeTo(2);
+    // The upgrade ends with its canary window (--drain): then generation 1 gets the stop signal.
+    await baton.waitFor((e) => e.event === 'stop' && e.generation === 1);
     await baton.stop();
     await sleep(50);
     const messages = notify.messages();
@@ -102,6 +104,27 @@ test.serial('systemd: a rolled-back upgrade ends with READY=1 and its reason in 
       'READY=1\nSTATUS=upgrade failed: exited with code 3 before ready; generation 1 serving',
       'STOPPING=1\nSTATUS=stopping',
     ]);
+  } finally {
+    notify.close();
+  }
+});
+
+test.serial('systemd: a rollback in the canary window ends with READY=1 and its reason in STATUS=', async (t) => {
+  const notify = notifySocket();
+  try {
+    const args = ['--listen', '127.0.0.1:0', '--drain', '3s', '--', 'node', fixture, 'crash:300', '2'];
+    const baton = new Baton(args, { NOTIFY_SOCKET: notify.path });
+    await baton.event('active', 1);
+    baton.signal('SIGHUP');
+    await baton.event('rollback', 2);
+    await baton.stop();
+    await sleep(50);
+    const messages = notify.messages().map(normalise);
+    t.is(messages.length, 4, messages.join(' | '));
+    t.regex(
+      messages[2]!,
+      /^READY=1\nSTATUS=upgrade failed: generation 2 exited with code 1 0\.\d s after it became active; generation 1 serving$/,
+    );
   } finally {
     notify.close();
   }
@@ -247,31 +270,36 @@ test.serial('self-upgrade: SIGUSR2 under load keeps the pid and the serving gene
   });
 });
 
-test.serial('self-upgrade while a generation drains: it is stopped after its drain, nothing fails', async (t) => {
-  // Long enough for the self-upgrade (a check of the new build, the exec, its start) on a loaded machine.
-  const drain = 4000;
-  const args = ['--listen', '127.0.0.1:0', '--drain', `${drain}ms`, '--', 'node', fixture];
-  await underLoad(t, args, 2, async (baton) => {
-    const first = await baton.event('active', 1);
-    const started = startTime(first.pid)!;
-    await baton.upgradeTo(2);
-    const retired = performance.now();
-    baton.signal('SIGUSR2');
-    const resumed = await baton.event('resumed');
-    t.is(resumed.serving, 2);
-    t.is(startTime(first.pid), started, 'generation 1 is still in its drain window after the self-upgrade');
-    const rows = (await status(baton)).generations;
-    t.like(rows, [
-      { number: 1, pid: first.pid, state: 'draining' },
-      { number: 2, state: 'active' },
-    ]);
-    // Without its drain timer carried over it would live until baton stops (the kill timeout is 30 s).
-    const gone = await exitOf(first.pid, started, drain + 8000);
-    // The drain counts from generation 2's activation, which the test saw a little after it happened.
-    t.true(gone - retired >= drain - 250, `generation 1 exited ${Math.round(gone - retired)} ms after it was retired`);
-    t.is((await baton.event('exit', 1)).code, 0, 'it exited by itself on the stop signal');
-  });
-});
+test.serial(
+  'self-upgrade in the canary window: it waits for the window, which stops generation 1; nothing fails',
+  async (t) => {
+    const drain = 2000;
+    const args = ['--listen', '127.0.0.1:0', '--drain', `${drain}ms`, '--', 'node', fixture];
+    await underLoad(t, args, 2, async (baton) => {
+      const first = await baton.event('active', 1);
+      const started = startTime(first.pid)!;
+      await baton.upgradeTo(2);
+      const retired = performance.now();
+      baton.signal('SIGUSR2');
+      const resumed = await baton.event('resumed');
+      t.is(resumed.serving, 2);
+      // The drain counts from generation 2's activation, which the test saw a little after it happened.
+      t.true(performance.now() - retired >= drain - 250, 'the self-upgrade waited for the window');
+      const stopped = baton.events.findIndex((e) => e.event === 'stop' && e.generation === 1);
+      const exec = baton.events.findIndex((e) => e.event === 'self-upgrade');
+      t.true(
+        stopped >= 0 && stopped < exec,
+        'generation 1 got the stop signal at the end of the window, before the exec',
+      );
+      const gone = await exitOf(first.pid, started, drain + 8000);
+      t.true(
+        gone - retired >= drain - 250,
+        `generation 1 exited ${Math.round(gone - retired)} ms after it was retired`,
+      );
+      t.is((await baton.event('exit', 1)).code, 0, 'it exited by itself on the stop signal');
+    });
+  },
+);
 
 test.serial('self-upgrade with a reload pending (SIGHUP during an upgrade, then SIGUSR2): it happens', async (t) => {
   // Generation 2 takes 1 s to start: the second SIGHUP arrives while its upgrade is in flight.

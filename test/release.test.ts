@@ -59,7 +59,8 @@ test.serial('started from a release link: each upgrade runs the release the link
       (await status(b)).generations.find((g) => g.number === 2),
       { dir: release('r2') },
     );
-    // A crash restart stays in the release that serves, whatever the link says meanwhile.
+    // A crash restart (after the canary window) stays in the release that serves, whatever the link says meanwhile.
+    await b.waitFor((e) => e.event === 'stop' && e.generation === 1);
     point(current, 'r3');
     process.kill(second.pid, 'SIGKILL');
     const restarted = await b.event('spawn', 3);

@@ -3,7 +3,9 @@
 // No process is started: stop and kill only record that they were asked.
 import test from 'ava';
 import { type Config, defaults } from '../supervisor/config.js';
+import type { ExitStatus } from '../supervisor/exit-status.js';
 import { Generation } from '../supervisor/generation.js';
+import { Health } from '../supervisor/health.js';
 import { Helpers } from '../supervisor/helpers.js';
 import type { Launch } from '../supervisor/launch.js';
 import type { Logger } from '../supervisor/log.js';
@@ -12,6 +14,7 @@ import { Retirement } from '../supervisor/retire.js';
 import { Slots } from '../supervisor/slots.js';
 import { History } from '../supervisor/upgrade.js';
 import { refill, rescale, runWave, type WaveParts } from '../supervisor/wave.js';
+import { until } from './helpers/procs.js';
 
 type Event = [string, Record<string, unknown>];
 
@@ -22,29 +25,47 @@ interface World {
   stopped: string[];
   /** What the launch of (generation, slot) yields: a ready process unless said otherwise. */
   outcome: Map<string, 'fail' | 'dies'>;
+  /** Ends the process of (generation, slot), as its exit would. */
+  die: Map<string, (s: ExitStatus) => void>;
 }
 
-/** A generation that is ready, as launch() leaves it, without a process behind it. */
+/** A generation that is ready, as launch() leaves it, without a process behind it; `die` ends it. */
 function ready(world: World, number: number, worker: number): Generation {
   const gen = Object.create(Generation.prototype) as Generation;
   const pid = 100_000 + number * 10 + worker;
-  Object.assign(gen, { number, worker, pid, state: 'ready', times: { ready: 5 } });
-  const record = () => {
-    world.stopped.push(`${number}.${worker}`);
+  let end!: (s: ExitStatus) => void;
+  const exited = new Promise<ExitStatus>((resolve) => (end = resolve));
+  Object.assign(gen, { number, worker, pid, state: 'ready', times: { ready: 5 }, exited });
+  // As the supervisor's exit routing does: the process has exited, and its slot (if it had one) lost it.
+  world.die.set(`${number}.${worker}`, (s) => {
+    gen.status = s;
+    if (gen.state === 'active' || gen.state === 'draining') gen.state = 'exited';
+    world.parts.slots.lost(gen, `exited with code ${s.code}`);
+    end(s);
+  });
+  const record = (what: string) => () => {
+    world.stopped.push(what);
     return Promise.resolve();
   };
-  Object.assign(gen, { stop: record, kill: record });
+  Object.assign(gen, { stop: record(`${number}.${worker}`), kill: record(`${number}.${worker}!`) });
   return gen;
 }
 
 function world(workers: number, config: Partial<Config> = {}): World {
   const events: Event[] = [];
   const log: Logger = { event: (name, fields = {}) => void events.push([name, fields]) };
-  const cfg = { ...defaults, cwd: process.cwd(), envFiles: [], surge: 1, drain: 60_000, ...config } as Config;
+  // A short canary window: the old workers drain through it and are stopped at its end.
+  const cfg = { ...defaults, cwd: process.cwd(), envFiles: [], surge: 1, drain: 20, ...config } as Config;
   const slots = new Slots({ count: workers, log, onDue: () => {} });
   const live = new Set<Generation>();
   let next = 1;
-  const w: World = { events, stopped: [], outcome: new Map(), parts: undefined as unknown as WaveParts };
+  const w: World = {
+    events,
+    stopped: [],
+    outcome: new Map(),
+    die: new Map(),
+    parts: undefined as unknown as WaveParts,
+  };
   const launch = async (number: number, slot: number): Promise<Launch> => {
     const what = w.outcome.get(`${number}.${slot}`);
     if (what === 'fail') return { reason: `generation ${number} exited with code 1` };
@@ -62,6 +83,7 @@ function world(workers: number, config: Partial<Config> = {}): World {
     retirement,
     history,
     helpers: new Helpers(log),
+    health: new Health(cfg, new Helpers(log), log, slots),
     live,
     launch,
     nextNumber: () => next++,
@@ -86,9 +108,17 @@ async function first(w: World): Promise<Generation[]> {
 
 const serving = (w: World) => Array.from({ length: w.parts.slots.length }, (_, s) => w.parts.slots.at(s)?.number);
 
-test('a wave replaces every slot; the old workers drain (their stop waits for --drain)', async (t) => {
+test('a wave replaces every slot; the old workers drain through the canary window, then get the stop signal', async (t) => {
   const w = world(3);
   const old = await first(w);
+  let stoppedInWindow: string[] | undefined;
+  const log = w.parts.log.event;
+  w.parts.log = {
+    event: (name, fields) => {
+      if (name === 'upgraded') stoppedInWindow = [...w.stopped];
+      log(name, fields);
+    },
+  };
   const r = await runWave(w.parts);
   t.teardown(() => w.parts.retirement.pause());
   t.like(r, { ok: true, generation: 2, serving: 2, readyMs: 5 });
@@ -97,9 +127,42 @@ test('a wave replaces every slot; the old workers drain (their stop waits for --
     old.map((g) => g.state),
     ['draining', 'draining', 'draining'],
   );
-  t.deepEqual(w.stopped, [], 'nothing is stopped before --drain');
+  t.deepEqual(stoppedInWindow, [], 'nothing is stopped in the window');
+  await until('the old workers stopped', () => (w.stopped.length === 3 ? true : undefined));
+  t.deepEqual(w.stopped.sort(), ['1.0', '1.1', '1.2']);
   t.deepEqual(w.parts.history.list(), [r]);
   t.is(w.parts.history.failures, 0);
+});
+
+test('a worker of the wave that exits in the canary window rolls the whole wave back; nothing of it restarts', async (t) => {
+  const w = world(2, { drain: 60_000 });
+  const old = await first(w);
+  const wave = runWave(w.parts);
+  await until('the wave is done', () => (w.events.some(([e]) => e === 'upgraded') ? true : undefined));
+  w.die.get('2.1')!({ code: 1, signal: null });
+  const r = await wave;
+  t.like(r, { ok: false, generation: 2, rollback: 'canary', serving: 1 });
+  t.regex(r!.reason!, /^generation 2 \(worker 1\) exited with code 1 0\.\d s after it became active$/);
+  t.deepEqual(serving(w), [1, 1]);
+  t.deepEqual(
+    old.map((g) => g.state),
+    ['active', 'active'],
+  );
+  t.deepEqual(w.stopped, ['2.0'], 'the worker still alive is stopped; the old ones are not');
+  t.deepEqual(
+    w.events.filter(([e]) => e === 'regained' || e === 'rollback').map(([e, f]) => [e, f.worker ?? f.phase]),
+    [
+      ['regained', 1],
+      ['regained', 0],
+      ['rollback', 'canary'],
+    ],
+  );
+  t.false(
+    w.events.some(([e]) => e === 'restart'),
+    'no restart',
+  );
+  t.false(w.parts.slots.hasDue());
+  t.is(w.parts.history.failures, 1);
 });
 
 test('a failure in the second batch gives the first slot back to its old worker and stops the new one', async (t) => {
@@ -172,14 +235,21 @@ test('a crash refill that finds its slot taken meanwhile stops the new process',
   ]);
 });
 
-test('--max-draining: after a third wave with a cap of 1, only the last retired workers are alive', async (t) => {
+test('--max-draining: after a second wave with a cap of 1, the older retirement is killed', async (t) => {
   const w = world(2, { maxDraining: 1 });
   await first(w);
-  await runWave(w.parts);
-  t.deepEqual(w.stopped, []);
-  await runWave(w.parts);
   t.teardown(() => w.parts.retirement.pause());
-  t.deepEqual(w.stopped, ['1.0', '1.1'], 'the oldest retirement is killed');
+  await runWave(w.parts);
+  t.false(
+    w.stopped.some((s) => s.endsWith('!')),
+    'one retirement: nothing killed',
+  );
+  await runWave(w.parts);
+  t.deepEqual(
+    w.stopped.filter((s) => s.endsWith('!')),
+    ['1.0!', '1.1!'],
+    'the oldest retirement is killed',
+  );
   t.deepEqual(serving(w), [3, 3]);
 });
 

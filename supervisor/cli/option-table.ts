@@ -57,6 +57,21 @@ export const OPTIONS: Record<string, Option> = {
     default: '60s',
     describe: 'a --check still running by then is killed (its process group) and the upgrade fails',
   },
+  health: {
+    type: 'string',
+    describe:
+      'probe:<command> run for each active process every --health-interval; a failure in the --drain window rolls back',
+  },
+  'health-interval': {
+    type: 'string',
+    default: '1s',
+    describe: 'how often --health runs; each run may take this long',
+  },
+  'health-failures': {
+    type: 'number',
+    default: 3,
+    describe: '--health failures in a row, after the --drain window, that count as a crash',
+  },
   'pid-file': { type: 'string', describe: "write baton's pid here (removed on exit)" },
   control: {
     type: 'string',

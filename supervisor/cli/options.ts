@@ -4,11 +4,12 @@ import { checkUnixPath } from '../address.js';
 import { resolveCommand } from '../command.js';
 import { bpffsRoot, type Config, MAX_WORKERS, NAME, stateDirFor } from '../config.js';
 import { controlPath } from '../control/path.js';
-import { parseDuration, parseSignal } from '../duration.js';
+import { parseDuration, parseSignal, wholeNumber } from '../duration.js';
 import { usageError } from '../errors.js';
 import type { HandoverName } from '../handover/handover.js';
 import { handovers } from '../handover/index.js';
 import { keeperPath } from '../handover/keeper.js';
+import { parseHealth } from '../health.js';
 import { batonVersion } from '../install.js';
 import { parseListen } from '../listener.js';
 import type { LogFormat } from '../log.js';
@@ -83,6 +84,9 @@ interface Argv {
   surge: string | number;
   check?: string;
   checkTimeout: string;
+  health?: string;
+  healthInterval: string;
+  healthFailures: string | number;
   cwd?: string;
   envFile?: string[];
   pidFile?: string;
@@ -96,18 +100,6 @@ interface Argv {
   stateDir?: string;
   force: boolean;
   keepSteering: boolean;
-}
-
-/** Digits only (no 1e3, 0x10 or 1.0), from `min` to `max`: a number option as given, or its default. */
-function wholeNumber(option: string, value: string | number, min: number, max?: number, or = '', hint = HELP_HINT) {
-  const text = String(value).trim();
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!(n >= min && n <= (max ?? Number.MAX_SAFE_INTEGER))) {
-    const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
-    const given = JSON.stringify(String(value));
-    throw usageError(`--${option} must be a whole number ${range}${or}, not ${given}`, hint);
-  }
-  return n;
 }
 
 const DRAINING_HINT = 'at least one old generation must drain; use --drain 0 to stop old generations at once';
@@ -218,6 +210,9 @@ export function parseOptions(args: string[], here = logicalCwd()): Config | unde
     ...(argv.pidFile ? { pidFile: argv.pidFile } : {}),
     ...(argv.check ? { check: argv.check } : {}),
     checkTimeout: parseDuration('check-timeout', argv.checkTimeout),
+    ...(argv.health === undefined
+      ? {}
+      : { health: parseHealth(argv.health, argv.healthInterval, argv.healthFailures) }),
     control: checkUnixPath(
       argv.control || argv.pidFile ? control : controlPath({ name })!,
       'control socket',

@@ -3,6 +3,7 @@ import { controlHandler } from '../control/handler.js';
 import { ControlServer, type Handler } from '../control/server.js';
 import { INSTALL_HINT, replaceableCode } from '../install.js';
 import { type BatonLogger, createLogger, type Logger } from '../log.js';
+import { formatReady } from '../ready/index.js';
 import { startReaper } from '../reaper.js';
 import { logicalCwd } from '../release.js';
 import { takeResumeState } from '../resume.js';
@@ -46,6 +47,8 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   delete process.env.NOTIFY_SOCKET;
   if (notifySocket) process.env.BATON_NOTIFY_SOCKET = notifySocket;
   const sup = new Supervisor(config, log, systemdHooks(notifySocket, log), resume, reread);
+  const fields = { handover: config.handover, ready: formatReady(config.ready), drain: config.drain };
+  log.event('config', { ...fields, stop_signal: config.stopSignal, ...(resume ? { resumed: true } : {}) });
   const handler = controlHandler(sup);
   let control: ControlServer;
   try {

@@ -33,7 +33,8 @@ export function controlHandler(supervisor: Supervisor): Handler {
           };
         if (result.ok) return { ok: true, result };
         const to = result.generation ? ` to generation ${result.generation}` : '';
-        const serving = result.serving ? `generation ${result.serving} still serves` : 'nothing serves';
+        const again = result.rollback === 'canary' ? 'serves again' : 'still serves';
+        const serving = result.serving ? `generation ${result.serving} ${again}` : 'nothing serves';
         return {
           ok: false,
           result,

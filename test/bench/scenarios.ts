@@ -217,7 +217,10 @@ export function baton(name: string, handover: 'pidfd' | 'inherit' | 'port', stee
       n++;
       b!.signal('SIGHUP');
       await b!.waitFor((e) => e.event === 'upgraded' && e.generation === n, 30_000);
-      return { toActive: performance.now() - t0 };
+      const toActive = performance.now() - t0;
+      // The upgrade ends with its canary window (--drain): the old generation's stop. A SIGHUP before that waits.
+      await b!.waitFor((e) => e.event === 'stop' && e.generation === n - 1, 30_000, reloads.at(-1));
+      return { toActive };
     },
     async stop() {
       await b!.stop();
