@@ -216,7 +216,7 @@ function retire(p: WaveParts, gens: Generation[], drain?: number): void {
 
 /**
  * A failed wave: the old workers get their slots back (in port mode the steering slot too), then its new workers
- * stop; the slots from `before` on go.
+ * stop as a drained old one does (in port mode once their own queue is empty); the slots from `before` on go.
  */
 function giveBack(p: WaveParts, switched: Switch[], before: number): void {
   const { slots } = p;
@@ -230,7 +230,7 @@ function giveBack(p: WaveParts, switched: Switch[], before: number): void {
     }
     if (gen.state === 'active') {
       gen.to('draining');
-      void gen.stop();
+      p.retirement.drainLater(gen, 0);
     }
   }
 }

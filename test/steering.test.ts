@@ -116,6 +116,30 @@ needs('bpf').serial('zero downtime: --handover port, a server that exits at once
   zeroDowntime(t, port, 'exit-on-term', false),
 );
 
+needs('bpf').serial(
+  'canary: --handover port, a release failing --health is rolled back; it exits at once on SIGTERM; 0 failed',
+  (t) =>
+    inWorld(true, async (w) => {
+      const health = ['--health', 'probe:test "$BATON_GENERATION" != 2', '--health-interval', '300ms'];
+      const baton = w.baton([...port, '--drain', '3s', ...health, '--', 'node', fixture, 'exit-on-term']);
+      const first = await baton.event('active', 1);
+      const load = await w.hammer(80, false);
+      await sleep(300);
+      baton.signal('SIGHUP');
+      const rollback = await baton.event('rollback', 2);
+      t.is(rollback.phase, 'canary');
+      t.regex(String(rollback.message), /^generation 2 failed its health probe \(exit 1\)/);
+      const second = baton.events.find((e) => e.event === 'spawn' && e.generation === 2)!;
+      await exitOf(second.pid, 20_000);
+      await sleep(300);
+      const r = await load.stop();
+      t.deepEqual(gaps(r), [], 'the slot went back to generation 1 before generation 2 got its stop signal');
+      t.deepEqual(answered(r), [1, 2], 'generation 2 served in its window');
+      await servesOnly(t, w, 80, false, 1);
+      t.true(alive(first.pid), 'generation 1 never stopped');
+    }),
+);
+
 /**
  * baton is SIGKILLed under load; its generation serves on through the pinned link; a restarted baton
  * adopts it, starts generation 2 and retires the orphan. No gap across all of it; then generation 2
