@@ -25,7 +25,7 @@ export async function controlCommand(command: 'reload' | 'status' | 'stop', args
     .option('wait', {
       type: 'boolean',
       default: false,
-      describe: 'reload: return when the new generation is active (0) or rolled back (1)',
+      describe: 'reload: return when the new generation is active past its canary window (0) or rolled back (1)',
     })
     .option('timeout', {
       type: 'string',
