@@ -2,6 +2,7 @@
 // sits beside; the fixed text only says what was run and what a column means.
 import { writeFileSync } from 'node:fs';
 import { GAP_MS, SLOW_MS } from '../helpers/load.js';
+import { BAD_WINDOW_MS, type BadRelease } from './bad-release.js';
 import type { UpgradeMark } from './scenarios.js';
 import { type Latency, median, range } from './stats.js';
 import { barChart, lineChart } from './svg.js';
@@ -83,6 +84,8 @@ export interface Results {
     conns?: number;
     concurrency?: number;
   };
+  /** One bad deploy per supervisor (bad-release.ts). */
+  badRelease?: BadRelease[];
   workers?: {
     throughputMs?: number;
     throughput: Array<{ scenario: string; rps: number; failed: number; share: Record<string, number> }>;
@@ -423,6 +426,27 @@ function steering(r: Results, lines: string[]): void {
   lines.push(`| ${[...cells, f(s.steered / s.direct, 3)].join(' | ')} |`, '');
 }
 
+function badReleases(r: Results, lines: string[]): void {
+  if (!r.badRelease) return;
+  lines.push('## A bad release', '');
+  lines.push(
+    `The example server shipped once more as a release that exits 1 s after it starts listening, under a new ` +
+      `connection per request (${r.clients ?? '-'} client loops), with each supervisor as its upgrade runs: ` +
+      `baton \`--drain 3s\` (its canary window) and SIGHUP, \`pm2 reload\`, and stop-then-start. Requests sent ` +
+      `in the ${BAD_WINDOW_MS / 1000} s after the deploy; "serving at the end": which release answered in the last ` +
+      'second of them.',
+    '',
+  );
+  lines.push('| | requests | failed | failures | serving at the end |', '|---|---|---|---|---|');
+  const release = (g: number) => (g === 1 ? 'the old release' : g === 2 ? 'the bad release' : `generation ${g}`);
+  for (const b of r.badRelease) {
+    const kinds = Object.entries(b.failures).map(([k, n]) => `${k} ${n}`);
+    const serving = b.serving.length ? b.serving.map(release).join(', ') : 'nothing';
+    lines.push(`| ${b.scenario} | ${b.requests} | ${b.failed} | ${kinds.join(', ') || '-'} | ${serving} |`);
+  }
+  lines.push('');
+}
+
 function memory(r: Results, lines: string[]): void {
   if (!r.memory) return;
   const mm = r.memory;
@@ -569,6 +593,7 @@ export function report(r: Results, docs: string): void {
   steering(r, lines);
   memory(r, lines);
   workers(r, lines);
+  badReleases(r, lines);
   targets(r, lines);
   writeFileSync(`${docs}/benchmarks.md`, lines.join('\n'));
 }

@@ -8,6 +8,7 @@
 //                  and lists them); without it the benchmark refuses a dirty tree, since the page could not
 //                  name the code it measured. Its own outputs (docs/benchmarks.md, docs/benchmarks/) do not count.
 //   --report-only  rewrite the page and plots from docs/benchmarks/results.json; runs nothing, any tree
+// bad-release.ts: the same bad release shipped with baton, pm2 reload and stop-start.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -16,6 +17,7 @@ import { Baton, keeperOf, root } from '../helpers/baton.js';
 import type { LoadResult } from '../helpers/load.js';
 import { exclusive } from '../helpers/lock.js';
 import { Netns } from '../helpers/netns.js';
+import { badRelease } from './bad-release.js';
 import { type Results, type RunResult, report } from './report.js';
 import type { Scenario, ServerKind, UpgradeMark } from './scenarios.js';
 import { baton, CLIENTS, CPU_TICK_MS, cpuMs, plain, pm2, sleep, startLoad } from './scenarios.js';
@@ -317,6 +319,7 @@ async function main(): Promise<void> {
   log(`memory over ${MEMORY_UPGRADES} upgrades`);
   results.memory = await exclusively(memory);
   results.workers = await workers();
+  results.badRelease = await badRelease(exclusively, log);
   results.seconds = Math.round((Date.now() - started) / 1000);
   mkdirSync(`${root}docs/benchmarks`, { recursive: true });
   report(results, `${root}docs`);

@@ -17,6 +17,7 @@ export const SERVERS = {
   naive: [`${root}test/bench/server.mjs`, 'naive'],
   slow: [`${root}test/bench/server.mjs`, 'slow'],
   cpu: [`${root}test/bench/server.mjs`, 'cpu'],
+  bad: [`${root}test/bench/server.mjs`, 'bad'],
 } as const;
 export type ServerKind = keyof typeof SERVERS;
 
@@ -119,6 +120,7 @@ export function plain(name: 'alone' | 'stop-start'): Scenario {
   };
   const kill = async () => {
     const c = child!;
+    if (c.exitCode !== null || c.signalCode !== null) return; // it died by itself (the bad release)
     const gone = new Promise((r) => c.once('exit', r));
     process.kill(-c.pid!, 'SIGTERM');
     // bounded: a server that has not exited 10 s after SIGTERM is killed
@@ -190,7 +192,7 @@ const ms = (a: LogEvent | undefined, b: LogEvent | undefined) =>
   a && b ? Date.parse(String(b.time)) - Date.parse(String(a.time)) : undefined;
 
 /** baton with one handover; steering scenarios run in a network namespace of their own. */
-export function baton(name: string, handover: 'pidfd' | 'inherit' | 'port', steer: boolean): Scenario {
+export function baton(name: string, handover: 'pidfd' | 'inherit' | 'port', steer: boolean, drain = '500ms'): Scenario {
   let b: Baton | undefined;
   let state: string | undefined;
   let n = 1;
@@ -201,7 +203,7 @@ export function baton(name: string, handover: 'pidfd' | 'inherit' | 'port', stee
     ...(netns ? { netns } : {}),
     async start(kind, workers) {
       state = mkdtempSync(join(tmpdir(), 'baton-bench-state-'));
-      const args = ['--drain', '500ms', '--workers', String(workers), '--handover', handover];
+      const args = ['--drain', drain, '--workers', String(workers), '--handover', handover];
       args.push('--name', `bench${process.pid}`, '--state-dir', state);
       if (handover === 'inherit') args.push('--ready', 'notify');
       if (steer) args.push('--steer', '127.0.0.1:80');
