@@ -12,9 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { request } from '../supervisor/control/client.js';
-import type { Status } from '../supervisor/status.js';
-import { Baton, fixture, type LogEvent, root } from './helpers/baton.js';
+import { Baton, fixture, type LogEvent, root, statusOf } from './helpers/baton.js';
 import { Leftovers } from './helpers/leftovers.js';
 import { gaps, hammer, type LoadResult, servedBy } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
@@ -118,12 +116,6 @@ function script(pid: number): string | undefined {
     .find((a) => !a.startsWith('-'));
 }
 
-async function status(control: string): Promise<Status> {
-  const reply = await request(control, { command: 'status' }, 5000);
-  if (!reply.ok) throw new Error(JSON.stringify(reply));
-  return reply.status as Status;
-}
-
 /**
  * Generation `n` serves under one build: deploy `build`, SIGUSR2, and check that the same baton process
  * now runs it while the very process of generation `n` serves on; then a SIGHUP under the new build
@@ -145,7 +137,7 @@ async function crossOver(t: ExecutionContext, w: World, deploy: Deploy, build: s
   t.is(startTime(baton.pid), batonStarted, 'the very baton process (execve keeps the pid and its start time)');
   t.is(script(baton.pid), deploy.cli, "it was exec'd through the deploy path, which now leads to the new release");
   t.is(deploy.active, release);
-  t.like((await status(w.control)).generations, [{ number: n, pid: serving.pid, state: 'active' }]);
+  t.like((await statusOf(w.control)).generations, [{ number: n, pid: serving.pid, state: 'active' }]);
   await sleep(300);
   t.is(startTime(serving.pid), started, `the process of generation ${n} is not disturbed`);
   t.deepEqual(await w.servedBy(n), [], `generation ${n} alone serves on after the self-upgrade`);

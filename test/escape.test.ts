@@ -2,9 +2,7 @@
 // listener outside every generation are named by status, and a generation without its listener is told.
 import { readdirSync, readlinkSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
-import { request } from '../supervisor/control/client.js';
-import type { Status } from '../supervisor/status.js';
-import { Baton, fixture } from './helpers/baton.js';
+import { Baton, fixture, statusOf } from './helpers/baton.js';
 import { get } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
 import { lineage, pidsFile, readOr, startTime, until } from './helpers/procs.js';
@@ -27,10 +25,6 @@ const escapedLines = (baton: Baton, generation: number) =>
     .filter((e) => e.event === 'escaped' && e.generation === generation)
     .map((e) => `${e.signal}: ${e.message}`)
     .join('\n');
-
-async function status(baton: Baton): Promise<Status> {
-  return ((await request(baton.control, { command: 'status' }, 5000)) as unknown as { status: Status }).status;
-}
 
 /** The sockets open in `pid` (socket:[inode]), from /proc. */
 function socketsOf(pid: number): string[] {
@@ -89,7 +83,7 @@ test.serial('status names a process that holds the listener outside any generati
     const leader = (await baton.event('active', 1)).pid;
     const [daemon] = await escapees(p, 1);
     t.not(lineage(daemon!)?.ppid, leader, 'orphaned: no longer in the generation');
-    const s = await status(baton);
+    const s = await statusOf(baton);
     t.like(s.strays, [{ pid: daemon, command: 'sleep 300', listener: 'listener0', generation: 1 }]);
     t.is(s.strays.length, 1, 'the generation itself is no stray');
   } finally {
@@ -113,7 +107,7 @@ needs('root').serial('a generation that closes its listener after ready: status 
     const leader = (await baton.event('active', 1)).pid;
     const listener = await listenerSocket(baton);
     await until('the listener closed in generation 1', () => (socketsOf(leader).includes(listener) ? undefined : true));
-    const s = await status(baton);
+    const s = await statusOf(baton);
     t.like(s.generations, [{ number: 1, pid: leader, state: 'active', holds: { held: 0, of: 1 } }]);
     const logged = await baton.event('listener-dropped', 1, 5_000);
     t.is(logged.pid, leader);
@@ -142,7 +136,7 @@ test.serial('an upgrade to a generation holding no listener is rolled back; the 
     const failed = baton.events.find((e) => e.event === 'failed' && e.generation === 2)!;
     await until('generation 2 gone', () => (startTime(failed.pid) === undefined ? true : undefined));
     await answeredBy(t, port, leader);
-    const s = await status(baton);
+    const s = await statusOf(baton);
     t.like(s.generations, [{ number: 1, pid: leader, state: 'active', holds: { held: 1, of: 1 } }]);
     t.like(s.upgrades.at(-1), { ok: false, generation: 2 });
     t.false(

@@ -3,11 +3,10 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { request } from '../supervisor/control/client.js';
 import type { Status } from '../supervisor/status.js';
 import { closeFd, setCloexec } from '../supervisor/sys/fd.js';
 import { createListener, createNotifySocket, receiveAll } from '../supervisor/sys/socket.js';
-import { Baton, childrenOf, cli, fixture, root } from './helpers/baton.js';
+import { Baton, childrenOf, cli, fixture, root, statusOf } from './helpers/baton.js';
 import { gaps, get, hammer, servedFrom } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
 import { needs } from './helpers/needs.js';
@@ -24,12 +23,6 @@ async function exitOf(pid: number, started: string, ms: number): Promise<number>
     await sleep(10);
   }
   throw new Error(`pid ${pid} still runs after ${ms} ms`);
-}
-
-async function status(baton: Baton): Promise<Status> {
-  const reply = await request(baton.control, { command: 'status' }, 5000);
-  if (!reply.ok) throw new Error(JSON.stringify(reply));
-  return reply.status as Status;
 }
 
 const activeBySlot = (s: Status) =>
@@ -260,7 +253,7 @@ test.serial('self-upgrade: SIGUSR2 under load keeps the pid and the serving gene
     const resumed = await baton.event('resumed');
     t.is(resumed.pid, baton.pid, 'the new program runs under the same pid');
     t.is(resumed.serving, 1);
-    t.like((await status(baton)).generations, [{ number: 1, pid: first.pid, state: 'active' }]);
+    t.like((await statusOf(baton)).generations, [{ number: 1, pid: first.pid, state: 'active' }]);
     await sleep(300);
     t.is(startTime(first.pid), started, 'the serving generation is not disturbed');
     await baton.upgradeTo(2);
@@ -314,9 +307,9 @@ test.serial('self-upgrade with a reload pending (SIGHUP during an upgrade, then 
     t.is(resumed.pid, baton.pid);
     await baton.event('active', 3);
     await Promise.all([baton.event('exit', 1), baton.event('exit', 2)]);
-    t.deepEqual(activeBySlot(await status(baton)), { 0: 3 });
+    t.deepEqual(activeBySlot(await statusOf(baton)), { 0: 3 });
     t.deepEqual(
-      (await status(baton)).upgrades.map((u) => [u.ok, u.generation]),
+      (await statusOf(baton)).upgrades.map((u) => [u.ok, u.generation]),
       [
         [true, 2],
         [true, 3],
@@ -334,7 +327,7 @@ test.serial('self-upgrade with --workers 2: status answers right after `resumed`
     const pids = baton.events.filter((e) => e.event === 'active' && e.generation === 1).map((e) => e.pid);
     baton.signal('SIGUSR2');
     await baton.event('resumed');
-    const s = await status(baton);
+    const s = await statusOf(baton);
     t.is(s.pid, baton.pid);
     t.is(s.workers, 2);
     t.deepEqual(
@@ -347,7 +340,7 @@ test.serial('self-upgrade with --workers 2: status answers right after `resumed`
     baton.signal('SIGHUP');
     await baton.waitFor((e) => e.event === 'upgraded' && e.generation === 2);
     await Promise.all(pids.map((pid) => baton.waitFor((e) => e.event === 'exit' && e.pid === pid)));
-    const after = await status(baton);
+    const after = await statusOf(baton);
     t.deepEqual(activeBySlot(after), { 0: 2, 1: 2 });
     t.deepEqual(childrenOf(baton.pid).sort(), after.generations.map((g) => g.pid).sort());
   });
@@ -365,7 +358,7 @@ async function steeredSelfUpgrade(t: ExecutionContext, args: string[]): Promise<
     await sleep(300);
     baton.signal('SIGUSR2');
     t.is((await baton.event('resumed')).serving, 1);
-    const s = await status(baton);
+    const s = await statusOf(baton);
     t.like(s.generations, [{ number: 1, pid: first.pid, state: 'active' }]);
     t.is(s.steering?.name, w.name);
     await sleep(300);

@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { request } from '../supervisor/control/client.js';
 import type { BatonError } from '../supervisor/errors.js';
-import type { Status } from '../supervisor/status.js';
-import { Baton, cli, fixture, type LogEvent } from './helpers/baton.js';
+import { Baton, cli, fixture, type LogEvent, statusOf } from './helpers/baton.js';
 import { get } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
 import { ended, fdsOn, pidsFile, readOr, recorded, sleep } from './helpers/procs.js';
@@ -16,16 +15,10 @@ const listen = ['--listen', '127.0.0.1:0'];
 /** A control request baton does not answer within this (the CLI waits as long) is a stalled baton. */
 const ANSWER_MS = 10_000;
 
-/** baton's status, answered within ANSWER_MS. */
-async function status(baton: Baton): Promise<Status> {
-  const reply = await request(baton.control, { command: 'status' }, ANSWER_MS);
-  return reply.status as Status;
-}
-
 /** The process of generation `n`, once status shows it active (a stalled baton fails it: no answer). */
 async function active(baton: Baton, n: number): Promise<{ pid: number; port: number }> {
   for (let i = 0; i < 200; i++) {
-    const s = await status(baton).catch((err: BatonError) => {
+    const s = await statusOf(baton, ANSWER_MS).catch((err: BatonError) => {
       if (err.code === 'ERR_BATON_NOT_RUNNING') return undefined; // not listening yet
       throw err;
     });

@@ -5,9 +5,7 @@ import { mkdirSync, mkdtempSync, readlinkSync, renameSync, symlinkSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { request } from '../supervisor/control/client.js';
-import type { Status } from '../supervisor/status.js';
-import { Baton, ctl, fixture } from './helpers/baton.js';
+import { Baton, ctl, fixture, statusOf } from './helpers/baton.js';
 import { gaps, hammer, servedFrom } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
 import { readOr, sleep, until } from './helpers/procs.js';
@@ -29,12 +27,6 @@ function signalsIn(log: string): Array<[number, number, string, number]> {
       const [pid, gen, sig, at] = l.split(' ');
       return [Number(pid), Number(gen), sig!, Number(at)];
     });
-}
-
-async function status(b: Baton): Promise<Status> {
-  const reply = await request(b.control, { command: 'status' }, 5000);
-  if (!reply.ok) throw new Error(JSON.stringify(reply));
-  return reply.status as Status;
 }
 
 test.serial(
@@ -87,7 +79,7 @@ test.serial(
       const result = await load.stop();
       t.deepEqual(gaps(result), []);
       t.deepEqual(servedFrom(result, activeAt + 500), [2]);
-      t.is((await status(b)).generations.find((g) => g.number === 2)?.state, 'active');
+      t.is((await statusOf(b)).generations.find((g) => g.number === 2)?.state, 'active');
       t.is((await b.stop()).code, 0);
       t.deepEqual(
         signalsIn(signalLog)
@@ -185,7 +177,7 @@ test.serial(
     const b = new Baton(['--config', file]);
     let load: ReturnType<typeof hammer> | undefined;
     const workersOf = async (n: number) =>
-      (await status(b)).generations.filter((g) => g.number === n && g.state === 'active').map((g) => g.worker);
+      (await statusOf(b)).generations.filter((g) => g.number === n && g.state === 'active').map((g) => g.worker);
     try {
       await b.event('active', 1);
       load = hammer({ port: await b.port(), keepAlive: false, concurrency: 2, maxMs: 40_000 });

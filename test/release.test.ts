@@ -5,9 +5,7 @@ import { mkdirSync, mkdtempSync, readlinkSync, realpathSync, renameSync, symlink
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import test from 'ava';
-import { request } from '../supervisor/control/client.js';
-import type { Status } from '../supervisor/status.js';
-import { Baton, ctl, fixture } from './helpers/baton.js';
+import { Baton, ctl, fixture, statusOf } from './helpers/baton.js';
 import { refuses } from './helpers/leftovers.js';
 import { gaps, hammer, servedFrom } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
@@ -32,12 +30,6 @@ function point(current: string, to: string): void {
 
 const cwdOf = (pid: number) => readlinkSync(`/proc/${pid}/cwd`);
 
-async function status(b: Baton): Promise<Status> {
-  const reply = await request(b.control, { command: 'status' }, 5000);
-  if (!reply.ok) throw new Error(JSON.stringify(reply));
-  return reply.status as Status;
-}
-
 test.serial('started from a release link: each upgrade runs the release the link names then; under load', async (t) => {
   const { current, release } = deployDir();
   const lock = await exclusive();
@@ -56,7 +48,7 @@ test.serial('started from a release link: each upgrade runs the release the link
     t.is(cwdOf(second.pid), release('r2'), 'the new generation runs the new release');
     t.is(second.cwd, release('r2'), 'the spawn event names it');
     t.like(
-      (await status(b)).generations.find((g) => g.number === 2),
+      (await statusOf(b)).generations.find((g) => g.number === 2),
       { dir: release('r2') },
     );
     // A crash restart (after the canary window) stays in the release that serves, whatever the link says meanwhile.

@@ -21,7 +21,7 @@ import test, { type ExecutionContext } from 'ava';
 import { request } from '../supervisor/control/client.js';
 import type { Status } from '../supervisor/status.js';
 import { startTime } from '../supervisor/sys/proc.js';
-import { Baton, fixture, type LogEvent, root } from './helpers/baton.js';
+import { Baton, fixture, type LogEvent, root, statusOf } from './helpers/baton.js';
 import { watchExec } from './helpers/dispositions.js';
 import { Leftovers } from './helpers/leftovers.js';
 import { gaps, hammer, type LoadResult, servedBy } from './helpers/load.js';
@@ -35,12 +35,6 @@ function load(port: number) {
   const fresh = hammer({ port, keepAlive: false, concurrency: 2, maxMs: 110_000 });
   const kept = hammer({ port, keepAlive: true, concurrency: 2, maxMs: 110_000 });
   return { stop: async (): Promise<LoadResult[]> => [await fresh.stop(), await kept.stop()] };
-}
-
-async function status(control: string): Promise<Status> {
-  const reply = await request(control, { command: 'status' }, 10_000);
-  if (!reply.ok) throw new Error(JSON.stringify(reply));
-  return reply.status as Status;
 }
 
 /** `prefix`: what baton runs under; `entry`: the cli.js to run. */
@@ -166,7 +160,7 @@ needs('root').serial("F1: signals during the new program's load are held, then h
     // queue them in either order: both are handled, whichever comes first (measured: either happens).
     await after(baton, from, (e) => e.event === 'upgraded');
     await after(baton, from, (e) => e.event === 'scale' && e.workers === 2);
-    t.is((await status(control)).workers, 2, 'the SIGTTIN scaled');
+    t.is((await statusOf(control, 10_000)).workers, 2, 'the SIGTTIN scaled');
     t.is((await baton.stop()).code, 0, tail(baton));
     t.deepEqual(await check(), []);
   } finally {
@@ -278,7 +272,10 @@ test.serial('F2: a self-upgrade into a build that cannot start is refused; baton
     );
     await sleep(300);
     t.is(startTime(baton.pid), started, 'the same baton process');
-    t.like(await status(control), { pid: baton.pid, generations: [{ number: 1, pid: first.pid, state: 'active' }] });
+    t.like(await statusOf(control, 10_000), {
+      pid: baton.pid,
+      generations: [{ number: 1, pid: first.pid, state: 'active' }],
+    });
     t.is(statSync(control).ino, socket, 'the control socket was never closed');
     t.deepEqual(await servedBy(port, 1), [], 'generation 1 serves on');
     await baton.upgradeTo(2);
@@ -368,13 +365,13 @@ test.serial('a failed execve: baton goes on with its handlers, its control socke
       const failed = await after(baton, from, (e) => e.event === 'self-upgrade-failed');
       t.regex(String(failed.message), /execve/);
       t.true(baton.events.findIndex((e) => e.event === 'active' && e.generation === 2) < baton.events.indexOf(failed));
-      t.like(await status(control), { pid: baton.pid });
+      t.like(await statusOf(control, 10_000), { pid: baton.pid });
       t.is(statSync(control).ino, socket, 'the same control socket');
       await after(baton, from, (e) => e.event === 'active' && e.worker === 1);
       await after(baton, from, (e) => e.event === 'exit' && e.generation === 1);
       baton.signal('SIGTTOU'); // baton's handlers are back (without them a SIGTTOU would stop baton)
       await after(baton, from, (e) => e.event === 'exit' && e.worker === 1);
-      t.is((await status(control)).workers, 1);
+      t.is((await statusOf(control, 10_000)).workers, 1);
     });
   } finally {
     node.remove();
@@ -406,7 +403,7 @@ test.serial('oom_score_adj: baton below its generations, which get the value bat
     await baton.event('exit', 1);
     const [second] = running(baton.pid);
     t.is(oom(second!), 500, 'a generation the new program spawned has it too');
-    t.like(await status(control), { generations: [{ number: 2, pid: second }] });
+    t.like(await statusOf(control, 10_000), { generations: [{ number: 2, pid: second }] });
     t.is((await baton.stop()).code, 0);
     t.deepEqual(await check(), []);
   } finally {

@@ -7,21 +7,13 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { request } from '../supervisor/control/client.js';
-import type { Status } from '../supervisor/status.js';
-import { Baton, childrenOf, fixture } from './helpers/baton.js';
+import { Baton, childrenOf, fixture, statusOf } from './helpers/baton.js';
 import { scratch } from './helpers/leftovers.js';
 import { freePort, gaps, hammer, servedBy } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
 import { ended, startTime } from './helpers/procs.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function status(baton: Baton): Promise<Status> {
-  const reply = await request(baton.control, { command: 'status' }, 5000);
-  if (!reply.ok) throw new Error(JSON.stringify(reply));
-  return reply.status as Status;
-}
 
 /** Resolves once `pid` (started at `started`) is gone; throws after `ms`. */
 async function gone(pid: number, started: string, ms: number): Promise<void> {
@@ -75,7 +67,7 @@ async function takeover(t: ExecutionContext, handover: string) {
   t.teardown(() => second.stop()); // also where an assertion throws half-way (it was seen left running)
   const three = await second.event('active', 3);
   cleanup(t, [{ pid: three.pid, started: startTime(three.pid) }]);
-  const s = await status(second);
+  const s = await statusOf(second);
   t.deepEqual(
     s.orphans?.map((o) => [o.number, o.pid]).sort(),
     [
@@ -87,7 +79,7 @@ async function takeover(t: ExecutionContext, handover: string) {
   t.deepEqual(s.strays, [], 'the orphans hold the listener, but they are not strays');
   for (const p of procs) await gone(p.pid, p.started!, 15_000);
   t.deepEqual(childrenOf(second.pid), [three.pid], 'generation 3 is the only process');
-  t.deepEqual((await status(second)).orphans, []);
+  t.deepEqual((await statusOf(second)).orphans, []);
   await sleep(300);
   const r = await load.stop();
   t.deepEqual(gaps(r), [], 'no failed request, no gap across SIGKILL of baton and the takeover');
@@ -193,11 +185,11 @@ needs('root')('orphans still being retired are retired by the program a self-upg
   await second.event('resumed');
   t.is(startTime(orphan.pid), orphan.started, 'still draining when the new program took over');
   t.deepEqual(
-    (await status(second)).orphans?.map((o) => o.pid),
+    (await statusOf(second)).orphans?.map((o) => o.pid),
     [orphan.pid],
   );
   await gone(orphan.pid, orphan.started!, 15_000);
-  t.deepEqual((await status(second)).orphans, []);
+  t.deepEqual((await statusOf(second)).orphans, []);
   t.deepEqual(await servedBy(port, 2, 5), []);
   t.is((await second.stop()).code, 0);
 });

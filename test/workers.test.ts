@@ -3,8 +3,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { request } from '../supervisor/control/client.js';
-import { Baton, childrenOf, cli, fixture } from './helpers/baton.js';
+import { Baton, childrenOf, cli, fixture, statusOf } from './helpers/baton.js';
 import { gaps, get, type LoadResult } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
 import { needs } from './helpers/needs.js';
@@ -55,12 +54,6 @@ async function answering(port: number, want: number[]): Promise<Map<number, numb
   };
   await Promise.all([loop(), loop(), loop(), loop()]);
   return seen;
-}
-
-/** baton's worker count, straight from its control socket. */
-async function status(baton: Baton): Promise<{ workers: number }> {
-  const reply = await request(baton.control, { command: 'status' }, 5000);
-  return (reply as unknown as { status: { workers: number } }).status;
 }
 
 const listen = ['--listen', '127.0.0.1:0'];
@@ -256,7 +249,7 @@ test.serial('--workers auto runs one process per CPU, one in each slot', async (
       Array.from({ length: cpus }, (_, i) => i),
     );
     t.deepEqual(sorted(procs.map((p) => p.pid)), kids);
-    t.is((await status(baton)).workers, cpus);
+    t.is((await statusOf(baton)).workers, cpus);
   } finally {
     watch.stop();
     await baton.stop();
@@ -271,14 +264,14 @@ test.serial('SIGTTIN and SIGTTOU add and remove a worker; status shows one row p
     baton.signal('SIGTTIN');
     const added = await watch.slot(2, 2);
     await baton.waitFor((e) => e.event === 'active' && e.worker === 2);
-    let s = await status(baton);
+    let s = await statusOf(baton);
     t.is(s.workers, 3);
     t.is(running(baton.pid).length, 3);
     const text = await run(process.execPath, [cli, 'status', '--control', baton.control], { encoding: 'utf8' });
     t.is(text.stdout.split('\n').filter((l) => / active /.test(l)).length, 3);
     baton.signal('SIGTTOU');
     await watch.exit(added);
-    s = await status(baton);
+    s = await statusOf(baton);
     t.is(s.workers, 2);
     t.deepEqual(sorted(running(baton.pid)), sorted(watch.seen(1).map((p) => p.pid)), 'the two first workers remain');
   } finally {

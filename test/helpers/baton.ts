@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { request } from '../../supervisor/control/client.js';
+import type { Status } from '../../supervisor/status.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 export const cli = `${root}dist/supervisor/cli.js`;
@@ -217,4 +219,11 @@ export async function ctl(
         : `[baton exit ${target.child.exitCode}/${target.child.signalCode}]\n${target.stderr}`;
     return { code: e.code, stdout: e.stdout, stderr: `${e.stderr}${b}` };
   }
+}
+
+/** `baton status` from the control socket of `target` (a Baton, or a socket path); an error reply throws. */
+export async function statusOf(target: Baton | string, timeoutMs = 5000): Promise<Status> {
+  const reply = await request(typeof target === 'string' ? target : target.control, { command: 'status' }, timeoutMs);
+  if (!reply.ok) throw new Error(JSON.stringify(reply));
+  return reply.status as Status;
 }
