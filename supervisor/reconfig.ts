@@ -1,6 +1,6 @@
 import { type Config, optionName } from './config.js';
 import { BatonError } from './errors.js';
-import { formatReady, type ReadySpec } from './ready/index.js';
+import { formatReady } from './ready/index.js';
 import { type Refusal, type Release, resolveRelease } from './release.js';
 
 /** The options that shape a generation: --config read again at an upgrade changes them for the new one. */
@@ -84,8 +84,7 @@ export function planUpgrade(current: Config, reread?: Reread): Plan | Refusal {
   const release = resolveRelease(next);
   if ('reason' in release) return release;
   const changes = SHAPING.filter((k) => !same(current[k], next[k])).map(
-    (k) =>
-      `${k === 'command' ? 'the command' : `--${optionName(k)}`} from ${shown(k, current[k])} to ${shown(k, next[k])}`,
+    (k) => `${label(k)} from ${shown(k, current[k])} to ${shown(k, next[k])}`,
   );
   return { config: next, release, changes };
 }
@@ -95,11 +94,24 @@ export function adoptConfig(current: Config, next: Config): void {
   for (const key of SHAPING) Object.assign(current, { [key]: next[key] });
 }
 
+/** A shaping option as the user names it (envFiles is the repeatable --env-file). */
+function label(key: Shaping): string {
+  return key === 'command' ? 'the command' : key === 'envFiles' ? '--env-file' : `--${optionName(key)}`;
+}
+
+/** How the values that are not plain text read in a `changes` line. */
+const TEXT: { [K in Shaping]?: (value: NonNullable<Config[K]>) => string } = {
+  command: (words) => words.join(' '),
+  envFiles: (files) => files.join(' '),
+  ready: formatReady,
+  health: (h) => `probe:${h.command} every ${h.intervalMs}ms, ${h.failures} failures in a row`,
+};
+
 /** A value as the `changes` lines show it: text quoted as JSON (no control character reaches a terminal). */
 function shown(key: Shaping, value: Config[Shaping]): string {
   if (value === undefined || (Array.isArray(value) && value.length === 0)) return 'none';
   if (DURATIONS.has(key)) return `${value}ms`;
   if (typeof value === 'number') return String(value);
-  const ready = key === 'ready' ? formatReady(value as ReadySpec) : undefined;
-  return JSON.stringify(ready ?? (Array.isArray(value) ? value.join(' ') : String(value)));
+  const text = TEXT[key] as ((v: typeof value) => string) | undefined;
+  return JSON.stringify(text ? text(value) : String(value));
 }
