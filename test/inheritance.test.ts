@@ -153,24 +153,36 @@ needs('root', 'unshare')(
   },
 );
 
-needs('root')('--user: --check and probes run as the user with its environment, not as root (M6)', async (t) => {
-  const dir = dropbox();
-  const as = ['--user', 'nobody', '--handover', 'inherit', '--check', `id -u > ${dir}/check; env > ${dir}/check-env`];
-  const probe = `probe:id -u > ${dir}/probe$BATON_GENERATION; env > ${dir}/probe-env`;
-  const env = { SSH_AUTH_SOCK: '/tmp/agent.1', HOME: '/root', BATON_CHECK_TIMEOUT: '30s' };
-  const b = new Baton(['--listen', '127.0.0.1:0', ...as, '--ready', probe, '--', 'sleep', '60'], env);
-  try {
-    await b.event('active', 1);
-    await b.upgradeTo(2);
-    const { home } = nobody();
-    for (const what of ['check', 'probe2']) t.is(readFileSync(`${dir}/${what}`, 'utf8'), `${NOBODY}\n`, what);
-    for (const file of ['check-env', 'probe-env']) {
-      const seen = envOf(`${dir}/${file}`);
-      t.is(seen.get('HOME'), home, file);
-      for (const k of ['SSH_AUTH_SOCK', 'BATON_CHECK_TIMEOUT']) t.false(seen.has(k), `${file}: ${k}`);
+needs('root')(
+  '--user: --check, readiness and --health probes run as the user with its environment, not as root (M6)',
+  async (t) => {
+    const dir = dropbox();
+    const as = ['--user', 'nobody', '--handover', 'inherit', '--check', `id -u > ${dir}/check; env > ${dir}/check-env`];
+    const probe = `probe:id -u > ${dir}/probe$BATON_GENERATION; env > ${dir}/probe-env`;
+    // Renamed into place: the test never reads a file a run is rewriting.
+    const health = [
+      '--health',
+      `probe:id -u > ${dir}/h.tmp && mv ${dir}/h.tmp ${dir}/health`,
+      '--health-interval',
+      '200ms',
+    ];
+    const env = { SSH_AUTH_SOCK: '/tmp/agent.1', HOME: '/root', BATON_CHECK_TIMEOUT: '30s' };
+    const b = new Baton(['--listen', '127.0.0.1:0', ...as, '--ready', probe, ...health, '--', 'sleep', '60'], env);
+    try {
+      await b.event('active', 1);
+      await until('a --health run', () => (existsSync(`${dir}/health`) ? true : undefined));
+      await b.upgradeTo(2);
+      const { home } = nobody();
+      for (const what of ['check', 'probe2', 'health'])
+        t.is(readFileSync(`${dir}/${what}`, 'utf8'), `${NOBODY}\n`, what);
+      for (const file of ['check-env', 'probe-env']) {
+        const seen = envOf(`${dir}/${file}`);
+        t.is(seen.get('HOME'), home, file);
+        for (const k of ['SSH_AUTH_SOCK', 'BATON_CHECK_TIMEOUT']) t.false(seen.has(k), `${file}: ${k}`);
+      }
+      t.is(envOf(`${dir}/probe-env`).get('BATON_CHILD_PID') !== undefined, true, 'its own variables stay');
+    } finally {
+      await b.stop();
     }
-    t.is(envOf(`${dir}/probe-env`).get('BATON_CHILD_PID') !== undefined, true, 'its own variables stay');
-  } finally {
-    await b.stop();
-  }
-});
+  },
+);

@@ -14,7 +14,7 @@ import { batonVersion } from '../install.js';
 import { parseListen } from '../listener.js';
 import type { LogFormat } from '../log.js';
 import { parseReady } from '../ready/index.js';
-import { logicalCwd, resolveRelease, workingPath } from '../release.js';
+import { logicalCwd, workingPath } from '../release.js';
 import { runAs } from '../run-as.js';
 import { parseRules } from '../steering/rules.js';
 import { holdsCapabilities } from '../sys/capability.js';
@@ -190,7 +190,7 @@ export function parseOptions(args: string[], here = logicalCwd()): Config | unde
       `bad --name "${name}"`,
       'a name is 1-64 letters, digits, "_" or "-" (no dots: bpffs refuses them)',
     );
-  const config: Config = {
+  return {
     command,
     cwd: workingPath(argv.cwd, here),
     envFiles: argv.envFile ?? [],
@@ -228,7 +228,4 @@ export function parseOptions(args: string[], here = logicalCwd()): Config | unde
     force: argv.force,
     keepSteering: argv.keepSteering,
   };
-  const release = resolveRelease(config);
-  if ('reason' in release) throw usageError(release.reason, release.hint);
-  return config;
 }

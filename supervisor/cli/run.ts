@@ -1,11 +1,12 @@
 import { onExit } from 'signal-exit';
 import { controlHandler } from '../control/handler.js';
 import { ControlServer, type Handler } from '../control/server.js';
+import { usageError } from '../errors.js';
 import { INSTALL_HINT, replaceableCode } from '../install.js';
 import { type BatonLogger, createLogger, type Logger } from '../log.js';
 import { formatReady } from '../ready/index.js';
 import { startReaper } from '../reaper.js';
-import { logicalCwd } from '../release.js';
+import { logicalCwd, resolveRelease } from '../release.js';
 import { takeResumeState } from '../resume.js';
 import type { ResumeState } from '../self-upgrade.js';
 import { Supervisor } from '../supervisor.js';
@@ -34,6 +35,9 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   const here = logicalCwd();
   const config = parseOptions(args, here);
   if (!config) return;
+  // At start a release that cannot be used is a usage error; at an upgrade it refuses the upgrade (planUpgrade).
+  const release = resolveRelease(config);
+  if ('reason' in release) throw usageError(release.reason, release.hint);
   // With a --config file, each upgrade reads the options again (the flags and BATON_* as they were given).
   const reread = configPath(args) ? () => parseOptions(args, here) ?? config : undefined;
   const log = createLogger(config.logFormat, 2, resume?.logDropped);
