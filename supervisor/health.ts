@@ -19,6 +19,13 @@ export function parseHealth(text: string, interval: string, failures: string | n
   return { command: text.slice(6), intervalMs, failures: inRow };
 }
 
+/** The probe loop of one process: who waits for its next failure, how to end it, and its end. */
+interface Watch {
+  waiting: Set<(f: Failure) => void>;
+  stop: AbortController;
+  ended: Promise<void>;
+}
+
 /** A failure of one run: why, and how many in a row. */
 export interface Failure {
   reason: string;
@@ -33,7 +40,9 @@ export interface Failure {
  * wave's canary window answers for it).
  */
 export class Health {
-  private readonly watched = new Map<Generation, Set<(f: Failure) => void>>();
+  private readonly watched = new Map<Generation, Watch>();
+  /** Failures in a row of each process probed (a self-upgrade carries them on). */
+  private readonly inRows = new Map<Generation, number>();
 
   /** `config`: read at each run (an upgrade under a new --config changes it). */
   constructor(
@@ -46,28 +55,46 @@ export class Health {
   /** `gen` became active: probed from now on, until it is no longer active or baton stops. */
   watch(gen: Generation): void {
     if (!this.config.health || this.watched.has(gen)) return;
-    const waiting = new Set<(f: Failure) => void>();
-    this.watched.set(gen, waiting);
-    void this.loop(gen, waiting);
+    const w = { waiting: new Set<(f: Failure) => void>(), stop: new AbortController(), ended: Promise.resolve() };
+    this.watched.set(gen, w);
+    w.ended = this.loop(gen, w);
   }
 
   /** Resolves with the next failure of `gen`'s probe (never, without --health). */
   nextFailure(gen: Generation): Promise<Failure> {
-    return new Promise((resolve) => this.watched.get(gen)?.add(resolve));
+    return new Promise((resolve) => this.watched.get(gen)?.waiting.add(resolve));
+  }
+
+  /** `gen`'s failures in a row (0 when its last run passed). */
+  inRow(gen: Generation): number {
+    return this.inRows.get(gen) ?? 0;
+  }
+
+  /** A self-upgrade took over `gen` with `n` failures in a row: the count goes on from there. */
+  carried(gen: Generation, n: number): void {
+    if (n > 0) this.inRows.set(gen, n);
+  }
+
+  /** A self-upgrade: every probe ends now (its process is killed and reaped); watch() starts them again. */
+  async pause(): Promise<void> {
+    const watches = [...this.watched.values()];
+    for (const w of watches) w.stop.abort();
+    await Promise.all(watches.map((w) => w.ended));
   }
 
   /** Until `gen` is no longer active; it leaves `watched` in the same step as it returns (watch() may start anew). */
-  private async loop(gen: Generation, waiting: Set<(f: Failure) => void>): Promise<void> {
-    const stop = new AbortController();
+  private async loop(gen: Generation, w: Watch): Promise<void> {
+    const { waiting, stop } = w;
     void gen.exited.then(() => stop.abort());
-    let inRow = 0;
     try {
       for (;;) {
         const spec = this.config.health;
         if (!spec || gen.state !== 'active' || stop.signal.aborted) return;
         const failed = await this.run(gen, spec, stop.signal);
         if (stop.signal.aborted || gen.state !== 'active') return;
-        inRow = failed === undefined ? 0 : inRow + 1;
+        const inRow = failed === undefined ? 0 : this.inRow(gen) + 1;
+        if (inRow > 0) this.inRows.set(gen, inRow);
+        else this.inRows.delete(gen);
         if (failed !== undefined) {
           const reason = `failed its health probe (${failed})${inRow > 1 ? `, ${inRow} times in a row` : ''}`;
           this.log.event('unhealthy', { generation: gen.number, worker: gen.worker, pid: gen.pid, message: reason });
@@ -78,7 +105,8 @@ export class Health {
         await sleep(spec.intervalMs, undefined, { signal: stop.signal }).catch(() => {});
       }
     } finally {
-      if (this.watched.get(gen) === waiting) this.watched.delete(gen);
+      if (this.watched.get(gen) === w) this.watched.delete(gen);
+      if (!gen.alive || gen.state !== 'active') this.inRows.delete(gen);
     }
   }
 

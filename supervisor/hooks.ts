@@ -6,4 +6,6 @@ export interface Hooks {
   reloading?(): void;
   upgraded?(result: UpgradeResult): void;
   stopping?(): void;
+  /** The outcome of an upgrade for a `reload --wait` client whose connection, `fd`, a self-upgrade carried on. */
+  answer?(fd: number, result: UpgradeResult): void;
 }

@@ -4,7 +4,7 @@ import { isRuntimeDir } from './runtime-dir.js';
 import { bool, int, list, num, record, text } from './schema.js';
 import { RESUME_ENV, type ResumeState } from './self-upgrade.js';
 import { parentPid, processGroup, startTime } from './sys/proc.js';
-import { isListening } from './sys/socket.js';
+import { isListening, peerCredentials } from './sys/socket.js';
 
 const STATES = ['starting', 'ready', 'active', 'draining', 'exited', 'failed'];
 
@@ -31,7 +31,7 @@ const valid = record(
           own: list(int),
           times: record({}),
         },
-        { port: int },
+        { port: int, activeAt: num, unhealthy: int },
       ),
     ),
   },
@@ -44,8 +44,27 @@ const valid = record(
     logDropped: int,
     from: record({ pid: int, starttime: text }),
     orphans: list(recordedProcess),
+    canary: record(
+      {
+        ...{ number: int, switched: list(record({ slot: int }, { pid: int, old: int })), before: int, workers: int },
+        ...{ servedBefore: bool, requestedAt: text, began: num, endsAt: num, readyMs: num, drain: int },
+        ...{ changes: list(text), clients: list(int) },
+      },
+      { lastBefore: int },
+    ),
+    clients: list(int),
   },
 );
+
+/** A `reload --wait` client's connection: a unix socket whose peer may ask baton (serve.ts checks the same). */
+function isClient(fd: number): boolean {
+  try {
+    const peer = peerCredentials(fd);
+    return peer.uid === 0 || peer.uid === (process.getuid?.() ?? 0);
+  } catch {
+    return false;
+  }
+}
 
 /** Why this process may not take `state`, or undefined: it must name only what baton's last program held. */
 function untrusted(state: ResumeState): string | undefined {
@@ -60,6 +79,8 @@ function untrusted(state: ResumeState): string | undefined {
   // Not the generations' own sockets (port mode): a server may have shut its listener down meanwhile.
   const idle = state.listeners.find((l) => !isListening(l.fd));
   if (idle) return `fd ${idle.fd} (listener ${idle.name}) is not a listening socket`;
+  const client = [...(state.clients ?? []), ...(state.canary?.clients ?? [])].find((fd) => !isClient(fd));
+  if (client !== undefined) return `fd ${client} is not the connection of a client that may control baton`;
   if (!isRuntimeDir(state.runtimeDir)) return `${state.runtimeDir} is not a runtime directory of this user's baton`;
   return undefined;
 }

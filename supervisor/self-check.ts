@@ -13,9 +13,10 @@ export const SELF_CHECK_ENV = 'BATON_SELF_CHECK';
 /**
  * What this build takes from a self-upgrade beyond the first BATON_RESUME format: `control`, the
  * control socket's fd; `preload`, cli/hold.cjs as a `--require` (preload.ts); `hold`, sys/native/hold.c in
- * LD_PRELOAD, with the signals blocked and forwarded across the execve.
+ * LD_PRELOAD, with the signals blocked and forwarded across the execve; `canary`, a canary window in flight and the
+ * connections of `reload --wait` clients (the state's `canary` and `clients`).
  */
-const FEATURES = ['control', 'preload', 'hold', 'oom-fd'];
+const FEATURES = ['control', 'preload', 'hold', 'oom-fd', 'canary'];
 
 /** The line a build prints in check mode. */
 export function selfCheckLine(): string {

@@ -1,16 +1,17 @@
 import type { Config } from './config.js';
-import { BatonError } from './errors.js';
 import { Generation, type State, type Timings } from './generation.js';
+import type { Health } from './health.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
+import type { Carried } from './loop.js';
 import type { RecordedProcess } from './record.js';
 import { releaseIn, shapeOf } from './release.js';
 import type { Slots } from './slots.js';
 import { setCloexec } from './sys/fd.js';
 import { startTime, workingDirectory } from './sys/proc.js';
-import { execve } from './sys/process.js';
-import type { History, UpgradeResult } from './upgrade.js';
-import type { WaveParts } from './wave.js';
+import { monotonicMs, type Trial } from './trial.js';
+import { clientFds, type History, type Requests, type UpgradeResult, type Waiter } from './upgrade.js';
+import type { WaveParts } from './wave-parts.js';
 
 export const RESUME_ENV = 'BATON_RESUME';
 
@@ -36,6 +37,9 @@ export interface ResumeState {
     own: number[];
     port?: number;
     times: Timings;
+    /** When it became active, monotonicMs() (the clock runs on across the execve); its --health failures in a row. */
+    activeAt?: number;
+    unhealthy?: number;
   }>;
   // Optional fields: a build that does not know one ignores it (and one that predates it does not send it).
   /** Signals that arrived from freeze() to the execve, in order: the next program handles them. */
@@ -52,14 +56,38 @@ export interface ResumeState {
   logDropped?: number;
   /** The process that wrote the state (pid, start time): only it, after its execve, takes the state. */
   from?: { pid: number; starttime: string };
+  /** A canary window in flight, carried on. */
+  canary?: CarriedWindow;
+  /** The connections of `reload --wait` clients waiting for the pending upgrade: the next program answers them. */
+  clients?: number[];
+}
+
+/** A canary window in flight (trial.ts), by pid, and the connections of the `reload --wait` clients waiting for it. */
+export interface CarriedWindow {
+  number: number;
+  switched: Array<{ slot: number; pid?: number; old?: number }>;
+  before: number;
+  workers: number;
+  lastBefore?: number;
+  servedBefore: boolean;
+  requestedAt: string;
+  /** monotonicMs(): the clock runs on across the execve. */
+  began: number;
+  endsAt: number;
+  readyMs: number;
+  drain: number;
+  changes: string[];
+  clients: number[];
 }
 
 /** What capture() reads from the running supervisor besides its resources. */
 export interface Running {
   next: number;
   slots: Slots;
-  pending: boolean;
+  requests: Requests;
+  carried?: Carried;
   history: History;
+  health: Health;
   live: Iterable<Generation>;
 }
 
@@ -78,11 +106,13 @@ export function capture(
     failures: r.history.failures,
     crashes: r.slots.crashes(),
     workers: r.slots.length,
-    pending: r.pending,
+    pending: r.requests.wanted,
     startedAt: resources.startedAt,
     history: r.history.list(),
     ...(last ? { lastActive: last.pid } : {}),
     ...(orphans.length > 0 ? { orphans } : {}),
+    ...(r.carried ? { canary: carryWindow(r.carried) } : {}),
+    ...(r.requests.wanted ? { clients: clientFds(r.requests.waiters) } : {}),
     generations: [...r.live].map((g) => ({
       number: g.number,
       worker: g.worker,
@@ -92,12 +122,43 @@ export function capture(
       own: g.held ? [g.held.fd] : [],
       ...(g.held ? { port: g.held.port } : {}),
       times: g.times,
+      ...(g.activeSince === undefined ? {} : { activeAt: monotonicMs() - (performance.now() - g.activeSince) }),
+      ...(r.health.inRow(g) > 0 ? { unhealthy: r.health.inRow(g) } : {}),
     })),
   };
 }
 
+function carryWindow({ trial, waiters }: Carried): CarriedWindow {
+  const { number, before, workers, servedBefore, requestedAt, began, readyMs, drain, changes } = trial;
+  return {
+    ...{ number, before, workers, servedBefore, requestedAt, began, endsAt: trial.endsAt ?? began, readyMs, drain },
+    switched: trial.switched.map(({ slot, gen, old }) => ({ slot, pid: gen?.pid, old: old?.pid })),
+    ...(trial.lastBefore ? { lastBefore: trial.lastBefore.pid } : {}),
+    changes,
+    clients: clientFds(waiters),
+  };
+}
+
+/** The window the previous program carried, on the generations this one adopted; who is gone has exited. */
+function resumeWindow(w: CarriedWindow, adopted: Generation[], p: Restoring): Carried {
+  const byPid = (pid?: number) => adopted.find((g) => pid !== undefined && g.pid === pid);
+  const switched = w.switched.map(({ slot, pid, old }) => ({ slot, gen: byPid(pid), old: byPid(old) }));
+  for (const { gen } of switched) if (gen) p.slots.onTrial.add(gen);
+  const gone = switched.find((s) => !s.gen);
+  const worker = gone && w.workers > 1 ? ` (worker ${gone.slot})` : '';
+  const lost = gone ? { lost: `generation ${w.number}${worker} exited while baton's program was replaced` } : {};
+  const trial: Trial = { ...w, switched, lastBefore: byPid(w.lastBefore), ...lost };
+  return { trial, waiters: answer(w.clients, p) };
+}
+
+/** `reload --wait` clients carried over: their connections stay out of every child; the answer goes to each. */
+function answer(fds: number[], p: Pick<Restoring, 'answer'>): Waiter[] {
+  for (const fd of fds) setCloexec(fd, true);
+  return fds.map((fd) => p.answer(fd));
+}
+
 /** The generations the previous program ran, as Generations of this one (still baton's children). */
-function adopt(state: ResumeState, log: Logger, config: Config): Generation[] {
+function adopt(state: ResumeState, log: Logger, config: Config, health: Health): Generation[] {
   return state.generations.map((g) => {
     // Where it runs, from the kernel; its env files and options as they read now (the previous program's are not
     // carried): this program's configuration, which its crash restarts and its stop follow.
@@ -109,19 +170,27 @@ function adopt(state: ResumeState, log: Logger, config: Config): Generation[] {
     const [fd] = g.own;
     if (fd !== undefined && g.port !== undefined) gen.held = { fd, port: g.port };
     Object.assign(gen.times, g.times);
+    if (g.activeAt !== undefined) gen.activeSince = performance.now() - (monotonicMs() - g.activeAt);
+    health.carried(gen, g.unhealthy ?? 0);
     return gen;
   });
 }
 
 /** What restore() hands the adopted generations to. */
-export type Restoring = Pick<WaveParts, 'config' | 'log' | 'slots' | 'retirement' | 'live'> & {
+export type Restoring = Pick<WaveParts, 'config' | 'log' | 'slots' | 'retirement' | 'live' | 'health'> & {
   /** From now on baton watches the process: its exit is routed like a spawned one's. */
   track(gen: Generation): void;
+  /** Who waits on the carried connection `fd`. */
+  answer(fd: number): Waiter;
 };
 
-/** The resumed side of a self-upgrade: take over the generations the previous program ran. */
-export function restore(p: Restoring, state: ResumeState): void {
-  const adopted = adopt(state, p.log, p.config);
+/**
+ * The resumed side of a self-upgrade: take over the generations the previous program ran, the canary window it
+ * carried, and the `reload --wait` clients waiting for the pending upgrade.
+ */
+export function restore(p: Restoring, state: ResumeState): { carried?: Carried; waiting: Waiter[] } {
+  const adopted = adopt(state, p.log, p.config, p.health);
+  const carried = state.canary && resumeWindow(state.canary, adopted, p);
   for (const gen of adopted) {
     p.track(gen);
     if (gen.state === 'active') p.slots.take(gen.worker, gen);
@@ -130,50 +199,22 @@ export function restore(p: Restoring, state: ResumeState): void {
   p.slots.lastActive = adopted.find((g) => g.pid === state.lastActive);
   p.retirement.carry(adopted);
   const message = `took over ${state.generations.length} generation(s)`;
-  p.log.event('resumed', { message, serving: p.slots.newest });
-  resumeTimers(p);
-}
-
-/** After a self-upgrade (done or failed): drain timers again, and empty slots restart. */
-export function resumeTimers(p: Pick<WaveParts, 'slots' | 'retirement' | 'live'>): void {
-  for (const g of p.live) if (g.state === 'draining') p.retirement.drainLater(g);
-  for (let slot = 0; slot < p.slots.length; slot++) {
-    if (!p.slots.at(slot)) p.slots.crashed(slot, 'no process was serving in this slot across the self-upgrade');
-  }
+  const window = carried ? { canary: Math.max(0, Math.round(carried.trial.endsAt! - monotonicMs())) } : {};
+  p.log.event('resumed', { message, serving: p.slots.newest, ...window });
+  resumeTimers(p, carried?.trial);
+  return { carried, waiting: answer(state.clients ?? [], p) };
 }
 
 /**
- * Replaces baton's program in place (execve): same pid, so systemd's main pid and the children
- * stay. The fds the state names are made inheritable first; if execve fails they are closed-on-exec
- * again and an error is thrown, and the caller goes on as before.
+ * After a self-upgrade (done or failed): drain timers again, and empty slots restart. Not those of a canary window
+ * in flight: its old workers drain until it ends, and its rollback refills a slot whose new worker is gone.
  */
-export function execSelf(
-  state: ResumeState,
-  nodeFlags = process.execArgv,
-  extraEnv: Record<string, string> = {},
-): never {
-  const fds = [...state.listeners.map((l) => l.fd), ...state.generations.flatMap((g) => g.own)];
-  if (state.control) fds.push(state.control.fd);
-  if (state.oomFd !== undefined) fds.push(state.oomFd);
-  for (const fd of fds) setCloexec(fd, false);
-  // libuv marks stdio close-on-exec when it wraps a pipe; the next program needs them too.
-  for (const fd of [0, 1, 2]) {
-    try {
-      setCloexec(fd, false);
-    } catch {
-      // not open
-    }
+export function resumeTimers(p: Pick<WaveParts, 'slots' | 'retirement' | 'live'>, trial?: Trial): void {
+  const held = new Set(trial?.switched.flatMap(({ old }) => (old ? [old] : [])));
+  const rolling = new Set(trial?.switched.map(({ slot }) => slot));
+  for (const g of p.live) if (g.state === 'draining' && !held.has(g)) p.retirement.drainLater(g);
+  for (let slot = 0; slot < p.slots.length; slot++) {
+    if (p.slots.at(slot) || rolling.has(slot)) continue;
+    p.slots.crashed(slot, 'no process was serving in this slot across the self-upgrade');
   }
-  // `--`: Node 20 would take baton's own --env-file for its own (see cli.ts).
-  const argv = [process.execPath, ...nodeFlags, '--', ...process.argv.slice(1)];
-  const env = Object.entries({ ...process.env, ...extraEnv, [RESUME_ENV]: JSON.stringify(state) }).map(
-    ([k, v]) => `${k}=${v}`,
-  );
-  execve(process.execPath, argv, env);
-  for (const fd of fds) setCloexec(fd, true);
-  throw new BatonError(
-    'ERR_BATON_EXEC',
-    `execve ${process.execPath} failed`,
-    'check that the node binary and baton are still in place',
-  );
 }

@@ -10,15 +10,15 @@ import type { Hooks } from './hooks.js';
 import { launch } from './launch.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
+import { Loop, STOPPING } from './loop.js';
 import { Resources } from './resources.js';
 import { Retirement } from './retire.js';
 import { capture, type ResumeState, restore, resumeTimers } from './self-upgrade.js';
 import { Slots } from './slots.js';
 import { buildStatus, type Status } from './status.js';
-import { History, Requests, refusal, type UpgradeResult } from './upgrade.js';
-import { refill, rescale, runFirst, runWave, type WaveParts } from './wave.js';
-
-const STOPPING = 'baton is stopping';
+import { History, refusal, type UpgradeResult } from './upgrade.js';
+import { runFirst } from './wave.js';
+import type { WaveParts } from './wave-parts.js';
 
 /**
  * Owns the listeners and runs generations of the command through one serialising upgrade loop:
@@ -29,18 +29,14 @@ export class Supervisor {
   private readonly hooks: Hooks;
   private readonly handover: Handover;
   private readonly resources: Resources;
-  private readonly requests = new Requests();
   private readonly live = new Set<Generation>();
   /** The rooms a wave works in: config, log, slots, retirement, the live generations, launch. */
   private readonly rooms: WaveParts;
   private readonly resumed?: ResumeState;
   private next: number;
-  /** The loop is running (an upgrade, a restart or a scaling). */
-  private busy = false;
-  private scaleBy = 0;
+  private readonly loop: Loop;
   private stopping = false;
   private execing = false;
-  private idleWaiters: Array<() => void> = [];
   private resolveDone!: (code: number) => void;
 
   /** Opens listeners, runtime directory and pid file, all or none. `reread`: --config, read at each upgrade. */
@@ -53,7 +49,7 @@ export class Supervisor {
     const { listeners, runtimeDir, plane, source } = this.resources;
     const [count, crashes] = [resume?.workers ?? config.workers, resume?.crashes];
     const onActive = (gen: Generation) => this.rooms.health.watch(gen);
-    const slots = new Slots({ count, crashes, log, plane, onActive, onDue: () => void this.run() });
+    const slots = new Slots({ count, crashes, log, plane, onActive, onDue: () => void this.loop.run() });
     const stopping = () => this.stopping;
     const held = activeHold(this.live, listeners, this.handover, log);
     const retirement = new Retirement(config, this.handover, stopping, held);
@@ -67,6 +63,7 @@ export class Supervisor {
       launch: (number, slot, release) => launch({ ...ctx, stopping, spawned }, number, slot, release),
       nextNumber: () => this.next++,
     };
+    this.loop = new Loop(this.rooms, hooks);
   }
 
   get listeners(): Listener[] {
@@ -84,14 +81,14 @@ export class Supervisor {
    */
   async start(): Promise<void> {
     if (this.resumed) {
-      restore({ ...this.rooms, track: (gen) => this.track(gen) }, this.resumed);
+      const answer = (fd: number) => this.loop.answering(fd);
+      const { carried, waiting } = restore({ ...this.rooms, track: (gen) => this.track(gen), answer }, this.resumed);
+      this.loop.carried = carried;
       void this.resources.orphans.retire(); // what a takeover was still retiring
-      if (this.resumed.pending) this.requests.want();
-      return void this.run();
+      if (this.resumed.pending) this.loop.requests.want(waiting);
+      return void this.loop.run();
     }
-    this.busy = true;
-    const failed = await runFirst(this.rooms);
-    this.busy = false;
+    const failed = await this.loop.first(() => runFirst(this.rooms));
     if (this.stopping) return;
     if (failed) {
       this.stopping = true;
@@ -100,32 +97,31 @@ export class Supervisor {
     }
     this.hooks.started?.(this.rooms.slots.at(0)!);
     void this.resources.orphans.retire();
-    void this.run();
+    void this.loop.run();
   }
 
   /**
    * SIGHUP or `baton reload`: start a new generation; coalesced while one is in flight. Resolves
    * with the outcome of the upgrade that serves this request.
    */
-  reload(source = 'SIGHUP'): Promise<UpgradeResult> {
+  reload(source = 'SIGHUP', client?: () => number | undefined): Promise<UpgradeResult> {
     const ignored = this.stopping ? `; ignored: ${STOPPING}` : '';
     this.rooms.log.event('reload', { message: `upgrade requested by ${source}${ignored}` });
     if (this.stopping) return Promise.resolve(refusal(STOPPING, this.rooms.slots.newest));
     this.hooks.reloading?.();
-    if (this.busy && !this.requests.wanted) {
+    if (this.loop.running && !this.loop.requests.wanted) {
       this.rooms.log.event('coalesced', { message: 'an upgrade is in flight; one more will follow' });
     }
-    const outcome = this.requests.add();
-    void this.run();
+    const outcome = this.loop.requests.add(client);
+    void this.loop.run();
     return outcome;
   }
 
   /** SIGTTIN/SIGTTOU: one worker more or fewer, without an upgrade. */
   scale(delta: 1 | -1): void {
     if (this.stopping) return;
-    if (this.handover.sharesListener) this.scaleBy += delta;
+    if (this.handover.sharesListener) this.loop.scale(delta);
     else this.rooms.log.event('warning', { message: 'no scaling: --handover port runs one worker' });
-    void this.run();
   }
 
   /** SIGTERM/SIGINT: stop every generation gracefully; a second call kills what is left at once. */
@@ -135,7 +131,7 @@ export class Supervisor {
     this.rooms.helpers.stopAll();
     this.rooms.slots.clearRestarts();
     this.rooms.retirement.pause();
-    this.requests.take()(refusal(STOPPING, this.rooms.slots.newest));
+    this.loop.refuseAll(this.rooms.slots.newest);
     this.hooks.stopping?.();
     this.rooms.log.event('stopping', { generations: this.live.size });
     void this.shutdown().then(this.resolveDone);
@@ -165,28 +161,34 @@ export class Supervisor {
   async freeze(): Promise<ResumeState | undefined> {
     if (this.stopping || this.execing) return undefined;
     this.execing = true;
-    await this.idle();
+    await this.loop.idle();
     this.execing = !this.stopping;
     if (this.stopping) return undefined;
-    this.busy = true;
+    this.loop.hold();
     this.rooms.retirement.pause();
     this.rooms.slots.clearRestarts();
+    await this.rooms.health.pause(); // a probe's process ends with this program, not after it
     await this.resources.keeper?.close(); // the next program starts its own
-    return capture(this.resources, { ...this.rooms, next: this.next, pending: this.requests.wanted });
+    const running = { next: this.next, requests: this.loop.requests, carried: this.loop.carried };
+    return capture(this.resources, { ...this.rooms, ...running });
   }
 
-  /** The exec failed: baton goes on as before, with the upgrade `state` held pending. */
-  thaw(state: ResumeState): void {
-    resumeTimers(this.rooms);
-    if (state.pending) this.requests.want();
-    this.busy = false;
+  /** The exec failed (or a self-upgrade stopped short of it): baton goes on as before. */
+  thaw(): void {
+    if (this.execing && !this.stopping) {
+      resumeTimers(this.rooms, this.loop.carried?.trial);
+      for (const [, gen] of this.rooms.slots.serving()) this.rooms.health.watch(gen);
+    }
     this.execing = false;
-    void this.run();
+    this.loop.release();
   }
 
-  /** Resolves once the loop is not running: no upgrade, restart or scaling under way. */
-  idle(): Promise<void> {
-    return this.busy ? new Promise((resolve) => this.idleWaiters.push(resolve)) : Promise.resolve();
+  /**
+   * Resolves once no upgrade, restart or scaling is under way. `carry`: a canary window in flight is not waited
+   * out but carried on (a self-upgrade into a build that takes it).
+   */
+  idle(carry = false): Promise<void> {
+    return this.loop.idle(carry);
   }
 
   /** From spawn on, baton watches the process: its exit is routed through onExit. */
@@ -194,39 +196,6 @@ export class Supervisor {
     this.live.add(gen);
     this.resources.saveRecord(this.live);
     void gen.exited.then((st) => this.onExit(gen, st));
-  }
-
-  /** The one loop that starts processes: upgrades, crash restarts and scaling, one at a time. */
-  private async run(): Promise<void> {
-    if (this.stopping || this.busy) return;
-    this.busy = true;
-    try {
-      while (!this.stopping && (this.requests.wanted || this.scaleBy !== 0 || this.rooms.slots.hasDue())) {
-        if (this.scaleBy !== 0) {
-          rescale(this.rooms, this.rooms.slots.length + this.scaleBy);
-          this.scaleBy = 0;
-        } else if (this.requests.wanted) await this.upgrade();
-        else await Promise.all(this.rooms.slots.takeDue().map((slot) => refill(this.rooms, slot)));
-      }
-    } catch (err) {
-      this.rooms.log.event('warning', { message: `upgrade loop: ${(err as Error).message}` });
-    } finally {
-      this.busy = false;
-      for (const resolve of this.idleWaiters.splice(0)) resolve();
-    }
-  }
-
-  /** One upgrade for every request pending now; later requests wait for the next. */
-  private async upgrade(): Promise<void> {
-    const settle = this.requests.take();
-    let result: UpgradeResult | undefined;
-    try {
-      result = await runWave(this.rooms);
-      if (result) this.hooks.upgraded?.(result);
-    } finally {
-      const why = this.stopping ? STOPPING : 'the upgrade failed inside baton; see its log';
-      settle(result ?? refusal(why, this.rooms.slots.newest));
-    }
   }
 
   private onExit(gen: Generation, status: ExitStatus): void {

@@ -30,7 +30,17 @@ export function refusal(reason: string, serving: number | undefined): UpgradeRes
   return { ok: false, generation: 0, reason, requestedAt, ms: 0, ...(serving ? { serving } : {}) };
 }
 
-type Waiter = (r: UpgradeResult) => void;
+/** Who waits for an upgrade's outcome; a `reload --wait` client also names its connection (while it waits). */
+export interface Waiter {
+  settle(r: UpgradeResult): void;
+  /** The fd of the connection the answer goes to: a self-upgrade carries it on (undefined once it is closed). */
+  fd?(): number | undefined;
+}
+
+/** The connections of `waiters` still open: a self-upgrade hands them to the next program, which answers them. */
+export function clientFds(waiters: Waiter[]): number[] {
+  return waiters.flatMap((w) => w.fd?.() ?? []);
+}
 
 /**
  * Upgrade requests that no upgrade has started for yet. They coalesce: the next upgrade serves
@@ -44,25 +54,26 @@ export class Requests {
     return this.waiting !== undefined;
   }
 
-  /** Resolves with the outcome of the upgrade that serves this request. */
-  add(): Promise<UpgradeResult> {
-    this.waiting ??= [];
-    const waiting = this.waiting;
-    return new Promise((resolve) => waiting.push(resolve));
+  /** Who waits now (for capture: their connections go on to the next program). */
+  get waiters(): Waiter[] {
+    return [...(this.waiting ?? [])];
   }
 
-  /** An upgrade is wanted with nobody waiting for its outcome (one held across a self-upgrade). */
-  want(): void {
-    this.waiting ??= [];
+  /** Resolves with the outcome of the upgrade that serves this request; `fd`: the client's connection. */
+  add(fd?: () => number | undefined): Promise<UpgradeResult> {
+    return new Promise((settle) => this.want([{ settle, ...(fd ? { fd } : {}) }]));
   }
 
-  /** The requests the upgrade starting now serves: a function that settles them with its outcome. */
-  take(): Waiter {
+  /** An upgrade is wanted, by `waiters` (none: one held across a self-upgrade; or clients it carried). */
+  want(waiters: Waiter[] = []): void {
+    this.waiting = [...(this.waiting ?? []), ...waiters];
+  }
+
+  /** The requests the upgrade starting now serves: settle them with its outcome. */
+  take(): Waiter[] {
     const waiters = this.waiting ?? [];
     this.waiting = undefined;
-    return (r) => {
-      for (const w of waiters) w(r);
-    };
+    return waiters;
   }
 }
 

@@ -1,40 +1,13 @@
-import { watchCanary } from './canary.js';
-import { type Config, MAX_WORKERS } from './config.js';
+import { MAX_WORKERS } from './config.js';
 import { BatonError } from './errors.js';
 import { describeExit } from './exit-status.js';
 import type { Generation } from './generation.js';
-import type { Health } from './health.js';
-import type { Helpers } from './helpers.js';
 import type { Launch } from './launch.js';
-import type { Logger } from './log.js';
-import { adoptConfig, planUpgrade, type Reread } from './reconfig.js';
+import { planUpgrade } from './reconfig.js';
 import { type Release, resolveRelease } from './release.js';
-import type { Retirement } from './retire.js';
-import type { Slots } from './slots.js';
-import { type History, preflight, type Rollback, type UpgradeResult } from './upgrade.js';
-
-/** What a wave needs from the supervisor. */
-export interface WaveParts {
-  /** The running configuration: an upgrade under a changed --config updates what shapes a generation. */
-  config: Config;
-  /** With --config: the options read again, at each upgrade. */
-  reread?: Reread;
-  log: Logger;
-  slots: Slots;
-  retirement: Retirement;
-  live: ReadonlySet<Generation>;
-  /** Generation `number` in `slot`, run in `release`. */
-  launch(number: number, slot: number, release: Release): Promise<Launch>;
-  /** The next generation number (each launch of a new run takes one). */
-  nextNumber(): number;
-  /** Every upgrade's outcome goes here, and the count of failed ones. */
-  history: History;
-  /** --check and probes: killed when baton stops. */
-  helpers: Helpers;
-  /** --health: the canary window hears of each new worker's failures. */
-  health: Health;
-  stopping(): boolean;
-}
+import { dropSlots, monotonicMs, record, retire, rollBack, settle, type Trial } from './trial.js';
+import { preflight, type UpgradeResult } from './upgrade.js';
+import type { WaveParts } from './wave-parts.js';
 
 /**
  * A process of a batch can be ready and then exit while the others are still starting: it must
@@ -83,95 +56,63 @@ export function discardReady(p: Pick<WaveParts, 'log'>, gen: Generation, reason:
   void gen.stop();
 }
 
-interface Switch {
-  slot: number;
-  old?: Generation;
-  gen: Generation;
-}
-
 /**
  * One upgrade: a rolling wave over the worker slots, --surge at a time. Each new worker must be
  * ready before the next batch starts; the old workers it replaces keep their process (draining)
  * until the whole wave has succeeded, so a failure gives every slot back to them. Undefined when
- * baton began to stop meanwhile. With --config, the wave runs under the options read now, and they
- * become the running ones once it succeeds (a new --workers count too).
+ * baton began to stop meanwhile; the trial when `carry` aborted its canary window (a self-upgrade). With
+ * --config, the wave runs under the options read now, and they become the running ones once it succeeds.
  */
-export async function runWave(p: WaveParts): Promise<UpgradeResult | undefined> {
+export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<UpgradeResult | Trial | undefined> {
   const { log, slots } = p;
-  const began = performance.now();
-  const requestedAt = new Date().toISOString();
-  const done = (r: Omit<UpgradeResult, 'requestedAt' | 'ms'>): UpgradeResult => {
-    const serving = slots.newest;
-    const result = { ...r, requestedAt, ms: Math.round(performance.now() - began), ...(serving ? { serving } : {}) };
-    p.history.add(result);
-    return result;
-  };
-  const [servingBefore, lastBefore] = [slots.newest, slots.lastActive];
+  const since = { requestedAt: new Date().toISOString(), began: monotonicMs(), changes: [] as string[] };
+  const servingBefore = slots.newest;
   const plan = planUpgrade(p.config, p.reread);
   if ('reason' in plan) {
     log.event('upgrade-refused', { message: plan.reason, hint: plan.hint, serving: servingBefore });
-    return done({ ok: false, generation: 0, reason: plan.reason, hint: plan.hint });
+    return record(p, since, { ok: false, generation: 0, reason: plan.reason, hint: plan.hint });
   }
   const { config, release, changes } = plan;
+  since.changes = changes;
   if (changes.length > 0) log.event('config-changed', { message: changes.join('; ') });
-  const changed = changes.length > 0 ? { changes } : {};
   if (config.check && servingBefore) {
     const failed = await preflight(p.helpers, config.check, config.checkTimeout, release);
     if (p.stopping()) return undefined;
     if (failed) {
       log.event('preflight-failed', { message: failed, serving: servingBefore, failures: p.history.fail() });
-      return done({ ok: false, generation: 0, reason: failed, ...changed });
+      return record(p, since, { ok: false, generation: 0, reason: failed });
     }
   }
-  const number = p.nextNumber();
-  const switched: Switch[] = [];
   // A changed --workers count is this wave's; SIGTTIN/SIGTTOU's count stands while the file's does not change.
   const [before, workers] = [slots.length, config.workers === p.config.workers ? slots.length : config.workers];
+  const trial: Trial = {
+    ...since,
+    ...{ number: p.nextNumber(), switched: [], before, workers, lastBefore: slots.lastActive },
+    ...{ servedBefore: servingBefore !== undefined, readyMs: 0, drain: config.drain, config },
+  };
   if (workers > before) slots.resize(workers);
   const surge = servingBefore ? config.surge : workers;
-  const upgrade = () => ({ ms: Math.round(performance.now() - began), drain: config.drain });
-  const rollBack = (failed: { reason: string; hint?: string }, phase: Rollback) => {
-    giveBack(p, switched, before);
-    if (workers > before) slots.resize(before);
-    // A slot whose old worker was gone meanwhile restarts in the release that served before, never this one.
-    if (slots.lastActive?.number === number) slots.lastActive = lastBefore;
-    if (servingBefore) {
-      const fields = { generation: number, message: failed.reason, hint: failed.hint, phase };
-      log.event('rollback', { ...fields, serving: slots.newest, failures: p.history.fail() });
-    }
-    return done({ ok: false, generation: number, reason: failed.reason, rollback: phase, ...changed });
-  };
-  let readyMs = 0;
+  const upgrade = () => ({ ms: Math.round(monotonicMs() - since.began), drain: config.drain });
   for (let first = 0; first < workers; first += surge) {
     const batch = Array.from({ length: Math.min(surge, workers - first) }, (_, k) => first + k);
-    const results = await launchAll(p, number, batch, release);
+    const results = await launchAll(p, trial.number, batch, release);
     if (p.stopping()) return undefined;
     const failed = results.find((r) => !r.gen);
     if (failed) {
       for (const r of results) if (r.gen) discardReady(p, r.gen, 'another worker of the wave failed');
-      const result = rollBack(failed, 'before-ready');
+      const result = rollBack(p, trial, failed.reason, 'before-ready', failed.hint);
       for (const slot of batch) if (slot < before && !slots.at(slot)) slots.crashed(slot, failed.reason);
       return result;
     }
     for (const [k, slot] of batch.entries()) {
       const gen = results[k]!.gen!;
-      readyMs = Math.max(readyMs, gen.times.ready ?? 0);
-      switched.push({ slot, gen, old: slots.activate(gen, slot, upgrade()) });
+      trial.readyMs = Math.max(trial.readyMs, gen.times.ready ?? 0);
+      trial.switched.push({ slot, gen, old: slots.activate(gen, slot, upgrade()) });
     }
   }
-  log.event('upgraded', { generation: number, workers, upgrade: upgrade().ms, canary: config.drain });
-  const fresh = switched.map(({ gen }) => gen);
-  for (const gen of fresh) slots.onTrial.add(gen);
-  const died = await watchCanary(fresh, config.drain, (gen) => p.health.nextFailure(gen));
-  for (const gen of fresh) slots.onTrial.delete(gen);
-  if (p.stopping()) return undefined;
-  if (died) return rollBack({ reason: died }, 'canary');
-  adoptConfig(p.config, config);
-  // The old workers have drained through the window: each is stopped now (in port mode once its queue is empty).
-  const replaced = switched.flatMap(({ old }) => (old?.state === 'draining' ? [old] : []));
-  retire(p, [...replaced, ...dropSlots(p, slots.resize(workers))], 0);
-  p.retirement.cap(p.live);
-  return done({ ok: true, generation: number, readyMs, ...changed });
+  log.event('upgraded', { generation: trial.number, workers, upgrade: upgrade().ms, canary: config.drain });
+  trial.endsAt = monotonicMs() + config.drain;
+  return settle(p, trial, carry);
 }
 
 /**
@@ -197,40 +138,4 @@ export function rescale(p: WaveParts, workers: number): void {
   }
   for (const gen of dropSlots(p, p.slots.resize(Math.min(workers, MAX_WORKERS)))) retire(p, [gen]);
   p.log.event('scale', { workers: p.slots.length });
-}
-
-/** The processes of slots removed by a resize drain. */
-function dropSlots(p: WaveParts, removed: Array<[number, Generation]>): Generation[] {
-  return removed.map(([worker, gen]) => {
-    gen.to('draining');
-    p.log.event('draining', { generation: gen.number, worker, pid: gen.pid, drain: p.config.drain });
-    return gen;
-  });
-}
-
-/** `gens` are retired together: each is stopped after `drain` ms (--drain unless said). */
-function retire(p: WaveParts, gens: Generation[], drain?: number): void {
-  p.retirement.retire(gens);
-  for (const gen of gens) p.retirement.drainLater(gen, drain);
-}
-
-/**
- * A failed wave: the old workers get their slots back (in port mode the steering slot too), then its new workers
- * stop as a drained old one does (in port mode once their own queue is empty); the slots from `before` on go.
- */
-function giveBack(p: WaveParts, switched: Switch[], before: number): void {
-  const { slots } = p;
-  for (const { slot, old, gen } of switched.reverse()) {
-    if (old?.alive && old.state === 'draining') {
-      p.retirement.forget(old);
-      slots.regain(slot, old);
-    } else {
-      if (slots.at(slot) === gen) slots.vacate(slot);
-      if (slot < before) slots.crashed(slot, 'its old worker was gone when the wave failed');
-    }
-    if (gen.state === 'active') {
-      gen.to('draining');
-      p.retirement.drainLater(gen, 0);
-    }
-  }
 }

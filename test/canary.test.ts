@@ -4,7 +4,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { alive, Baton, ctl, fixture } from './helpers/baton.js';
 import { refuses } from './helpers/leftovers.js';
 import { gaps, get, type LoadResult, servedFrom } from './helpers/load.js';
@@ -21,49 +21,72 @@ async function answers(port: number, n: number): Promise<string[]> {
   return [...new Set(out)];
 }
 
-test.serial(
-  'a release that exits 1 s after it became active is rolled back to the old generation; under load',
-  async (t) => {
-    const lock = await exclusive();
-    const b = new Baton(['--listen', '127.0.0.1:0', '--drain', '3s', '--', 'node', fixture, 'crash:1000', '2']);
-    let loads: ReturnType<typeof load> | undefined;
-    try {
-      const first = await b.event('active', 1);
-      const port = await b.port();
-      loads = load(port, 30_000);
-      const began = performance.now();
-      const r = await ctl(b, 'reload', '--wait');
-      const rolledBack = performance.now() - began;
-      t.is(r.code, 1);
-      t.regex(
-        r.stderr,
-        /^error: upgrade to generation 2 failed: generation 2 exited with code 1 \d+\.\d s after it became active$/m,
-      );
-      t.regex(r.stderr, /^hint: generation 1 serves again; see baton's log$/m);
-      t.deepEqual(await answers(port, 20), [`pid=${first.pid} generation=1`], 'the old process serves, the same pid');
-      await sleep(3500); // past the window: nothing of the bad release starts again, the old one is never stopped
-      t.deepEqual(await answers(port, 5), [`pid=${first.pid} generation=1`]);
-      t.deepEqual(
-        b.events.filter((e) => e.event === 'spawn').map((e) => e.generation),
-        [1, 2],
-        'no generation was started after the rollback',
-      );
-      t.false(b.events.some((e) => e.event === 'stop' && e.generation === 1));
-      const { fresh, kept } = await loads.stop();
-      for (const l of [fresh, kept]) {
-        t.deepEqual(stalls(l), []);
-        t.falsy(l.failures.ECONNREFUSED, 'nothing refused');
-        t.deepEqual(servedFrom(l, rolledBack + 500), [1]);
-      }
-      t.log('failed requests (in flight on the generation that died):', fresh.failures, kept.failures);
-      const status = await ctl(b, 'status');
-      t.regex(status.stdout, /failed gen 2 in \d+ms \(rolled back in the canary window\): generation 2 exited/);
-    } finally {
-      await loads?.stop();
-      lock();
-      await b.stop();
+/**
+ * Generation 2 exits `crashMs` after it became active, in a `drain` window, under new-connection and keep-alive
+ * load; `meanwhile` runs once its window has begun. `reload --wait` hears the rollback; the old process (same pid)
+ * serves on; nothing of the bad release starts again; nothing is refused or stalls. Returns baton and the reply.
+ */
+async function rollsBack(
+  t: ExecutionContext,
+  o: { drain: string; crashMs: number; meanwhile?: (b: Baton) => Promise<void> },
+  after: (b: Baton, reply: { stderr: string }) => Promise<void>,
+): Promise<void> {
+  const lock = await exclusive();
+  const b = new Baton([
+    '--listen',
+    '127.0.0.1:0',
+    '--drain',
+    o.drain,
+    '--',
+    'node',
+    fixture,
+    `crash:${o.crashMs}`,
+    '2',
+  ]);
+  let loads: ReturnType<typeof load> | undefined;
+  try {
+    const first = await b.event('active', 1);
+    const port = await b.port();
+    loads = load(port, 30_000, 200_000); // a long window outlasts the default count
+    const began = performance.now();
+    const upgrade = ctl(b, 'reload', '--wait');
+    await b.event('upgraded', 2);
+    await o.meanwhile?.(b);
+    const r = await upgrade;
+    const rolledBack = performance.now() - began;
+    t.is(r.code, 1);
+    t.regex(r.stderr, /^error: upgrade to generation 2 failed: generation 2 exited with code 1 \d+\.\d s after it/m);
+    t.regex(r.stderr, /^hint: generation 1 serves again; see baton's log$/m);
+    t.deepEqual(await answers(port, 20), [`pid=${first.pid} generation=1`], 'the old process serves, the same pid');
+    await after(b, r);
+    await sleep(1000); // the load goes on past the rollback
+    t.deepEqual(await answers(port, 5), [`pid=${first.pid} generation=1`]);
+    t.deepEqual(
+      b.events.filter((e) => e.event === 'spawn').map((e) => e.generation),
+      [1, 2],
+      'no generation was started after the rollback',
+    );
+    t.false(b.events.some((e) => e.event === 'stop' && e.generation === 1));
+    const { fresh, kept } = await loads.stop();
+    for (const l of [fresh, kept]) {
+      t.deepEqual(stalls(l), []);
+      t.falsy(l.failures.ECONNREFUSED, 'nothing refused');
+      t.deepEqual(servedFrom(l, rolledBack + 500), [1]);
     }
-  },
+    t.log('failed requests (in flight on the generation that died):', fresh.failures, kept.failures);
+  } finally {
+    await loads?.stop();
+    lock();
+    await b.stop();
+  }
+}
+
+test.serial('a release that exits 1 s after it became active is rolled back to the old generation; under load', (t) =>
+  rollsBack(t, { drain: '3s', crashMs: 1000 }, async (b) => {
+    await sleep(2500); // past the window: nothing of the bad release starts again, the old one is never stopped
+    const status = await ctl(b, 'status');
+    t.regex(status.stdout, /failed gen 2 in \d+ms \(rolled back in the canary window\): generation 2 exited/);
+  }),
 );
 
 test.serial('with --workers 2, one new worker dying in the window rolls back the whole wave', async (t) => {
@@ -89,6 +112,22 @@ test.serial('with --workers 2, one new worker dying in the window rolls back the
     lock();
     await b.stop();
   }
+});
+
+test.serial('a SIGUSR2 in the window carries it on: the new program rolls back the release that dies in it', (t) => {
+  let resumed = 0;
+  const meanwhile = async (b: Baton) => {
+    b.signal('SIGUSR2');
+    const event = await b.event('resumed');
+    t.is(event.pid, b.pid, 'the same baton process, its program replaced');
+    resumed = b.events.indexOf(event);
+  };
+  return rollsBack(t, { drain: '5s', crashMs: 3000, meanwhile }, async (b, r) => {
+    // The client waited across the execve; the time counts from before it.
+    const after = /generation 2 exited with code 1 (\d+\.\d) s after it became active$/m.exec(r.stderr);
+    t.true(Number(after?.[1]) >= 2.8, `counted from when it became active, before the execve: ${after?.[1]} s`);
+    t.true(b.events.findIndex((e) => e.event === 'rollback') > resumed, 'the new program rolled back');
+  });
 });
 
 test.serial('a release whose --health probe fails while it lives is rolled back; 0 failed requests', async (t) => {
@@ -149,6 +188,27 @@ test('after the window, --health-failures in a row count as a crash: the process
     await until('the sick process gone', () => (alive(first.pid) ? undefined : true));
     const restart = b.events.find((e) => e.event === 'restart');
     t.regex(String(restart?.message), /^generation 1 failed its health probe \(exit 1\), 3 times in a row$/);
+  } finally {
+    await b.stop();
+  }
+});
+
+test('a SIGUSR2 carries --health failures in a row: the count goes on in the new program', async (t) => {
+  const sick = join(mkdtempSync(join(tmpdir(), 'baton-health-')), 'sick');
+  const health = ['--health', `probe:test ! -e ${sick}.$BATON_CHILD_PID`, '--health-interval', '2s'];
+  const b = new Baton(['--listen', '127.0.0.1:0', ...health, '--health-failures', '3', '--', 'node', fixture]);
+  try {
+    const first = await b.event('active', 1);
+    writeFileSync(`${sick}.${first.pid}`, '');
+    await b.event('unhealthy', 1, 10_000);
+    b.signal('SIGUSR2');
+    const resumed = b.events.indexOf(await b.event('resumed'));
+    const before = b.events.filter((e, i) => e.event === 'unhealthy' && i < resumed).length;
+    const next = await b.waitFor((e) => e.event === 'unhealthy', 10_000, resumed);
+    t.regex(String(next.message), new RegExp(`, ${before + 1} times in a row$`), `${before} failure(s) before`);
+    const restart = await b.waitFor((e) => e.event === 'restart', 15_000, resumed);
+    t.regex(String(restart.message), /^generation 1 failed its health probe \(exit 1\), 3 times in a row$/);
+    await until('the sick process gone', () => (alive(first.pid) ? undefined : true));
   } finally {
     await b.stop();
   }

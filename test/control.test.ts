@@ -36,6 +36,20 @@ function raw(path: string, line: string): Promise<Record<string, unknown>> {
   });
 }
 
+test('reload --wait waits longer than the control socket lets an idle client be (30 s): the window is 32 s', async (t) => {
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--drain', '32s', '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    const began = performance.now();
+    const r = await ctl(baton, 'reload', '--wait');
+    t.is(r.code, 0, r.stderr);
+    t.regex(r.stdout, /^generation 2 is active/m);
+    t.true(performance.now() - began >= 32_000, 'answered at the end of the window');
+  } finally {
+    await baton.stop();
+  }
+});
+
 test('reload --wait returns 0 once the new generation is active; status shows it', async (t) => {
   const baton = new Baton(['--listen', '127.0.0.1:0', '--drain', '3s', '--', 'node', fixture]);
   try {

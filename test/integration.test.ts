@@ -6,7 +6,7 @@ import test, { type ExecutionContext } from 'ava';
 import type { Status } from '../supervisor/status.js';
 import { closeFd, setCloexec } from '../supervisor/sys/fd.js';
 import { createListener, createNotifySocket, receiveAll } from '../supervisor/sys/socket.js';
-import { Baton, childrenOf, cli, fixture, root, statusOf } from './helpers/baton.js';
+import { Baton, childrenOf, cli, ctl, fixture, root, statusOf } from './helpers/baton.js';
 import { gaps, get, hammer, servedFrom } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
 import { needs } from './helpers/needs.js';
@@ -264,32 +264,40 @@ test.serial('self-upgrade: SIGUSR2 under load keeps the pid and the serving gene
 });
 
 test.serial(
-  'self-upgrade in the canary window: it waits for the window, which stops generation 1; nothing fails',
+  'self-upgrade in the canary window carries it on: the new program ends it and answers both reload --wait clients',
   async (t) => {
-    const drain = 2000;
+    const drain = 3000;
     const args = ['--listen', '127.0.0.1:0', '--drain', `${drain}ms`, '--', 'node', fixture];
-    await underLoad(t, args, 2, async (baton) => {
+    await underLoad(t, args, 3, async (baton) => {
       const first = await baton.event('active', 1);
       const started = startTime(first.pid)!;
-      await baton.upgradeTo(2);
+      const upgrade = ctl(baton, 'reload', '--wait');
+      await baton.event('upgraded', 2);
       const retired = performance.now();
+      // A second client, whose upgrade is pending behind the window: its connection is carried on too.
+      const pending = ctl(baton, 'reload', '--wait');
+      await baton.event('coalesced');
       baton.signal('SIGUSR2');
       const resumed = await baton.event('resumed');
       t.is(resumed.serving, 2);
-      // The drain counts from generation 2's activation, which the test saw a little after it happened.
-      t.true(performance.now() - retired >= drain - 250, 'the self-upgrade waited for the window');
-      const stopped = baton.events.findIndex((e) => e.event === 'stop' && e.generation === 1);
+      t.true(Number(resumed.canary) > 0 && Number(resumed.canary) < drain, `${resumed.canary} ms of the window left`);
+      t.true(performance.now() - retired < drain - 500, 'the self-upgrade did not wait for the window');
+      const r = await upgrade;
+      t.is(r.code, 0, r.stderr);
+      t.regex(r.stdout, /^generation 2 is active \(upgrade took \d+ms\)$/m);
+      t.true(performance.now() - retired >= drain - 250, 'answered at the end of the window');
       const exec = baton.events.findIndex((e) => e.event === 'self-upgrade');
-      t.true(
-        stopped >= 0 && stopped < exec,
-        'generation 1 got the stop signal at the end of the window, before the exec',
-      );
+      const stopped = baton.events.findIndex((e) => e.event === 'stop' && e.generation === 1);
+      t.true(stopped > exec, 'the new program stopped generation 1 at the end of the window');
       const gone = await exitOf(first.pid, started, drain + 8000);
       t.true(
         gone - retired >= drain - 250,
         `generation 1 exited ${Math.round(gone - retired)} ms after it was retired`,
       );
-      t.is((await baton.event('exit', 1)).code, 0, 'it exited by itself on the stop signal');
+      const next = await pending;
+      t.is(next.code, 0, next.stderr);
+      t.regex(next.stdout, /^generation 3 is active/m, 'the pending upgrade ran in the new program');
+      t.is((await statusOf(baton)).pid, baton.pid);
     });
   },
 );

@@ -117,32 +117,43 @@ needs('bpf').serial('zero downtime: --handover port, a server that exits at once
   zeroDowntime(t, port, 'exit-on-term', false),
 );
 
-needs('bpf').serial(
-  'canary: --handover port, a release failing --health is rolled back; it exits at once on SIGTERM; 0 failed',
-  (t) =>
-    inWorld(true, async (w) => {
-      // Generation 2's third probe fails: it serves about 600 ms from the slot first.
-      const runs = join(mkdtempSync(join(tmpdir(), 'baton-canary-')), 'runs');
-      const third = `[ "$BATON_GENERATION" != 2 ] || { echo >> ${runs}; [ $(wc -l < ${runs}) -lt 3 ]; }`;
-      const health = ['--health', `probe:${third}`, '--health-interval', '300ms'];
-      const baton = w.baton([...port, '--drain', '3s', ...health, '--', 'node', fixture, 'exit-on-term']);
-      const first = await baton.event('active', 1);
-      const load = await w.hammer(80, false);
-      await sleep(300);
-      baton.signal('SIGHUP');
-      const rollback = await baton.event('rollback', 2);
-      t.is(rollback.phase, 'canary');
-      t.regex(String(rollback.message), /^generation 2 failed its health probe \(exit 1\) \d+\.\d s after/);
-      const second = baton.events.find((e) => e.event === 'spawn' && e.generation === 2)!;
-      await exitOf(second.pid, 20_000);
-      await sleep(300);
-      const r = await load.stop();
-      t.deepEqual(gaps(r), [], 'the slot went back to generation 1 before generation 2 got its stop signal');
-      t.deepEqual(answered(r), [1, 2], 'generation 2 served in its window');
-      await servesOnly(t, w, 80, false, 1);
-      t.true(alive(first.pid), 'generation 1 never stopped');
-    }),
-);
+for (const carried of [false, true]) {
+  const title = carried ? ', with a SIGUSR2 in the window, which carries it' : '';
+  needs('bpf').serial(
+    `canary: --handover port, a release failing --health is rolled back${title}; it exits on SIGTERM; 0 failed`,
+    (t) =>
+      inWorld(true, async (w) => {
+        // Generation 2's Nth probe fails: it serves from the slot first (across baton's execve, if carried).
+        const [nth, interval] = carried ? [6, 500] : [3, 300];
+        const runs = join(mkdtempSync(join(tmpdir(), 'baton-canary-')), 'runs');
+        const fails = `[ "$BATON_GENERATION" != 2 ] || { echo >> ${runs}; [ $(wc -l < ${runs}) -lt ${nth} ]; }`;
+        const health = ['--health', `probe:${fails}`, '--health-interval', `${interval}ms`];
+        const drain = carried ? '8s' : '3s';
+        const baton = w.baton([...port, '--drain', drain, ...health, '--', 'node', fixture, 'exit-on-term']);
+        const first = await baton.event('active', 1);
+        const load = await w.hammer(80, false);
+        await sleep(300);
+        baton.signal('SIGHUP');
+        if (carried) {
+          await baton.event('upgraded', 2);
+          baton.signal('SIGUSR2');
+        }
+        const rollback = await baton.event('rollback', 2, 20_000);
+        t.is(rollback.phase, 'canary');
+        t.regex(String(rollback.message), /^generation 2 failed its health probe \(exit 1\) \d+\.\d s after/);
+        const resumed = baton.events.findIndex((e) => e.event === 'resumed');
+        if (carried) t.true(resumed >= 0 && resumed < baton.events.indexOf(rollback), 'the new program rolled back');
+        const second = baton.events.find((e) => e.event === 'spawn' && e.generation === 2)!;
+        await exitOf(second.pid, 20_000);
+        await sleep(300);
+        const r = await load.stop();
+        t.deepEqual(gaps(r), [], 'the slot went back to generation 1 before generation 2 got its stop signal');
+        t.deepEqual(answered(r), [1, 2], 'generation 2 served in its window');
+        await servesOnly(t, w, 80, false, 1);
+        t.true(alive(first.pid), 'generation 1 never stopped');
+      }),
+  );
+}
 
 /**
  * baton is SIGKILLed under load; its generation serves on through the pinned link; a restarted baton

@@ -12,8 +12,10 @@ import type { Logger } from '../supervisor/log.js';
 import { shapeOf } from '../supervisor/release.js';
 import { Retirement } from '../supervisor/retire.js';
 import { Slots } from '../supervisor/slots.js';
-import { History } from '../supervisor/upgrade.js';
-import { refill, rescale, runWave, type WaveParts } from '../supervisor/wave.js';
+import { monotonicMs, settle, type Trial } from '../supervisor/trial.js';
+import { History, type UpgradeResult } from '../supervisor/upgrade.js';
+import { refill, rescale, runWave } from '../supervisor/wave.js';
+import type { WaveParts } from '../supervisor/wave-parts.js';
 import { until } from './helpers/procs.js';
 
 type Event = [string, Record<string, unknown>];
@@ -134,13 +136,47 @@ test('a wave replaces every slot; the old workers drain through the canary windo
   t.is(w.parts.history.failures, 0);
 });
 
+test('a self-upgrade carries the canary window: the wave returns its trial, and settle() ends it', async (t) => {
+  const w = world(2, { drain: 300 });
+  const old = await first(w);
+  const carry = new AbortController();
+  const wave = runWave(w.parts, carry.signal);
+  await until('the wave is in its window', () => (w.events.some(([e]) => e === 'upgraded') ? true : undefined));
+  carry.abort();
+  const trial = (await wave) as Trial;
+  t.like(trial, { number: 2, before: 2, workers: 2, servedBefore: true, drain: 300 });
+  t.deepEqual(w.stopped, [], 'nothing is stopped when the window is carried');
+  t.deepEqual(w.parts.history.list(), [], 'and nothing recorded yet');
+  t.true(trial.endsAt! > monotonicMs(), 'its end stands');
+  // What the next program does with it: the window's rest, then the old workers stop.
+  t.like(await settle(w.parts, trial), { ok: true, generation: 2 });
+  t.true(monotonicMs() >= trial.endsAt!, 'not before the window ended');
+  await until('the old workers stopped', () => (w.stopped.length === 2 ? true : undefined));
+  t.deepEqual(
+    old.map((g) => g.state),
+    ['draining', 'draining'],
+  );
+
+  // A second wave carried, whose worker 1 dies meanwhile: settle() rolls back to generation 2.
+  const again = new AbortController();
+  const second = runWave(w.parts, again.signal);
+  await until('the second window', () => (w.events.filter(([e]) => e === 'upgraded').length === 2 ? true : undefined));
+  again.abort();
+  const carried = (await second) as Trial;
+  w.die.get('3.1')!({ code: 1, signal: null });
+  t.like(await settle(w.parts, carried), { ok: false, generation: 3, rollback: 'canary', serving: 2 });
+  t.deepEqual(serving(w), [2, 2]);
+  t.is(w.parts.slots.onTrial.size, 0);
+  t.teardown(() => w.parts.retirement.pause());
+});
+
 test('a worker of the wave that exits in the canary window rolls the whole wave back; nothing of it restarts', async (t) => {
   const w = world(2, { drain: 60_000 });
   const old = await first(w);
   const wave = runWave(w.parts);
   await until('the wave is done', () => (w.events.some(([e]) => e === 'upgraded') ? true : undefined));
   w.die.get('2.1')!({ code: 1, signal: null });
-  const r = await wave;
+  const r = (await wave) as UpgradeResult;
   t.like(r, { ok: false, generation: 2, rollback: 'canary', serving: 1 });
   t.regex(r!.reason!, /^generation 2 \(worker 1\) exited with code 1 0\.\d s after it became active$/);
   t.deepEqual(serving(w), [1, 1]);
@@ -211,9 +247,9 @@ test('an old worker gone by the time the wave fails leaves its slot empty, to be
     if (slot === 1) old[0]!.status = { code: null, signal: 'SIGKILL' };
     return launch(number, slot, dir);
   };
-  const r = await runWave(w.parts);
+  const r = (await runWave(w.parts)) as UpgradeResult;
   t.teardown(() => w.parts.slots.clearRestarts());
-  t.false(r!.ok);
+  t.false(r.ok);
   t.deepEqual(serving(w), [undefined, 1]);
   t.deepEqual(w.stopped, ['2.0']);
   const restart = w.events.find(([e]) => e === 'restart');

@@ -1,8 +1,9 @@
 import type { ControlServer } from '../control/server.js';
+import { execSelf } from '../exec-self.js';
 import type { BatonLogger } from '../log.js';
 import { nodeFlags, preload, preloadEnv } from '../preload.js';
 import { type CheckedBuild, checkBuild } from '../self-check.js';
-import { execSelf, type ResumeState } from '../self-upgrade.js';
+import type { ResumeState } from '../self-upgrade.js';
 import type { Supervisor } from '../supervisor.js';
 import { forwardSignals, holdObject } from '../sys/hold.js';
 import { childOomScore, oomFile } from '../sys/oom.js';
@@ -67,7 +68,8 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
   let state: ResumeState | undefined;
   let held: BatonSignal[] = [];
   try {
-    await p.sup.idle();
+    // A canary window in flight goes on in the next program, if it takes one; else it is waited out here.
+    await p.sup.idle(build.features.includes('canary'));
     // New requests wait in the backlog for the next program; those already accepted are answered here.
     await control?.pause();
     await turn(); // what libuv caught of signals reaches the queue
@@ -81,11 +83,12 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
       const flags = [...nodeFlags(), ...(build.features.includes('preload') ? preload() : [])];
       // A build that does not take the fd would leave it open, for its children too.
       if (build.features.includes('oom-fd')) state.oomFd = oomFile();
+      if (!build.features.includes('canary')) delete state.clients; // closed by the execve, as before
       execInto(p, { state, control, flags, native }, [...(again() ? ['SIGUSR2' as const] : []), ...held]);
     }
   } catch (err) {
     p.log.event('self-upgrade-failed', { message: (err as Error).message });
-    if (state) p.sup.thaw(state);
+    p.sup.thaw();
   }
   control?.resume().catch((err: Error) => p.log.event('warning', { message: `control socket: ${err.message}` }));
   p.signals.release(held);

@@ -1,5 +1,6 @@
 import { onExit } from 'signal-exit';
-import { controlHandler } from '../control/handler.js';
+import { controlHandler, upgradeReply } from '../control/handler.js';
+import { replyOn } from '../control/serve.js';
 import { ControlServer, type Handler } from '../control/server.js';
 import { usageError } from '../errors.js';
 import { INSTALL_HINT, replaceableCode } from '../install.js';
@@ -16,6 +17,7 @@ import { heldAtStart } from '../sys/hold.js';
 import { protectFromOom } from '../sys/oom.js';
 import { clearAmbient } from '../sys/prctl.js';
 import { systemdHooks } from '../systemd.js';
+import type { UpgradeResult } from '../upgrade.js';
 import { fail } from './fail.js';
 import { parseOptions } from './options.js';
 import { selfUpgrader } from './reexec.js';
@@ -50,7 +52,8 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   const notifySocket = process.env.NOTIFY_SOCKET ?? (resume ? process.env.BATON_NOTIFY_SOCKET : undefined);
   delete process.env.NOTIFY_SOCKET;
   if (notifySocket) process.env.BATON_NOTIFY_SOCKET = notifySocket;
-  const sup = new Supervisor(config, log, systemdHooks(notifySocket, log), resume, reread);
+  const answer = (fd: number, r: UpgradeResult) => replyOn(fd, upgradeReply(r));
+  const sup = new Supervisor(config, log, { ...systemdHooks(notifySocket, log), answer }, resume, reread);
   const fields = { handover: config.handover, ready: formatReady(config.ready), drain: config.drain };
   log.event('config', { ...fields, stop_signal: config.stopSignal, ...(resume ? { resumed: true } : {}) });
   const handler = controlHandler(sup);

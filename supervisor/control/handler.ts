@@ -1,11 +1,12 @@
 import type { Supervisor } from '../supervisor.js';
-import type { Handler } from './server.js';
+import type { UpgradeResult } from '../upgrade.js';
+import type { Handler, Reply } from './server.js';
 
 const DEFAULT_WAIT = 120_000;
 
 /** Answers control requests from the supervisor. */
 export function controlHandler(supervisor: Supervisor): Handler {
-  return async (req) => {
+  return async (req, client) => {
     switch (req.command) {
       case 'status':
         return { ok: true, status: supervisor.status() };
@@ -13,7 +14,7 @@ export function controlHandler(supervisor: Supervisor): Handler {
         setImmediate(() => supervisor.stop());
         return { ok: true, stopping: true };
       case 'reload': {
-        const outcome = supervisor.reload('baton reload');
+        const outcome = supervisor.reload('baton reload', req.wait ? client.fd : undefined);
         if (!req.wait) return { ok: true, requested: true };
         let timer: NodeJS.Timeout | undefined;
         const timeout = req.timeout ?? DEFAULT_WAIT;
@@ -31,20 +32,25 @@ export function controlHandler(supervisor: Supervisor): Handler {
               hint: 'it goes on; see baton status',
             },
           };
-        if (result.ok) return { ok: true, result };
-        const to = result.generation ? ` to generation ${result.generation}` : '';
-        const again = result.rollback === 'canary' ? 'serves again' : 'still serves';
-        const serving = result.serving ? `generation ${result.serving} ${again}` : 'nothing serves';
-        return {
-          ok: false,
-          result,
-          error: {
-            code: 'ERR_BATON_UPGRADE',
-            message: `upgrade${to} failed: ${result.reason}`,
-            hint: `${result.hint ? `${result.hint}; ` : ''}${serving}; see baton's log`,
-          },
-        };
+        return upgradeReply(result);
       }
     }
+  };
+}
+
+/** What `reload --wait` hears of the upgrade that served it (also on a connection a self-upgrade carried on). */
+export function upgradeReply(result: UpgradeResult): Reply {
+  if (result.ok) return { ok: true, result };
+  const to = result.generation ? ` to generation ${result.generation}` : '';
+  const again = result.rollback === 'canary' ? 'serves again' : 'still serves';
+  const serving = result.serving ? `generation ${result.serving} ${again}` : 'nothing serves';
+  return {
+    ok: false,
+    result,
+    error: {
+      code: 'ERR_BATON_UPGRADE',
+      message: `upgrade${to} failed: ${result.reason}`,
+      hint: `${result.hint ? `${result.hint}; ` : ''}${serving}; see baton's log`,
+    },
   };
 }

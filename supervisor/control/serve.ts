@@ -16,7 +16,43 @@ export type Reply =
   | { ok: true; [k: string]: unknown }
   | { ok: false; error: { code: ErrorCode; message: string; hint?: string }; [k: string]: unknown };
 
-export type Handler = (req: Request) => Promise<Reply>;
+/** The connection a request came on: its fd while it waits for the answer (a self-upgrade carries it on). */
+export interface Client {
+  fd(): number | undefined;
+}
+
+export type Handler = (req: Request, client: Client) => Promise<Reply>;
+
+/**
+ * Connections whose request is not answered yet, but for `reload --wait` ones (a self-upgrade carries those on to
+ * the next program): a pause waits for them.
+ */
+export class Unanswered {
+  private readonly sockets = new Set<net.Socket>();
+  private wake?: () => void;
+
+  add(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.delete(socket));
+  }
+
+  delete(socket: net.Socket): void {
+    this.sockets.delete(socket);
+    if (this.sockets.size === 0) this.wake?.();
+  }
+
+  /** Resolves once none is left. */
+  none(): Promise<void> {
+    return this.sockets.size === 0 ? Promise.resolve() : new Promise((resolve) => (this.wake = resolve));
+  }
+}
+
+/** The answer to a carried connection `fd` (then closed); a client that went away meanwhile gets nothing. */
+export function replyOn(fd: number, r: Reply): void {
+  const socket = new net.Socket({ fd, readable: false, writable: true });
+  socket.on('error', () => {});
+  socket.end(JSON.stringify(r) + '\n');
+}
 
 const COMMANDS = new Set(['reload', 'status', 'stop']);
 
@@ -40,8 +76,11 @@ function parse(line: string): Request | string {
 }
 
 /** A net.Server accepting on the listening socket `fd`. */
-export async function acceptOn(fd: number, handler: Handler, log: Logger): Promise<net.Server> {
-  const server = net.createServer((socket) => serve(socket, handler, log));
+export async function acceptOn(fd: number, handler: Handler, log: Logger, unanswered: Unanswered): Promise<net.Server> {
+  const server = net.createServer((socket) => {
+    unanswered.add(socket);
+    serve(socket, handler, log, unanswered);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ fd }, () => {
@@ -59,7 +98,7 @@ export async function acceptOn(fd: number, handler: Handler, log: Logger): Promi
 
 const IDLE_MS = 30_000;
 
-function serve(socket: net.Socket, handler: Handler, log: Logger): void {
+function serve(socket: net.Socket, handler: Handler, log: Logger, unanswered: Unanswered): void {
   socket.on('error', () => {}); // a peer that goes away is not baton's problem
   socket.setTimeout(IDLE_MS, () => socket.destroy());
   const reply = (r: Reply) => socket.end(JSON.stringify(r) + '\n');
@@ -97,7 +136,11 @@ function serve(socket: net.Socket, handler: Handler, log: Logger): void {
       log.event('control-bad-request', { message: req });
       return reply({ ok: false, error: { code: 'ERR_BATON_REQUEST', message: req, hint: 'see docs/control.md' } });
     }
-    handler(req).then(reply, (err: Error) =>
+    // From here the handler bounds the wait (a reload --wait may take longer than a client may idle).
+    socket.setTimeout(0);
+    if (req.command === 'reload' && req.wait) unanswered.delete(socket);
+    const client = { fd: () => (socket.destroyed || socket.writableEnded ? undefined : fd) };
+    handler(req, client).then(reply, (err: Error) =>
       reply({ ok: false, error: { code: 'ERR_BATON_INTERNAL', message: err.message } }),
     );
   });

@@ -7,7 +7,7 @@ import { checkDirectory, withUmask } from '../files.js';
 import type { Logger } from '../log.js';
 import { closeFd, dupCloexec, setCloexec } from '../sys/fd.js';
 import { createListener, isListening, socketAddress, unixSocketOwner } from '../sys/socket.js';
-import { acceptOn, type Handler } from './serve.js';
+import { acceptOn, type Handler, Unanswered } from './serve.js';
 
 export type { Handler, Reply, Request } from './serve.js';
 
@@ -37,8 +37,18 @@ export class ControlServer {
   private closed = false;
   private readonly handler: Handler;
   private readonly log: Logger;
+  private readonly unanswered: Unanswered;
 
-  private constructor(path: string, server: net.Server, made: string[], handler: Handler, log: Logger) {
+  private constructor(o: {
+    path: string;
+    server: net.Server;
+    made: string[];
+    handler: Handler;
+    log: Logger;
+    unanswered: Unanswered;
+  }) {
+    const { path, server, made, handler, log, unanswered } = o;
+    this.unanswered = unanswered;
     this.path = path;
     this.server = server;
     this.made = made;
@@ -71,7 +81,9 @@ export class ControlServer {
     }
     setCloexec(fd, true);
     try {
-      return new ControlServer(path, await acceptOn(fd, handler, log), made, handler, log);
+      const unanswered = new Unanswered();
+      const server = await acceptOn(fd, handler, log, unanswered);
+      return new ControlServer({ path, server, made, handler, log, unanswered });
     } catch {
       closeQuietly(fd);
       return undefined;
@@ -105,11 +117,12 @@ export class ControlServer {
     try {
       // The socket is created 0600, with no window where it is wider.
       fd = withUmask(0o177, () => createListener({ kind: 'unix', path }, BACKLOG, { path }).fd);
-      const server = await acceptOn(fd, handler, log);
+      const unanswered = new Unanswered();
+      const server = await acceptOn(fd, handler, log, unanswered);
       const dirs: string[] = [];
       // The shared directory of every baton's default socket stays: another baton may be starting in it.
       for (let d = dirname(path); made && d.startsWith(made) && d !== runtimeBase(); d = dirname(d)) dirs.push(d);
-      return new ControlServer(path, server, dirs, handler, log);
+      return new ControlServer({ path, server, made: dirs, handler, log, unanswered });
     } catch (err) {
       if (fd !== undefined) {
         closeQuietly(fd);
@@ -126,13 +139,15 @@ export class ControlServer {
 
   /**
    * Stops accepting; the socket still listens, so new requests wait in its backlog (for a self-upgrade's
-   * execve). Resolves once the requests accepted before are answered, or after PAUSE_GRACE_MS.
+   * execve). Resolves once the requests accepted before are answered (but `reload --wait`, which waits for an
+   * upgrade), or after PAUSE_GRACE_MS.
    */
   async pause(): Promise<void> {
     if (this.paused !== undefined || !this.server || this.closed) return;
     this.paused = dupCloexec(this.fd);
-    const answered = new Promise((resolve) => this.server!.close(resolve));
+    this.server.close();
     this.server = undefined;
+    const answered = this.unanswered.none();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([answered, new Promise((resolve) => (timer = setTimeout(resolve, PAUSE_GRACE_MS)))]);
     clearTimeout(timer);
@@ -142,7 +157,7 @@ export class ControlServer {
   async resume(): Promise<void> {
     const fd = this.paused;
     if (fd === undefined || this.closed) return;
-    this.server = await acceptOn(fd, this.handler, this.log);
+    this.server = await acceptOn(fd, this.handler, this.log, this.unanswered);
     this.paused = undefined;
   }
 

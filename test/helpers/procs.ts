@@ -24,9 +24,9 @@ export async function until<T>(what: string, f: () => T | undefined, timeout = 2
 }
 
 /** Two loads at once, as in the zero-downtime tests: a new connection per request, and keep-alive. */
-export function load(port: number, maxMs: number) {
-  const fresh = hammer({ port, keepAlive: false, concurrency: 2, maxMs });
-  const kept = hammer({ port, keepAlive: true, concurrency: 2, maxMs });
+export function load(port: number, maxMs: number, maxRequests?: number) {
+  const fresh = hammer({ port, keepAlive: false, concurrency: 2, maxMs, maxRequests });
+  const kept = hammer({ port, keepAlive: true, concurrency: 2, maxMs, maxRequests });
   return { stop: async () => ({ fresh: await fresh.stop(), kept: await kept.stop() }) };
 }
 

@@ -1,0 +1,41 @@
+import { BatonError } from './errors.js';
+import { RESUME_ENV, type ResumeState } from './self-upgrade.js';
+import { setCloexec } from './sys/fd.js';
+import { execve } from './sys/process.js';
+
+/**
+ * Replaces baton's program in place (execve): same pid, so systemd's main pid and the children
+ * stay. The fds the state names are made inheritable first; if execve fails they are closed-on-exec
+ * again and an error is thrown, and the caller goes on as before.
+ */
+export function execSelf(
+  state: ResumeState,
+  nodeFlags = process.execArgv,
+  extraEnv: Record<string, string> = {},
+): never {
+  const fds = [...state.listeners.map((l) => l.fd), ...state.generations.flatMap((g) => g.own)];
+  if (state.control) fds.push(state.control.fd);
+  if (state.oomFd !== undefined) fds.push(state.oomFd);
+  fds.push(...(state.clients ?? []), ...(state.canary?.clients ?? []));
+  for (const fd of fds) setCloexec(fd, false);
+  // libuv marks stdio close-on-exec when it wraps a pipe; the next program needs them too.
+  for (const fd of [0, 1, 2]) {
+    try {
+      setCloexec(fd, false);
+    } catch {
+      // not open
+    }
+  }
+  // `--`: Node 20 would take baton's own --env-file for its own (see cli.ts).
+  const argv = [process.execPath, ...nodeFlags, '--', ...process.argv.slice(1)];
+  const env = Object.entries({ ...process.env, ...extraEnv, [RESUME_ENV]: JSON.stringify(state) }).map(
+    ([k, v]) => `${k}=${v}`,
+  );
+  execve(process.execPath, argv, env);
+  for (const fd of fds) setCloexec(fd, true);
+  throw new BatonError(
+    'ERR_BATON_EXEC',
+    `execve ${process.execPath} failed`,
+    'check that the node binary and baton are still in place',
+  );
+}
