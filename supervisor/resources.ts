@@ -46,7 +46,7 @@ export class Resources {
       log,
       config.user,
     ));
-    const plan = plane?.orphan ? [plane.orphan, ...orphans] : orphans;
+    const plan = [...(plane?.orphan ? [plane.orphan] : []), ...(plane?.leftOver ?? []), ...orphans];
     this.orphans = new Orphans(plan, config, log);
   }
 

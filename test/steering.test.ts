@@ -195,6 +195,38 @@ needs('bpf').serial('SIGKILL of baton in port mode: a restarted baton takes over
   takeover(t, 'good', true),
 );
 
+needs('bpf').serial(
+  'SIGKILL of baton in port mode during a canary window: the restarted one retires the old generation too',
+  (t) =>
+    inWorld(true, async (w) => {
+      // No rollback after a crash: the slot points at generation 2, which the restarted baton takes over; the old
+      // generation 1, draining and out of the slot, must not be left running by nobody.
+      const args = [...port, '--drain', '3s', '--', 'node', fixture];
+      const first = w.baton(args);
+      const one = await first.event('active', 1);
+      const load = await w.hammer(80, false);
+      first.signal('SIGHUP');
+      const two = await first.event('active', 2);
+      await first.event('upgraded', 2);
+      first.signal('SIGKILL');
+      await first.exited;
+      const second = w.baton(args);
+      const orphans = [await second.event('orphan', 2), await second.event('orphan', 1)];
+      t.deepEqual(
+        orphans.map((o) => o.pid),
+        [two.pid, one.pid],
+      );
+      const next = await second.event('active', 3);
+      await exitOf(one.pid, 15_000);
+      await exitOf(two.pid, 15_000);
+      const r = await load.stop();
+      t.deepEqual(gaps(r), []);
+      t.deepEqual(childrenOf(second.pid), [next.pid]);
+      await servesOnly(t, w, 80, false, 3);
+      t.is((await second.stop()).code, 0);
+    }),
+);
+
 needs('bpf').serial('port mode: an old generation that exits during its drain is fine', (t) =>
   inWorld(true, async (w) => {
     const drain = 1000;

@@ -11,7 +11,7 @@ import { signalGroup } from '../sys/process.js';
 import type { Rule } from './rules.js';
 import { shadowed } from './shadow.js';
 import { refuseSplit } from './split.js';
-import { readState, removeState, writeState } from './state.js';
+import { type Retiring, readState, removeState, writeState } from './state.js';
 import { Steering } from './steering.js';
 
 /** What the plane needs of baton's configuration. */
@@ -35,6 +35,11 @@ export interface SteeringOptions {
 export class SteeringPlane {
   readonly steering: Steering;
   readonly orphan?: Orphan;
+  /** Port mode: the generations a previous baton had switched away from and that still run; retired with the orphan. */
+  readonly leftOver: Orphan[] = [];
+  /** Port mode: who is in the slot, and who left it and may still run (the state names both). */
+  private serving?: Retiring;
+  private retiring: Retiring[] = [];
   private readonly options: SteeringOptions;
   private readonly log: Logger;
   /** The slot has been switched to one of this baton's generations (port mode). */
@@ -52,7 +57,12 @@ export class SteeringPlane {
     }
     // The orphan is signalled at the end: it must be the process this baton's generation was, not just its pid.
     const g = state?.generation;
-    const orphanPid = !resuming && g && startedAs(g.pid, g.starttime, [`BATON_GENERATION=${g.number}`]) ? g : undefined;
+    const was = (r: Retiring) => startedAs(r.pid, r.starttime, [`BATON_GENERATION=${r.number}`]);
+    const orphanPid = !resuming && g && was(g) ? g : undefined;
+    // Its own state after a self-upgrade; a dead baton's names what to retire.
+    this.retiring = (state?.retiring ?? []).filter(was);
+    if (resuming) this.serving = g;
+    else for (const r of this.retiring) this.leftOver.push({ ...r, worker: 0, startedAt: Date.now() });
     const { name, bpffs, force } = options;
     const warnings = resuming ? [] : refuseSplit({ name, bpffs, force, ...(orphanPid && { serving: orphanPid }) });
     const orphanInodes = orphanPid
@@ -83,6 +93,7 @@ export class SteeringPlane {
         if (fd !== undefined) {
           const { number, pid, starttime } = orphanPid;
           this.orphan = { number, worker: 0, pid, starttime, startedAt: Date.now(), held: fd };
+          this.serving = { number, pid, starttime };
           log.event('orphan', {
             generation: orphanPid.number,
             pid: orphanPid.pid,
@@ -94,19 +105,26 @@ export class SteeringPlane {
       this.steering.close(false);
       throw err;
     }
+    for (const o of this.leftOver) {
+      const message = 'a generation a previous baton was retiring; it is retired once the next one is active';
+      log.event('orphan', { generation: o.number, pid: o.pid, message });
+    }
     for (const message of warnings) log.event('warning', { message });
     if (!this.orphan) this.saveState();
     this.status(this.steering.reused ? 'steering-reused' : 'steering');
   }
 
-  /** baton's pid in every mode (so that a second baton and steer clean see it), the serving generation in port mode. */
-  private saveState(gen?: { number: number; pid: number }, port?: number): void {
+  /**
+   * baton's pid in every mode (so that a second baton and steer clean see it); in port mode the serving generation
+   * and those that left the slot and still run.
+   */
+  private saveState(port?: number): void {
+    const gen = this.serving;
     writeState(this.options.stateDir, {
       name: this.options.name,
       pid: process.pid,
-      ...(gen
-        ? { generation: { number: gen.number, pid: gen.pid, starttime: startTime(gen.pid) ?? '', port: port ?? 0 } }
-        : {}),
+      ...(gen ? { generation: { ...gen, port: port ?? 0 } } : {}),
+      ...(this.retiring.length > 0 ? { retiring: this.retiring } : {}),
     });
   }
 
@@ -117,7 +135,11 @@ export class SteeringPlane {
     this.steering.setSlot(gen.held.fd);
     const us = Math.round((performance.now() - t0) * 1000);
     this.switched = true;
-    this.saveState(gen, gen.held.port);
+    const before = this.serving;
+    this.serving = { number: gen.number, pid: gen.pid, starttime: startTime(gen.pid) ?? '' };
+    const left = before && before.pid !== gen.pid ? [before, ...this.retiring] : this.retiring;
+    this.retiring = left.filter((r) => r.pid !== gen.pid && alive(r.pid, r.starttime));
+    this.saveState(gen.held.port);
     this.status('switch', { generation: gen.number, pid: gen.pid, switch_us: us });
   }
 

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkDirectory, removeKnown, writeFileAtomic } from '../files.js';
-import { int, pid, record, starttime, text } from '../schema.js';
+import { int, list, pid, record, starttime, text } from '../schema.js';
 
 /** What a restarted baton needs to find the generation that serves: written on every switch. */
 export interface SteeringState {
@@ -10,6 +10,15 @@ export interface SteeringState {
   pid: number;
   /** Port mode: the generation whose listener is in the slot. */
   generation?: { number: number; pid: number; starttime: string; port: number };
+  /** Port mode: generations that left the slot and may still run (draining, or rolled back): a restart retires them. */
+  retiring?: Retiring[];
+}
+
+/** A generation that left the slot: known again by its pid and start time. */
+export interface Retiring {
+  number: number;
+  pid: number;
+  starttime: string;
 }
 
 const STATE = 'state.json';
@@ -21,7 +30,10 @@ export function stateFile(dir: string): string {
 // baton itself may be pid 1 (a container's init); its generation never is.
 const valid = record(
   { name: text, pid: (v) => int(v) && (v as number) > 0 },
-  { generation: record({ number: int, pid, starttime, port: int }) },
+  {
+    generation: record({ number: int, pid, starttime, port: int }),
+    retiring: list(record({ number: int, pid, starttime })),
+  },
 );
 
 /** The state as written, or undefined when there is none or a field is missing or malformed. */
