@@ -266,7 +266,7 @@ test.serial('self-upgrade: SIGUSR2 under load keeps the pid and the serving gene
 test.serial(
   'self-upgrade in the canary window carries it on: the new program ends it and answers both reload --wait clients',
   async (t) => {
-    const drain = 3000;
+    const drain = 8000; // the execve (its check included) takes seconds on a loaded machine
     const args = ['--listen', '127.0.0.1:0', '--drain', `${drain}ms`, '--', 'node', fixture];
     await underLoad(t, args, 3, async (baton) => {
       const first = await baton.event('active', 1);
