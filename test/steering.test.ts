@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -124,20 +124,23 @@ for (const carried of [false, true]) {
     (t) =>
       inWorld(true, async (w) => {
         // Generation 2's Nth probe fails: it serves from the slot first (across baton's execve, if carried).
-        const [nth, interval] = carried ? [6, 500] : [3, 300];
-        const runs = join(mkdtempSync(join(tmpdir(), 'baton-canary-')), 'runs');
-        const fails = `[ "$BATON_GENERATION" != 2 ] || { echo >> ${runs}; [ $(wc -l < ${runs}) -lt ${nth} ]; }`;
-        const health = ['--health', `probe:${fails}`, '--health-interval', `${interval}ms`];
-        const drain = carried ? '8s' : '3s';
+        // Generation 2's probe fails once `sick` exists: made 600 ms into its window (after the execve, if carried).
+        const sick = join(mkdtempSync(join(tmpdir(), 'baton-canary-')), 'sick');
+        const fails = `[ "$BATON_GENERATION" != 2 ] || [ ! -e ${sick} ]`;
+        const health = ['--health', `probe:${fails}`, '--health-interval', '300ms'];
+        const drain = carried ? '15s' : '3s';
         const baton = w.baton([...port, '--drain', drain, ...health, '--', 'node', fixture, 'exit-on-term']);
         const first = await baton.event('active', 1);
         const load = await w.hammer(80, false);
         await sleep(300);
         baton.signal('SIGHUP');
+        await baton.event('upgraded', 2);
         if (carried) {
-          await baton.event('upgraded', 2);
           baton.signal('SIGUSR2');
+          await baton.event('resumed');
         }
+        await sleep(600);
+        writeFileSync(sick, '');
         const rollback = await baton.event('rollback', 2, 20_000);
         t.is(rollback.phase, 'canary');
         t.regex(String(rollback.message), /^generation 2 failed its health probe \(exit 1\) \d+\.\d s after/);
