@@ -28,11 +28,17 @@ async function main(): Promise<void> {
   await (await import('./cli/run.js')).run(process.argv.slice(2), held);
 }
 
-/** A self-upgrade's check of this build (self-check.ts): every module loads. */
+/**
+ * A self-upgrade's check of this build (self-check.ts): every module loads, and the running baton's options (its
+ * arguments, BATON_*, --config as they read now) are valid here: else the new program would fail after the execve.
+ */
 async function selfCheck(): Promise<void> {
   checkOpenFiles(); // refused here, not after the execve
   await Promise.all([import('./cli/run.js'), import('./cli/control.js'), import('./cli/steer.js')]);
-  print((await import('./self-check.js')).selfCheckLine());
+  const { SELF_CHECK_ARGS, selfCheckLine } = await import('./self-check.js');
+  const args = process.env[SELF_CHECK_ARGS];
+  if (args) (await import('./cli/options.js')).parseOptions(JSON.parse(args) as string[]);
+  print(selfCheckLine());
 }
 
 function print(text: string): void {

@@ -9,6 +9,8 @@ export const SELF_CHECK_TIMEOUT = 10_000;
 
 /** With this set to 1, cli.ts only loads every module, prints selfCheckLine() and exits 0. */
 export const SELF_CHECK_ENV = 'BATON_SELF_CHECK';
+/** The running baton's arguments (JSON), which the checked build parses as its options. */
+export const SELF_CHECK_ARGS = 'BATON_SELF_CHECK_ARGS';
 
 /**
  * What this build takes from a self-upgrade beyond the first BATON_RESUME format: `control`, the
@@ -60,7 +62,8 @@ export function checkBuild(timeout = SELF_CHECK_TIMEOUT): Promise<CheckedBuild> 
   const script = process.argv[1]!;
   const args = [...nodeFlags(), script, '--help'];
   // With the preload the program would get: a broken one fails the check, not the execve.
-  const env = { ...process.env, ...preloadEnv(script), [SELF_CHECK_ENV]: '1' };
+  const options = JSON.stringify(process.argv.slice(2));
+  const env = { ...process.env, ...preloadEnv(script), [SELF_CHECK_ENV]: '1', [SELF_CHECK_ARGS]: options };
   const child = withChildOomScore(() => spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
   let [stdout, stderr] = ['', ''];
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout = (stdout + d).slice(-65536)));

@@ -14,6 +14,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -296,6 +297,32 @@ test.serial('F2: a self-upgrade into a build that cannot start is refused; baton
     deploy.remove();
     rmSync(broken, { recursive: true, force: true });
     release();
+  }
+});
+
+test.serial('a self-upgrade whose options the new program would refuse (a broken --config) is refused', async (t) => {
+  // The new program parses the options again: a --config broken since the start would end baton after the execve.
+  const file = join(mkdtempSync(join(tmpdir(), 'baton-su-config-')), 'baton.json');
+  writeFileSync(file, JSON.stringify({ drain: '200ms' }));
+  try {
+    await underLoad(t, ['--config', file, '--', 'node', fixture], {}, async (baton, _port, control) => {
+      writeFileSync(file, '{ "drain": ');
+      let from = baton.events.length;
+      baton.signal('SIGUSR2');
+      const failed = await after(baton, from, (e) => e.event === 'self-upgrade-failed');
+      t.regex(String(failed.message), /self-upgrade refused: .* does not start \(exit code 2\): error: .*baton\.json/);
+      t.false(
+        baton.events.slice(from).some((e) => e.event === 'self-upgrade'),
+        'no execve was tried',
+      );
+      t.like(await statusOf(control, 10_000), { pid: baton.pid });
+      writeFileSync(file, JSON.stringify({ drain: '200ms' }));
+      from = baton.events.length;
+      baton.signal('SIGUSR2');
+      t.is((await after(baton, from, (e) => e.event === 'resumed')).serving, 1, 'a good file: taken');
+    });
+  } finally {
+    rmSync(dirname(file), { recursive: true, force: true });
   }
 });
 
