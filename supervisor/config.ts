@@ -55,6 +55,20 @@ export interface Config {
   bpffs: string;
   force: boolean;
   keepSteering: boolean;
+  /** --shared-socket: under --steer every generation serves from baton's one socket, not a socket of its own. */
+  sharedSocket: boolean;
+}
+
+/**
+ * Under --steer with a shared-listener handover (pidfd, inherit) each generation gets a socket of its own, bound
+ * where --listen says, and the steering slot is switched to it once it is ready (gen-socket.ts); --shared-socket
+ * keeps one socket for baton's life. Port mode: each generation binds its own anyway.
+ */
+export function socketPerGeneration(
+  c: { steer: readonly unknown[]; sharedSocket: boolean },
+  handover: { sharesListener: boolean },
+): boolean {
+  return c.steer.length > 0 && !c.sharedSocket && handover.sharesListener;
 }
 
 /** The option's name on the command line of a Config key or a camel-case --config key: readyTimeout → ready-timeout. */

@@ -16,7 +16,7 @@ export function execSelf(
   const fds = [...state.listeners.map((l) => l.fd), ...state.generations.flatMap((g) => g.own)];
   if (state.control) fds.push(state.control.fd);
   if (state.oomFd !== undefined) fds.push(state.oomFd);
-  fds.push(...(state.clients ?? []), ...(state.canary?.clients ?? []));
+  fds.push(...(state.clients ?? []), ...(state.canary?.clients ?? []), ...(state.sockets ?? []));
   for (const fd of fds) setCloexec(fd, false);
   // libuv marks stdio close-on-exec when it wraps a pipe; the next program needs them too.
   for (const fd of [0, 1, 2]) {

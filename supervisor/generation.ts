@@ -2,6 +2,7 @@ import { type StdioOptions, spawn } from 'node:child_process';
 import { track } from './children.js';
 import { Escapees } from './escapees.js';
 import { describeExit, type ExitStatus, exitCode } from './exit-status.js';
+import type { GenerationSocket } from './gen-socket.js';
 import type { Held } from './handover/handover.js';
 import type { Fields, Logger } from './log.js';
 import type { Release } from './release.js';
@@ -84,8 +85,13 @@ export class Generation {
   readonly times: Timings = {};
   state: State = 'starting';
   activeSince?: number;
-  /** port handover: baton's copy of the listener the generation bound itself, and its port. */
+  /**
+   * baton's copy of the generation's own listener, and its port: the one it bound itself (port handover) or its
+   * generation socket (under --steer). Its queue is emptied before the stop signal; the steering slot takes it.
+   */
   held?: Held;
+  /** Under --steer: the socket it serves from, of its own generation or of the one whose crash it restarts. */
+  socket?: GenerationSocket;
   status?: ExitStatus;
   /** Why baton sent it SIGKILL (its kill deadline, a second stop request), if it did. */
   killed?: string;

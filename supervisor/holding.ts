@@ -20,10 +20,13 @@ export interface Stray {
 
 type Serving = Pick<Generation, 'pid' | 'held'>;
 
-/** The listeners `gen` serves from, by socket: baton's own (shared-socket handovers), or the one it bound itself. */
+/**
+ * The listeners `gen` serves from, by socket: its own (the one it bound itself, or its generation socket under
+ * --steer), else baton's (shared-socket handovers).
+ */
 function served(gen: Serving, listeners: Listener[], shares: boolean): Map<string, string> {
-  if (shares) return new Map(listeners.map((l) => [socketOf(l.fd), l.name]));
-  return new Map(gen.held ? [[socketOf(gen.held.fd), `port ${gen.held.port}`]] : []);
+  if (gen.held) return new Map([[socketOf(gen.held.fd), `port ${gen.held.port}`]]);
+  return new Map(shares ? listeners.map((l) => [socketOf(l.fd), l.name]) : []);
 }
 
 export function holding(gen: Serving, listeners: Listener[], shares: boolean): Holding {

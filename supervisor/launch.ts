@@ -1,5 +1,6 @@
 import type { Config } from './config.js';
 import { describeExit } from './exit-status.js';
+import type { GenerationSocket } from './gen-socket.js';
 import { Generation } from './generation.js';
 import type { Handover, Session, Source } from './handover/handover.js';
 import type { Helpers } from './helpers.js';
@@ -35,19 +36,28 @@ export interface LaunchContext {
  * Spawns one process of generation `number` of `release` for worker slot `worker` and waits until it is ready,
  * exits, or times out (its --ready and --ready-timeout). A process that does not make it is marked failed and killed.
  */
-export async function launch(ctx: LaunchContext, number: number, worker: number, release: Release): Promise<Launch> {
+export async function launch(
+  ctx: LaunchContext,
+  number: number,
+  worker: number,
+  release: Release,
+  socket?: GenerationSocket,
+): Promise<Launch> {
   const { config, log, handover } = ctx;
+  // Under --steer: the generation's own socket, not baton's listeners.
+  const { listeners, source } = socket ? { listeners: [socket.listener], source: socket.source } : ctx;
   const abort = new AbortController();
+  socket?.use(new Promise((resolve) => abort.signal.addEventListener('abort', resolve, { once: true })));
   let timer: NodeJS.Timeout | undefined;
   let spawned: Generation | undefined;
   let notify: NotifySocket | undefined;
   let session: Session | undefined;
   try {
-    if (handover.pulls) await ctx.source.ready();
+    if (handover.pulls) await source.ready();
     const channel = new NotifySocket(ctx.runtimeDir, number, worker, config.user);
     notify = channel;
     const began = performance.now();
-    const plan = handover.plan(release.command, ctx.listeners, ctx.source);
+    const plan = handover.plan(release.command, listeners, source);
     const gen = new Generation(
       number,
       {
@@ -67,6 +77,10 @@ export async function launch(ctx: LaunchContext, number: number, worker: number,
       worker,
     );
     spawned = gen;
+    if (socket) {
+      [gen.socket, gen.held] = [socket, socket.hold()];
+      socket.use(gen.exited);
+    }
     ctx.spawned(gen);
     // spawn_ms: baton's own time to fork and exec (and to prepare the handover).
     log.event('spawn', {
@@ -77,7 +91,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number,
       cwd: release.dir,
       spawn_ms: Math.round((performance.now() - began) * 100) / 100,
     });
-    session = handover.begin(gen.pid, plan, ctx.listeners, abort.signal, ctx.source);
+    session = handover.begin(gen.pid, plan, listeners, abort.signal, source);
     const grabbed = session.watch?.then((held) => {
       if (held) gen.held = held;
       gen.times.grab = gen.ms();
@@ -114,7 +128,7 @@ export async function launch(ctx: LaunchContext, number: number, worker: number,
       ),
     ]);
     // Ready is not enough: a generation that does not hold its listeners would leave them unanswered.
-    const outcome = raced ?? unheld(gen, ctx.listeners, handover.sharesListener);
+    const outcome = raced ?? unheld(gen, listeners, handover.sharesListener);
     if (outcome === undefined) {
       gen.to('ready');
       gen.times.ready = gen.ms();

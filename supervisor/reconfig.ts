@@ -41,6 +41,7 @@ const FIXED: Record<Exclude<keyof Config, Shaping | 'bpffs'>, string> = {
   stateDir: 'state-dir',
   force: 'force',
   keepSteering: 'keep-steering',
+  sharedSocket: 'shared-socket',
 };
 
 const DURATIONS = new Set<Shaping>(['readyTimeout', 'drain', 'killTimeout', 'checkTimeout']);

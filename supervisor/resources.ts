@@ -1,6 +1,7 @@
 import { adoptActivated } from './activation.js';
 import { formatAddress } from './address.js';
-import type { Config } from './config.js';
+import { type Config, socketPerGeneration } from './config.js';
+import { GenerationSockets } from './gen-socket.js';
 import type { Generation } from './generation.js';
 import type { Handover, Source } from './handover/handover.js';
 import { handovers } from './handover/index.js';
@@ -28,6 +29,8 @@ export class Resources {
   readonly orphans: Orphans;
   readonly source: Source;
   readonly keeper?: Keeper;
+  /** Under --steer (not --shared-socket): each generation's own socket, instead of baton's listeners. */
+  readonly sockets?: GenerationSockets;
 
   private constructor(
     private readonly config: Config,
@@ -48,6 +51,11 @@ export class Resources {
     ));
     const plan = [...(plane?.orphan ? [plane.orphan] : []), ...(plane?.leftOver ?? []), ...orphans];
     this.orphans = new Orphans(plan, config, log);
+    if (socketPerGeneration(config, handovers[config.handover])) {
+      const { pulls } = handovers[config.handover];
+      const spec = config.listen[0]!;
+      this.sockets = new GenerationSockets({ spec, backlog: config.backlog, pulls, user: config.user, log });
+    }
   }
 
   /** The number the next generation gets after the orphans'. */
@@ -77,14 +85,19 @@ export class Resources {
 
   /** Opens everything, or carries it over from the program this one replaced (`resume`). */
   static open(config: Config, handover: Handover, log: Logger, resume?: ResumeState): Resources {
-    const steering = config.steer.length > 0 ? steeringOptions(config, handover) : undefined;
-    const record = handover.sharesListener ? RunRecord.of(config.listen) : undefined;
+    // With a socket per generation baton opens no listener of its own, and a restart takes over as in port mode.
+    const own = !socketPerGeneration(config, handover);
+    const steering = config.steer.length > 0 ? steeringOptions(config, handover.sharesListener && own) : undefined;
+    const record = handover.sharesListener && own ? RunRecord.of(config.listen) : undefined;
     if (resume) {
       for (const l of resume.listeners) setCloexec(l.fd, true);
       const plane = steering ? new SteeringPlane(steering, resume.listeners, log, true) : undefined;
       // Orphans a takeover had not retired yet when this program replaced the one that took them over.
       const orphans = (resume.orphans ?? []).filter(isOrphan);
-      return new Resources(config, resume.listeners, resume.runtimeDir, plane, resume.startedAt, record, orphans, log);
+      const { listeners, runtimeDir, startedAt } = resume;
+      const r = new Resources(config, listeners, runtimeDir, plane, startedAt, record, orphans, log);
+      r.sockets?.adopt(resume.sockets ?? []);
+      return r;
     }
     const stray = (what: string) =>
       log.event('warning', { message: `socket activation passed ${what}, which no --listen names; closed` });
@@ -92,7 +105,7 @@ export class Resources {
     // Under socket activation the service manager holds the listeners (and stops the old processes).
     const found = record && activated.size === 0 ? takeOver(record, config.listen, log) : undefined;
     const stale = (path: string) => log.event('stale-socket', { message: `removed stale unix socket ${path}` });
-    const listeners = openListeners(config.listen, config.backlog, stale, activated, found?.taken);
+    const listeners = openListeners(own ? config.listen : [], config.backlog, stale, activated, found?.taken);
     let runtimeDir: string | undefined;
     try {
       runtimeDir = makeRuntimeDir(config.user !== undefined);
@@ -125,7 +138,13 @@ export class Resources {
     if (serving) this.saveRecord([]);
     else this.record?.remove();
     this.keeper?.kill();
+    this.sockets?.closeAll();
     release(this.config, this.listeners, this.runtimeDir, serving);
+  }
+
+  /** A self-upgrade: the keepers go (the next program starts its own when a launch needs one). */
+  async pauseKeepers(): Promise<void> {
+    await Promise.all([this.keeper?.close(), ...(this.sockets?.all() ?? []).map((s) => s.pause())]);
   }
 
   /** Stops orphans being retired, then the steering plane, then releases the rest. */
@@ -148,8 +167,8 @@ function release(config: Config, listeners: Listener[], runtimeDir: string | und
   if (config.pidFile) removePidFile(config.pidFile);
 }
 
-function steeringOptions(config: Config, handover: Handover): SteeringOptions {
+/** `sharesListener`: baton's own listener sits in the slot for its whole life (else each generation's). */
+function steeringOptions(config: Config, sharesListener: boolean): SteeringOptions {
   const { name, stateDir, bpffs, steer: rules, force, keepSteering, stopSignal } = config;
-  const { sharesListener } = handover;
   return { name, stateDir, bpffs, rules, force, keepSteering, stopSignal, sharesListener };
 }

@@ -53,6 +53,7 @@ const valid = record(
       { lastBefore: int },
     ),
     clients: list(int),
+    sockets: list(int),
   },
 );
 
@@ -79,6 +80,8 @@ function untrusted(state: ResumeState): string | undefined {
   // Not the generations' own sockets (port mode): a server may have shut its listener down meanwhile.
   const idle = state.listeners.find((l) => !isListening(l.fd));
   if (idle) return `fd ${idle.fd} (listener ${idle.name}) is not a listening socket`;
+  const socket = (state.sockets ?? []).find((fd) => !isListening(fd));
+  if (socket !== undefined) return `fd ${socket} (a generation's socket) is not a listening socket`;
   const client = [...(state.clients ?? []), ...(state.canary?.clients ?? [])].find((fd) => !isClient(fd));
   if (client !== undefined) return `fd ${client} is not the connection of a client that may control baton`;
   if (!isRuntimeDir(state.runtimeDir)) return `${state.runtimeDir} is not a runtime directory of this user's baton`;

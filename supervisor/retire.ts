@@ -1,13 +1,14 @@
 import type { Config } from './config.js';
 import type { Generation } from './generation.js';
-import type { Handover } from './handover/handover.js';
+import { queueEmptied } from './handover/port.js';
 
 /** How often an old generation kept for an active one that dropped its listener is looked at again. */
 const RECHECK_MS = 1000;
 
 /**
- * Old generations on their way out: each waits out --drain (in port mode also until its own accept
- * queue is empty), then gets the stop signal. Every retirement (a wave, a scale-down) gets the next
+ * Old generations on their way out: each waits out --drain (with a listener of its own, in port mode or under
+ * --steer, also until its accept queue is empty: closing a listener resets what waits in it), then gets the stop
+ * signal. Every retirement (a wave, a scale-down) gets the next
  * number; --max-draining counts retirements, oldest first, not processes.
  */
 export class Retirement {
@@ -21,7 +22,6 @@ export class Retirement {
    */
   constructor(
     private readonly config: Pick<Config, 'drain' | 'maxDraining'>,
-    private readonly handover: Pick<Handover, 'beforeStop'> | undefined,
     private readonly stopping: () => boolean,
     private readonly serving: () => boolean = () => true,
   ) {}
@@ -65,7 +65,8 @@ export class Retirement {
 
   private stopDrained(old: Generation): void {
     // Only a live generation is waited for: once it has exited, baton has closed what it held of it.
-    const before = old.alive ? this.handover?.beforeStop?.(old, old.release.killTimeout) : undefined;
+    const held = old.alive ? old.held : undefined;
+    const before = held && queueEmptied(held.fd, old.release.killTimeout, () => old.alive);
     const stop = () => {
       if (this.stopping() || !old.alive) return;
       if (!this.serving()) return this.drainLater(old, Math.max(this.config.drain, RECHECK_MS));

@@ -1,8 +1,7 @@
-import type { Config } from './config.js';
+import type { GenerationSockets } from './gen-socket.js';
 import { Generation, type State, type Timings } from './generation.js';
 import type { Health } from './health.js';
 import type { Listener } from './listener.js';
-import type { Logger } from './log.js';
 import type { Carried } from './loop.js';
 import type { RecordedProcess } from './record.js';
 import { releaseIn, shapeOf } from './release.js';
@@ -60,6 +59,8 @@ export interface ResumeState {
   canary?: CarriedWindow;
   /** The connections of `reload --wait` clients waiting for the pending upgrade: the next program answers them. */
   clients?: number[];
+  /** Under --steer: the generation sockets baton holds (each generation's `port` names its own). */
+  sockets?: number[];
 }
 
 /** A canary window in flight (trial.ts), by pid, and the connections of the `reload --wait` clients waiting for it. */
@@ -93,7 +94,10 @@ export interface Running {
 
 /** The wire format between two baton programs: its field names stay as they are across versions. */
 export function capture(
-  resources: Pick<ResumeState, 'listeners' | 'runtimeDir' | 'startedAt'> & { recordedOrphans: RecordedProcess[] },
+  resources: Pick<ResumeState, 'listeners' | 'runtimeDir' | 'startedAt'> & {
+    recordedOrphans: RecordedProcess[];
+    sockets?: GenerationSockets;
+  },
   r: Running,
 ): ResumeState {
   const last = r.slots.lastActive;
@@ -113,6 +117,7 @@ export function capture(
     ...(orphans.length > 0 ? { orphans } : {}),
     ...(r.carried ? { canary: carryWindow(r.carried) } : {}),
     ...(r.requests.wanted ? { clients: clientFds(r.requests.waiters) } : {}),
+    ...(resources.sockets ? { sockets: resources.sockets.all().map((s) => s.listener.fd) } : {}),
     generations: [...r.live].map((g) => ({
       number: g.number,
       worker: g.worker,
@@ -158,7 +163,8 @@ function answer(fds: number[], p: Pick<Restoring, 'answer'>): Waiter[] {
 }
 
 /** The generations the previous program ran, as Generations of this one (still baton's children). */
-function adopt(state: ResumeState, log: Logger, config: Config, health: Health): Generation[] {
+function adopt(state: ResumeState, p: Pick<Restoring, 'log' | 'config' | 'health' | 'sockets'>): Generation[] {
+  const { log, config, health } = p;
   return state.generations.map((g) => {
     // Where it runs, from the kernel; its env files and options as they read now (the previous program's are not
     // carried): this program's configuration, which its crash restarts and its stop follow.
@@ -169,6 +175,8 @@ function adopt(state: ResumeState, log: Logger, config: Config, health: Health):
     for (const fd of g.own) setCloexec(fd, true);
     const [fd] = g.own;
     if (fd !== undefined && g.port !== undefined) gen.held = { fd, port: g.port };
+    gen.socket = g.port === undefined ? undefined : p.sockets?.byPort(g.port);
+    gen.socket?.use(gen.exited);
     Object.assign(gen.times, g.times);
     if (g.activeAt !== undefined) gen.activeSince = performance.now() - (monotonicMs() - g.activeAt);
     health.carried(gen, g.unhealthy ?? 0);
@@ -177,7 +185,7 @@ function adopt(state: ResumeState, log: Logger, config: Config, health: Health):
 }
 
 /** What restore() hands the adopted generations to. */
-export type Restoring = Pick<WaveParts, 'config' | 'log' | 'slots' | 'retirement' | 'live' | 'health'> & {
+export type Restoring = Pick<WaveParts, 'config' | 'log' | 'slots' | 'retirement' | 'live' | 'health' | 'sockets'> & {
   /** From now on baton watches the process: its exit is routed like a spawned one's. */
   track(gen: Generation): void;
   /** Who waits on the carried connection `fd`. */
@@ -189,7 +197,7 @@ export type Restoring = Pick<WaveParts, 'config' | 'log' | 'slots' | 'retirement
  * carried, and the `reload --wait` clients waiting for the pending upgrade.
  */
 export function restore(p: Restoring, state: ResumeState): { carried?: Carried; waiting: Waiter[] } {
-  const adopted = adopt(state, p.log, p.config, p.health);
+  const adopted = adopt(state, p);
   const carried = state.canary && resumeWindow(state.canary, adopted, p);
   for (const gen of adopted) {
     p.track(gen);
@@ -197,6 +205,7 @@ export function restore(p: Restoring, state: ResumeState): { carried?: Carried; 
     if (gen.times.stop !== undefined) void gen.stop();
   }
   p.slots.lastActive = adopted.find((g) => g.pid === state.lastActive);
+  p.sockets?.tidy(); // one that nothing of this program uses, nor serves from
   p.retirement.carry(adopted);
   const message = `took over ${state.generations.length} generation(s)`;
   const window = carried ? { canary: Math.max(0, Math.round(carried.trial.endsAt! - monotonicMs())) } : {};

@@ -8,6 +8,7 @@ import { printable } from './printable.js';
 import type { Resources } from './resources.js';
 import { socketInodes } from './sys/proc.js';
 import { establishedInodes } from './sys/proc-net.js';
+import { acceptQueue } from './sys/socket.js';
 import type { History, UpgradeResult } from './upgrade.js';
 
 /** A process of a generation, in the status. */
@@ -25,6 +26,8 @@ export interface GenerationRow {
   holds?: Holding;
   /** Its descendants that left its process group (they get its signals one by one). */
   escaped?: number[];
+  /** A listener of its own (port mode, or its generation's socket under --steer): where, and what waits in it. */
+  socket?: { address: string; queue: number };
 }
 
 /** What `baton status` reports; durations in ms. */
@@ -102,6 +105,7 @@ export function buildStatus(p: StatusParts): Status {
       dir: g.release.dir || undefined,
       holds: holds(g),
       escaped: escaped(g),
+      socket: ownSocket(g),
     })),
     orphans: orphans.remaining.map(({ number, worker, pid, startedAt }) => {
       return { number, worker, pid, state: orphanState, ageMs: Date.now() - startedAt };
@@ -113,6 +117,13 @@ export function buildStatus(p: StatusParts): Status {
     memory: process.memoryUsage(),
     ...(plane ? { steering: plane.snapshot() } : {}),
   };
+}
+
+/** The listener a generation has of its own, and its accept queue (baton's copy of it is open while it lives). */
+function ownSocket(g: Generation): GenerationRow['socket'] {
+  if (!g.held || !g.alive) return undefined;
+  const address = g.socket ? formatAddress(g.socket.listener.address) : `port ${g.held.port}`;
+  return { address, queue: acceptQueue(g.held.fd) };
 }
 
 const age = (ms: number) =>
@@ -140,6 +151,7 @@ export function formatStatus(s: Status): string {
     const h = g.holds;
     if (h && h.held < h.of) lines.push(`    holds ${h.held} of ${h.of} listener(s): connections to it wait unanswered`);
     if (g.escaped) lines.push(`    left its process group: pid ${g.escaped.join(', pid ')}`);
+    if (g.socket) lines.push(`    socket ${g.socket.address}, ${g.socket.queue} waiting in its accept queue`);
   }
   for (const x of s.strays ?? []) {
     // an older baton's status has none

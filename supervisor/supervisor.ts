@@ -48,11 +48,14 @@ export class Supervisor {
     this.resources = Resources.open(config, this.handover, log, resume);
     const { listeners, runtimeDir, plane, source } = this.resources;
     const [count, crashes] = [resume?.workers ?? config.workers, resume?.crashes];
-    const onActive = (gen: Generation) => this.rooms.health.watch(gen);
+    const onActive = (gen: Generation) => {
+      this.rooms.health.watch(gen);
+      this.resources.sockets?.serve(gen.socket);
+    };
     const slots = new Slots({ count, crashes, log, plane, onActive, onDue: () => void this.loop.run() });
     const stopping = () => this.stopping;
     const held = activeHold(this.live, listeners, this.handover, log);
-    const retirement = new Retirement(config, this.handover, stopping, held);
+    const retirement = new Retirement(config, stopping, held);
     const [history, helpers] = [new History(resume?.history, resume?.failures), new Helpers(log, config.user)];
     const health = new Health(config, helpers, log, slots);
     this.next = resume?.next ?? this.resources.firstGeneration;
@@ -60,7 +63,8 @@ export class Supervisor {
     const spawned = (gen: Generation) => this.track(gen);
     this.rooms = {
       ...{ config, reread, log, slots, retirement, history, helpers, health, live: this.live, stopping },
-      launch: (number, slot, release) => launch({ ...ctx, stopping, spawned }, number, slot, release),
+      sockets: this.resources.sockets,
+      launch: (number, slot, release, socket) => launch({ ...ctx, stopping, spawned }, number, slot, release, socket),
       nextNumber: () => this.next++,
     };
     this.loop = new Loop(this.rooms, hooks);
@@ -168,7 +172,7 @@ export class Supervisor {
     this.rooms.retirement.pause();
     this.rooms.slots.clearRestarts();
     await this.rooms.health.pause(); // a probe's process ends with this program, not after it
-    await this.resources.keeper?.close(); // the next program starts its own
+    await this.resources.pauseKeepers(); // the next program starts its own
     const running = { next: this.next, requests: this.loop.requests, carried: this.loop.carried };
     return capture(this.resources, { ...this.rooms, ...running });
   }

@@ -1,4 +1,5 @@
 import type { Config } from './config.js';
+import type { GenerationSocket, GenerationSockets } from './gen-socket.js';
 import type { Generation } from './generation.js';
 import type { Health } from './health.js';
 import type { Helpers } from './helpers.js';
@@ -20,8 +21,10 @@ export interface WaveParts {
   slots: Slots;
   retirement: Retirement;
   live: ReadonlySet<Generation>;
-  /** Generation `number` in `slot`, run in `release`. */
-  launch(number: number, slot: number, release: Release): Promise<Launch>;
+  /** Generation `number` in `slot`, run in `release`, serving from `socket` (under --steer). */
+  launch(number: number, slot: number, release: Release, socket?: GenerationSocket): Promise<Launch>;
+  /** Under --steer (not --shared-socket, not port mode): a socket of its own for each generation. */
+  sockets?: GenerationSockets;
   /** The next generation number (each launch of a new run takes one). */
   nextNumber(): number;
   /** Every upgrade's outcome goes here, and the count of failed ones. */

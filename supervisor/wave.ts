@@ -1,6 +1,7 @@
 import { MAX_WORKERS } from './config.js';
 import { BatonError } from './errors.js';
 import { describeExit } from './exit-status.js';
+import type { GenerationSocket } from './gen-socket.js';
 import type { Generation } from './generation.js';
 import type { Launch } from './launch.js';
 import { planUpgrade } from './reconfig.js';
@@ -21,9 +22,18 @@ function diedWhileWaiting(results: Launch[]): Launch[] {
   });
 }
 
-/** Launches generation `number` in each of `slots` at once; a process that died while the others started failed. */
-export async function launchAll(p: WaveParts, number: number, slots: number[], release: Release): Promise<Launch[]> {
-  return diedWhileWaiting(await Promise.all(slots.map((slot) => p.launch(number, slot, release))));
+/**
+ * Launches generation `number` in each of `slots` at once, serving from `socket` (under --steer); a process that
+ * died while the others started failed.
+ */
+export async function launchAll(
+  p: WaveParts,
+  number: number,
+  slots: number[],
+  release: Release,
+  socket?: GenerationSocket,
+): Promise<Launch[]> {
+  return diedWhileWaiting(await Promise.all(slots.map((slot) => p.launch(number, slot, release, socket))));
 }
 
 /**
@@ -35,7 +45,7 @@ export async function runFirst(p: WaveParts): Promise<BatonError | undefined> {
   const release = resolveRelease(p.config);
   if ('reason' in release) return new BatonError('ERR_BATON_START', release.reason, release.hint);
   const number = p.nextNumber();
-  const results = await launchAll(p, number, slots, release);
+  const results = await launchAll(p, number, slots, release, p.sockets?.create());
   if (p.stopping()) return undefined;
   const failed = results.find((r) => !r.gen);
   if (!failed) {
@@ -92,10 +102,12 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
   };
   if (workers > before) slots.resize(workers);
   const surge = servingBefore ? config.surge : workers;
+  // Every worker of the generation serves from its socket; the steering slot takes it at the first activation.
+  const socket = p.sockets?.create();
   const upgrade = () => ({ ms: Math.round(monotonicMs() - since.began), drain: config.drain });
   for (let first = 0; first < workers; first += surge) {
     const batch = Array.from({ length: Math.min(surge, workers - first) }, (_, k) => first + k);
-    const results = await launchAll(p, trial.number, batch, release);
+    const results = await launchAll(p, trial.number, batch, release, socket);
     if (p.stopping()) return undefined;
     const failed = results.find((r) => !r.gen);
     if (failed) {
@@ -120,9 +132,12 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
  * serves (never one a link points to meanwhile: only an upgrade moves to another).
  */
 export async function refill(p: WaveParts, slot: number): Promise<void> {
-  const release = p.slots.lastActive?.release ?? resolveRelease(p.config);
+  const last = p.slots.lastActive;
+  const release = last?.release ?? resolveRelease(p.config);
   if ('reason' in release) return p.slots.crashed(slot, release.reason);
-  const [{ gen, reason }] = await launchAll(p, p.nextNumber(), [slot], release);
+  // Under --steer it serves from the socket in the steering slot, where connections waited meanwhile.
+  const socket = last?.socket ?? p.sockets?.create();
+  const [{ gen, reason }] = await launchAll(p, p.nextNumber(), [slot], release, socket);
   if (p.stopping()) return;
   if (!gen) return p.slots.crashed(slot, reason);
   if (slot >= p.slots.length || p.slots.at(slot)) return discardReady(p, gen, 'the slot is no longer empty');

@@ -107,7 +107,7 @@ test('slots: a due restart is reported once, only for a slot still empty and sti
 
 test('retirement: --max-draining counts retirements, oldest first, whatever their process count', (t) => {
   const config = { drain: 60_000, maxDraining: 1 };
-  const retirement = new Retirement(config, undefined, () => false);
+  const retirement = new Retirement(config, () => false);
   const killed: number[] = [];
   const draining = (n: number, w: number) => {
     const g = ready(n, w);

@@ -183,7 +183,7 @@ needs('bpf', 'setpriv').serial('steering errors: one error line, one hint, nothi
 needs('bpf').serial('a refusal after the listeners opened closes them: nothing listens, the socket file is gone', (t) =>
   inWorld(async (w) => {
     const sock = join(scratch(t), 'listener.sock');
-    const args = ['--steer', '127.0.0.1:80', '--listen', '127.0.0.1:0', '--listen', `unix:${sock}`];
+    const args = ['--steer', '127.0.0.1:80', '--shared-socket', '--listen', '127.0.0.1:0', '--listen', `unix:${sock}`];
     args.push('--', 'node', fixture);
     const noLibbpf = { env: { BATON_LIBBPF: '/nonexistent/libbpf.so.1' } };
     // The listeners are opened before steering is loaded: a bad --listen is reported, not the missing libbpf.

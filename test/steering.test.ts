@@ -2,49 +2,22 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { alive, type Baton, childrenOf, fixture } from './helpers/baton.js';
+import { alive, childrenOf, fixture } from './helpers/baton.js';
 import { scratch } from './helpers/leftovers.js';
 import { gaps } from './helpers/load.js';
-import { exclusive } from './helpers/lock.js';
 import { needs } from './helpers/needs.js';
-import { exitOf, type NetLoad, SteerWorld, wallNow } from './helpers/steer.js';
+import { answered, exitOf, inWorld, pidsOf, servesOnly, wallNow } from './helpers/steer.js';
 
 const ports = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `127.0.0.1:${from + i}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The first crash of a slot restarts after 1 s (docs/workers.md: 1.5^(n-1) s). */
 const FIRST_BACKOFF_MS = 1000;
 
-/** Runs `body` in a world of its own; `loaded`: holds the machine-wide load lock for the whole test. */
-async function inWorld(loaded: boolean, body: (w: SteerWorld) => Promise<void>): Promise<void> {
-  const release = loaded ? await exclusive() : undefined;
-  const w = new SteerWorld();
-  try {
-    await body(w);
-  } finally {
-    await w.close();
-    release?.();
-  }
-}
-
-/** Generations that answered, in order. */
-const answered = (r: NetLoad) => [...r.generations.keys()].sort((a, b) => a - b);
-
-/** A short bounded load after the upgrades: every request answered, by generation `n` only. */
-async function servesOnly(t: ExecutionContext, w: SteerWorld, port: number, keepAlive: boolean, n: number) {
-  const r = await w.load({ port, keepAlive, concurrency: 4, maxRequests: 200, maxMs: 10_000 });
-  t.deepEqual(gaps(r), [], 'the load after the last upgrade');
-  t.is(r.ok, 200);
-  t.deepEqual(answered(r), [n], `only generation ${n} answers afterwards`);
-}
-
-/** Pids of every process of generations `from`..`to`, from their `active` events. */
-const pidsOf = (b: Baton, from: number, to: number) =>
-  b.events.filter((e) => e.event === 'active' && e.generation! >= from && e.generation! <= to).map((e) => e.pid);
-
-needs('bpf').serial('one listener serves 3 ports, a 100-port range and IPv6; other addresses are refused', (t) =>
+needs('bpf').serial('one socket serves 3 ports, a 100-port range and IPv6; other addresses are refused', (t) =>
   inWorld(false, async (w) => {
     const args = ['--steer', '127.0.0.1:7,77,777', '--steer', '127.0.0.1:8000-8099', '--steer', '[::1]:7'];
-    args.push('--steer', 'tcp:127.0.0.0/8:9', '--listen', '[::]:7777', '--', 'node', 'examples/tcp-echo.mjs');
+    // No --listen: with rules of both families each generation's socket is bound at [::]:0, which takes IPv4 too.
+    args.push('--steer', 'tcp:127.0.0.0/8:9', '--', 'node', 'examples/tcp-echo.mjs');
     const baton = w.baton(args);
     await baton.event('active', 1);
     const targets = ['127.0.0.1:7', '127.0.0.1:77', '127.0.0.1:777', ...ports(8000, 8099), '[::1]:7', '127.0.0.3:9'];
@@ -163,9 +136,9 @@ for (const carried of [false, true]) {
  * adopts it, starts generation 2 and retires the orphan. No gap across all of it; then generation 2
  * alone answers.
  */
-async function takeover(t: ExecutionContext, mode: string, keepAlive: boolean) {
+async function takeover(t: ExecutionContext, mode: string, keepAlive: boolean, steering = port) {
   await inWorld(true, async (w) => {
-    const args = [...port, '--drain', '200ms', '--', 'node', fixture, mode];
+    const args = [...steering, '--drain', '200ms', '--', 'node', fixture, mode];
     const first = w.baton(args);
     const active = await first.event('active', 1);
     const load = await w.hammer(80, keepAlive);
@@ -196,6 +169,10 @@ needs('bpf').serial('SIGKILL of baton in port mode: a restarted baton takes over
 
 needs('bpf').serial('SIGKILL of baton in port mode: a restarted baton takes over, keep-alive, draining server', (t) =>
   takeover(t, 'good', true),
+);
+
+needs('bpf').serial('SIGKILL of baton, a socket per generation: a restarted baton takes over, exit at once', (t) =>
+  takeover(t, 'exit-on-term', false, ['--steer', '127.0.0.1:80']),
 );
 
 needs('bpf').serial(
@@ -264,7 +241,8 @@ needs('bpf').serial('port mode: an old generation that exits during its drain is
 needs('bpf').serial('SIGKILL of baton with --steer and a shared listener: a restarted baton takes over', (t) =>
   inWorld(true, async (w) => {
     const env = { XDG_RUNTIME_DIR: scratch(t) };
-    const args = ['--steer', '127.0.0.1:80', '--listen', '127.0.0.1:7777', '--drain', '200ms', '--', 'node', fixture];
+    const shared = ['--shared-socket', '--listen', '127.0.0.1:7777'];
+    const args = ['--steer', '127.0.0.1:80', ...shared, '--drain', '200ms', '--', 'node', fixture];
     const first = w.baton(args, env);
     const active = await first.event('active', 1);
     const load = await w.hammer(80, false);

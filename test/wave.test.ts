@@ -76,7 +76,7 @@ function world(workers: number, config: Partial<Config> = {}): World {
     if (what === 'dies') gen.status = { code: 3, signal: null };
     return { gen };
   };
-  const retirement = new Retirement(cfg, undefined, () => false);
+  const retirement = new Retirement(cfg, () => false);
   const history = new History();
   w.parts = {
     config: cfg,

@@ -107,6 +107,11 @@ export const OPTIONS: Record<string, Option> = {
     default: false,
     describe: 'steer even where another process listens on a steered address and port',
   },
+  'shared-socket': {
+    type: 'boolean',
+    default: false,
+    describe: 'with --steer: every generation serves from one socket baton holds, not a socket of its own',
+  },
   'keep-steering': {
     type: 'boolean',
     default: false,

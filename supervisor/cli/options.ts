@@ -11,7 +11,6 @@ import { handovers } from '../handover/index.js';
 import { keeperPath } from '../handover/keeper.js';
 import { parseHealth } from '../health.js';
 import { batonVersion } from '../install.js';
-import { parseListen } from '../listener.js';
 import type { LogFormat } from '../log.js';
 import { parseReady } from '../ready/index.js';
 import { logicalCwd, workingPath } from '../release.js';
@@ -20,6 +19,7 @@ import { parseRules } from '../steering/rules.js';
 import { holdsCapabilities } from '../sys/capability.js';
 import { yamaScope } from '../sys/proc.js';
 import { lookupGroup, lookupUser } from '../sys/user.js';
+import { checkListen } from './listen-check.js';
 import { OPTIONS } from './option-table.js';
 import { strictParser } from './parser.js';
 import { layered } from './sources.js';
@@ -100,6 +100,7 @@ interface Argv {
   stateDir?: string;
   force: boolean;
   keepSteering: boolean;
+  sharedSocket: boolean;
 }
 
 const DRAINING_HINT = 'at least one old generation must drain; use --drain 0 to stop old generations at once';
@@ -118,17 +119,8 @@ export function parseOptions(args: string[], here = logicalCwd()): Config | unde
   const steerSpecs = argv.steer ?? [];
   const handover = argv.handover as HandoverName;
   const strategy = handovers[handover];
-  if (!strategy.sharesListener) {
-    const steerHint = 'give the address and port clients connect to, e.g. --steer 0.0.0.0:8080';
-    if (steerSpecs.length === 0) throw usageError(`--handover ${handover} needs --steer`, steerHint);
-    const message = `--handover ${handover} takes no --listen: each generation binds its own $PORT`;
-    if (listen.length > 0) throw usageError(message, 'drop --listen, or use --handover pidfd');
-  } else if (listen.length === 0) {
-    throw usageError(
-      'Missing required argument: listen',
-      'give at least one --listen ADDRESS, e.g. --listen 127.0.0.1:8080',
-    );
-  }
+  const steer = parseRules(steerSpecs);
+  const specs = checkListen(strategy, listen, { rules: steer, shared: argv.sharedSocket });
   if (command.length === 0)
     throw usageError(
       'no command to run',
@@ -173,7 +165,6 @@ export function parseOptions(args: string[], here = logicalCwd()): Config | unde
     const hint = 'use --handover pidfd or inherit (with --steer if you need it)';
     throw usageError(`--workers needs a shared listener, which --handover ${handover} does not have`, hint);
   }
-  const specs = parseListen(listen);
   const control = controlPath({ ...argv, name: argv.name ?? 'baton' })!;
   if (specs.some((s) => s.address.kind === 'unix' && s.address.path === control)) {
     throw usageError(
@@ -181,7 +172,6 @@ export function parseOptions(args: string[], here = logicalCwd()): Config | unde
       'give --control another path (by default it sits beside --pid-file)',
     );
   }
-  const steer = parseRules(steerSpecs);
   const name =
     argv.name ?? (listen[0] ?? steerSpecs[0] ?? 'baton').replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '');
   // bpffs refuses names with dots
@@ -227,5 +217,6 @@ export function parseOptions(args: string[], here = logicalCwd()): Config | unde
     bpffs: bpffsRoot(),
     force: argv.force,
     keepSteering: argv.keepSteering,
+    sharedSocket: argv.sharedSocket,
   };
 }

@@ -54,6 +54,4 @@ export interface Handover {
   plan(command: string[], listeners: Listener[], source: Source): Plan;
   /** The handover to the child `pid`, spawned from `plan`; `signal` aborts once the launch is over. */
   begin(pid: number, plan: Plan, listeners: Listener[], signal: AbortSignal, source: Source): Session;
-  /** After --drain, before an old generation gets its stop signal: waits at most `limit` ms. */
-  beforeStop?(gen: { readonly held?: Held; readonly alive: boolean }, limit: number): Promise<void>;
 }

@@ -60,8 +60,4 @@ export const port: Handover = {
     const pulled = poll(() => pullSocket(pid, ours, { among: (socket) => !examined.has(socket) }), signal);
     return { watch: pulled.then((fd) => ({ fd, port: asked })) };
   },
-  /** Closing a listener resets the connections in its accept queue: the old generation stops once it is empty. */
-  async beforeStop(gen, limit) {
-    if (gen.held) await queueEmptied(gen.held.fd, limit, () => gen.alive);
-  },
 };

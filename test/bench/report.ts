@@ -86,6 +86,8 @@ export interface Results {
   };
   /** One bad deploy per supervisor (bad-release.ts). */
   badRelease?: BadRelease[];
+  /** Under --steer, one shared socket against a socket per generation: the naive server, new connections. */
+  perGeneration?: RunResult[];
   workers?: {
     throughputMs?: number;
     throughput: Array<{ scenario: string; rps: number; failed: number; share: Record<string, number> }>;
@@ -426,6 +428,24 @@ function steering(r: Results, lines: string[]): void {
   lines.push(`| ${[...cells, f(s.steered / s.direct, 3)].join(' | ')} |`, '');
 }
 
+function perGeneration(r: Results, lines: string[]): void {
+  if (!r.perGeneration) return;
+  lines.push('## A socket per generation under --steer', '');
+  lines.push(
+    `The naive server exits at once on SIGTERM, dropping what it has accepted. ${r.upgrades} upgrades under a new ` +
+      'connection per request, in a network namespace, through `--steer 127.0.0.1:80`: with one socket for ' +
+      "baton's life (`--shared-socket`), and with a socket of its own for each generation (the default).",
+    '',
+  );
+  const cols = ['scenario', 'workers', 'requests', 'failed', 'failures by kind', 'longest gap ms'];
+  lines.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
+  for (const x of r.perGeneration) {
+    const cells = [x.scenario, x.workers, x.requests, x.failed, kinds(x), x.longestGap?.ms ?? '-'];
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  lines.push('');
+}
+
 function badReleases(r: Results, lines: string[]): void {
   if (!r.badRelease) return;
   lines.push('## A bad release', '');
@@ -549,6 +569,12 @@ function targets(r: Results, lines: string[]): void {
     portNaive ? `${portNaive.failed} failed` : '-',
     portNaive ? portNaive.failed === 0 : undefined,
   );
+  const own = (r.perGeneration ?? []).filter((x) => x.scenario.endsWith('socket per generation'));
+  tgt(
+    '0 failed requests, --steer with a socket per generation, naive server, pidfd and inherit, 1 and 2 workers',
+    own.length ? `${own.reduce((n, x) => n + x.failed, 0)} failed in ${own.length} runs` : '-',
+    own.length ? own.every((x) => x.failed === 0) : undefined,
+  );
   for (const keepAlive of [false, true]) {
     const a = steadyRps(r, 'alone', keepAlive);
     const b = steadyRps(r, 'baton pidfd', keepAlive);
@@ -594,6 +620,7 @@ export function report(r: Results, docs: string): void {
   memory(r, lines);
   workers(r, lines);
   badReleases(r, lines);
+  perGeneration(r, lines);
   targets(r, lines);
   writeFileSync(`${docs}/benchmarks.md`, lines.join('\n'));
 }

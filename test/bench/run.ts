@@ -40,8 +40,9 @@ const scenarios = (): Scenario[] => [
   pm2(),
   baton('baton pidfd', 'pidfd', false),
   baton('baton inherit', 'inherit', false),
-  baton('baton steer+pidfd', 'pidfd', true),
-  baton('baton port', 'port', true),
+  baton('baton steer+pidfd', 'pidfd', 'generation'),
+  baton('baton steer+pidfd shared', 'pidfd', 'shared'),
+  baton('baton port', 'port', 'generation'),
 ];
 
 const runs: Array<{ server: ServerKind; keepAlive: boolean }> = quick
@@ -185,6 +186,28 @@ async function steeringCost(): Promise<Results['steering']> {
   }
 }
 
+/**
+ * Under --steer, a socket per generation against one shared socket: the naive server (it exits at once on
+ * SIGTERM), a new connection per request, 10 upgrades, with pidfd and inherit, 1 and 2 workers.
+ */
+async function perGeneration(): Promise<RunResult[]> {
+  const out: RunResult[] = [];
+  for (const handover of ['pidfd', 'inherit'] as const) {
+    for (const workers of [1, 2]) {
+      for (const steer of ['shared', 'generation'] as const) {
+        const s = baton(
+          `steer+${handover} ${steer === 'shared' ? 'shared socket' : 'socket per generation'}`,
+          handover,
+          steer,
+        );
+        log(`socket per generation: ${s.name}, ${workers} worker(s)`);
+        out.push(await exclusively(() => once(s, 'naive', false, UPGRADES, workers)));
+      }
+    }
+  }
+  return out;
+}
+
 async function workers(): Promise<Results['workers']> {
   const ms = quick ? 2000 : 6000;
   const out: NonNullable<Results['workers']> = { throughputMs: ms, throughput: [], rolling: [] };
@@ -320,6 +343,7 @@ async function main(): Promise<void> {
   results.memory = await exclusively(memory);
   results.workers = await workers();
   results.badRelease = await badRelease(exclusively, log);
+  results.perGeneration = await perGeneration();
   results.seconds = Math.round((Date.now() - started) / 1000);
   mkdirSync(`${root}docs/benchmarks`, { recursive: true });
   report(results, `${root}docs`);

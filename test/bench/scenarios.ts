@@ -191,8 +191,16 @@ export function pm2(instances = 1): Scenario {
 const ms = (a: LogEvent | undefined, b: LogEvent | undefined) =>
   a && b ? Date.parse(String(b.time)) - Date.parse(String(a.time)) : undefined;
 
-/** baton with one handover; steering scenarios run in a network namespace of their own. */
-export function baton(name: string, handover: 'pidfd' | 'inherit' | 'port', steer: boolean, drain = '500ms'): Scenario {
+/**
+ * baton with one handover; steering scenarios run in a network namespace of their own, with a socket of its own
+ * for each generation (the default under --steer) or one shared socket (--shared-socket).
+ */
+export function baton(
+  name: string,
+  handover: 'pidfd' | 'inherit' | 'port',
+  steer: false | 'generation' | 'shared',
+  drain = '500ms',
+): Scenario {
   let b: Baton | undefined;
   let state: string | undefined;
   let n = 1;
@@ -207,6 +215,7 @@ export function baton(name: string, handover: 'pidfd' | 'inherit' | 'port', stee
       args.push('--name', `bench${process.pid}`, '--state-dir', state);
       if (handover === 'inherit') args.push('--ready', 'notify');
       if (steer) args.push('--steer', '127.0.0.1:80');
+      if (steer === 'shared') args.push('--shared-socket');
       if (handover !== 'port') args.push('--listen', '127.0.0.1:0');
       b = new Baton([...args, '--', process.execPath, ...SERVERS[kind]], {}, netns?.prefix ?? []);
       await b.waitFor((e) => e.event === 'active' && e.worker === workers - 1, 30_000);

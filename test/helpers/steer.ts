@@ -2,8 +2,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
 import { Baton, root } from './baton.js';
-import type { LoadOptions, LoadResult } from './load.js';
+import { gaps, type LoadOptions, type LoadResult } from './load.js';
+import { exclusive } from './lock.js';
 import { Netns } from './netns.js';
 
 const netclient = `${root}test/helpers/netclient.ts`;
@@ -198,3 +200,30 @@ export async function exitOf(pid: number, timeoutMs: number): Promise<number> {
   }
   throw new Error(`pid ${pid} did not exit within ${timeoutMs} ms`);
 }
+
+/** Runs `body` in a world of its own; `loaded`: holds the machine-wide load lock for the whole test. */
+export async function inWorld(loaded: boolean, body: (w: SteerWorld) => Promise<void>): Promise<void> {
+  const release = loaded ? await exclusive() : undefined;
+  const w = new SteerWorld();
+  try {
+    await body(w);
+  } finally {
+    await w.close();
+    release?.();
+  }
+}
+
+/** Generations that answered, in order. */
+export const answered = (r: NetLoad) => [...r.generations.keys()].sort((a, b) => a - b);
+
+/** A short bounded load after the upgrades: every request answered, by generation `n` only. */
+export async function servesOnly(t: ExecutionContext, w: SteerWorld, port: number, keepAlive: boolean, n: number) {
+  const r = await w.load({ port, keepAlive, concurrency: 4, maxRequests: 200, maxMs: 10_000 });
+  t.deepEqual(gaps(r), [], 'the load after the last upgrade');
+  t.is(r.ok, 200);
+  t.deepEqual(answered(r), [n], `only generation ${n} answers afterwards`);
+}
+
+/** Pids of every process of generations `from`..`to`, from their `active` events. */
+export const pidsOf = (b: Baton, from: number, to: number) =>
+  b.events.filter((e) => e.event === 'active' && e.generation! >= from && e.generation! <= to).map((e) => e.pid);
