@@ -29,7 +29,8 @@ export async function watchCanary(
       carry?.addEventListener('abort', () => resolve({ carried: true }), { once: true });
     });
     const failing = gens.map((g) => nextFailure(g).then((f) => ({ failed: `${name(g)} ${f.reason} ${after(g)}` })));
-    const ending = gens.map((g) => g.exited.then(() => outcome));
+    // An exit ends the race; the check below names it.
+    const ending = gens.map((g) => g.exited.then((): Verdict => ({ passed: true })));
     outcome = await Promise.race([passed, carried, ...ending, ...failing]);
     clearTimeout(timer);
   }

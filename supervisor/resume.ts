@@ -47,7 +47,7 @@ const valid = record(
     canary: record(
       {
         ...{ number: int, switched: list(record({ slot: int }, { pid: int, old: int })), before: int, workers: int },
-        ...{ servedBefore: bool, requestedAt: text, began: num, endsAt: num, readyMs: num, drain: int },
+        ...{ servedBefore: bool, requestedAt: text, began: num, endsAt: num, readyMs: num },
         ...{ changes: list(text), clients: list(int) },
       },
       { lastBefore: int },

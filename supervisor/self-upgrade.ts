@@ -76,7 +76,6 @@ export interface CarriedWindow {
   began: number;
   endsAt: number;
   readyMs: number;
-  drain: number;
   changes: string[];
   clients: number[];
 }
@@ -134,9 +133,9 @@ export function capture(
 }
 
 function carryWindow({ trial, waiters }: Carried): CarriedWindow {
-  const { number, before, workers, servedBefore, requestedAt, began, readyMs, drain, changes } = trial;
+  const { number, before, workers, servedBefore, requestedAt, began, readyMs, changes } = trial;
   return {
-    ...{ number, before, workers, servedBefore, requestedAt, began, endsAt: trial.endsAt ?? began, readyMs, drain },
+    ...{ number, before, workers, servedBefore, requestedAt, began, endsAt: trial.endsAt ?? began, readyMs },
     switched: trial.switched.map(({ slot, gen, old }) => ({ slot, pid: gen?.pid, old: old?.pid })),
     ...(trial.lastBefore ? { lastBefore: trial.lastBefore.pid } : {}),
     changes,
@@ -145,10 +144,10 @@ function carryWindow({ trial, waiters }: Carried): CarriedWindow {
 }
 
 /** The window the previous program carried, on the generations this one adopted; who is gone has exited. */
-function resumeWindow(w: CarriedWindow, adopted: Generation[], p: Restoring): Carried {
+function resumeWindow(w: CarriedWindow, adopted: Generation[], p: Pick<Restoring, 'answer'>): Carried {
   const byPid = (pid?: number) => adopted.find((g) => pid !== undefined && g.pid === pid);
+  // settle() puts the new ones on trial before anything can route their exit.
   const switched = w.switched.map(({ slot, pid, old }) => ({ slot, gen: byPid(pid), old: byPid(old) }));
-  for (const { gen } of switched) if (gen) p.slots.onTrial.add(gen);
   const gone = switched.find((s) => !s.gen);
   const worker = gone && w.workers > 1 ? ` (worker ${gone.slot})` : '';
   const lost = gone ? { lost: `generation ${w.number}${worker} exited while baton's program was replaced` } : {};

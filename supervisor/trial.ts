@@ -33,7 +33,6 @@ export interface Trial {
   began: number;
   endsAt?: number;
   readyMs: number;
-  drain: number;
   changes: string[];
   /** The options read for this wave, the running ones once it succeeds (a resumed program read them at its start). */
   config?: Config;

@@ -98,7 +98,7 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
   const trial: Trial = {
     ...since,
     ...{ number: p.nextNumber(), switched: [], before, workers, lastBefore: slots.lastActive },
-    ...{ servedBefore: servingBefore !== undefined, readyMs: 0, drain: config.drain, config },
+    ...{ servedBefore: servingBefore !== undefined, readyMs: 0, config },
   };
   if (workers > before) slots.resize(workers);
   const surge = servingBefore ? config.surge : workers;
