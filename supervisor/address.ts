@@ -5,13 +5,15 @@ export type Address =
   | { kind: 'tcp'; family: 4 | 6; host: string; port: number; v6only: boolean }
   | { kind: 'unix'; path: string };
 
-const LISTEN_HINT = 'use HOST:PORT, [IPV6]:PORT, :PORT (all addresses) or unix:/path, e.g. --listen 127.0.0.1:8080';
+const hintFor = (flag: string) =>
+  `use HOST:PORT, [IPV6]:PORT, :PORT (all addresses) or unix:/path, e.g. ${flag} 127.0.0.1:` +
+  (flag === '--listen' ? '8080' : '9464');
 
 const ZONE_HINT = 'drop the %ZONE: listen on [::]:PORT (every address), or on an address that is not link-local';
 
-function parsePort(text: string, spec: string): number {
+function parsePort(text: string, spec: string, flag: string): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
-    throw usageError(`bad port "${text}" in --listen ${spec}`, 'a port is a number from 0 to 65535');
+    throw usageError(`bad port "${text}" in ${flag} ${spec}`, 'a port is a number from 0 to 65535');
   }
   return Number(text);
 }
@@ -22,24 +24,25 @@ export function checkUnixPath(path: string, what: string, hint: string): string 
   return path;
 }
 
-/** Parses one --listen value. `:PORT` is dual-stack (IPv6 and IPv4), like Node's listen(PORT). */
-export function parseAddress(spec: string): Address {
+/** Parses one --listen (or `flag`) value. `:PORT` is dual-stack (IPv6 and IPv4), like Node's listen(PORT). */
+export function parseAddress(spec: string, flag = '--listen'): Address {
+  const hint = hintFor(flag);
   if (spec.startsWith('unix:')) {
     const path = spec.slice(5);
-    if (!path.startsWith('/')) throw usageError(`unix socket path must be absolute: --listen ${spec}`, LISTEN_HINT);
+    if (!path.startsWith('/')) throw usageError(`unix socket path must be absolute: ${flag} ${spec}`, hint);
     return { kind: 'unix', path: checkUnixPath(path, 'unix socket', 'choose a shorter path') };
   }
   const v6 = /^\[([^\]]*)\]:([^:]*)$/.exec(spec);
   if (v6) {
-    if (v6[1]!.includes('%')) throw usageError(`IPv6 zone ids are not supported: --listen ${spec}`, ZONE_HINT);
-    if (!isIPv6(v6[1]!)) throw usageError(`bad IPv6 address "${v6[1]}" in --listen ${spec}`, LISTEN_HINT);
-    return { kind: 'tcp', family: 6, host: v6[1]!, port: parsePort(v6[2]!, spec), v6only: false };
+    if (v6[1]!.includes('%')) throw usageError(`IPv6 zone ids are not supported: ${flag} ${spec}`, ZONE_HINT);
+    if (!isIPv6(v6[1]!)) throw usageError(`bad IPv6 address "${v6[1]}" in ${flag} ${spec}`, hint);
+    return { kind: 'tcp', family: 6, host: v6[1]!, port: parsePort(v6[2]!, spec, flag), v6only: false };
   }
   const v4 = /^([^:]*):([^:]*)$/.exec(spec);
-  if (!v4) throw usageError(`malformed --listen ${spec}`, LISTEN_HINT);
-  const port = parsePort(v4[2]!, spec);
+  if (!v4) throw usageError(`malformed ${flag} ${spec}`, hint);
+  const port = parsePort(v4[2]!, spec, flag);
   if (v4[1] === '') return { kind: 'tcp', family: 6, host: '::', port, v6only: false };
-  if (!isIPv4(v4[1]!)) throw usageError(`"${v4[1]}" is not an IP address in --listen ${spec}`, LISTEN_HINT);
+  if (!isIPv4(v4[1]!)) throw usageError(`"${v4[1]}" is not an IP address in ${flag} ${spec}`, hint);
   return { kind: 'tcp', family: 4, host: v4[1]!, port, v6only: false };
 }
 

@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Address } from './address.js';
 import type { HandoverName } from './handover/handover.js';
 import type { ListenSpec } from './listener.js';
 import type { LogFormat } from './log.js';
@@ -44,6 +45,8 @@ export interface Config {
   health?: HealthSpec;
   /** Control socket path. */
   control: string;
+  /** --metrics: where GET /metrics is served (off when undefined). */
+  metrics?: Address;
   subreaper: boolean;
   logFormat: LogFormat;
   /** --user: generations, --check and probes run as this user. */

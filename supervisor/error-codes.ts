@@ -11,6 +11,7 @@ export const errorCodes = {
   ERR_BATON_UNSAFE_DIR: { exit: 1, meaning: 'a directory baton writes in is missing, or others may swap files in it' },
   ERR_BATON_LISTEN: { exit: 1, meaning: 'a unix --listen path exists and is not a socket' },
   ERR_BATON_CONTROL: { exit: 1, meaning: 'the control socket cannot be created' },
+  ERR_BATON_METRICS: { exit: 1, meaning: 'the --metrics address cannot be listened on' },
   ERR_BATON_START: { exit: 1, meaning: 'generation 1 never became ready' },
   ERR_BATON_EXEC: { exit: 1, meaning: 'the self-upgrade execve failed; baton goes on as it was' },
   ERR_BATON_RESUME: { exit: 1, meaning: 'BATON_RESUME names what this process did not hold before an execve' },

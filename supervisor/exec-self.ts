@@ -15,6 +15,7 @@ export function execSelf(
 ): never {
   const fds = [...state.listeners.map((l) => l.fd), ...state.generations.flatMap((g) => g.own)];
   if (state.control) fds.push(state.control.fd);
+  if (state.metrics) fds.push(state.metrics.fd);
   if (state.oomFd !== undefined) fds.push(state.oomFd);
   fds.push(...(state.clients ?? []), ...(state.canary?.clients ?? []), ...(state.sockets ?? []));
   for (const fd of fds) setCloexec(fd, false);

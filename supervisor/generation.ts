@@ -11,7 +11,12 @@ import { withChildOomScore } from './sys/oom.js';
 import { signalGroup } from './sys/process.js';
 import { reapStatus } from './sys/wait.js';
 
-export type State = 'starting' | 'ready' | 'active' | 'draining' | 'exited' | 'failed';
+export const STATES = ['starting', 'ready', 'active', 'draining', 'exited', 'failed'] as const;
+export type State = (typeof STATES)[number];
+
+/** Why baton SIGKILLed a process: a few words, for metrics (the log's message says it in full). */
+export const KILL_CAUSES = ['kill-timeout', 'max-draining', 'failed-start', 'second-stop'] as const;
+export type KillCause = (typeof KILL_CAUSES)[number];
 
 /** The only transitions a generation may take; anything else is a bug in baton. */
 const NEXT: Record<State, readonly State[]> = {
@@ -181,15 +186,16 @@ export class Generation {
     // deadline is kept from then on.
     if (this.alive && !this.killTimer) {
       const left = Math.max(0, killTimeout - (this.ms() - (this.times.stop ?? this.ms())));
-      this.killTimer = setTimeout(() => this.kill(`did not exit within ${killTimeout}ms of ${sig}`), left);
+      const reason = `did not exit within ${killTimeout}ms of ${sig}`;
+      this.killTimer = setTimeout(() => this.kill(reason, 'kill-timeout'), left);
     }
     return this.exited;
   }
 
-  kill(reason: string): Promise<ExitStatus> {
+  kill(reason: string, cause: KillCause): Promise<ExitStatus> {
     if (this.alive) {
       this.killed ??= reason;
-      this.log.event('kill', { generation: this.number, pid: this.pid, message: reason });
+      this.log.event('kill', { generation: this.number, pid: this.pid, message: reason, cause });
       this.signal('SIGKILL');
     }
     return this.exited;

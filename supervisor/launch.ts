@@ -148,7 +148,7 @@ export async function launch(
     log.event('failed', { generation: number, worker, message: (err as Error).message });
     if (spawned && spawned.state === 'starting') {
       spawned.to('failed');
-      await spawned.kill((err as Error).message);
+      await spawned.kill((err as Error).message, 'failed-start');
     }
     return { reason: (err as Error).message };
   } finally {

@@ -56,7 +56,8 @@ export function parseListen(values: string[]): ListenSpec[] {
   return specs;
 }
 
-function clearStaleUnixSocket(path: string): boolean {
+/** Removes a unix socket file at `path` that no process listens on; true if it did. Refuses any other file. */
+export function clearStaleUnixSocket(path: string): boolean {
   let st: Stats;
   try {
     st = lstatSync(path);
@@ -74,7 +75,7 @@ function clearStaleUnixSocket(path: string): boolean {
 }
 
 /** EADDRINUSE, with the processes that hold the address named (those baton may see). */
-function inUse(err: unknown, a: Address): unknown {
+export function inUse(err: unknown, a: Address): unknown {
   if (!(err instanceof SysError) || err.code !== 'EADDRINUSE') return err;
   const port = a.kind === 'tcp' ? a.port : undefined;
   const owner = a.kind === 'unix' ? unixSocketOwner(a.path) : undefined;

@@ -49,3 +49,36 @@ export function createLogger(format: LogFormat, fd = 2, dropped = 0): BatonLogge
   if (sink.blocking) log.event('warning', { message: sink.blocking });
   return log;
 }
+
+export type EventListener = (event: string, fields: Fields) => void;
+
+/**
+ * baton's logger, whose events are also heard inside baton (metrics, `reload --wait --progress`) once written. A
+ * listener's bug is reported as a warning, never thrown into the code that logged.
+ */
+export class Tap implements BatonLogger {
+  private readonly listeners = new Set<EventListener>();
+
+  constructor(private readonly log: BatonLogger) {}
+
+  event(event: string, fields: Fields = {}): void {
+    this.log.event(event, fields);
+    for (const listener of this.listeners) {
+      try {
+        listener(event, fields);
+      } catch (err) {
+        this.log.event('warning', { message: `listener of ${event}: ${(err as Error).message}` });
+      }
+    }
+  }
+
+  flush(ms: number): number {
+    return this.log.flush(ms);
+  }
+
+  /** Hears every event from now on; returns what stops it. */
+  listen(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}

@@ -114,6 +114,7 @@ export class Loop {
   /** One upgrade (or the rest of a carried one) for `waiters`; a canary window carried on keeps them waiting. */
   private async upgrade(waiters: Waiter[], wave: (carry: AbortSignal) => Promise<UpgradeResult | Trial | undefined>) {
     this.carried = undefined;
+    for (const w of waiters) w.began?.();
     let result: UpgradeResult | undefined;
     try {
       const end = await wave(this.carry.signal);

@@ -33,6 +33,7 @@ const FIXED: Record<Exclude<keyof Config, Shaping | 'bpffs'>, string> = {
   handover: 'handover',
   pidFile: 'pid-file',
   control: 'control',
+  metrics: 'metrics',
   subreaper: 'subreaper',
   logFormat: 'log-format',
   user: 'user/--group',

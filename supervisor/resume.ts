@@ -39,6 +39,7 @@ const valid = record(
     lastActive: int,
     signals: list(text),
     control: record({ fd: int, made: list(text) }),
+    metrics: record({ fd: int }),
     oomScoreAdj: num,
     oomFd: int,
     logDropped: int,

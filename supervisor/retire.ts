@@ -83,7 +83,7 @@ export class Retirement {
     const waves = [...new Set(draining.map(of))].sort((a, b) => a - b);
     const excess = new Set(waves.slice(0, Math.max(0, waves.length - this.config.maxDraining)));
     const reason = `more than --max-draining ${this.config.maxDraining} generations draining`;
-    for (const g of draining) if (excess.has(of(g))) void g.kill(reason);
+    for (const g of draining) if (excess.has(of(g))) void g.kill(reason, 'max-draining');
   }
 
   /**

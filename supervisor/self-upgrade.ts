@@ -61,6 +61,8 @@ export interface ResumeState {
   clients?: number[];
   /** Under --steer: the generation sockets baton holds (each generation's `port` names its own). */
   sockets?: number[];
+  /** --metrics: its listening socket, across the execve. */
+  metrics?: { fd: number };
 }
 
 /** A canary window in flight (trial.ts), by pid, and the connections of the `reload --wait` clients waiting for it. */

@@ -8,6 +8,8 @@ interface Slot {
   gen?: Generation;
   crashes: number;
   restart?: NodeJS.Timeout;
+  /** The backoff its pending restart was given (ms), until a process takes the slot. */
+  backoff?: number;
 }
 
 /** The n-th crash in a row waits 1.5^(n-1) s, at most 30 s. */
@@ -77,7 +79,7 @@ export class Slots {
     s.gen = gen;
     this.lastActive = gen;
     clearTimeout(s.restart);
-    s.restart = undefined;
+    [s.restart, s.backoff] = [undefined, undefined];
     this.onActive(gen);
     return old;
   }
@@ -128,6 +130,7 @@ export class Slots {
     const s = this.slots[slot]!;
     const n = ++s.crashes;
     const delay = backoffDelay(n);
+    s.backoff = delay;
     this.log.event('restart', { worker: slot, message: reason, in: delay, crashes: n });
     if (n % backoff.loopReport === 0) {
       const others = this.serving().length;
@@ -148,6 +151,11 @@ export class Slots {
     const slots = [...this.due].filter((s) => s < this.slots.length && !this.slots[s]!.gen);
     this.due.clear();
     return slots;
+  }
+
+  /** The longest backoff of a restart pending now (ms), 0 if none is. */
+  backoffMs(): number {
+    return Math.max(0, ...this.slots.map((s) => s.backoff ?? 0));
   }
 
   hasDue(): boolean {
@@ -177,7 +185,7 @@ export class Slots {
   clearRestarts(): void {
     for (const s of this.slots) {
       clearTimeout(s.restart);
-      s.restart = undefined;
+      [s.restart, s.backoff] = [undefined, undefined];
     }
   }
 }

@@ -47,6 +47,8 @@ export interface Status {
   helpers: HelperInfo[];
   upgrades: UpgradeResult[];
   failures: number;
+  /** Where --metrics serves GET /metrics. */
+  metrics?: string;
   /** baton's own memory (process.memoryUsage()), bytes. */
   memory: NodeJS.MemoryUsage;
   steering?: {
@@ -73,10 +75,7 @@ export function buildStatus(p: StatusParts): Status {
   const live = [...p.live];
   const { listeners, plane, startedAt, orphans, keeper } = p.resources;
   const orphanState = orphans.retired ? 'retiring' : 'orphan';
-  // /proc/net/tcp lists every connection on the host (TIME_WAIT too): read it only when needed.
-  const established = live.some((g) => g.state === 'draining') ? establishedInodes() : new Set<number>();
-  // Connections still open in a draining generation: its sockets that are established TCP connections.
-  const connections = (g: Generation) => socketInodes(g.pid).filter((inode) => established.has(inode)).length;
+  const connections = drainingConnections(live);
   const holds = (g: Generation) => {
     if (g.state !== 'ready' && g.state !== 'active') return undefined;
     const h = holding(g, listeners, p.handover.sharesListener);
@@ -101,7 +100,7 @@ export function buildStatus(p: StatusParts): Status {
       state: g.state,
       ageMs: g.ms(),
       readyMs: g.times.ready,
-      connections: g.state === 'draining' ? connections(g) : undefined,
+      connections: connections.get(g),
       dir: g.release.dir || undefined,
       holds: holds(g),
       escaped: escaped(g),
@@ -119,8 +118,16 @@ export function buildStatus(p: StatusParts): Status {
   };
 }
 
+/** The connections still open in each draining process: its sockets that are established TCP connections. */
+export function drainingConnections(live: Generation[]): Map<Generation, number> {
+  const draining = live.filter((g) => g.state === 'draining');
+  // /proc/net/tcp lists every connection on the host (TIME_WAIT too): read it only when needed.
+  const established = draining.length > 0 ? establishedInodes() : new Set<number>();
+  return new Map(draining.map((g) => [g, socketInodes(g.pid).filter((inode) => established.has(inode)).length]));
+}
+
 /** The listener a generation has of its own, and its accept queue (baton's copy of it is open while it lives). */
-function ownSocket(g: Generation): GenerationRow['socket'] {
+export function ownSocket(g: Generation): GenerationRow['socket'] {
   if (!g.held || !g.alive) return undefined;
   const address = g.socket ? formatAddress(g.socket.listener.address) : `port ${g.held.port}`;
   return { address, queue: acceptQueue(g.held.fd) };
@@ -134,6 +141,7 @@ export function formatStatus(s: Status): string {
   const counts = `${s.workers} worker(s), ${s.failures} failed upgrade(s)`;
   const lines = [`baton pid ${s.pid} (${s.name}), up ${age(s.uptimeMs)}, handover ${s.handover}, ${counts}`];
   for (const l of s.listeners) lines.push(`  listener ${l.name} ${l.address} (fd ${l.fd})`);
+  if (s.metrics) lines.push(`  metrics at ${s.metrics} (GET /metrics)`);
   lines.push('  GEN  WORKER PID      STATE     AGE     READY   HOLDS CONNS DIR');
   for (const g of [...s.generations, ...(s.orphans ?? [])]) {
     const ready = g.readyMs === undefined ? '-' : `${g.readyMs}ms`;

@@ -11,12 +11,13 @@ import { launch } from './launch.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { Loop, STOPPING } from './loop.js';
+import { type Readings, readings } from './metrics/readings.js';
 import { Resources } from './resources.js';
 import { Retirement } from './retire.js';
 import { capture, type ResumeState, restore, resumeTimers } from './self-upgrade.js';
 import { Slots } from './slots.js';
 import { buildStatus, type Status } from './status.js';
-import { History, refusal, type UpgradeResult } from './upgrade.js';
+import { History, refusal, type UpgradeResult, type Waiter } from './upgrade.js';
 import { runFirst } from './wave.js';
 import type { WaveParts } from './wave-parts.js';
 
@@ -108,7 +109,7 @@ export class Supervisor {
    * SIGHUP or `baton reload`: start a new generation; coalesced while one is in flight. Resolves
    * with the outcome of the upgrade that serves this request.
    */
-  reload(source = 'SIGHUP', client?: () => number | undefined): Promise<UpgradeResult> {
+  reload(source = 'SIGHUP', client?: Omit<Waiter, 'settle'>): Promise<UpgradeResult> {
     const ignored = this.stopping ? `; ignored: ${STOPPING}` : '';
     this.rooms.log.event('reload', { message: `upgrade requested by ${source}${ignored}` });
     if (this.stopping) return Promise.resolve(refusal(STOPPING, this.rooms.slots.newest));
@@ -130,7 +131,7 @@ export class Supervisor {
 
   /** SIGTERM/SIGINT: stop every generation gracefully; a second call kills what is left at once. */
   stop(): void {
-    if (this.stopping) return void Promise.all([...this.live].map((g) => g.kill('second stop request')));
+    if (this.stopping) return void Promise.all([...this.live].map((g) => g.kill('second stop request', 'second-stop')));
     this.stopping = true;
     this.rooms.helpers.stopAll();
     this.rooms.slots.clearRestarts();
@@ -156,6 +157,11 @@ export class Supervisor {
   /** What `baton status` shows. */
   status(): Status {
     return buildStatus({ ...this.rooms, handover: this.handover, resources: this.resources });
+  }
+
+  /** What the metrics' gauges and `reload --wait --progress` read: cheap, no scan of /proc but for draining. */
+  readings(): Readings {
+    return readings({ live: this.live, slots: this.rooms.slots, resources: this.resources });
   }
 
   /**

@@ -20,6 +20,8 @@ export interface UpgradeResult {
   readyMs?: number;
   /** Set when the new generation was started and rolled back. */
   rollback?: Rollback;
+  /** Set when nothing was started: the --check preflight failed, or the release or options could not be used. */
+  refused?: 'check' | 'plan';
   /** The options a changed --config gave this upgrade, one line each. */
   changes?: string[];
 }
@@ -35,6 +37,8 @@ export interface Waiter {
   settle(r: UpgradeResult): void;
   /** The fd of the connection the answer goes to: a self-upgrade carries it on (undefined once it is closed). */
   fd?(): number | undefined;
+  /** The upgrade that serves this request starts (or goes on in the program a self-upgrade carried it to). */
+  began?(): void;
 }
 
 /** The connections of `waiters` still open: a self-upgrade hands them to the next program, which answers them. */
@@ -59,9 +63,9 @@ export class Requests {
     return [...(this.waiting ?? [])];
   }
 
-  /** Resolves with the outcome of the upgrade that serves this request; `fd`: the client's connection. */
-  add(fd?: () => number | undefined): Promise<UpgradeResult> {
-    return new Promise((settle) => this.want([{ settle, ...(fd ? { fd } : {}) }]));
+  /** Resolves with the outcome of the upgrade that serves this request; `client`: who asked, if a client did. */
+  add(client: Omit<Waiter, 'settle'> = {}): Promise<UpgradeResult> {
+    return new Promise((settle) => this.want([{ ...client, settle }]));
   }
 
   /** An upgrade is wanted, by `waiters` (none: one held across a self-upgrade; or clients it carried). */

@@ -80,7 +80,7 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
   const plan = planUpgrade(p.config, p.reread);
   if ('reason' in plan) {
     log.event('upgrade-refused', { message: plan.reason, hint: plan.hint, serving: servingBefore });
-    return record(p, since, { ok: false, generation: 0, reason: plan.reason, hint: plan.hint });
+    return record(p, since, { ok: false, generation: 0, reason: plan.reason, hint: plan.hint, refused: 'plan' });
   }
   const { config, release, changes } = plan;
   since.changes = changes;
@@ -90,7 +90,7 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
     if (p.stopping()) return undefined;
     if (failed) {
       log.event('preflight-failed', { message: failed, serving: servingBefore, failures: p.history.fail() });
-      return record(p, since, { ok: false, generation: 0, reason: failed });
+      return record(p, since, { ok: false, generation: 0, reason: failed, refused: 'check' });
     }
   }
   // A changed --workers count is this wave's; SIGTTIN/SIGTTOU's count stands while the file's does not change.

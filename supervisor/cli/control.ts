@@ -7,6 +7,8 @@ import { formatStatus, type Status } from '../status.js';
 import type { UpgradeResult } from '../upgrade.js';
 import { strictParser } from './parser.js';
 import { layered } from './sources.js';
+import { stepPrinter } from './steps.js';
+import { watchStatus } from './watch.js';
 
 const WHERE = {
   control: { type: 'string', describe: "the baton's control socket" },
@@ -17,8 +19,15 @@ const WHERE = {
 /** status, stop and a reload without --wait are answered at once: past this, baton is stalled (or stopped). */
 const ANSWER_MS = 10_000;
 
-/** `baton reload|status|stop`: one request to a running baton; returns what to print. */
-export async function controlCommand(command: 'reload' | 'status' | 'stop', args: string[]): Promise<string> {
+/**
+ * `baton reload|status|stop`: one request to a running baton; returns what to print last. `out`: where
+ * `reload --wait --progress` and `status --watch` print as they go.
+ */
+export async function controlCommand(
+  command: 'reload' | 'status' | 'stop',
+  args: string[],
+  out: NodeJS.WriteStream = process.stdout,
+): Promise<string> {
   const parser = yargs(layered(args, WHERE))
     .scriptName(`baton ${command}`)
     .options(WHERE)
@@ -33,6 +42,12 @@ export async function controlCommand(command: 'reload' | 'status' | 'stop', args
       requiresArg: true,
       describe: 'reload --wait: give up after this long',
     })
+    .option('progress', {
+      type: 'boolean',
+      default: false,
+      describe: 'reload --wait: print each step of the upgrade as it happens, until the old processes are gone',
+    })
+    .option('watch', { type: 'boolean', default: false, describe: 'status: show it again every second until ^C' })
     .option('json', { type: 'boolean', default: false, describe: 'status: print JSON' });
   const argv = strictParser(parser, `run baton ${command} --help`).parseSync();
   if (argv.help) return '';
@@ -41,9 +56,19 @@ export async function controlCommand(command: 'reload' | 'status' | 'stop', args
   // The client waits 5 s longer than baton does, and its timer has the same limit.
   const timeout = parseDuration('timeout', argv.timeout, MAX_DURATION - 5_000);
   if (timeout <= 0) throw usageError('--timeout must be more than 0', 'e.g. --timeout 30s');
+  if (argv.progress && !(command === 'reload' && argv.wait)) {
+    throw usageError('--progress needs reload --wait', 'run baton reload --wait --progress');
+  }
+  if (argv.watch && command !== 'status') throw usageError('--watch is for status', 'run baton status --watch');
+  if (argv.watch) {
+    await watchStatus(path, argv.json, out, ANSWER_MS);
+    return '';
+  }
   const waits = command === 'reload' && argv.wait;
-  const req = { command, ...(command === 'reload' ? { wait: argv.wait, timeout } : {}) };
-  const reply = await request(path, req, waits ? timeout + 5_000 : ANSWER_MS);
+  const progress = argv.progress ? { progress: true } : {};
+  const req = { command, ...(command === 'reload' ? { wait: argv.wait, timeout, ...progress } : {}) };
+  const steps = argv.progress ? stepPrinter(out) : undefined;
+  const reply = await request(path, req, waits ? timeout + 5_000 : ANSWER_MS, steps?.print).finally(() => steps?.end());
   if (!reply.ok) throw new BatonError(reply.error.code, reply.error.message, reply.error.hint ?? '');
   if (command === 'status')
     return argv.json ? JSON.stringify(reply.status, null, 2) : formatStatus(reply.status as Status);

@@ -1,9 +1,9 @@
-import type { Address } from '../address.js';
+import { type Address, formatAddress, overlap, parseAddress, sameAddress } from '../address.js';
 import { socketPerGeneration } from '../config.js';
 import { usageError } from '../errors.js';
 import type { Handover } from '../handover/handover.js';
 import { type ListenSpec, parseListen } from '../listener.js';
-import type { Rule } from '../steering/rules.js';
+import { type Rule, steersTo } from '../steering/rules.js';
 
 /**
  * Where each generation's own socket is bound under --steer when --listen does not say, by the families the rules
@@ -56,4 +56,33 @@ export function checkListen(
     );
   }
   return parseListen(listen);
+}
+
+const METRICS_HINT = 'give --metrics an address of its own, e.g. --metrics 127.0.0.1:9464';
+
+/**
+ * --metrics: never one of the supervised listeners, the control socket, or an address a --steer rule takes
+ * (port 0 is checked again once bound: steering.ts's shadow check does not see a socket bound after it).
+ */
+export function checkMetrics(spec: string, listen: ListenSpec[], control: string, rules: Rule[]): Address {
+  const address = parseAddress(spec, '--metrics');
+  const listener = listen.find(
+    (l) => overlap(l.address, address) || (address.kind === 'unix' && sameAddress(l.address, address)),
+  );
+  if (listener) {
+    throw usageError(
+      `--metrics ${spec} is also --listen ${formatAddress(listener.address)}: supervised, not baton's`,
+      METRICS_HINT,
+    );
+  }
+  if (address.kind === 'unix' && address.path === control) {
+    throw usageError(`--metrics ${spec} is the control socket`, METRICS_HINT);
+  }
+  const rule = address.kind === 'tcp' && address.port !== 0 ? steersTo(rules, address) : undefined;
+  if (rule)
+    throw usageError(
+      `--metrics ${spec} is steered by --steer ${rule.text}: scrapes would reach the server`,
+      METRICS_HINT,
+    );
+  return address;
 }

@@ -77,6 +77,10 @@ export const OPTIONS: Record<string, Option> = {
     type: 'string',
     describe: 'control socket [default: beside --pid-file, else $XDG_RUNTIME_DIR or /run/baton/NAME.sock]',
   },
+  metrics: {
+    type: 'string',
+    describe: "serve Prometheus metrics at GET /metrics on HOST:PORT or unix:/path (baton's own socket) [default: off]",
+  },
   'log-format': {
     type: 'string',
     choices: ['text', 'json'],

@@ -19,7 +19,7 @@ import { parseRules } from '../steering/rules.js';
 import { holdsCapabilities } from '../sys/capability.js';
 import { yamaScope } from '../sys/proc.js';
 import { lookupGroup, lookupUser } from '../sys/user.js';
-import { checkListen } from './listen-check.js';
+import { checkListen, checkMetrics } from './listen-check.js';
 import { OPTIONS } from './option-table.js';
 import { strictParser } from './parser.js';
 import { layered } from './sources.js';
@@ -91,6 +91,7 @@ interface Argv {
   envFile?: string[];
   pidFile?: string;
   control?: string;
+  metrics?: string;
   logFormat: string;
   user?: string;
   group?: string;
@@ -172,6 +173,7 @@ export function parseOptions(args: string[], here = logicalCwd()): Config | unde
       'give --control another path (by default it sits beside --pid-file)',
     );
   }
+  const metrics = argv.metrics === undefined ? undefined : checkMetrics(argv.metrics, specs, control, steer);
   const name =
     argv.name ?? (listen[0] ?? steerSpecs[0] ?? 'baton').replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '');
   // bpffs refuses names with dots
@@ -208,6 +210,7 @@ export function parseOptions(args: string[], here = logicalCwd()): Config | unde
       'control socket',
       CONTROL_HINT,
     ),
+    ...(metrics ? { metrics } : {}),
     subreaper: argv.subreaper,
     logFormat: argv.logFormat as LogFormat,
     ...(user ? { user } : {}),

@@ -1,6 +1,7 @@
 import type { ControlServer } from '../control/server.js';
 import { execSelf } from '../exec-self.js';
 import type { BatonLogger } from '../log.js';
+import type { MetricsServer } from '../metrics/server.js';
 import { nodeFlags, preload, preloadEnv } from '../preload.js';
 import { type CheckedBuild, checkBuild } from '../self-check.js';
 import type { ResumeState } from '../self-upgrade.js';
@@ -21,6 +22,8 @@ export interface SelfUpgradeParts {
   ambient: number[];
   /** The control server now. */
   control: () => ControlServer;
+  /** The --metrics server, if any: its listening socket goes to the next program (a build that parses --metrics). */
+  metrics: () => MetricsServer | undefined;
   /** For a program that cannot adopt the control socket: close it before the execve, open it again if that fails. */
   closeControl: () => void;
   reopenControl: () => void;
@@ -65,6 +68,7 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
   // flight is awaited a stop still stops (and the self-upgrade is given up).
   p.signals.hold(['SIGTERM', 'SIGINT']);
   const control = build.features.includes('control') ? p.control() : undefined;
+  const metrics = p.metrics();
   let state: ResumeState | undefined;
   let held: BatonSignal[] = [];
   try {
@@ -72,6 +76,7 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
     await p.sup.idle(build.features.includes('canary'));
     // New requests wait in the backlog for the next program; those already accepted are answered here.
     await control?.pause();
+    await metrics?.pause(); // scrapes wait in its backlog
     await turn(); // what libuv caught of signals reaches the queue
     state = await p.sup.freeze();
     p.signals.hold();
@@ -84,6 +89,7 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
       // A build that does not take the fd would leave it open, for its children too.
       if (build.features.includes('oom-fd')) state.oomFd = oomFile();
       if (!build.features.includes('canary')) delete state.clients; // closed by the execve, as before
+      if (metrics) state.metrics = { fd: metrics.fd };
       execInto(p, { state, control, flags, native }, [...(again() ? ['SIGUSR2' as const] : []), ...held]);
     }
   } catch (err) {
@@ -91,6 +97,7 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
     p.sup.thaw();
   }
   control?.resume().catch((err: Error) => p.log.event('warning', { message: `control socket: ${err.message}` }));
+  metrics?.resume().catch((err: Error) => p.log.event('warning', { message: `metrics listener: ${err.message}` }));
   p.signals.release(held);
 }
 

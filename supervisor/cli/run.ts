@@ -1,10 +1,14 @@
 import { onExit } from 'signal-exit';
+import { formatAddress } from '../address.js';
 import { controlHandler, upgradeReply } from '../control/handler.js';
 import { replyOn } from '../control/serve.js';
 import { ControlServer, type Handler } from '../control/server.js';
 import { usageError } from '../errors.js';
-import { INSTALL_HINT, replaceableCode } from '../install.js';
-import { type BatonLogger, createLogger, type Logger } from '../log.js';
+import { allHooks } from '../hooks.js';
+import { batonVersion, INSTALL_HINT, replaceableCode } from '../install.js';
+import { type BatonLogger, createLogger, type Logger, Tap } from '../log.js';
+import { meter, serveMetrics } from '../metrics/index.js';
+import type { MetricsServer } from '../metrics/server.js';
 import { formatReady } from '../ready/index.js';
 import { startReaper } from '../reaper.js';
 import { logicalCwd, resolveRelease } from '../release.js';
@@ -42,7 +46,7 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   if ('reason' in release) throw usageError(release.reason, release.hint);
   // With a --config file, each upgrade reads the options again (the flags and BATON_* as they were given).
   const reread = configPath(args) ? () => parseOptions(args, here) ?? config : undefined;
-  const log = createLogger(config.logFormat, 2, resume?.logDropped);
+  const log = new Tap(createLogger(config.logFormat, 2, resume?.logDropped));
   flushAtExit(log);
   const replaceable = replaceableCode();
   if (replaceable) log.event('warning', { message: `${replaceable}: ${INSTALL_HINT}` });
@@ -53,10 +57,21 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   delete process.env.NOTIFY_SOCKET;
   if (notifySocket) process.env.BATON_NOTIFY_SOCKET = notifySocket;
   const answer = (fd: number, r: UpgradeResult) => replyOn(fd, upgradeReply(r));
-  const sup = new Supervisor(config, log, { ...systemdHooks(notifySocket, log), answer }, resume, reread);
+  const read = () => sup.readings();
+  const metered = config.metrics && {
+    address: config.metrics,
+    ...(await meter(
+      { version: batonVersion(), handover: config.handover, steering: config.steer.length > 0, read },
+      log,
+    )),
+  };
+  const hooks = allHooks(systemdHooks(notifySocket, log), { answer }, metered ? metered.hooks : {});
+  const sup = new Supervisor(config, log, hooks, resume, reread);
   const fields = { handover: config.handover, ready: formatReady(config.ready), drain: config.drain };
   log.event('config', { ...fields, stop_signal: config.stopSignal, ...(resume ? { resumed: true } : {}) });
-  const handler = controlHandler(sup);
+  let metrics: MetricsServer | undefined;
+  const where = () => (metrics ? formatAddress(metrics.address) : undefined);
+  const handler = controlHandler({ supervisor: sup, log, metrics: where });
   let control: ControlServer;
   try {
     control = await openControl(config.control, handler, log, resume);
@@ -64,10 +79,19 @@ export async function run(args: string[], held?: Signals): Promise<void> {
     sup.discard();
     throw err;
   }
+  try {
+    const handed = resume?.metrics?.fd;
+    if (metered) metrics = await serveMetrics(metered.address, metered.metrics, log, { rules: config.steer, handed });
+  } catch (err) {
+    control.close();
+    sup.discard();
+    throw err;
+  }
   // Last resort for an exit baton did not plan (a bug): stop the children and remove what baton made.
   const removeGuard = onExit(() => {
     sup.abandon();
     control.close();
+    metrics?.close();
   });
   const stopReaper = process.pid === 1 || config.subreaper ? startReaper(log, config.subreaper) : () => {};
   const signals = held ?? new Signals();
@@ -77,6 +101,7 @@ export async function run(args: string[], held?: Signals): Promise<void> {
     signals,
     ambient,
     control: () => control,
+    metrics: () => metrics,
     closeControl: () => control.close(),
     reopenControl: () => void ControlServer.open(config.control, handler, log).then((c) => (control = c), fail),
   });
@@ -94,6 +119,7 @@ export async function run(args: string[], held?: Signals): Promise<void> {
     process.exitCode = await sup.done;
   } finally {
     control.close();
+    metrics?.close();
     stopReaper();
     removeGuard();
     signals.close();

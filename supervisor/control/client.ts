@@ -2,6 +2,7 @@ import net from 'node:net';
 import { dirname } from 'node:path';
 import { BatonError } from '../errors.js';
 import { peerCredentials } from '../sys/socket.js';
+import type { Step } from './progress.js';
 import type { Reply, Request } from './server.js';
 
 /**
@@ -21,11 +22,26 @@ function checkPeer(path: string, socket: net.Socket): void {
   );
 }
 
-/** One request to a baton's control socket; resolves with its reply. */
-export function request(path: string, req: Request, timeoutMs: number): Promise<Reply> {
+/** One request to a baton's control socket; resolves with its reply. `onStep`: each progress line before it. */
+export function request(path: string, req: Request, timeoutMs: number, onStep?: (s: Step) => void): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(path);
     let data = '';
+    // Progress lines come before the reply, one JSON object a line; the reply is the last line.
+    const steps = () => {
+      for (let nl = data.indexOf('\n'); nl >= 0; nl = data.indexOf('\n')) {
+        const line = data.slice(0, nl);
+        let step: Step | undefined;
+        try {
+          step = (JSON.parse(line) as { progress?: Step }).progress;
+        } catch {
+          return; // not a progress line: the reply, which 'end' parses
+        }
+        if (!step) return;
+        data = data.slice(nl + 1);
+        onStep?.(step);
+      }
+    };
     const timer = setTimeout(() => {
       socket.destroy();
       reject(
@@ -49,9 +65,13 @@ export function request(path: string, req: Request, timeoutMs: number): Promise<
       }
       socket.write(JSON.stringify(req) + '\n');
     });
-    socket.on('data', (d: string) => (data += d));
+    socket.on('data', (d: string) => {
+      data += d;
+      steps();
+    });
     socket.on('end', () => {
       clearTimeout(timer);
+      steps();
       try {
         resolve(JSON.parse(data) as Reply);
       } catch {

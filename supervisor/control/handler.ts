@@ -1,40 +1,70 @@
+import type { Tap } from '../log.js';
 import type { Supervisor } from '../supervisor.js';
 import type { UpgradeResult } from '../upgrade.js';
+import { Progress } from './progress.js';
 import type { Handler, Reply } from './server.js';
 
 const DEFAULT_WAIT = 120_000;
 
+/** What a control request may ask of baton. */
+export interface Controlled {
+  supervisor: Supervisor;
+  log: Tap;
+  /** Where --metrics serves, for `baton status`. */
+  metrics?: () => string | undefined;
+}
+
 /** Answers control requests from the supervisor. */
-export function controlHandler(supervisor: Supervisor): Handler {
+export function controlHandler(c: Controlled): Handler {
+  const { supervisor } = c;
   return async (req, client) => {
     switch (req.command) {
-      case 'status':
-        return { ok: true, status: supervisor.status() };
+      case 'status': {
+        const metrics = c.metrics?.();
+        return { ok: true, status: { ...supervisor.status(), ...(metrics ? { metrics } : {}) } };
+      }
       case 'stop':
         setImmediate(() => supervisor.stop());
         return { ok: true, stopping: true };
       case 'reload': {
-        const outcome = supervisor.reload('baton reload', req.wait ? client.fd : undefined);
+        const source = { readings: () => supervisor.readings(), log: c.log };
+        const progress = req.wait && req.progress ? new Progress(source, client) : undefined;
+        const waiter = req.wait ? { fd: client.fd, ...(progress ? { began: progress.begin } : {}) } : undefined;
+        const outcome = supervisor.reload('baton reload', waiter);
         if (!req.wait) return { ok: true, requested: true };
-        let timer: NodeJS.Timeout | undefined;
-        const timeout = req.timeout ?? DEFAULT_WAIT;
-        const result = await Promise.race([
-          outcome,
-          new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), timeout))),
-        ]);
-        clearTimeout(timer);
-        if (!result)
-          return {
-            ok: false,
-            error: {
-              code: 'ERR_BATON_TIMEOUT',
-              message: `the upgrade did not finish within ${timeout}ms`,
-              hint: 'it goes on; see baton status',
-            },
-          };
-        return upgradeReply(result);
+        const deadline = performance.now() + (req.timeout ?? DEFAULT_WAIT);
+        try {
+          const result = await within(outcome, deadline);
+          // With --progress the story ends when the processes the upgrade stopped have exited.
+          if (result) await progress?.drained(deadline - performance.now());
+          return result ? upgradeReply(result) : timedOut(req.timeout ?? DEFAULT_WAIT);
+        } finally {
+          progress?.end();
+        }
       }
     }
+  };
+}
+
+/** `outcome`, or undefined once `deadline` (performance.now()) has passed. */
+async function within<T>(outcome: Promise<T>, deadline: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), deadline - performance.now())));
+  try {
+    return await Promise.race([outcome, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function timedOut(timeout: number): Reply {
+  return {
+    ok: false,
+    error: {
+      code: 'ERR_BATON_TIMEOUT',
+      message: `the upgrade did not finish within ${timeout}ms`,
+      hint: 'it goes on; see baton status',
+    },
   };
 }
 

@@ -1,8 +1,10 @@
 import net from 'node:net';
 import { MAX_DURATION } from '../duration.js';
 import type { ErrorCode } from '../error-codes.js';
+import { listenOn } from '../listen-on.js';
 import type { Logger } from '../log.js';
 import { peerCredentials } from '../sys/socket.js';
+import type { StepSink } from './progress.js';
 
 // One connection to the control socket: one JSON request line, one JSON reply line (server.ts owns the socket).
 
@@ -10,14 +12,19 @@ export interface Request {
   command: 'reload' | 'status' | 'stop';
   wait?: boolean;
   timeout?: number;
+  /** reload --wait: the upgrade's steps as they happen, one `{"progress": {...}}` line each, before the reply. */
+  progress?: boolean;
 }
 
 export type Reply =
   | { ok: true; [k: string]: unknown }
   | { ok: false; error: { code: ErrorCode; message: string; hint?: string }; [k: string]: unknown };
 
-/** The connection a request came on: its fd while it waits for the answer (a self-upgrade carries it on). */
-export interface Client {
+/**
+ * The connection a request came on: its fd while it waits for the answer (a self-upgrade carries it on), and the
+ * progress lines written to it before the reply.
+ */
+export interface Client extends StepSink {
   fd(): number | undefined;
 }
 
@@ -72,6 +79,7 @@ function parse(line: string): Request | string {
   if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && timeout <= MAX_DURATION)) {
     return `"timeout" must be a positive number of ms, at most ${MAX_DURATION}`;
   }
+  if (r.progress !== undefined && typeof r.progress !== 'boolean') return '"progress" must be true or false';
   return r;
 }
 
@@ -81,18 +89,7 @@ export async function acceptOn(fd: number, handler: Handler, log: Logger, unansw
     unanswered.add(socket);
     serve(socket, handler, log, unanswered);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ fd }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  // From now on an error is one failed accept (EMFILE, ENOBUFS): the server goes on listening.
-  // Unhandled, the second one would take baton down with it.
-  server.on('error', (err: NodeJS.ErrnoException) => {
-    log.event('warning', { message: `control socket: ${err.code ?? err.message}` });
-  });
+  await listenOn(server, fd, log, 'control socket');
   return server;
 }
 
@@ -139,7 +136,12 @@ function serve(socket: net.Socket, handler: Handler, log: Logger, unanswered: Un
     // From here the handler bounds the wait (a reload --wait may take longer than a client may idle).
     socket.setTimeout(0);
     if (req.command === 'reload' && req.wait) unanswered.delete(socket);
-    const client = { fd: () => (socket.destroyed || socket.writableEnded ? undefined : fd) };
+    const open = () => !socket.destroyed && !socket.writableEnded;
+    const client: Client = {
+      fd: () => (open() ? fd : undefined),
+      write: (step) => void (open() && socket.write(`${JSON.stringify({ progress: step })}\n`)),
+      unread: () => socket.writableLength,
+    };
     handler(req, client).then(reply, (err: Error) =>
       reply({ ok: false, error: { code: 'ERR_BATON_INTERNAL', message: err.message } }),
     );

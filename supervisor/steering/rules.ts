@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
+import type { Address } from '../address.js';
 import { usageError } from '../errors.js';
 import { ipBytes } from '../sys/socket.js';
 
@@ -136,4 +137,11 @@ export function covers(rule: Rule, family: 4 | 6, addr: Buffer, port: number): b
   return (
     rule.ports.includes(port) && rule.ranges.some((r) => contains(r, { family, addr, prefix: family === 4 ? 32 : 128 }))
   );
+}
+
+/** The rule that would take connections to `a` (a wildcard address: any rule on its port), if one would. */
+export function steersTo(rules: Rule[], a: Address): Rule | undefined {
+  if (a.kind !== 'tcp') return undefined;
+  const wildcard = a.host === '0.0.0.0' || a.host === '::';
+  return rules.find((r) => (wildcard && r.ports.includes(a.port)) || covers(r, a.family, ipBytes(a.host), a.port));
 }

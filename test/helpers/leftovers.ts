@@ -69,10 +69,11 @@ function values(args: string[], name: string, many = false): string[] {
 function loggedPorts(stderr: string): number[] {
   const ports: number[] = [];
   for (const line of stderr.split('\n')) {
-    let listener: unknown = /\] listening listener=(\S+)/.exec(line)?.[1];
+    let listener: unknown = /\] (?:listening listener|metrics .*address)=(\S+)/.exec(line)?.[1];
     if (listener === undefined && jsonLog(line)) {
-      const e = JSON.parse(line) as { event: string; listener?: unknown };
+      const e = JSON.parse(line) as { event: string; listener?: unknown; address?: unknown };
       if (e.event === 'listening') listener = e.listener;
+      if (e.event === 'metrics') listener = e.address;
     }
     if (typeof listener === 'string' && !listener.startsWith('unix:')) {
       ports.push(Number(listener.slice(listener.lastIndexOf(':') + 1)));
@@ -191,9 +192,10 @@ export class Leftovers {
     const given = values(args, 'listen', true);
     // [NAME=]ADDRESS, as baton reads it
     const listen = given.map((v) => (/^[^[]+=/.test(v) && !v.startsWith('unix:') ? v.slice(v.indexOf('=') + 1) : v));
-    const unix = listen.filter((v) => v.startsWith('unix:')).map((v) => v.slice(5));
+    const addresses = [...listen, ...values(args, 'metrics')];
+    const unix = addresses.filter((v) => v.startsWith('unix:')).map((v) => v.slice(5));
     const busy = listeningPorts(this.prefix);
-    for (const v of listen.filter((l) => !l.startsWith('unix:'))) {
+    for (const v of addresses.filter((l) => !l.startsWith('unix:'))) {
       const port = Number(v.slice(v.lastIndexOf(':') + 1));
       if (port > 0 && !busy.has(port)) this.ports.push(port);
     }
