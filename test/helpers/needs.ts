@@ -14,7 +14,8 @@ export type Need =
   | 'systemd-socket-activate'
   | 'git-history'
   | 'ansible-playbook'
-  | 'prometheus';
+  | 'prometheus'
+  | 'script';
 
 /** What a test may need beyond Node: each check names what is missing, or nothing. */
 const checks: Record<Need, () => string | undefined> = {
@@ -28,6 +29,7 @@ const checks: Record<Need, () => string | undefined> = {
   'systemd-socket-activate': () =>
     onPath('systemd-socket-activate') ? undefined : 'systemd-socket-activate (systemd)',
   'ansible-playbook': () => (onPath('ansible-playbook') ? undefined : 'ansible-playbook (ansible-core)'),
+  script: () => (onPath('script') ? undefined : 'script (bsdutils)'),
   prometheus: () => (onPath('prometheus') && onPath('promtool') ? undefined : 'prometheus and promtool (prometheus)'),
   // A shallow clone lacks the commit the cross-version self-upgrade tests build.
   'git-history': () => (hasCommit(BASELINE_COMMIT) ? undefined : `git history with commit ${BASELINE_COMMIT}`),
