@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -103,7 +103,7 @@ test('--metrics on an address in use: error + hint, nothing started, nothing lef
   });
 });
 
-test('--metrics that is a --listen, the control socket, a steered port or malformed: refused before anything', async (t) => {
+test('--metrics that is a --listen, the control socket, a steered port or malformed: refused at once', async (t) => {
   const dir = scratch(t);
   const command = ['--', ...traced('node', fixture)];
   const own = /^give --metrics an address of its own, e\.g\. --metrics 127\.0\.0\.1:9464$/;
@@ -151,6 +151,7 @@ test('--metrics unix:/path: served there, removed when baton stops', async (t) =
   try {
     await baton.event('active', 1);
     t.is((await baton.event('metrics')).address, `unix:${path}`);
+    t.is(statSync(path).mode & 0o777, 0o666, 'as open to local users as a port on 127.0.0.1');
     const r = await scrape({ path });
     t.is(sample(r.body, 'baton_workers', 'state="active"'), 1);
   } finally {
@@ -220,6 +221,33 @@ test.serial('a self-upgrade carries the metrics listener: scrapes every 20 ms th
   }
 });
 
+test.serial('a self-upgrade under a --config that drops --metrics closes it; one that adds it opens it', async (t) => {
+  const file = join(scratch(t), 'baton.json');
+  const options = { listen: ['127.0.0.1:0'], command: ['node', fixture] };
+  writeFileSync(file, JSON.stringify({ ...options, metrics: '127.0.0.1:0' }));
+  const baton = new Baton(['--config', file]);
+  try {
+    await baton.event('active', 1);
+    const port = await metricsPort(baton);
+    writeFileSync(file, JSON.stringify(options));
+    baton.signal('SIGUSR2');
+    await baton.event('resumed', undefined, 60_000);
+    const refused = await scrape({ port }).then(
+      () => 'answered',
+      (err: NodeJS.ErrnoException) => err.code,
+    );
+    t.is(refused, 'ECONNREFUSED');
+    writeFileSync(file, JSON.stringify({ ...options, metrics: '127.0.0.1:0' }));
+    const from = baton.events.length;
+    baton.signal('SIGUSR2');
+    const e = await baton.waitFor((x) => x.event === 'metrics', 60_000, from);
+    const again = await scrape({ port: Number(String(e.address).split(':').pop()) });
+    t.is(again.status, 200);
+  } finally {
+    await baton.stop();
+  }
+});
+
 needs('bpf').serial('--steer: the BPF program counters, per rule', (t) =>
   inWorld(false, async (w) => {
     const path = join(scratch(t), 'metrics.sock');
@@ -232,6 +260,7 @@ needs('bpf').serial('--steer: the BPF program counters, per rule', (t) =>
     t.is(sample(text, 'baton_steered_connections_total', 'rule="127.0.0.1:7,77"'), 2);
     t.is(sample(text, 'baton_steered_connections_total', 'rule="127.0.0.1:8000-8009"'), 1);
     t.is(sample(text, 'baton_steer_no_socket_total', 'rule="127.0.0.1:7,77"'), 0);
+    t.is(sample(text, 'baton_generation_accept_queue', 'state="active"'), 0, "the generation's own socket");
     await baton.stop();
   }),
 );

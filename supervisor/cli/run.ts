@@ -16,7 +16,7 @@ import { takeResumeState } from '../resume.js';
 import type { ResumeState } from '../self-upgrade.js';
 import { Supervisor } from '../supervisor.js';
 import { ambientCapabilities } from '../sys/capability.js';
-import { closeOnExecAll } from '../sys/fd.js';
+import { closeFd, closeOnExecAll } from '../sys/fd.js';
 import { heldAtStart } from '../sys/hold.js';
 import { protectFromOom } from '../sys/oom.js';
 import { clearAmbient } from '../sys/prctl.js';
@@ -50,7 +50,8 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   flushAtExit(log);
   const replaceable = replaceableCode();
   if (replaceable) log.event('warning', { message: `${replaceable}: ${INSTALL_HINT}` });
-  protectFromOom(resume?.oomScoreAdj, resume?.oomFd); // before the first child: it must not inherit baton's lowered value
+  // Before the first child: it must not inherit baton's lowered value.
+  protectFromOom(resume?.oomScoreAdj, resume?.oomFd);
   // baton's own NOTIFY_SOCKET (systemd's) is never passed on: generations get private ones. It is
   // kept in BATON_NOTIFY_SOCKET so that a self-upgraded baton still has it.
   const notifySocket = process.env.NOTIFY_SOCKET ?? (resume ? process.env.BATON_NOTIFY_SOCKET : undefined);
@@ -82,6 +83,7 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   try {
     const handed = resume?.metrics?.fd;
     if (metered) metrics = await serveMetrics(metered.address, metered.metrics, log, { rules: config.steer, handed });
+    else if (handed !== undefined) closeFd(handed); // --config no longer asks for metrics
   } catch (err) {
     control.close();
     sup.discard();

@@ -19,6 +19,8 @@ export interface StepSink {
   write(step: Step): void;
   /** Bytes written and not yet taken by the client. */
   unread(): number;
+  /** The client went away. */
+  gone(): boolean;
 }
 
 /**
@@ -54,7 +56,9 @@ export class Progress {
     );
     const deadline = performance.now() + ms;
     const left = () => this.source.readings().processes.some((p) => stopping.has(p.pid));
-    while (left() && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    while (left() && !this.sink.gone() && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   end(): void {

@@ -141,6 +141,7 @@ function serve(socket: net.Socket, handler: Handler, log: Logger, unanswered: Un
       fd: () => (open() ? fd : undefined),
       write: (step) => void (open() && socket.write(`${JSON.stringify({ progress: step })}\n`)),
       unread: () => socket.writableLength,
+      gone: () => !open(),
     };
     handler(req, client).then(reply, (err: Error) =>
       reply({ ok: false, error: { code: 'ERR_BATON_INTERNAL', message: err.message } }),

@@ -1,7 +1,9 @@
 import { unlinkSync } from 'node:fs';
 import http from 'node:http';
+import { dirname } from 'node:path';
 import { type Address, formatAddress, sameAddress } from '../address.js';
 import { BatonError } from '../errors.js';
+import { checkDirectory, withUmask } from '../files.js';
 import { listenOn } from '../listen-on.js';
 import { clearStaleUnixSocket, inUse } from '../listener.js';
 import type { Logger } from '../log.js';
@@ -50,12 +52,17 @@ export class MetricsServer {
     const text = formatAddress(address);
     let fd: number | undefined;
     try {
-      if (address.kind === 'unix' && clearStaleUnixSocket(address.path)) {
-        log.event('stale-socket', { message: `removed stale metrics socket ${address.path}` });
+      if (address.kind === 'unix') {
+        // As the control socket's: nobody else may swap the file for a socket of theirs.
+        checkDirectory(dirname(address.path), 'metrics socket');
+        if (clearStaleUnixSocket(address.path)) {
+          log.event('stale-socket', { message: `removed stale metrics socket ${address.path}` });
+        }
       }
       let made: { fd: number; port: number };
       try {
-        made = createListener(address, BACKLOG, { metrics: text });
+        // A unix socket is mode 0666, as open to local users as a TCP port on 127.0.0.1; its directory may restrict it.
+        made = withUmask(0o111, () => createListener(address, BACKLOG, { metrics: text }));
       } catch (err) {
         throw inUse(err, address);
       }
