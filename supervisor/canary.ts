@@ -23,7 +23,17 @@ export async function watchCanary(
   let timer: NodeJS.Timeout | undefined;
   let outcome: Verdict = { passed: true };
   if (ms > 0) {
-    const passed = new Promise<Verdict>((resolve) => (timer = setTimeout(() => resolve({ passed: true }), ms)));
+    // A timer counts from the event loop's cached clock and may fire a little before `ms` have passed on the
+    // monotonic one (more so on a busy loop): it is armed again for what is left.
+    const end = performance.now() + ms;
+    const passed = new Promise<Verdict>((resolve) => {
+      const wait = () => {
+        const left = end - performance.now();
+        timer = left > 0 ? setTimeout(wait, Math.ceil(left)) : undefined;
+        if (left <= 0) resolve({ passed: true });
+      };
+      timer = setTimeout(wait, ms);
+    });
     const carried = new Promise<Verdict>((resolve) => {
       if (carry?.aborted) resolve({ carried: true });
       carry?.addEventListener('abort', () => resolve({ carried: true }), { once: true });

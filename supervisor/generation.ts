@@ -179,8 +179,17 @@ export class Generation {
     const { stopSignal: sig, killTimeout } = this.release;
     if (this.alive && this.times.stop === undefined) {
       this.times.stop = this.ms();
-      this.log.event('stop', { generation: this.number, pid: this.pid, signal: sig, kill_timeout: killTimeout });
+      const signalling = performance.now();
       this.signal(sig);
+      // stop_ms: baton's own time to signal the process group (and the descendants that left it).
+      const stop_ms = Math.round((performance.now() - signalling) * 100) / 100;
+      this.log.event('stop', {
+        generation: this.number,
+        pid: this.pid,
+        signal: sig,
+        kill_timeout: killTimeout,
+        stop_ms,
+      });
     }
     // An adopted generation may have had its stop signal from the previous program: the SIGKILL
     // deadline is kept from then on.

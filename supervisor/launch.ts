@@ -14,9 +14,10 @@ import { appEnv, asUser } from './run-as.js';
 
 const unheldFor = 'ready, but did not take every listener';
 
+/** A ready process (and baton's own ms from the launch to its spawn), or why there is none. */
 export type Launch =
-  | { gen: Generation; reason?: undefined; hint?: undefined }
-  | { gen?: undefined; reason: string; hint?: string };
+  | { gen: Generation; spawnMs: number; reason?: undefined; hint?: undefined }
+  | { gen?: undefined; spawnMs?: undefined; reason: string; hint?: string };
 
 export interface LaunchContext {
   config: Config;
@@ -44,6 +45,7 @@ export async function launch(
   socket?: GenerationSocket,
 ): Promise<Launch> {
   const { config, log, handover } = ctx;
+  const launched = performance.now();
   // Under --steer: the generation's own socket, not baton's listeners.
   const { listeners, source } = socket ? { listeners: [socket.listener], source: socket.source } : ctx;
   const abort = new AbortController();
@@ -91,6 +93,7 @@ export async function launch(
       cwd: release.dir,
       spawn_ms: Math.round((performance.now() - began) * 100) / 100,
     });
+    const spawnMs = performance.now() - launched;
     session = handover.begin(gen.pid, plan, listeners, abort.signal, source);
     const grabbed = session.watch?.then((held) => {
       if (held) gen.held = held;
@@ -133,7 +136,7 @@ export async function launch(
       gen.to('ready');
       gen.times.ready = gen.ms();
       log.event('ready', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, ready: gen.times.ready });
-      return { gen };
+      return { gen, spawnMs };
     }
     const said = channel.said();
     const reason = said ? `${outcome} (child said: ${said})` : outcome;

@@ -24,6 +24,8 @@ export function backoffDelay(crashes: number): number {
 export class Slots {
   /** The process that became active last, in any slot: its status is baton's after an unclean stop (stopOutcome). */
   lastActive?: Generation;
+  /** How long the last activate() took to switch the steering slot (ms; 0 without --steer). */
+  lastSwitchMs = 0;
   private readonly slots: Slot[];
   private readonly due = new Set<number>();
   /** A wave's new workers in their canary window: an exit there is the wave's to answer (a rollback), not a crash. */
@@ -91,7 +93,9 @@ export class Slots {
   activate(gen: Generation, slot: number, upgrade?: { ms: number; drain: number }): Generation | undefined {
     gen.to('active');
     const old = this.take(slot, gen);
+    const switching = performance.now();
     this.plane?.activate(gen);
+    this.lastSwitchMs = performance.now() - switching;
     this.log.event('active', { generation: gen.number, worker: slot, pid: gen.pid, upgrade: upgrade?.ms });
     if (old) {
       old.to('draining');

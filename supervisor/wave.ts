@@ -6,6 +6,7 @@ import type { Generation } from './generation.js';
 import type { Launch } from './launch.js';
 import { planUpgrade } from './reconfig.js';
 import { type Release, resolveRelease } from './release.js';
+import { Steps } from './steps.js';
 import { dropSlots, monotonicMs, record, retire, rollBack, settle, type Trial } from './trial.js';
 import { preflight, type UpgradeResult } from './upgrade.js';
 import type { WaveParts } from './wave-parts.js';
@@ -77,6 +78,7 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
   const { log, slots } = p;
   const since = { requestedAt: new Date().toISOString(), began: monotonicMs(), changes: [] as string[] };
   const servingBefore = slots.newest;
+  const steps = new Steps();
   const plan = planUpgrade(p.config, p.reread);
   if ('reason' in plan) {
     log.event('upgrade-refused', { message: plan.reason, hint: plan.hint, serving: servingBefore });
@@ -85,6 +87,7 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
   const { config, release, changes } = plan;
   since.changes = changes;
   if (changes.length > 0) log.event('config-changed', { message: changes.join('; ') });
+  steps.add('plan');
   if (config.check && servingBefore) {
     const failed = await preflight(p.helpers, config.check, config.checkTimeout, release);
     if (p.stopping()) return undefined;
@@ -103,12 +106,16 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
   if (workers > before) slots.resize(workers);
   const surge = servingBefore ? config.surge : workers;
   // Every worker of the generation serves from its socket; the steering slot takes it at the first activation.
+  steps.skip(); // the preflight is the --check command's time
   const socket = p.sockets?.create();
+  steps.add('plan');
   const upgrade = () => ({ ms: Math.round(monotonicMs() - since.began), drain: config.drain });
   for (let first = 0; first < workers; first += surge) {
     const batch = Array.from({ length: Math.min(surge, workers - first) }, (_, k) => first + k);
     const results = await launchAll(p, trial.number, batch, release, socket);
     if (p.stopping()) return undefined;
+    // Each launch's spawn came after the ones before it in the batch: the last is the batch's.
+    steps.add('spawn', Math.max(...results.map((r) => r.spawnMs ?? 0)));
     const failed = results.find((r) => !r.gen);
     if (failed) {
       for (const r of results) if (r.gen) discardReady(p, r.gen, 'another worker of the wave failed');
@@ -116,13 +123,17 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
       for (const slot of batch) if (slot < before && !slots.at(slot)) slots.crashed(slot, failed.reason);
       return result;
     }
+    steps.skip(); // the children's start, until the batch is ready
     for (const [k, slot] of batch.entries()) {
       const gen = results[k]!.gen!;
       trial.readyMs = Math.max(trial.readyMs, gen.times.ready ?? 0);
       trial.switched.push({ slot, gen, old: slots.activate(gen, slot, upgrade()) });
+      steps.add('switch', slots.lastSwitchMs);
     }
+    steps.add('activate');
   }
-  log.event('upgraded', { generation: trial.number, workers, upgrade: upgrade().ms, canary: config.drain });
+  const done = { generation: trial.number, workers, upgrade: upgrade().ms, canary: config.drain };
+  log.event('upgraded', { ...done, ...steps.fields() });
   trial.endsAt = monotonicMs() + config.drain;
   return settle(p, trial, carry);
 }

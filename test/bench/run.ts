@@ -9,7 +9,7 @@
 //                  name the code it measured. Its own outputs (docs/benchmarks.md, docs/benchmarks/) do not count.
 //   --report-only  rewrite the page and plots from docs/benchmarks/results.json; runs nothing, any tree
 // bad-release.ts: the same bad release shipped with baton, pm2 reload and stop-start.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { request } from '../../supervisor/control/client.js';
@@ -19,7 +19,7 @@ import { exclusive } from '../helpers/lock.js';
 import { Netns } from '../helpers/netns.js';
 import { badRelease } from './bad-release.js';
 import { type Results, type RunResult, report } from './report.js';
-import type { Scenario, ServerKind, UpgradeMark } from './scenarios.js';
+import type { BatonSteps, Scenario, ServerKind, UpgradeMark } from './scenarios.js';
 import { baton, CLIENTS, CPU_TICK_MS, cpuMs, plain, pm2, sleep, startLoad } from './scenarios.js';
 import { afterMarks, latency, longestGap, median, type Sample, slow, timeline } from './stats.js';
 
@@ -112,6 +112,16 @@ async function once(
   const toActive = medianOf(marks.map((m) => m.toActive));
   const toOldGone = medianOf(marks.map((m) => m.toOldGone));
   const batonAdded = medianOf(marks.map((m) => m.batonAdded));
+  const stepped = marks.flatMap((m) => (m.steps ? [m.steps] : []));
+  const stepMedian = (k: keyof BatonSteps) => Math.round(median(stepped.map((x) => x[k])) * 100) / 100;
+  const steps = stepped.length
+    ? {
+        plan: stepMedian('plan'),
+        spawn: stepMedian('spawn'),
+        activate: stepMedian('activate'),
+        switch: stepMedian('switch'),
+      }
+    : undefined;
   return {
     scenario: s.name,
     server,
@@ -131,6 +141,7 @@ async function once(
     ...(toActive === undefined ? {} : { toActiveMs: Math.round(toActive) }),
     ...(toOldGone === undefined ? {} : { toOldGoneMs: Math.round(toOldGone) }),
     ...(batonAdded === undefined ? {} : { batonAddedMs: batonAdded }),
+    ...(steps ? { batonSteps: steps } : {}),
     ...(supervisorCpuMs === undefined ? {} : { supervisorCpuMs: Math.round(supervisorCpuMs) }),
     workerShare: Object.fromEntries(Object.entries(r.workers as unknown as Record<string, number>)),
     timeline: timeline(samples, 250),
@@ -146,21 +157,40 @@ async function memory(): Promise<Results['memory']> {
   ]);
   await b.event('active', 1);
   await sleep(2000);
-  const rss = () => rssKb(b.pid) / 1024;
   const fds = () => readdirSync(`/proc/${b.pid}/fd`).length;
-  const idle = { rssMb: rss(), fds: fds() };
+  const idle = { ...memoryOf(b.pid), fds: fds() };
+  const bare = await bareNode();
   const t0 = performance.now();
   for (let i = 0; i < MEMORY_UPGRADES; i++) {
     await request(b.control, { command: 'reload', wait: true }, 30_000);
   }
   const perUpgradeMs = (performance.now() - t0) / MEMORY_UPGRADES;
   await sleep(3000);
-  const after = { rssMb: rss(), fds: fds() };
+  const after = { ...memoryOf(b.pid), fds: fds() };
   await b.stop();
-  return { upgrades: MEMORY_UPGRADES, idle, after, perUpgradeMs, keeper: await keeperMemory() };
+  return { upgrades: MEMORY_UPGRADES, idle, after, bare, perUpgradeMs, keeper: await keeperMemory() };
 }
 
-const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+const kbOf = (text: string, field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+const rssKb = (pid: number) => kbOf(readFileSync(`/proc/${pid}/status`, 'utf8'), 'VmRSS');
+
+/** RSS, private memory (RssAnon: what no other process shares) and PSS (shared pages split among their users), MB. */
+function memoryOf(pid: number): { rssMb: number; anonMb: number; pssMb: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const pss = kbOf(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), 'Pss');
+  return { rssMb: kbOf(status, 'VmRSS') / 1024, anonMb: kbOf(status, 'RssAnon') / 1024, pssMb: pss / 1024 };
+}
+
+/** A bare `node` that does nothing, read as baton is: what any node process holds on this machine. */
+async function bareNode(): Promise<{ rssMb: number; anonMb: number; pssMb: number }> {
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
+  try {
+    await sleep(2000);
+    return memoryOf(child.pid!);
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
 
 /** The pidfd handover's keeper and its baton, RSS in kB. */
 async function keeperMemory(): Promise<{ rssKb: number; batonRssKb: number }> {

@@ -26,7 +26,17 @@ export interface UpgradeMark {
   at: number; // since the load started
   toActive?: number;
   toOldGone?: number;
+  /** baton's own ms (the `upgraded` event's own_ms) and its steps. */
   batonAdded?: number;
+  steps?: BatonSteps;
+}
+
+/** baton's own steps of one upgrade, ms (the `upgraded` event's plan_ms, spawn_ms, activate_ms, switch_ms). */
+export interface BatonSteps {
+  plan: number;
+  spawn: number;
+  activate: number;
+  switch: number;
 }
 
 /** A way to run the server and upgrade it. */
@@ -239,19 +249,19 @@ export function baton(
       if (state) rmSync(state, { recursive: true, force: true });
     },
     finish(marks) {
-      // From baton's own log: reload → spawn (the loop picking the request up, then fork and exec) and
-      // ready → active (which includes the slot switch in port mode) are baton's time; spawn → ready is
-      // the child's.
+      // baton times its own steps (plan, spawn, activate with the slot switch) and logs them with `upgraded`;
+      // the child's start and grab are not among them.
       const ev = b!.events;
       marks.forEach((m, i) => {
         const g = i + 2;
         const later = ev.slice(reloads[i] ?? 0);
-        const find = (event: string) => later.find((e) => e.event === event && e.generation === g);
         const reload = later.find((e) => e.event === 'reload');
-        const spawned = find('spawn');
-        const toSpawn = Math.max(ms(reload, spawned) ?? 0, Number(spawned?.spawn_ms ?? 0));
+        const upgraded = later.find((e) => e.event === 'upgraded' && e.generation === g);
         m.toOldGone = ms(reload, ev.filter((e) => e.event === 'exit' && e.generation === g - 1).pop());
-        m.batonAdded = Math.round((toSpawn + (ms(find('ready'), find('active')) ?? 0)) * 100) / 100;
+        if (!upgraded) return;
+        const step = (k: string) => Number(upgraded[`${k}_ms`] ?? 0);
+        m.steps = { plan: step('plan'), spawn: step('spawn'), activate: step('activate'), switch: step('switch') };
+        m.batonAdded = step('own');
       });
     },
   };
