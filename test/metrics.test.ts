@@ -74,18 +74,18 @@ test('anything but GET /metrics is refused with its status; bad, huge and slow c
     t.regex((await exchange(port, 'HELLO\r\n\r\n')).reply, /^HTTP\/1\.1 400 /);
     const huge = `GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(16 * 1024)}\r\n\r\n`;
     t.regex((await exchange(port, huge)).reply, /^HTTP\/1\.1 431 /);
-    // 80 clients that send half a request line and then nothing: each is cut off once the headers are late.
-    const fds = fdCount(baton.pid);
+    // 80 clients that send half a request line and then nothing: 64 are held until their headers are late (5 s),
+    // the rest are closed as they come. baton's fds are read where /proc lets this user (baton is not dumpable).
+    const fds = process.getuid?.() === 0 ? () => fdCount(baton.pid) : undefined;
+    const before = fds?.();
     const slow = Array.from({ length: 80 }, () => exchange(port, 'GET /metr'));
-    await sleep(1000);
-    t.true(fdCount(baton.pid) <= fds + 64 + 2, `at most 64 connections held: ${fdCount(baton.pid)} fds, ${fds} before`);
     const cut = await Promise.all(slow);
-    t.true(
-      Math.max(...cut.map((c) => c.ms)) < 15_000,
-      `the slowest was cut after ${Math.max(...cut.map((c) => c.ms))}ms`,
-    );
+    const [dropped, held] = [cut.filter((c) => c.ms < 2500).length, cut.filter((c) => c.ms >= 4000).length];
+    t.true(held <= 64 && dropped >= 16 && held + dropped === 80, `${held} held, ${dropped} closed at once`);
+    const slowest = Math.max(...cut.map((c) => c.ms));
+    t.true(slowest < 15_000, `the slowest was cut after ${slowest}ms`);
     t.is((await scrape({ port })).status, 200, 'served again');
-    await until(`no connection left open (${fds} fds before)`, () => (fdCount(baton.pid) === fds ? true : undefined));
+    if (fds) await until(`no connection left open (${before} fds before)`, () => (fds() === before ? true : undefined));
   } finally {
     await baton.stop();
   }
