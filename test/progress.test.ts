@@ -1,9 +1,15 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import test from 'ava';
 import { Baton, cli, fixture } from './helpers/baton.js';
 import { needs } from './helpers/needs.js';
 import { ended, sleep } from './helpers/procs.js';
+
+/** The commands started and not yet ended: a failed test leaves none running once the file ends (--watch runs on). */
+const running = new Set<ChildProcess>();
+test.after.always(() => {
+  for (const child of running) child.kill('SIGKILL');
+});
 
 /** `baton ARGS` (a control command) run to its end or `stop`, its stdout read as it comes. */
 function command(args: string[], tty = false) {
@@ -15,7 +21,11 @@ function command(args: string[], tty = false) {
   child.stderr.on('data', (d: Buffer) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  void exited.then(() => clearTimeout(timer));
+  running.add(child);
+  void exited.then(() => {
+    clearTimeout(timer);
+    running.delete(child);
+  });
   return { child, exited, out: () => stdout, err: () => stderr };
 }
 
@@ -145,6 +155,7 @@ test('status --watch: a status every second until SIGINT (exit 0); --json one ob
 
 test('status --watch goes on when baton stops, saying so; --progress without reload --wait is refused', async (t) => {
   const baton = new Baton(['--listen', '127.0.0.1:0', '--', 'node', fixture]);
+  t.teardown(() => baton.stop());
   await baton.event('active', 1);
   const watch = command(['status', '--watch', '--control', baton.control]);
   await until('a status', () => /^baton pid/m.test(watch.out()));
