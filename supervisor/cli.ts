@@ -34,14 +34,13 @@ async function main(): Promise<void> {
  */
 async function selfCheck(): Promise<void> {
   checkOpenFiles(); // refused here, not after the execve
-  const entries = [
-    './cli/run.js',
-    './cli/control.js',
-    './cli/steer.js',
-    './metrics/registry.js',
-    './metrics/server.js',
-  ];
-  await Promise.all(entries.map((entry) => import(entry)));
+  await Promise.all([
+    import('./cli/run.js'),
+    import('./cli/control.js'),
+    import('./cli/steer.js'),
+    import('./metrics/registry.js'),
+    import('./metrics/server.js'),
+  ]);
   const { SELF_CHECK_ARGS, selfCheckLine } = await import('./self-check.js');
   const args = process.env[SELF_CHECK_ARGS];
   if (args) (await import('./cli/options.js')).parseOptions(JSON.parse(args) as string[]);

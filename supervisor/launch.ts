@@ -58,7 +58,6 @@ export async function launch(
     if (handover.pulls) await source.ready();
     const channel = new NotifySocket(ctx.runtimeDir, number, worker, config.user);
     notify = channel;
-    const began = performance.now();
     const plan = handover.plan(release.command, listeners, source);
     const gen = new Generation(
       number,
@@ -84,16 +83,16 @@ export async function launch(
       socket.use(gen.exited);
     }
     ctx.spawned(gen);
-    // spawn_ms: baton's own time to fork and exec (and to prepare the handover).
+    // baton's own time from the launch to the spawn: the handover's source and plan, the notify socket, fork and exec.
+    const spawnMs = performance.now() - launched;
     log.event('spawn', {
       generation: number,
       worker,
       pid: gen.pid,
       command: release.command.join(' '),
       cwd: release.dir,
-      spawn_ms: Math.round((performance.now() - began) * 100) / 100,
+      spawn_ms: Math.round(spawnMs * 100) / 100,
     });
-    const spawnMs = performance.now() - launched;
     session = handover.begin(gen.pid, plan, listeners, abort.signal, source);
     const grabbed = session.watch?.then((held) => {
       if (held) gen.held = held;

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { queueEmptied } from './handover/port.js';
+import { queueEmptied } from './accept-queue.js';
 import type { Logger } from './log.js';
 import { closeFd } from './sys/fd.js';
 import { alive } from './sys/proc.js';

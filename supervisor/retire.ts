@@ -1,6 +1,6 @@
+import { queueEmptied } from './accept-queue.js';
 import type { Config } from './config.js';
 import type { Generation } from './generation.js';
-import { queueEmptied } from './handover/port.js';
 
 /** How often an old generation kept for an active one that dropped its listener is looked at again. */
 const RECHECK_MS = 1000;

@@ -11,7 +11,7 @@ import { launch } from './launch.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import { Loop, STOPPING } from './loop.js';
-import { type Readings, readings } from './metrics/readings.js';
+import { processes, type Readings, readings } from './metrics/readings.js';
 import { Resources } from './resources.js';
 import { Retirement } from './retire.js';
 import { capture, type ResumeState, restore, resumeTimers } from './self-upgrade.js';
@@ -162,6 +162,11 @@ export class Supervisor {
   /** What the metrics' gauges and `reload --wait --progress` read: cheap, no scan of /proc but for draining. */
   readings(): Readings {
     return readings({ live: this.live, slots: this.rooms.slots, resources: this.resources });
+  }
+
+  /** The live processes and their states alone (what `--progress` polls while the old ones exit). */
+  processes(): Readings['processes'] {
+    return processes(this.live);
   }
 
   /**

@@ -96,6 +96,7 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
       return record(p, since, { ok: false, generation: 0, reason: failed, refused: 'check' });
     }
   }
+  steps.skip(); // the preflight is the --check command's time
   // A changed --workers count is this wave's; SIGTTIN/SIGTTOU's count stands while the file's does not change.
   const [before, workers] = [slots.length, config.workers === p.config.workers ? slots.length : config.workers];
   const trial: Trial = {
@@ -106,7 +107,6 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
   if (workers > before) slots.resize(workers);
   const surge = servingBefore ? config.surge : workers;
   // Every worker of the generation serves from its socket; the steering slot takes it at the first activation.
-  steps.skip(); // the preflight is the --check command's time
   const socket = p.sockets?.create();
   steps.add('plan');
   const upgrade = () => ({ ms: Math.round(monotonicMs() - since.began), drain: config.drain });

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -36,6 +36,7 @@ needs('prometheus')(
       t.is(sample(r.body, 'baton_ready_seconds_count'), 1);
       t.is(sample(r.body, 'baton_listener_accept_queue', 'listener="listener0"'), 0);
       t.true((sample(r.body, 'process_cpu_seconds_total') ?? 0) > 0, "baton's own process metrics");
+      t.true((sample(r.body, 'process_resident_memory_bytes') ?? 0) > 0, 'which the dashboard shows');
       const check = promtool(['check', 'metrics'], r.body);
       t.is(check.code, 0, check.output);
     } finally {
@@ -101,6 +102,16 @@ test('--metrics on an address in use: error + hint, nothing started, nothing lef
   await refuses(t, args, 1, error, new RegExp(`another process listens on this address: pid ${process.pid} `), {
     logged: true,
   });
+});
+
+test('--metrics unix:/path in a directory others may write: refused, nothing started or left', async (t) => {
+  const open = join(scratch(t), 'open');
+  mkdirSync(open);
+  chmodSync(open, 0o777); // writable by anyone and not sticky: another user could swap the socket for theirs
+  const args = [...L, '--metrics', `unix:${open}/metrics.sock`, '--', ...traced('node', fixture)];
+  const error = /^cannot listen on --metrics unix:\S+\/metrics\.sock: refusing \S+ for the metrics socket: /;
+  await refuses(t, args, 1, error, /^use a directory that only root or uid \d+ can write/, { logged: true });
+  t.false(existsSync(`${open}/metrics.sock`));
 });
 
 test('--metrics that is a --listen, the control socket, a steered port or malformed: refused at once', async (t) => {

@@ -59,13 +59,8 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   if (notifySocket) process.env.BATON_NOTIFY_SOCKET = notifySocket;
   const answer = (fd: number, r: UpgradeResult) => replyOn(fd, upgradeReply(r));
   const read = () => sup.readings();
-  const metered = config.metrics && {
-    address: config.metrics,
-    ...(await meter(
-      { version: batonVersion(), handover: config.handover, steering: config.steer.length > 0, read },
-      log,
-    )),
-  };
+  const source = { version: batonVersion(), handover: config.handover, steering: config.steer.length > 0, read };
+  const metered = config.metrics && (await meter(source, log));
   const hooks = allHooks(systemdHooks(notifySocket, log), { answer }, metered ? metered.hooks : {});
   const sup = new Supervisor(config, log, hooks, resume, reread);
   const fields = { handover: config.handover, ready: formatReady(config.ready), drain: config.drain };
@@ -82,8 +77,9 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   }
   try {
     const handed = resume?.metrics?.fd;
-    if (metered) metrics = await serveMetrics(metered.address, metered.metrics, log, { rules: config.steer, handed });
-    else if (handed !== undefined) closeFd(handed); // --config no longer asks for metrics
+    if (config.metrics && metered) {
+      metrics = await serveMetrics(config.metrics, metered.metrics, log, { rules: config.steer, handed });
+    } else if (handed !== undefined) closeFd(handed); // --config no longer asks for metrics
   } catch (err) {
     control.close();
     sup.discard();

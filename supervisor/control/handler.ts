@@ -27,7 +27,7 @@ export function controlHandler(c: Controlled): Handler {
         setImmediate(() => supervisor.stop());
         return { ok: true, stopping: true };
       case 'reload': {
-        const source = { readings: () => supervisor.readings(), log: c.log };
+        const source = { readings: () => supervisor.readings(), processes: () => supervisor.processes(), log: c.log };
         const progress = req.wait && req.progress ? new Progress(source, client) : undefined;
         const waiter = req.wait ? { fd: client.fd, ...(progress ? { began: progress.begin } : {}) } : undefined;
         const outcome = supervisor.reload('baton reload', waiter);

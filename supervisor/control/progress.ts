@@ -34,7 +34,7 @@ export class Progress {
   private readonly counted = new Map<number, number>();
 
   constructor(
-    private readonly source: { readings(): Readings; log: Tap },
+    private readonly source: { readings(): Readings; processes(): Readings['processes']; log: Tap },
     private readonly sink: StepSink,
   ) {}
 
@@ -55,7 +55,8 @@ export class Progress {
         .map((p) => p.pid),
     );
     const deadline = performance.now() + ms;
-    const left = () => this.source.readings().processes.some((p) => stopping.has(p.pid));
+    // Polled often: the process list alone (the connections are counted each second, by the timer).
+    const left = () => this.source.processes().some((p) => stopping.has(p.pid));
     while (left() && !this.sink.gone() && performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }

@@ -1,11 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { closeFd } from '../sys/fd.js';
 import { pullSocket } from '../sys/pidfd.js';
-import { acceptQueue, boundPort, createListener, isListening } from '../sys/socket.js';
+import { boundPort, createListener, isListening } from '../sys/socket.js';
 import { poll } from './grab.js';
 import type { Handover } from './handover.js';
-
-const QUEUE_POLL_MS = 10;
 
 /** A free loopback port: bound to port 0, read back, released. */
 function freePort(): number {
@@ -15,13 +12,6 @@ function freePort(): number {
   } finally {
     closeFd(fd);
   }
-}
-
-/** Resolves when nothing waits in the accept queue of `fd` (an old generation's listener), or after `limit` ms. */
-export async function queueEmptied(fd: number, limit: number, open: () => boolean = () => true): Promise<void> {
-  const deadline = performance.now() + limit;
-  // `open`: once the generation has exited baton has closed its copy, and the fd number may be reused.
-  while (performance.now() < deadline && open() && acceptQueue(fd) > 0) await sleep(QUEUE_POLL_MS);
 }
 
 /**

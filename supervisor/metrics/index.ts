@@ -6,7 +6,7 @@ import { type Rule, steersTo } from '../steering/rules.js';
 import type { BatonMetrics, MetricsSource } from './registry.js';
 import type { MetricsServer } from './server.js';
 
-// Imported only with --metrics (and by a self-upgrade's check): prom-client and node:http load here, on demand.
+// prom-client and node:http are imported from here on demand: only with --metrics (and by a self-upgrade's check).
 
 /** baton's metrics, fed from now on by its events (`tap`) and by the upgrade outcomes the hooks hear. */
 export async function meter(source: MetricsSource, tap: Tap): Promise<{ metrics: BatonMetrics; hooks: Hooks }> {

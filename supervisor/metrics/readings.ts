@@ -23,12 +23,17 @@ export interface ReadingParts {
   resources: Pick<Resources, 'listeners' | 'plane'>;
 }
 
+/** Each live process, its generation and state: nothing is read from /proc. */
+export function processes(live: Iterable<Generation>): Array<{ number: number; pid: number; state: State }> {
+  return [...live].map((g) => ({ number: g.number, pid: g.pid, state: g.state }));
+}
+
 export function readings(p: ReadingParts): Readings {
   const live = [...p.live];
   const connections = drainingConnections(live);
   const { listeners, plane } = p.resources;
   return {
-    processes: live.map((g) => ({ number: g.number, pid: g.pid, state: g.state, connections: connections.get(g) })),
+    processes: processes(live).map((row, i) => ({ ...row, connections: connections.get(live[i]!) })),
     backoffMs: p.slots.backoffMs(),
     listeners: listeners.flatMap((l) => {
       const waiting = l.address.kind === 'tcp' ? queue(l.fd) : undefined;
