@@ -2,12 +2,14 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { BatonError } from './errors.js';
 
+/** A regular file this process may execute. Looked up without a thrown ENOENT: a PATH lookup misses often. */
 function executable(path: string): boolean {
   try {
+    if (!statSync(path, { throwIfNoEntry: false })?.isFile()) return false;
     accessSync(path, constants.X_OK);
-    return statSync(path).isFile();
+    return true;
   } catch {
-    return false;
+    return false; // EACCES: a directory of PATH this user may not search
   }
 }
 
@@ -25,9 +27,17 @@ export function resolveCommand(file: string): string {
     const fix = `chmod +x ${file}, or run it through its interpreter`;
     throw new BatonError('ERR_BATON_COMMAND', `not an executable file: ${file}`, fix);
   }
-  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
+  const path = commandPath(file, process.env.PATH);
+  if (path === undefined) throw notFound();
+  return path;
+}
+
+/** Where execvp would find `file` (no slash in it) in `PATH`; undefined when it is nowhere. A path is itself. */
+export function commandPath(file: string, PATH = '/usr/bin:/bin'): string | undefined {
+  if (file.includes('/')) return file;
+  for (const dir of PATH.split(delimiter)) {
     const path = join(dir || '.', file);
     if (executable(path)) return path;
   }
-  throw notFound();
+  return undefined;
 }

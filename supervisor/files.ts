@@ -81,10 +81,13 @@ export function withUmask<T>(mask: number, fn: () => T): T {
  */
 export function makeDirectory(dir: string, mode: number, what: string): void {
   checkDirectory(dirname(dir), what);
-  try {
-    withUmask(0, () => mkdirSync(dir, { mode }));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  // Looked at first: an upgrade finds it there, and a thrown EEXIST would cost more than the lstat.
+  if (!lstatSync(dir, { throwIfNoEntry: false })) {
+    try {
+      withUmask(0, () => mkdirSync(dir, { mode }));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
   }
   const st = lstatSync(dir);
   const why = !st.isDirectory()

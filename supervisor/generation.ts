@@ -1,7 +1,8 @@
-import { type StdioOptions, spawn } from 'node:child_process';
 import { track } from './children.js';
+import { commandPath } from './command.js';
 import { Escapees } from './escapees.js';
 import { describeExit, type ExitStatus, exitCode } from './exit-status.js';
+import { watchExit } from './exits.js';
 import type { GenerationSocket } from './gen-socket.js';
 import type { Held } from './handover/handover.js';
 import type { Fields, Logger } from './log.js';
@@ -9,7 +10,7 @@ import type { Release } from './release.js';
 import { closeFd } from './sys/fd.js';
 import { withChildOomScore } from './sys/oom.js';
 import { signalGroup } from './sys/process.js';
-import { reapStatus } from './sys/wait.js';
+import { type Stdio, spawnProcess } from './sys/spawn.js';
 
 export const STATES = ['starting', 'ready', 'active', 'draining', 'exited', 'failed'] as const;
 export type State = (typeof STATES)[number];
@@ -42,7 +43,7 @@ export interface SpawnPlan {
   /** The release it runs: its directory (the cwd) and the variables of its env files (resolved at its launch). */
   release: Release;
   env: NodeJS.ProcessEnv;
-  stdio: StdioOptions;
+  stdio: Stdio[];
 }
 
 /** A generation that outlived an execve of baton: still baton's child, but unknown to libuv. */
@@ -53,20 +54,16 @@ export interface Adopted {
   release: Release;
 }
 
-const ADOPTED_POLL_MS = 100;
-
-/** Exit of a child libuv does not know: waitpid on SIGCHLD, and by polling as a safety net. */
-function watchAdopted(pid: number, onExit: (s: ExitStatus) => void): void {
-  const check = () => {
-    const s = reapStatus(pid);
-    if (!s) return;
-    clearInterval(timer);
-    process.off('SIGCHLD', check);
-    onExit(s);
-  };
-  const timer = setInterval(check, ADOPTED_POLL_MS);
-  process.on('SIGCHLD', check);
-  check();
+/** Spawns `plan` (its file looked up in the PATH of its env, as execvp would): its pid, or 0 after `failed`. */
+function start(plan: SpawnPlan, failed: (message: string) => void): number {
+  const env = Object.entries(plan.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+  const file = commandPath(plan.file, plan.env.PATH) ?? plan.file;
+  try {
+    return spawnProcess(file, [plan.file, ...plan.args], { cwd: plan.release.dir, env, stdio: plan.stdio });
+  } catch (err) {
+    failed((err as Error).message);
+    return 0;
+  }
 }
 
 /** Milestones in ms since spawn. */
@@ -117,28 +114,17 @@ export class Generation {
       this.spawnedAt = performance.now() - plan.ageMs;
       this.state = plan.state;
       if (plan.state === 'active' || plan.state === 'draining') this.activeSince = performance.now();
-      this.exited = new Promise((resolve) => watchAdopted(plan.pid, (status) => this.finish(status, resolve)));
+      this.exited = new Promise((resolve) => watchExit(plan.pid, (status) => this.finish(status, resolve)));
     } else {
-      this.spawnedAt = performance.now();
       this.release = plan.release;
-      const child = withChildOomScore(() =>
-        spawn(plan.file, plan.args, {
-          cwd: plan.release.dir,
-          env: plan.env,
-          stdio: plan.stdio,
-          detached: true,
-        }),
-      );
-      // spawn failed synchronously (e.g. EACCES) when there is no pid: the 'error' event follows
-      this.pid = child.pid ?? 0;
+      const failed = (message: string) => log.event('spawn-error', { generation: number, message });
+      this.pid = withChildOomScore(() => start(plan, failed));
+      this.spawnedAt = performance.now(); // the process exists: its own time starts
       this.escapees = new Escapees(number, worker, this.pid, log);
       this.exited = new Promise((resolve) => {
-        child.once('error', (err: NodeJS.ErrnoException) => {
-          if (this.pid !== 0) return;
-          this.log.event('spawn-error', { generation: number, message: err.message });
-          this.finish({ code: 127, signal: null }, resolve);
-        });
-        child.once('exit', (code, signal) => this.finish({ code, signal }, resolve));
+        // pid 0: the spawn failed (logged); it is a process that exited 127, as a shell says "not found"
+        if (this.pid === 0) queueMicrotask(() => this.finish({ code: 127, signal: null }, resolve));
+        else watchExit(this.pid, (status) => this.finish(status, resolve));
       });
     }
     track(this.pid || undefined, this.exited);

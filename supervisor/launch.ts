@@ -14,10 +14,14 @@ import { appEnv, asUser } from './run-as.js';
 
 const unheldFor = 'ready, but did not take every listener';
 
-/** A ready process (and baton's own ms from the launch to its spawn), or why there is none. */
+/**
+ * A ready process, or why there is none. `spawnMs`: baton's own ms from the launch until the process exists;
+ * `recordMs`: its bookkeeping after that (the run record, the spawn line), done while the child starts; `readyAt`:
+ * when it was ready (performance.now()), before the launch cleaned up after it.
+ */
 export type Launch =
-  | { gen: Generation; spawnMs: number; reason?: undefined; hint?: undefined }
-  | { gen?: undefined; spawnMs?: undefined; reason: string; hint?: string };
+  | { gen: Generation; spawnMs: number; recordMs: number; readyAt: number; reason?: undefined; hint?: undefined }
+  | { gen?: undefined; spawnMs?: undefined; recordMs?: undefined; readyAt?: undefined; reason: string; hint?: string };
 
 export interface LaunchContext {
   config: Config;
@@ -82,9 +86,9 @@ export async function launch(
       [gen.socket, gen.held] = [socket, socket.hold()];
       socket.use(gen.exited);
     }
+    // From the launch until the process exists: the handover's source and plan, the notify socket, the spawn.
+    const spawnMs = gen.spawnedAt - launched;
     ctx.spawned(gen);
-    // baton's own time from the launch to the spawn: the handover's source and plan, the notify socket, fork and exec.
-    const spawnMs = performance.now() - launched;
     log.event('spawn', {
       generation: number,
       worker,
@@ -94,6 +98,7 @@ export async function launch(
       spawn_ms: Math.round(spawnMs * 100) / 100,
     });
     session = handover.begin(gen.pid, plan, listeners, abort.signal, source);
+    const recordMs = performance.now() - gen.spawnedAt;
     const grabbed = session.watch?.then((held) => {
       if (held) gen.held = held;
       gen.times.grab = gen.ms();
@@ -132,10 +137,11 @@ export async function launch(
     // Ready is not enough: a generation that does not hold its listeners would leave them unanswered.
     const outcome = raced ?? unheld(gen, listeners, handover.sharesListener);
     if (outcome === undefined) {
+      const readyAt = performance.now();
       gen.to('ready');
       gen.times.ready = gen.ms();
       log.event('ready', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, ready: gen.times.ready });
-      return { gen, spawnMs };
+      return { gen, spawnMs, recordMs, readyAt };
     }
     const said = channel.said();
     const reason = said ? `${outcome} (child said: ${said})` : outcome;

@@ -116,6 +116,7 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
     if (p.stopping()) return undefined;
     // Each launch's spawn came after the ones before it in the batch: the last is the batch's.
     steps.add('spawn', Math.max(...results.map((r) => r.spawnMs ?? 0)));
+    steps.add('record', Math.max(...results.map((r) => r.recordMs ?? 0)));
     const failed = results.find((r) => !r.gen);
     if (failed) {
       for (const r of results) if (r.gen) discardReady(p, r.gen, 'another worker of the wave failed');
@@ -123,7 +124,7 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
       for (const slot of batch) if (slot < before && !slots.at(slot)) slots.crashed(slot, failed.reason);
       return result;
     }
-    steps.skip(); // the children's start, until the batch is ready
+    steps.skip(Math.max(...results.map((r) => r.readyAt!))); // the children's start, until the batch was ready
     for (const [k, slot] of batch.entries()) {
       const gen = results[k]!.gen!;
       trial.readyMs = Math.max(trial.readyMs, gen.times.ready ?? 0);

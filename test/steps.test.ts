@@ -3,7 +3,7 @@ import { Baton, fixture } from './helpers/baton.js';
 import { needs } from './helpers/needs.js';
 import { inWorld } from './helpers/steer.js';
 
-const STEPS = ['plan_ms', 'spawn_ms', 'activate_ms', 'switch_ms', 'own_ms'] as const;
+const STEPS = ['plan_ms', 'spawn_ms', 'record_ms', 'activate_ms', 'switch_ms', 'own_ms'] as const;
 
 /**
  * The `upgraded` event's steps: each a number of ms to 0.01, `own_ms` their sum; with the child's own time to
@@ -21,8 +21,8 @@ function checkSteps(t: import('ava').ExecutionContext, baton: Baton, generation:
   );
   t.true(Math.abs(own - (plan! + spawn! + activate!)) <= 0.02, JSON.stringify(upgraded));
   const whole = upgraded.upgrade as number;
-  // The child's time to ready counts from the Generation's creation: baton's spawn step (the fork and exec, the run
-  // record, the spawn line) overlaps its start. Together they cover the upgrade; each lies within it.
+  // The child's time to ready counts from its spawn; baton's record step (the run record, the spawn line) runs
+  // beside its start, and is no part of own. Together they cover the upgrade; each lies within it.
   const child = ready.ready as number;
   const about = `upgrade ${whole} ms; own ${own} ms, the child's ${child} ms`;
   t.true(own! < whole && child <= whole + 1 && whole <= own! + child + 3, about);

@@ -74,7 +74,7 @@ function world(workers: number, config: Partial<Config> = {}): World {
     const gen = ready(w, number, slot);
     live.add(gen);
     if (what === 'dies') gen.status = { code: 3, signal: null };
-    return { gen, spawnMs: 0 };
+    return { gen, spawnMs: 0, recordMs: 0, readyAt: performance.now() };
   };
   const retirement = new Retirement(cfg, () => false);
   const history = new History();

@@ -1,6 +1,6 @@
-import type { StdioOptions } from 'node:child_process';
 import type { Listener } from '../listener.js';
 import type { ReadySpec } from '../ready/index.js';
+import type { Stdio } from '../sys/spawn.js';
 
 export type HandoverName = 'pidfd' | 'inherit' | 'port';
 
@@ -8,7 +8,7 @@ export interface Plan {
   file: string;
   args: string[];
   env: Record<string, string>;
-  stdio: StdioOptions;
+  stdio: Stdio[];
   /** port handover: the port the generation is asked to bind ($PORT). */
   port?: number;
 }

@@ -1,13 +1,16 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { Socket } from 'node:net';
 import { track } from '../children.js';
-import { describeExit } from '../exit-status.js';
+import { describeExit, type ExitStatus } from '../exit-status.js';
+import { watchExit } from '../exits.js';
 import type { Listener } from '../listener.js';
 import type { Logger } from '../log.js';
 import { asUser, type RunAs } from '../run-as.js';
+import { closeFd, pipe } from '../sys/fd.js';
 import { nativeFile } from '../sys/native.js';
 import { setPtracer, setUndumpable } from '../sys/prctl.js';
 import { yamaScope } from '../sys/proc.js';
 import { queueSignal } from '../sys/signal.js';
+import { spawnProcess } from '../sys/spawn.js';
 import type { Source } from './handover.js';
 
 /** native/keeper.c built for this machine; undefined on architectures without one. */
@@ -25,7 +28,8 @@ export function selfSource(listeners: Listener[], yama: boolean): Source {
 }
 
 interface Running {
-  child: ChildProcess;
+  /** 0: it could not be spawned. */
+  pid: number;
   ready: Promise<void>;
   /** It wrote its byte: its signals are blocked, so a tracer name no longer kills it. */
   signalsBlocked: boolean;
@@ -54,7 +58,7 @@ export class Keeper implements Source {
   ) {}
 
   get pid(): number {
-    return this.running?.child.pid ?? 0;
+    return this.running?.pid ?? 0;
   }
 
   get fds(): number[] {
@@ -85,7 +89,7 @@ export class Keeper implements Source {
   kill(): void {
     this.closing = true;
     try {
-      this.running?.child.kill('SIGKILL');
+      if (this.running?.pid) process.kill(this.running.pid, 'SIGKILL');
     } catch {
       // gone already
     }
@@ -94,45 +98,54 @@ export class Keeper implements Source {
   private start(): Running {
     const fds = this.listeners.map((l) => l.fd);
     const { file, args } = asUser(this.user, this.path, [String(fds.length), String(process.pid)]);
-    const child = spawn(file, args, {
-      argv0: 'baton-keeper',
-      env: {},
-      stdio: ['ignore', 'pipe', 'ignore', ...fds],
-    });
+    // It writes one byte to its stdout once it holds the listeners with its signals blocked.
+    const [out, into] = pipe();
+    let pid = 0;
+    let cannot: string | undefined;
+    try {
+      pid = spawnProcess(file, ['baton-keeper', ...args], {
+        cwd: '/',
+        env: [],
+        stdio: ['ignore', into, 'ignore', ...fds],
+      });
+    } catch (err) {
+      cannot = (err as Error).message;
+    } finally {
+      closeFd(into);
+    }
+    const reader = new Socket({ fd: out, readable: true, writable: false });
     const exited = new Promise<void>((resolve) => {
-      child.once('close', (code, signal) => {
-        if (this.running?.child === child) this.running = undefined;
-        if (!this.closing && running.signalsBlocked) {
-          const message = `the keeper pid ${child.pid} ${describeExit({ code, signal })}; the next launch starts another`;
+      const gone = (status?: ExitStatus) => {
+        reader.destroy();
+        if (this.running === running) this.running = undefined;
+        if (status && !this.closing && running.signalsBlocked) {
+          const message = `the keeper pid ${pid} ${describeExit(status)}; the next launch starts another`;
           this.log.event('warning', { message });
         }
         resolve();
-      });
-      // A spawn that failed (no pid) may end without 'close'.
-      child.once('error', () => {
-        if (child.pid !== undefined) return;
-        if (this.running?.child === child) this.running = undefined;
-        resolve();
-      });
+      };
+      if (pid) watchExit(pid, gone);
+      else queueMicrotask(() => gone());
     });
-    track(child.pid, exited);
+    track(pid || undefined, exited);
     const ready = new Promise<void>((resolve, reject) => {
       const failed = (why: string) => reject(new Error(`the keeper (${this.path}) ${why}`));
-      child.once('error', (err) => failed(`cannot start: ${err.message}`));
-      child.stdout!.once('data', () => {
+      if (cannot) failed(`cannot start: ${cannot}`);
+      reader.once('data', () => {
+        reader.destroy();
         running.signalsBlocked = true;
         if (this.tracer) this.sendTracer(running);
         resolve();
       });
       void exited.then(() => failed('exited before it held the listeners'));
     });
-    const running: Running = { child, ready, signalsBlocked: false, exited };
+    const running: Running = { pid, ready, signalsBlocked: false, exited };
     return running;
   }
 
   private sendTracer(running: Running): void {
-    if (!running.child.pid) return;
-    queueSignal(running.child.pid, 'SIGUSR1', this.tracer);
+    if (!running.pid) return;
+    queueSignal(running.pid, 'SIGUSR1', this.tracer);
   }
 }
 

@@ -5,14 +5,15 @@ import { check, libc } from './libc.js';
 const F_GETFL = 3;
 const F_SETFL = 4;
 const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
 
 export function closeFd(fd: number): void {
   check(libc.close(fd), 'close', {}, { fd });
 }
 
-export function setNonblocking(fd: number): void {
+export function setNonblocking(fd: number, on = true): void {
   const flags = check(libc.fcntl(fd, F_GETFL), 'fcntl', {}, { fd });
-  check(libc.fcntl(fd, F_SETFL, 'int', flags | O_NONBLOCK), 'fcntl', {}, { fd });
+  check(libc.fcntl(fd, F_SETFL, 'int', on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK), 'fcntl', {}, { fd });
 }
 
 const F_GETFD = 1;
@@ -24,11 +25,18 @@ export function setCloexec(fd: number, on: boolean): void {
   check(libc.fcntl(fd, F_SETFD, 'int', on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC), 'fcntl', {}, { fd });
 }
 
+/** A pipe, both ends close-on-exec: [read, write]. */
+export function pipe(): [number, number] {
+  const fds = Buffer.alloc(8);
+  check(libc.pipe2(fds, O_CLOEXEC), 'pipe2');
+  return [fds.readInt32LE(0), fds.readInt32LE(4)];
+}
+
 const F_DUPFD_CLOEXEC = 1030;
 
-/** A close-on-exec copy of `fd` (3 or above). */
-export function dupCloexec(fd: number): number {
-  return check(libc.fcntl(fd, F_DUPFD_CLOEXEC, 'int', 3), 'fcntl', {}, { fd });
+/** A close-on-exec copy of `fd` (`lowest` or above). */
+export function dupCloexec(fd: number, lowest = 3): number {
+  return check(libc.fcntl(fd, F_DUPFD_CLOEXEC, 'int', lowest), 'fcntl', {}, { fd });
 }
 
 /**

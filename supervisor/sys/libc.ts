@@ -18,6 +18,7 @@ export const libc = {
   sendto: library.func('long sendto(int, const void *, size_t, int, const void *, uint32)'),
   recv: library.func('long recv(int, void *, size_t, int)'),
   close: library.func('int close(int)'),
+  pipe2: library.func('int pipe2(void *, int)'),
   fcntl: library.func('int fcntl(int, int, ...)'),
   prctl: library.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)'),
   mount: library.func('int mount(const char *, const char *, const char *, unsigned long, const void *)'),
