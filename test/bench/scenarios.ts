@@ -31,10 +31,12 @@ export interface UpgradeMark {
   steps?: BatonSteps;
 }
 
-/** baton's own steps of one upgrade, ms (the `upgraded` event's plan_ms, spawn_ms, activate_ms, switch_ms). */
+/** baton's own steps of one upgrade, ms (the `upgraded` event's plan_ms, spawn_ms, ...); record is beside own. */
 export interface BatonSteps {
   plan: number;
   spawn: number;
+  /** Absent in results measured before baton timed it. */
+  record?: number;
   activate: number;
   switch: number;
 }
@@ -249,8 +251,8 @@ export function baton(
       if (state) rmSync(state, { recursive: true, force: true });
     },
     finish(marks) {
-      // baton times its own steps (plan, spawn, activate with the slot switch) and logs them with `upgraded`;
-      // the child's start and grab are not among them.
+      // baton times its own steps (plan, spawn, activate with the slot switch; record beside the child's start) and
+      // logs them with `upgraded`; the child's start and grab are not among them.
       const ev = b!.events;
       marks.forEach((m, i) => {
         const g = i + 2;
@@ -260,7 +262,8 @@ export function baton(
         m.toOldGone = ms(reload, ev.filter((e) => e.event === 'exit' && e.generation === g - 1).pop());
         if (!upgraded) return;
         const step = (k: string) => Number(upgraded[`${k}_ms`] ?? 0);
-        m.steps = { plan: step('plan'), spawn: step('spawn'), activate: step('activate'), switch: step('switch') };
+        const [plan, spawn, record, activate] = ['plan', 'spawn', 'record', 'activate'].map(step);
+        m.steps = { plan: plan!, spawn: spawn!, record: record!, activate: activate!, switch: step('switch') };
         m.batonAdded = step('own');
       });
     },
