@@ -17,7 +17,7 @@ const unheldFor = 'ready, but did not take every listener';
 /**
  * A ready process, or why there is none. `spawnMs`: baton's own ms from the launch until the process exists;
  * `recordMs`: its bookkeeping after that (the run record, the spawn line), done while the child starts; `readyAt`:
- * when it was ready (performance.now()), before the launch cleaned up after it.
+ * when it said it was ready (performance.now()), before baton checked that it holds its listeners and cleaned up.
  */
 export type Launch =
   | { gen: Generation; spawnMs: number; recordMs: number; readyAt: number; reason?: undefined; hint?: undefined }
@@ -134,12 +134,12 @@ export async function launch(
           )),
       ),
     ]);
+    const readyAt = performance.now();
     // Ready is not enough: a generation that does not hold its listeners would leave them unanswered.
     const outcome = raced ?? unheld(gen, listeners, handover.sharesListener);
     if (outcome === undefined) {
-      const readyAt = performance.now();
       gen.to('ready');
-      gen.times.ready = gen.ms();
+      gen.times.ready = Math.round(readyAt - gen.spawnedAt);
       log.event('ready', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, ready: gen.times.ready });
       return { gen, spawnMs, recordMs, readyAt };
     }
