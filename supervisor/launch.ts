@@ -11,17 +11,18 @@ import { NotifySocket } from './notify-socket.js';
 import { waitReady } from './ready/index.js';
 import type { Release } from './release.js';
 import { appEnv, asUser } from './run-as.js';
+import { type Clocks, clocks, span } from './steps.js';
 
 const unheldFor = 'ready, but did not take every listener';
 
 /**
- * A ready process, or why there is none. `spawnMs`: baton's own ms from the launch until the process exists;
- * `recordMs`: its bookkeeping after that (the run record, the spawn line), done while the child starts; `readyAt`:
- * when it said it was ready (performance.now()), before baton checked that it holds its listeners and cleaned up.
+ * A ready process, or why there is none. `spawn`: baton's own span from the launch until the process exists;
+ * `record`: its bookkeeping after that (the run record, the spawn line), done while the child starts; `ready`: when
+ * the child said it was ready, before baton checked that it holds its listeners and cleaned up.
  */
 export type Launch =
-  | { gen: Generation; spawnMs: number; recordMs: number; readyAt: number; reason?: undefined; hint?: undefined }
-  | { gen?: undefined; spawnMs?: undefined; recordMs?: undefined; readyAt?: undefined; reason: string; hint?: string };
+  | { gen: Generation; spawn: Clocks; record: Clocks; ready: Clocks; reason?: undefined; hint?: undefined }
+  | { gen?: undefined; spawn?: undefined; record?: undefined; ready?: undefined; reason: string; hint?: string };
 
 export interface LaunchContext {
   config: Config;
@@ -49,7 +50,7 @@ export async function launch(
   socket?: GenerationSocket,
 ): Promise<Launch> {
   const { config, log, handover } = ctx;
-  const launched = performance.now();
+  const launched = clocks();
   // Under --steer: the generation's own socket, not baton's listeners.
   const { listeners, source } = socket ? { listeners: [socket.listener], source: socket.source } : ctx;
   const abort = new AbortController();
@@ -87,7 +88,8 @@ export async function launch(
       socket.use(gen.exited);
     }
     // From the launch until the process exists: the handover's source and plan, the notify socket, the spawn.
-    const spawnMs = gen.spawnedAt - launched;
+    const exists = clocks();
+    const spawn = span(launched, exists);
     ctx.spawned(gen);
     log.event('spawn', {
       generation: number,
@@ -95,10 +97,10 @@ export async function launch(
       pid: gen.pid,
       command: release.command.join(' '),
       cwd: release.dir,
-      spawn_ms: Math.round(spawnMs * 100) / 100,
+      spawn_ms: Math.round(spawn.wall * 100) / 100,
     });
     session = handover.begin(gen.pid, plan, listeners, abort.signal, source);
-    const recordMs = performance.now() - gen.spawnedAt;
+    const record = span(exists);
     const grabbed = session.watch?.then((held) => {
       if (held) gen.held = held;
       gen.times.grab = gen.ms();
@@ -134,14 +136,14 @@ export async function launch(
           )),
       ),
     ]);
-    const readyAt = performance.now();
+    const readyAt = clocks();
     // Ready is not enough: a generation that does not hold its listeners would leave them unanswered.
     const outcome = raced ?? unheld(gen, listeners, handover.sharesListener);
     if (outcome === undefined) {
       gen.to('ready');
-      gen.times.ready = Math.round(readyAt - gen.spawnedAt);
+      gen.times.ready = Math.round(readyAt.wall - gen.spawnedAt);
       log.event('ready', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, ready: gen.times.ready });
-      return { gen, spawnMs, recordMs, readyAt };
+      return { gen, spawn, record, ready: readyAt };
     }
     const said = channel.said();
     const reason = said ? `${outcome} (child said: ${said})` : outcome;

@@ -1,39 +1,55 @@
+import { threadCpuMs } from './sys/clock.js';
+
 /** The steps of an upgrade that are baton's own work, as the `upgraded` event reports them. */
 export type Step = 'plan' | 'spawn' | 'record' | 'activate' | 'switch';
 
+/** A moment, or a span, on two clocks (ms): the wall (performance.now()) and the CPU time of baton's main thread. */
+export interface Clocks {
+  wall: number;
+  cpu: number;
+}
+
+export const clocks = (): Clocks => ({ wall: performance.now(), cpu: threadCpuMs() });
+
+/** From `a` to `b` (now if not given), on both clocks. */
+export const span = (a: Clocks, b = clocks()): Clocks => ({ wall: b.wall - a.wall, cpu: b.cpu - a.cpu });
+
+/** The steps baton waits on: `own_ms` is their sum; `switch` is part of `activate`, `record` runs beside the child. */
+const OWN: readonly Step[] = ['plan', 'spawn', 'activate'];
+
 /**
- * baton's own time in one upgrade, step by step (performance.now(), sub-millisecond): `plan` (options, release,
- * a generation's socket), `spawn` (from each batch's launch until its last process exists: handover, notify socket,
- * posix_spawn), `activate` (from a batch ready to its workers active, with the slot switch in it), and `switch` (the
- * steering slot alone, part of `activate`). The child's start and grab, and --check, are not baton's: skip() them.
- * `record` (the run record and the spawn line, written once a process exists) runs beside the child's start: it is
- * reported, and not part of `own_ms`, the time the upgrade waits on baton.
+ * baton's own time in one upgrade, step by step (sub-millisecond): `plan` (options, release, a generation's socket),
+ * `spawn` (from each batch's launch until its last process exists: the keeper, notify socket, posix_spawn),
+ * `activate` (from a batch ready to its workers active, with the slot switch in it), and `switch` (the steering slot
+ * alone, part of `activate`). The child's start and grab, and --check, are not baton's: skip() them. `record` (the
+ * run record and the spawn line, written once a process exists) runs beside the child's start: it is reported, and
+ * not part of `own_ms`, the time the upgrade waits on baton. `own_cpu_ms` is the CPU baton's main thread spent in
+ * those steps: under load the wall clock also counts the time baton waited for a core.
  */
 export class Steps {
   private readonly ms: Record<Step, number> = { plan: 0, spawn: 0, record: 0, activate: 0, switch: 0 };
-  private since = performance.now();
+  private cpu = 0;
+  private since = clocks();
 
-  /** The time since the last add() or skip() goes to `step`; or, given, `ms` alone (the clock runs on). */
-  add(step: Step, ms?: number): void {
-    if (ms !== undefined) {
-      this.ms[step] += ms;
-      return;
-    }
-    const now = performance.now();
-    this.ms[step] += now - this.since;
-    this.since = now;
+  /** The time since the last add() or skip() goes to `step`; or, given, `took` alone (the clocks run on). */
+  add(step: Step, took?: Clocks): void {
+    const now = took ? undefined : clocks();
+    const d = took ?? span(this.since, now);
+    this.ms[step] += d.wall;
+    if (OWN.includes(step)) this.cpu += d.cpu;
+    if (now) this.since = now;
   }
 
   /** The time since the last add() or skip(), until `at` (now if not given), is not baton's. */
-  skip(at = performance.now()): void {
+  skip(at = clocks()): void {
     this.since = at;
   }
 
-  /** For the log: each step's ms and `own_ms`, the sum of plan, spawn and activate, to 0.01 ms. */
+  /** For the log: each step's ms, `own_ms` (plan, spawn and activate) and `own_cpu_ms`, to 0.01 ms. */
   fields(): Record<string, number> {
     const round = (ms: number) => Math.round(ms * 100) / 100;
-    const { plan, spawn, activate } = this.ms;
     const each = Object.entries(this.ms).map(([step, ms]) => [`${step}_ms`, round(ms)]);
-    return { ...Object.fromEntries(each), own_ms: round(plan + spawn + activate) };
+    const own = OWN.reduce((sum, step) => sum + this.ms[step], 0);
+    return { ...Object.fromEntries(each), own_ms: round(own), own_cpu_ms: round(this.cpu) };
   }
 }

@@ -6,7 +6,7 @@ import type { Generation } from './generation.js';
 import type { Launch } from './launch.js';
 import { planUpgrade } from './reconfig.js';
 import { type Release, resolveRelease } from './release.js';
-import { Steps } from './steps.js';
+import { type Clocks, Steps } from './steps.js';
 import { dropSlots, monotonicMs, record, retire, rollBack, settle, type Trial } from './trial.js';
 import { preflight, type UpgradeResult } from './upgrade.js';
 import type { WaveParts } from './wave-parts.js';
@@ -67,6 +67,10 @@ export function discardReady(p: Pick<WaveParts, 'log'>, gen: Generation, reason:
   void gen.stop();
 }
 
+/** Of a batch's launches, the one that ended last (the wall clock's): its span or moment is the batch's. */
+const latest = (all: Array<Clocks | undefined>): Clocks =>
+  all.reduce<Clocks>((a, b) => (b && b.wall > a.wall ? b : a), { wall: 0, cpu: 0 });
+
 /**
  * One upgrade: a rolling wave over the worker slots, --surge at a time. Each new worker must be
  * ready before the next batch starts; the old workers it replaces keep their process (draining)
@@ -115,8 +119,8 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
     const results = await launchAll(p, trial.number, batch, release, socket);
     if (p.stopping()) return undefined;
     // Each launch's spawn came after the ones before it in the batch: the last is the batch's.
-    steps.add('spawn', Math.max(...results.map((r) => r.spawnMs ?? 0)));
-    steps.add('record', Math.max(...results.map((r) => r.recordMs ?? 0)));
+    steps.add('spawn', latest(results.map((r) => r.spawn)));
+    steps.add('record', latest(results.map((r) => r.record)));
     const failed = results.find((r) => !r.gen);
     if (failed) {
       for (const r of results) if (r.gen) discardReady(p, r.gen, 'another worker of the wave failed');
@@ -124,12 +128,12 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
       for (const slot of batch) if (slot < before && !slots.at(slot)) slots.crashed(slot, failed.reason);
       return result;
     }
-    steps.skip(Math.max(...results.map((r) => r.readyAt!))); // the children's start, until the batch was ready
+    steps.skip(latest(results.map((r) => r.ready))); // the children's start, until the batch was ready
     for (const [k, slot] of batch.entries()) {
       const gen = results[k]!.gen!;
       trial.readyMs = Math.max(trial.readyMs, gen.times.ready ?? 0);
       trial.switched.push({ slot, gen, old: slots.activate(gen, slot, upgrade()) });
-      steps.add('switch', slots.lastSwitchMs);
+      steps.add('switch', { wall: slots.lastSwitchMs, cpu: 0 });
     }
     steps.add('activate');
   }

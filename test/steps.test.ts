@@ -3,7 +3,7 @@ import { Baton, fixture } from './helpers/baton.js';
 import { needs } from './helpers/needs.js';
 import { inWorld } from './helpers/steer.js';
 
-const STEPS = ['plan_ms', 'spawn_ms', 'record_ms', 'activate_ms', 'switch_ms', 'own_ms'] as const;
+const STEPS = ['plan_ms', 'spawn_ms', 'record_ms', 'activate_ms', 'switch_ms', 'own_ms', 'own_cpu_ms'] as const;
 
 /**
  * The `upgraded` event's steps: each a number of ms to 0.01, `own_ms` their sum; with the child's own time to
@@ -20,6 +20,9 @@ function checkSteps(t: import('ava').ExecutionContext, baton: Baton, generation:
     (k) => upgraded[k] as number,
   );
   t.true(Math.abs(own - (plan! + spawn! + activate!)) <= 0.02, JSON.stringify(upgraded));
+  // baton's main thread cannot spend more CPU in those steps than they lasted.
+  const cpu = upgraded.own_cpu_ms as number;
+  t.true(cpu > 0 && cpu <= own! + 0.02, `own_cpu_ms ${cpu}, own_ms ${own}`);
   const whole = upgraded.upgrade as number;
   // The child's time to ready counts from its spawn; baton's record step (the run record, the spawn line) runs
   // beside its start, and is no part of own. Together they cover the upgrade; each lies within it.

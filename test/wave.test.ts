@@ -12,6 +12,7 @@ import type { Logger } from '../supervisor/log.js';
 import { shapeOf } from '../supervisor/release.js';
 import { Retirement } from '../supervisor/retire.js';
 import { Slots } from '../supervisor/slots.js';
+import { clocks } from '../supervisor/steps.js';
 import { monotonicMs, settle, type Trial } from '../supervisor/trial.js';
 import { History, type UpgradeResult } from '../supervisor/upgrade.js';
 import { refill, rescale, runWave } from '../supervisor/wave.js';
@@ -74,7 +75,7 @@ function world(workers: number, config: Partial<Config> = {}): World {
     const gen = ready(w, number, slot);
     live.add(gen);
     if (what === 'dies') gen.status = { code: 3, signal: null };
-    return { gen, spawnMs: 0, recordMs: 0, readyAt: performance.now() };
+    return { gen, spawn: { wall: 0, cpu: 0 }, record: { wall: 0, cpu: 0 }, ready: clocks() };
   };
   const retirement = new Retirement(cfg, () => false);
   const history = new History();

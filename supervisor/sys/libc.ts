@@ -19,6 +19,7 @@ export const libc = {
   recv: library.func('long recv(int, void *, size_t, int)'),
   close: library.func('int close(int)'),
   pipe2: library.func('int pipe2(void *, int)'),
+  clock_gettime: library.func('int clock_gettime(int, void *)'),
   fcntl: library.func('int fcntl(int, int, ...)'),
   prctl: library.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)'),
   mount: library.func('int mount(const char *, const char *, const char *, unsigned long, const void *)'),

@@ -117,6 +117,7 @@ async function once(
   const toActive = medianOf(marks.map((m) => m.toActive));
   const toOldGone = medianOf(marks.map((m) => m.toOldGone));
   const batonAdded = medianOf(marks.map((m) => m.batonAdded));
+  const batonCpu = medianOf(marks.map((m) => m.batonCpu));
   const stepped = marks.flatMap((m) => (m.steps ? [m.steps] : []));
   const stepMedian = (k: keyof BatonSteps) => Math.round(median(stepped.map((x) => x[k] ?? 0)) * 100) / 100;
   const steps = stepped.length
@@ -147,6 +148,7 @@ async function once(
     ...(toActive === undefined ? {} : { toActiveMs: Math.round(toActive) }),
     ...(toOldGone === undefined ? {} : { toOldGoneMs: Math.round(toOldGone) }),
     ...(batonAdded === undefined ? {} : { batonAddedMs: batonAdded }),
+    ...(batonCpu === undefined ? {} : { batonCpuMs: batonCpu }),
     ...(steps ? { batonSteps: steps } : {}),
     ...(supervisorCpuMs === undefined ? {} : { supervisorCpuMs: Math.round(supervisorCpuMs) }),
     workerShare: Object.fromEntries(Object.entries(r.workers as unknown as Record<string, number>)),

@@ -28,6 +28,8 @@ export interface UpgradeMark {
   toOldGone?: number;
   /** baton's own ms (the `upgraded` event's own_ms) and its steps. */
   batonAdded?: number;
+  /** The CPU baton's main thread spent in those steps (own_cpu_ms). */
+  batonCpu?: number;
   steps?: BatonSteps;
 }
 
@@ -265,6 +267,7 @@ export function baton(
         const [plan, spawn, record, activate] = ['plan', 'spawn', 'record', 'activate'].map(step);
         m.steps = { plan: plan!, spawn: spawn!, record: record!, activate: activate!, switch: step('switch') };
         m.batonAdded = step('own');
+        m.batonCpu = step('own_cpu');
       });
     },
   };
