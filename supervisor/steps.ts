@@ -29,7 +29,19 @@ const OWN: readonly Step[] = ['plan', 'spawn', 'activate'];
 export class Steps {
   private readonly ms: Record<Step, number> = { plan: 0, spawn: 0, record: 0, activate: 0, switch: 0 };
   private cpu = 0;
+  private readonly started = performance.now();
   private since = clocks();
+
+  /** ms since the upgrade began (this object's making): the upgrade's own clock, which the steps cover. */
+  elapsed(at = performance.now()): number {
+    return at - this.started;
+  }
+
+  /** add(step), and the ms since the upgrade began at that same moment: the steps then cover exactly that. */
+  close(step: Step): number {
+    this.add(step);
+    return this.elapsed(this.since.wall);
+  }
 
   /** The time since the last add() or skip() goes to `step`; or, given, `took` alone (the clocks run on). */
   add(step: Step, took?: Clocks): void {

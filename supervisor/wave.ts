@@ -80,9 +80,9 @@ const latest = (all: Array<Clocks | undefined>): Clocks =>
  */
 export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<UpgradeResult | Trial | undefined> {
   const { log, slots } = p;
+  const steps = new Steps();
   const since = { requestedAt: new Date().toISOString(), began: monotonicMs(), changes: [] as string[] };
   const servingBefore = slots.newest;
-  const steps = new Steps();
   const plan = planUpgrade(p.config, p.reread);
   if ('reason' in plan) {
     log.event('upgrade-refused', { message: plan.reason, hint: plan.hint, serving: servingBefore });
@@ -113,7 +113,8 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
   // Every worker of the generation serves from its socket; the steering slot takes it at the first activation.
   const socket = p.sockets?.create();
   steps.add('plan');
-  const upgrade = () => ({ ms: Math.round(monotonicMs() - since.began), drain: config.drain });
+  const upgrade = () => ({ ms: Math.round(steps.elapsed()), drain: config.drain });
+  let ms = 0;
   for (let first = 0; first < workers; first += surge) {
     const batch = Array.from({ length: Math.min(surge, workers - first) }, (_, k) => first + k);
     const results = await launchAll(p, trial.number, batch, release, socket);
@@ -135,9 +136,9 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
       trial.switched.push({ slot, gen, old: slots.activate(gen, slot, upgrade()) });
       steps.add('switch', { wall: slots.lastSwitchMs, cpu: 0 });
     }
-    steps.add('activate');
+    ms = steps.close('activate');
   }
-  const done = { generation: trial.number, workers, upgrade: upgrade().ms, canary: config.drain };
+  const done = { generation: trial.number, workers, upgrade: Math.round(ms), canary: config.drain };
   log.event('upgraded', { ...done, ...steps.fields() });
   trial.endsAt = monotonicMs() + config.drain;
   return settle(p, trial, carry);
