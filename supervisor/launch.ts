@@ -16,13 +16,13 @@ import { type Clocks, clocks, span } from './steps.js';
 const unheldFor = 'ready, but did not take every listener';
 
 /**
- * A ready process, or why there is none. `spawn`: baton's own span from the launch until the process exists;
- * `record`: its bookkeeping after that (the run record, the spawn line), done while the child starts; `ready`: when
- * the child said it was ready, before baton checked that it holds its listeners and cleaned up.
+ * A ready process, or why there is none. `exists`: when the process existed (its spawn returned); `record`: baton's
+ * bookkeeping after that (the run record, the spawn line), done while the child starts; `ready`: when the child
+ * said it was ready, before baton checked that it holds its listeners and cleaned up.
  */
 export type Launch =
-  | { gen: Generation; spawn: Clocks; record: Clocks; ready: Clocks; reason?: undefined; hint?: undefined }
-  | { gen?: undefined; spawn?: undefined; record?: undefined; ready?: undefined; reason: string; hint?: string };
+  | { gen: Generation; exists: Clocks; record: Clocks; ready: Clocks; reason?: undefined; hint?: undefined }
+  | { gen?: undefined; exists?: undefined; record?: undefined; ready?: undefined; reason: string; hint?: string };
 
 export interface LaunchContext {
   config: Config;
@@ -50,7 +50,7 @@ export async function launch(
   socket?: GenerationSocket,
 ): Promise<Launch> {
   const { config, log, handover } = ctx;
-  const launched = clocks();
+  const launched = performance.now();
   // Under --steer: the generation's own socket, not baton's listeners.
   const { listeners, source } = socket ? { listeners: [socket.listener], source: socket.source } : ctx;
   const abort = new AbortController();
@@ -89,7 +89,6 @@ export async function launch(
     }
     // From the launch until the process exists: the handover's source and plan, the notify socket, the spawn.
     const exists = clocks();
-    const spawn = span(launched, exists);
     ctx.spawned(gen);
     log.event('spawn', {
       generation: number,
@@ -97,7 +96,7 @@ export async function launch(
       pid: gen.pid,
       command: release.command.join(' '),
       cwd: release.dir,
-      spawn_ms: Math.round(spawn.wall * 100) / 100,
+      spawn_ms: Math.round((exists.wall - launched) * 100) / 100,
     });
     session = handover.begin(gen.pid, plan, listeners, abort.signal, source);
     const record = span(exists);
@@ -143,7 +142,7 @@ export async function launch(
       gen.to('ready');
       gen.times.ready = Math.round(readyAt.wall - gen.spawnedAt);
       log.event('ready', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, ready: gen.times.ready });
-      return { gen, spawn, record, ready: readyAt };
+      return { gen, exists, record, ready: readyAt };
     }
     const said = channel.said();
     const reason = said ? `${outcome} (child said: ${said})` : outcome;

@@ -19,7 +19,7 @@ const OWN: readonly Step[] = ['plan', 'spawn', 'activate'];
 
 /**
  * baton's own time in one upgrade, step by step (sub-millisecond): `plan` (options, release, a generation's socket),
- * `spawn` (from each batch's launch until its last process exists: the keeper, notify socket, posix_spawn),
+ * `spawn` (from the plan or the batch before until the batch's last process exists: keeper, notify socket, spawn),
  * `activate` (from a batch ready to its workers active, with the slot switch in it), and `switch` (the steering slot
  * alone, part of `activate`). The child's start and grab, and --check, are not baton's: skip() them. `record` (the
  * run record and the spawn line, written once a process exists) runs beside the child's start: it is reported, and
@@ -50,6 +50,12 @@ export class Steps {
     this.ms[step] += d.wall;
     if (OWN.includes(step)) this.cpu += d.cpu;
     if (now) this.since = now;
+  }
+
+  /** The time since the last add() or skip(), until `at`, goes to `step`: steps that follow each other leave no gap. */
+  until(step: Step, at: Clocks): void {
+    this.add(step, span(this.since, at));
+    this.since = at;
   }
 
   /** The time since the last add() or skip(), until `at` (now if not given), is not baton's. */

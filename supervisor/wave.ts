@@ -119,8 +119,8 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
     const batch = Array.from({ length: Math.min(surge, workers - first) }, (_, k) => first + k);
     const results = await launchAll(p, trial.number, batch, release, socket);
     if (p.stopping()) return undefined;
-    // Each launch's spawn came after the ones before it in the batch: the last is the batch's.
-    steps.add('spawn', latest(results.map((r) => r.spawn)));
+    // From the plan (or the batch before) until the batch's last process existed: its launches ran one after another.
+    steps.until('spawn', latest(results.map((r) => r.exists)));
     steps.add('record', latest(results.map((r) => r.record)));
     const failed = results.find((r) => !r.gen);
     if (failed) {
