@@ -18,6 +18,7 @@ export const libc = {
   sendto: library.func('long sendto(int, const void *, size_t, int, const void *, uint32)'),
   recv: library.func('long recv(int, void *, size_t, int)'),
   close: library.func('int close(int)'),
+  read: library.func('long read(int, void *, size_t)'),
   pipe2: library.func('int pipe2(void *, int)'),
   clock_gettime: library.func('int clock_gettime(int, void *)'),
   fcntl: library.func('int fcntl(int, int, ...)'),

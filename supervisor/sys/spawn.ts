@@ -1,5 +1,5 @@
-import { closeFd, dupCloexec, setNonblocking } from './fd.js';
-import { library, sysError } from './libc.js';
+import { closeFd, dupCloexec, pipe, setNonblocking } from './fd.js';
+import { errnoIs, libc, library, sysError } from './libc.js';
 
 const fn = {
   spawn: library.func('int posix_spawn(_Out_ int *, const char *, void *, void *, const char **, const char **)'),
@@ -83,7 +83,20 @@ export function spawnProcess(file: string, argv: readonly string[], options: Spa
     fn.setflags(attr, SETSIGDEF | SETSIGMASK | SETSID);
     const pid = [0];
     const hint = `check that ${file} and its directory ${options.cwd} are there for the user it runs as`;
-    ok(fn.spawn(pid, file, actions, attr, [...argv, null], [...options.env, null]), file, hint);
+    // vfork returns when the child's execve let go of baton's memory, before the kernel has closed its close-on-exec
+    // fds or made its /proc readable to baton's user again: a check of its fds then (--ready delay:0) saw none.
+    // Returns once the exec is done, as libuv's spawn does: the child's copy of a close-on-exec pipe closes there.
+    const [done, open] = pipe();
+    try {
+      try {
+        ok(fn.spawn(pid, file, actions, attr, [...argv, null], [...options.env, null]), file, hint);
+      } finally {
+        closeFd(open);
+      }
+      while (Number(libc.read(done, Buffer.alloc(1), 1)) !== 0 && errnoIs('EINTR'));
+    } finally {
+      closeFd(done);
+    }
     return pid[0]!;
   } finally {
     fn.actionsDestroy(actions);
