@@ -19,18 +19,33 @@ setFlagsFromString('--semi-space-growth-factor=1');
 
 async function main(): Promise<void> {
   if (process.env.BATON_SELF_CHECK === '1') return selfCheck();
-  const [first, ...rest] = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  const [first, ...rest] = args;
   if (first === 'steer') return void print((await import('./cli/steer.js')).steerCommand(rest));
   if (first === 'reload' || first === 'status' || first === 'stop') {
     return void print(await (await import('./cli/control.js')).controlCommand(first, rest));
   }
   checkOpenFiles();
-  await (await import('./cli/run.js')).run(process.argv.slice(2), held);
+  const parsed = await import('./cli/parsed.js');
+  const here = parsed.readMode();
+  if (here) {
+    const { readArgv } = await reader();
+    return print(parsed.readLine(() => readArgv(args, here)));
+  }
+  // What a program before this one read (or, resuming a self-upgrade from a build that did not pass it, nothing).
+  const argv = parsed.takeParsed(args);
+  if (argv || held) return (await import('./cli/run.js')).run(args, held, argv);
+  const read = (await reader()).readArgv(args);
+  if (read) parsed.execDaemon(read);
 }
+
+/** yargs, which only a program that does not stay loads (see cli/parsed.ts). */
+const reader = () => import('./cli/argv.js');
 
 /**
  * A self-upgrade's check of this build (self-check.ts): every module loads, and the running baton's options (its
  * arguments, BATON_*, --config as they read now) are valid here: else the new program would fail after the execve.
+ * What it read of them goes to that program.
  */
 async function selfCheck(): Promise<void> {
   checkOpenFiles(); // refused here, not after the execve
@@ -43,8 +58,9 @@ async function selfCheck(): Promise<void> {
   ]);
   const { SELF_CHECK_ARGS, selfCheckLine } = await import('./self-check.js');
   const args = process.env[SELF_CHECK_ARGS];
-  if (args) (await import('./cli/options.js')).parseOptions(JSON.parse(args) as string[]);
-  print(selfCheckLine());
+  const argv = args ? (await reader()).readArgv(JSON.parse(args) as string[]) : undefined;
+  if (argv) (await import('./cli/options.js')).toConfig(argv);
+  print(selfCheckLine(argv));
 }
 
 function print(text: string): void {

@@ -74,7 +74,7 @@ export function socketPerGeneration(
   return c.steer.length > 0 && !c.sharedSocket && handover.sharesListener;
 }
 
-/** The option's name on the command line of a Config key or a camel-case --config key: readyTimeout → ready-timeout. */
+/** The command line's name of a Config key or a camel-case --config key: readyTimeout → ready-timeout. */
 export function optionName(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }

@@ -16,6 +16,7 @@ export const errorCodes = {
   ERR_BATON_EXEC: { exit: 1, meaning: 'the self-upgrade execve failed; baton goes on as it was' },
   ERR_BATON_RESUME: { exit: 1, meaning: 'BATON_RESUME names what this process did not hold before an execve' },
   ERR_BATON_SELF_CHECK: { exit: 1, meaning: 'the build a self-upgrade would exec does not load; baton goes on' },
+  ERR_BATON_CONFIG: { exit: 1, meaning: 'an upgrade could not read the options again (--config); it is refused' },
   ERR_BATON_STEER_PRIVILEGE: { exit: 1, meaning: 'steering needs CAP_BPF and CAP_NET_ADMIN' },
   ERR_BATON_BPFFS: { exit: 1, meaning: 'bpffs is not mounted and cannot be mounted' },
   ERR_BATON_LIBBPF: { exit: 1, meaning: 'libbpf 1.x cannot be loaded' },

@@ -18,6 +18,14 @@ export function execSelf(
   if (state.metrics) fds.push(state.metrics.fd);
   if (state.oomFd !== undefined) fds.push(state.oomFd);
   fds.push(...(state.clients ?? []), ...(state.canary?.clients ?? []), ...(state.sockets ?? []));
+  return execNode(nodeFlags, { ...extraEnv, [RESUME_ENV]: JSON.stringify(state) }, fds);
+}
+
+/**
+ * execve of this node and script with `nodeFlags`, baton's arguments and its environment with `extraEnv`: `fds` and
+ * stdio are inherited. Returns only by throwing, the fds closed-on-exec again.
+ */
+export function execNode(nodeFlags: string[], extraEnv: Record<string, string>, fds: number[] = []): never {
   for (const fd of fds) setCloexec(fd, false);
   // libuv marks stdio close-on-exec when it wraps a pipe; the next program needs them too.
   for (const fd of [0, 1, 2]) {
@@ -29,9 +37,7 @@ export function execSelf(
   }
   // `--`: Node 20 would take baton's own --env-file for its own (see cli.ts).
   const argv = [process.execPath, ...nodeFlags, '--', ...process.argv.slice(1)];
-  const env = Object.entries({ ...process.env, ...extraEnv, [RESUME_ENV]: JSON.stringify(state) }).map(
-    ([k, v]) => `${k}=${v}`,
-  );
+  const env = Object.entries({ ...process.env, ...extraEnv }).map(([k, v]) => `${k}=${v}`);
   execve(process.execPath, argv, env);
   for (const fd of fds) setCloexec(fd, true);
   throw new BatonError(

@@ -48,7 +48,7 @@ const FIXED: Record<Exclude<keyof Config, Shaping | 'bpffs'>, string> = {
 const DURATIONS = new Set<Shaping>(['readyTimeout', 'drain', 'killTimeout', 'checkTimeout']);
 
 /** The configuration as the options read now: --config (and BATON_*, and the flags) parsed again. */
-export type Reread = () => Config;
+export type Reread = () => Promise<Config>;
 
 /** What an upgrade runs under: its configuration, the release it starts, and what changed from the running one. */
 export interface Plan {
@@ -65,11 +65,11 @@ const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
  * invalid file, a changed option that needs a restart, or a release that cannot be used refuses the upgrade; nothing
  * of `current` changes before the upgrade succeeds (adopt).
  */
-export function planUpgrade(current: Config, reread?: Reread): Plan | Refusal {
+export async function planUpgrade(current: Config, reread?: Reread): Promise<Plan | Refusal> {
   let next = current;
   if (reread) {
     try {
-      next = reread();
+      next = await reread();
     } catch (err) {
       const hint = err instanceof BatonError ? err.hint : 'see the message; the file is read at each upgrade';
       return { reason: `--config not applied: ${(err as Error).message}`, hint };

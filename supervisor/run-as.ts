@@ -52,7 +52,7 @@ export function appEnv(user: User | undefined): NodeJS.ProcessEnv {
   return { ...env, HOME: user.home, USER: name, LOGNAME: name, SHELL: user.shell };
 }
 
-/** `file args` as the user: through setpriv, since Node's spawn leaves a process it gives a uid no supplementary groups. */
+/** `file args` as the user: through setpriv (Node's spawn leaves a process it gives a uid no supplementary groups). */
 export function asUser(user: RunAs | undefined, file: string, args: string[]): { file: string; args: string[] } {
   if (!user) return { file, args };
   const groups = user.groups.length > 0 ? `--groups=${user.groups.join(',')}` : '--clear-groups';

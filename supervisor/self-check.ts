@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
-import { track } from './children.js';
 import { BatonError } from './errors.js';
-import { nodeFlags, preloadEnv } from './preload.js';
-import { withChildOomScore } from './sys/oom.js';
+import { preloadEnv } from './preload.js';
+import { runScript, saidLine } from './run-script.js';
 
 /** How long the build a self-upgrade would exec may take to load all of its modules. */
 export const SELF_CHECK_TIMEOUT = 10_000;
@@ -20,36 +18,18 @@ export const SELF_CHECK_ARGS = 'BATON_SELF_CHECK_ARGS';
  */
 const FEATURES = ['control', 'preload', 'hold', 'oom-fd', 'canary'];
 
-/** The line a build prints in check mode. */
-export function selfCheckLine(): string {
-  return JSON.stringify({ baton: 'self-check', features: FEATURES });
+/** The line a build prints in check mode, with the options it read from the running baton's (absent without). */
+export function selfCheckLine(argv?: object): string {
+  return JSON.stringify({ baton: 'self-check', features: FEATURES, ...(argv ? { argv } : {}) });
 }
 
-/** What the checked build said of itself: the features of its BATON_RESUME (none for a build before the check). */
+/**
+ * What the checked build said of itself: the features of its BATON_RESUME (none for a build before the check), and
+ * the running baton's options as it read them (none for a build before it printed them): its daemon takes those.
+ */
 export interface CheckedBuild {
   features: string[];
-}
-
-function features(stdout: string): string[] {
-  for (const line of stdout.split('\n')) {
-    try {
-      const said = JSON.parse(line) as { baton?: unknown; features?: unknown };
-      if (said.baton === 'self-check' && Array.isArray(said.features)) return said.features.map(String);
-    } catch {
-      // a build before the check mode prints its --help
-    }
-  }
-  return [];
-}
-
-/** What a failed start printed: Node's `XxxError: ...` line and where (its first line), else the last lines. */
-function reason(stderr: string): string {
-  const lines = stderr
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean);
-  const error = lines.find((l) => /^[A-Z]\w*(Error|Exception)\b/.test(l));
-  return error ? `${error} (${lines[0]})` : lines.slice(-5).join(' | ');
+  argv?: object;
 }
 
 /**
@@ -58,36 +38,16 @@ function reason(stderr: string): string {
  * longer than `timeout`. It gets `--help` so that a build from before the check mode prints its help
  * instead of starting a second baton.
  */
-export function checkBuild(timeout = SELF_CHECK_TIMEOUT): Promise<CheckedBuild> {
+export async function checkBuild(timeout = SELF_CHECK_TIMEOUT): Promise<CheckedBuild> {
   const script = process.argv[1]!;
-  const args = [...nodeFlags(), script, '--help'];
   // With the preload the program would get: a broken one fails the check, not the execve.
   const options = JSON.stringify(process.argv.slice(2));
-  const env = { ...process.env, ...preloadEnv(script), [SELF_CHECK_ENV]: '1', [SELF_CHECK_ARGS]: options };
-  const child = withChildOomScore(() => spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
-  let [stdout, stderr] = ['', ''];
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout = (stdout + d).slice(-65536)));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-65536)));
+  const env = { ...preloadEnv(script), [SELF_CHECK_ENV]: '1', [SELF_CHECK_ARGS]: options };
   const refused = (why: string) => {
     const hint = 'baton goes on with the build it runs; fix the deploy and send SIGUSR2 again';
     return new BatonError('ERR_BATON_SELF_CHECK', `self-upgrade refused: ${script} ${why}`, hint, { script });
   };
-  const result = new Promise<CheckedBuild>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(refused(`did not load within ${timeout}ms: ${reason(stderr)}`));
-    }, timeout);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(refused(`cannot be started: ${err.message}`));
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) return resolve({ features: features(stdout) });
-      const how = signal ? `killed by ${signal}` : `exit code ${code}`;
-      reject(refused(`does not start (${how}): ${reason(stderr)}`));
-    });
-  });
-  track(child.pid, new Promise((resolve) => child.once('exit', resolve)));
-  return result;
+  const said = saidLine(await runScript(['--help'], env, timeout, refused), 'baton', 'self-check');
+  const features = Array.isArray(said?.features) ? said.features.map(String) : [];
+  return { features, ...(typeof said?.argv === 'object' && said.argv ? { argv: said.argv } : {}) };
 }

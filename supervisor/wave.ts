@@ -83,7 +83,7 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
   const steps = new Steps();
   const since = { requestedAt: new Date().toISOString(), began: monotonicMs(), changes: [] as string[] };
   const servingBefore = slots.newest;
-  const plan = planUpgrade(p.config, p.reread);
+  const plan = await planUpgrade(p.config, p.reread);
   if ('reason' in plan) {
     log.event('upgrade-refused', { message: plan.reason, hint: plan.hint, serving: servingBefore });
     return record(p, since, { ok: false, generation: 0, reason: plan.reason, hint: plan.hint, refused: 'plan' });

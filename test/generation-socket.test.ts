@@ -112,7 +112,7 @@ needs('bpf').serial(
 );
 
 test('--listen under --steer: port 0, one, TCP; --shared-socket keeps one socket on a fixed port', async (t) => {
-  const { parseOptions } = await import('../supervisor/cli/options.js');
+  const { parseOptions } = await import('../supervisor/cli/argv.js');
   const parse = (...args: string[]) => parseOptions([...args, '--', 'true']);
   t.like(parse(...steer)!.listen[0]!.address, { host: '127.0.0.1', port: 0 });
   t.like(parse('--steer', '[::1]:80')!.listen[0]!.address, { host: '::1', port: 0 });

@@ -325,7 +325,7 @@ test('--workers from a changed --config: a failed wave leaves the count; a good 
   const w = world(2, { workers: 2 });
   const old = await first(w);
   t.teardown(() => w.parts.retirement.pause());
-  w.parts.reread = () => ({ ...w.parts.config, workers: 3 });
+  w.parts.reread = async () => ({ ...w.parts.config, workers: 3 });
   w.outcome.set('2.2', 'fail');
   t.like(await runWave(w.parts), { ok: false, generation: 2, changes: ['--workers from 2 to 3'] });
   t.deepEqual(serving(w), [1, 1], 'the slot the wave added is gone');
@@ -342,7 +342,7 @@ test('--workers from a changed --config: a failed wave leaves the count; a good 
     old.map((g) => g.state),
     ['draining', 'draining'],
   );
-  w.parts.reread = () => ({ ...w.parts.config, workers: 1 });
+  w.parts.reread = async () => ({ ...w.parts.config, workers: 1 });
   t.like(await runWave(w.parts), { ok: true, generation: 4, changes: ['--workers from 3 to 1'] });
   t.deepEqual(serving(w), [4]);
   t.deepEqual(

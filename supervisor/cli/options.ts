@@ -1,5 +1,4 @@
 import { availableParallelism } from 'node:os';
-import yargs from 'yargs';
 import { checkUnixPath } from '../address.js';
 import { resolveCommand } from '../command.js';
 import { bpffsRoot, type Config, MAX_WORKERS, NAME, stateDirFor } from '../config.js';
@@ -10,7 +9,6 @@ import type { HandoverName } from '../handover/handover.js';
 import { handovers } from '../handover/index.js';
 import { keeperPath } from '../handover/keeper.js';
 import { parseHealth } from '../health.js';
-import { batonVersion } from '../install.js';
 import type { LogFormat } from '../log.js';
 import { parseReady } from '../ready/index.js';
 import { logicalCwd, workingPath } from '../release.js';
@@ -20,53 +18,12 @@ import { holdsCapabilities } from '../sys/capability.js';
 import { yamaScope } from '../sys/proc.js';
 import { lookupGroup, lookupUser } from '../sys/user.js';
 import { checkListen, checkMetrics } from './listen-check.js';
-import { OPTIONS } from './option-table.js';
-import { strictParser } from './parser.js';
-import { layered } from './sources.js';
 
-const HELP_HINT = 'run baton --help for the options';
+export const HELP_HINT = 'run baton --help for the options';
 const CONTROL_HINT = 'give a shorter --control (or --pid-file) path';
 
-const VERSION = batonVersion();
-
-const USAGE = [
-  '$0 --listen ADDRESS [options] -- COMMAND [ARGS...]',
-  '$0 reload|status|stop [--control PATH | --pid-file PATH]',
-  '$0 steer clean --name NAME',
-  '',
-  `baton ${VERSION}: runs COMMAND as generation 1, owns its listeners, and upgrades it with zero downtime on SIGHUP.`,
-  'Every option can also be set by BATON_<OPTION> (e.g. BATON_DRAIN=10s) or in --config.',
-].join('\n');
-
-export function parser(args: string[]) {
-  let y = yargs(args)
-    .scriptName('baton')
-    .usage(USAGE)
-    // The command is passed on as written: no number parsing of it.
-    .parserConfiguration({
-      'halt-at-non-option': true,
-      'populate--': true,
-      'camel-case-expansion': true,
-      'parse-positional-numbers': false,
-      'parse-numbers': false,
-    });
-  for (const [name, { type, ...o }] of Object.entries(OPTIONS)) {
-    // A number option is read as written (yargs would turn "abc" into NaN and 1e3 into 1000): untyped,
-    // it stays a string ('parse-numbers': false), and parseOptions checks it.
-    // An option given without its value is refused rather than left at its default.
-    y = y.option(name, { ...o, ...(type === 'number' ? {} : { type }), requiresArg: type !== 'boolean' && !o.array });
-  }
-  return strictParser(
-    y
-      .help()
-      .version(VERSION)
-      .wrap(Math.min(120, process.stdout.columns || 100)),
-    HELP_HINT,
-  );
-}
-
-/** The parsed options, as yargs names them (camel case). */
-interface Argv {
+/** The parsed options, as yargs names them (camel case): JSON, so that one process may read them for another. */
+export interface Argv {
   _: Array<string | number>;
   '--'?: string[];
   help?: boolean;
@@ -109,12 +66,10 @@ const SURGE_HINT = `give at most ${MAX_WORKERS}: a --surge at or above --workers
 const WORKERS_HINT = `${MAX_WORKERS} processes per generation is the most (nginx's limit too); give fewer, see docs/cli.md#bounds`;
 
 /**
- * argv → Config; undefined when --help or --version was answered. `here`: baton's working directory as the user
- * named it (logicalCwd at its start), which --cwd and a relative --config path start from.
+ * The options as yargs read them → Config, every value checked. `here`: baton's working directory as the user
+ * named it (logicalCwd at its start), which --cwd starts from.
  */
-export function parseOptions(args: string[], here = logicalCwd()): Config | undefined {
-  const argv = parser(layered(args, OPTIONS, process.env, here)).parseSync() as unknown as Argv;
-  if (argv.help || argv.version) return undefined; // yargs printed the answer
+export function toConfig(argv: Argv, here = logicalCwd()): Config {
   const command = [...argv._, ...(argv['--'] ?? [])].map(String);
   const listen = argv.listen ?? [];
   const steerSpecs = argv.steer ?? [];

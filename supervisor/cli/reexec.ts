@@ -11,6 +11,7 @@ import { childOomScore, oomFile } from '../sys/oom.js';
 import { clearAmbient, raiseAmbient } from '../sys/prctl.js';
 import { parentPid } from '../sys/proc.js';
 import { ignoreSignals } from '../sys/signal.js';
+import { parsedEnv } from './parsed.js';
 import { type BatonSignal, SIGNALS, type Signals } from './signals.cjs';
 
 /** What a self-upgrade works with. */
@@ -90,7 +91,9 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
       if (build.features.includes('oom-fd')) state.oomFd = oomFile();
       if (!build.features.includes('canary')) delete state.clients; // closed by the execve, as before
       if (metrics) state.metrics = { fd: metrics.fd };
-      execInto(p, { state, control, flags, native }, [...(again() ? ['SIGUSR2' as const] : []), ...held]);
+      // What the new build read of baton's options: its daemon need not load an option parser (cli/parsed.ts).
+      const env = build.argv ? parsedEnv(process.argv.slice(2), build.argv) : {};
+      execInto(p, { state, control, flags, native, env }, [...(again() ? ['SIGUSR2' as const] : []), ...held]);
     }
   } catch (err) {
     p.log.event('self-upgrade-failed', { message: (err as Error).message });
@@ -109,6 +112,8 @@ interface ExecTo {
   state: ResumeState;
   control: ControlServer | undefined;
   flags: string[];
+  /** Added to the environment of the next program. */
+  env: Record<string, string>;
   /** Signals forwarded for the native holder, and the environment that preloads it; else undefined. */
   native: Native | undefined;
 }
@@ -156,7 +161,7 @@ function execInto(p: SelfUpgradeParts, to: ExecTo, signals: string[]): void {
       closed = true;
     }
     raiseAmbient(p.ambient);
-    execSelf(state, to.flags, native?.env);
+    execSelf(state, to.flags, { ...to.env, ...native?.env });
   } catch (err) {
     if (p.ambient.length > 0) clearAmbient();
     restore?.();

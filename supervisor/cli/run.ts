@@ -7,6 +7,7 @@ import { usageError } from '../errors.js';
 import { allHooks } from '../hooks.js';
 import { batonVersion, INSTALL_HINT, replaceableCode } from '../install.js';
 import { type BatonLogger, createLogger, type Logger, Tap } from '../log.js';
+import { memoryTrimmer } from '../memory.js';
 import { meter, serveMetrics } from '../metrics/index.js';
 import type { MetricsServer } from '../metrics/server.js';
 import { formatReady } from '../ready/index.js';
@@ -23,7 +24,8 @@ import { clearAmbient } from '../sys/prctl.js';
 import { systemdHooks } from '../systemd.js';
 import type { UpgradeResult } from '../upgrade.js';
 import { fail } from './fail.js';
-import { parseOptions } from './options.js';
+import { type Argv, toConfig } from './options.js';
+import { rereadOptions } from './parsed.js';
 import { selfUpgrader } from './reexec.js';
 import { type BatonSignal, Signals } from './signals.cjs';
 import { configPath } from './sources.js';
@@ -31,21 +33,23 @@ import { configPath } from './sources.js';
 /**
  * The main command: resume state, systemd's NOTIFY_SOCKET, the control server, signals, the reaper.
  * `held`: the signals cli.ts has held since a self-upgrade's execve; they are handled once the supervisor runs.
+ * `parsed`: what the program before this one read from `args` (cli/parsed.ts); without, yargs reads them here.
  */
-export async function run(args: string[], held?: Signals): Promise<void> {
+export async function run(args: string[], held?: Signals, parsed?: Argv): Promise<void> {
   // What baton's launcher gave it reaches no process baton starts: no fd baton did not open, no capability.
   closeOnExecAll();
   const ambient = ambientCapabilities();
   if (ambient.length > 0) clearAmbient();
   const resume = takeResumeState();
   const here = logicalCwd();
-  const config = parseOptions(args, here);
-  if (!config) return;
+  const argv = parsed ?? (await import('./argv.js')).readArgv(args, here);
+  if (!argv) return;
+  const config = toConfig(argv, here);
   // At start a release that cannot be used is a usage error; at an upgrade it refuses the upgrade (planUpgrade).
   const release = resolveRelease(config);
   if ('reason' in release) throw usageError(release.reason, release.hint);
   // With a --config file, each upgrade reads the options again (the flags and BATON_* as they were given).
-  const reread = configPath(args) ? () => parseOptions(args, here) ?? config : undefined;
+  const reread = configPath(args) ? () => rereadOptions(args, here) : undefined;
   const log = new Tap(createLogger(config.logFormat, 2, resume?.logDropped));
   flushAtExit(log);
   const replaceable = replaceableCode();
@@ -61,7 +65,9 @@ export async function run(args: string[], held?: Signals): Promise<void> {
   const read = () => sup.readings();
   const source = { version: batonVersion(), handover: config.handover, steering: config.steer.length > 0, read };
   const metered = config.metrics && (await meter(source, log));
-  const hooks = allHooks(systemdHooks(notifySocket, log), { answer }, metered ? metered.hooks : {});
+  const trimmer = memoryTrimmer();
+  const moments = { started: trimmer.activity, reloading: trimmer.activity, upgraded: trimmer.activity };
+  const hooks = allHooks(systemdHooks(notifySocket, log), { answer }, metered ? metered.hooks : {}, moments);
   const sup = new Supervisor(config, log, hooks, resume, reread);
   const fields = { handover: config.handover, ready: formatReady(config.ready), drain: config.drain };
   log.event('config', { ...fields, stop_signal: config.stopSignal, ...(resume ? { resumed: true } : {}) });
@@ -116,6 +122,7 @@ export async function run(args: string[], held?: Signals): Promise<void> {
     if (held) signals.handle(act, [...(resume?.signals ?? []), ...heldAtStart()]);
     process.exitCode = await sup.done;
   } finally {
+    trimmer.close();
     control.close();
     metrics?.close();
     stopReaper();

@@ -33,6 +33,11 @@ const MEMORY_UPGRADES = quick ? 100 : 1000;
 const SCALE_UPGRADES = 5;
 /** How long baton idles after the upgrades before its memory is read again. */
 const SETTLE_MS = 40_000;
+/**
+ * When baton idle is read, after generation 1 is active: V8's memory reducer first runs about 8 s after start
+ * (--gc-memory-reducer-start-delay-ms) and gives back what start-up left; 2 s after start is read too.
+ */
+const IDLE_MS = 15_000;
 /** Many short rounds, alone and baton alternating (ABBA): a slow spell of the machine spoils a pair, not a side. */
 const STEADY_ROUNDS = quick ? 2 : 16;
 const STEADY_MS = quick ? 1000 : 1500;
@@ -164,10 +169,14 @@ async function memory(): Promise<Results['memory']> {
     ...['--kill-timeout', '2s', '--', ...command],
   ]);
   await b.event('active', 1);
-  await sleep(2000);
+  // A bare node idles beside it, read at the same moments.
+  const node = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
   const fds = () => readdirSync(`/proc/${b.pid}/fd`).length;
-  const idle = { ...memoryOf(b.pid), fds: fds() };
-  const bare = await bareNode();
+  await sleep(2000);
+  const [started, bareStarted] = [{ ...memoryOf(b.pid), fds: fds() }, memoryOf(node.pid!)];
+  await sleep(IDLE_MS - 2000);
+  const [idle, bare] = [{ ...memoryOf(b.pid), fds: fds() }, memoryOf(node.pid!)];
+  node.kill('SIGKILL');
   const t0 = performance.now();
   for (let i = 0; i < MEMORY_UPGRADES; i++) {
     await request(b.control, { command: 'reload', wait: true }, 30_000);
@@ -181,7 +190,9 @@ async function memory(): Promise<Results['memory']> {
   const settled = { ...memoryOf(b.pid), fds: fds() };
   await b.stop();
   const settle = { settled, settleMs: SETTLE_MS };
-  return { upgrades: MEMORY_UPGRADES, idle, after, ...settle, bare, perUpgradeMs, keeper: await keeperMemory() };
+  const idleMs = IDLE_MS;
+  const read = { started, bareStarted, idle, idleMs, after, ...settle, bare };
+  return { upgrades: MEMORY_UPGRADES, ...read, perUpgradeMs, keeper: await keeperMemory() };
 }
 
 const kbOf = (text: string, field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
@@ -192,17 +203,6 @@ function memoryOf(pid: number): { rssMb: number; anonMb: number; pssMb: number }
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const pss = kbOf(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), 'Pss');
   return { rssMb: kbOf(status, 'VmRSS') / 1024, anonMb: kbOf(status, 'RssAnon') / 1024, pssMb: pss / 1024 };
-}
-
-/** A bare `node` that does nothing, read as baton is: what any node process holds on this machine. */
-async function bareNode(): Promise<{ rssMb: number; anonMb: number; pssMb: number }> {
-  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
-  try {
-    await sleep(2000);
-    return memoryOf(child.pid!);
-  } finally {
-    child.kill('SIGKILL');
-  }
 }
 
 /** The pidfd handover's keeper and its baton, RSS in kB. */
