@@ -550,8 +550,9 @@ function memory(r: Results, lines: string[]): void {
       `last upgrade: RSS ${mm.after.rssMb >= mm.idle.rssMb ? 'grew' : 'shrank'} by ` +
       `${f(Math.abs(mm.after.rssMb - mm.idle.rssMb))} MB, fds ${mm.idle.fds} → ${mm.after.fds}.` +
       (mm.settled
-        ? ` Read again ${f((mm.settleMs ?? 0) / 1000, 0)} s later, baton idle meanwhile (V8 collects what a burst ` +
-          `of upgrades left once its memory reducer runs): RSS ${f(mm.settled.rssMb - mm.idle.rssMb)} MB from idle.`
+        ? ` Read again ${f((mm.settleMs ?? 0) / 1000, 0)} s later, baton idle meanwhile (once quiet for 10 s, baton ` +
+          `compacts V8's heap and gives back its free pages, memory.ts): RSS ` +
+          `${f(mm.settled.rssMb - mm.idle.rssMb)} MB from idle.`
         : ''),
     '',
   );
@@ -560,8 +561,8 @@ function memory(r: Results, lines: string[]): void {
       'among the processes mapping it, RSS counts the node binary and libraries every node process shares. A ' +
       'bare `node` doing nothing was read the same way in the same run' +
       (mm.started
-        ? ", beside baton at the same moments. Idle is read once V8's memory reducer has run (about 8 s after " +
-          'start); 2 s after start shows what start-up still held then.'
+        ? ', beside baton at the same moments. Idle is read once baton has given back what its start left (10 s ' +
+          "after it) and V8's memory reducer has run (8 s); 2 s after start shows what start-up still held then."
         : '.'),
     '',
   );
