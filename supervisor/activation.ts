@@ -10,7 +10,8 @@ const FIRST_FD = 3;
  * The fds socket activation handed to baton (LISTEN_FDS from 3, if LISTEN_PID is baton's pid); none without, or for
  * a count no fd table could hold (as sd_listen_fds, which refuses what is not a number).
  */
-export function activatedFds(env = process.env): number[] {
+export function activatedFds(): number[] {
+  const env = process.env;
   const count = Number(env.LISTEN_FDS);
   if (Number(env.LISTEN_PID) !== process.pid || !Number.isInteger(count) || count < 1) return [];
   if (count > openFiles().limit - FIRST_FD) return [];
@@ -26,8 +27,8 @@ export function activatedFds(env = process.env): number[] {
 export function adoptActivated(specs: ListenSpec[], onUnused: (what: string) => void): Map<ListenSpec, number> {
   const env = process.env;
   const adopted = new Map<ListenSpec, number>();
+  if (!env.LISTEN_FDS || Number(env.LISTEN_PID) !== process.pid) return adopted;
   const fds = activatedFds();
-  if (fds.length === 0) return adopted;
   const names = (env.LISTEN_FDNAMES ?? '').split(':');
   for (const k of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES']) delete env[k];
   for (const [i, fd] of fds.entries()) {

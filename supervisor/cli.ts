@@ -27,10 +27,10 @@ async function main(): Promise<void> {
   }
   checkOpenFiles();
   const parsed = await import('./cli/parsed.js');
-  const here = parsed.readMode();
-  if (here) {
+  const asked = parsed.readMode();
+  if (asked) {
     const { readArgv } = await reader();
-    return print(parsed.readLine(() => readArgv(args, here)));
+    return print(parsed.readLine(() => readArgv(asked.args, asked.here)));
   }
   // What a program before this one read (or, resuming a self-upgrade from a build that did not pass it, nothing).
   const argv = parsed.takeParsed(args);

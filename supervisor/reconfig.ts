@@ -47,6 +47,9 @@ const FIXED: Record<Exclude<keyof Config, Shaping | 'bpffs'>, string> = {
 
 const DURATIONS = new Set<Shaping>(['readyTimeout', 'drain', 'killTimeout', 'checkTimeout']);
 
+/** What to do about a --config that an upgrade could not apply, where the error has no better hint. */
+export const REREAD_HINT = 'see the message; the file is read at each upgrade';
+
 /** The configuration as the options read now: --config (and BATON_*, and the flags) parsed again. */
 export type Reread = () => Promise<Config>;
 
@@ -71,7 +74,7 @@ export async function planUpgrade(current: Config, reread?: Reread): Promise<Pla
     try {
       next = await reread();
     } catch (err) {
-      const hint = err instanceof BatonError ? err.hint : 'see the message; the file is read at each upgrade';
+      const hint = err instanceof BatonError ? err.hint : REREAD_HINT;
       return { reason: `--config not applied: ${(err as Error).message}`, hint };
     }
     const fixed = (Object.keys(FIXED) as Array<keyof typeof FIXED>).filter((k) => !same(current[k], next[k]));

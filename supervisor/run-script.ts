@@ -24,7 +24,8 @@ export function runScript(
   timeout: number,
   refused: (why: string) => Error,
 ): Promise<string> {
-  const argv = [...nodeFlags(), process.argv[1]!, ...args];
+  // `--`: Node 20 would take an --env-file among the arguments for its own (see cli.ts).
+  const argv = [...nodeFlags(), '--', process.argv[1]!, ...args];
   const child = withChildOomScore(() =>
     spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }),
   );

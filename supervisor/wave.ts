@@ -84,6 +84,7 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
   const since = { requestedAt: new Date().toISOString(), began: monotonicMs(), changes: [] as string[] };
   const servingBefore = slots.newest;
   const plan = await planUpgrade(p.config, p.reread);
+  if (p.stopping()) return undefined; // the options may have been read in a process of their own meanwhile
   if ('reason' in plan) {
     log.event('upgrade-refused', { message: plan.reason, hint: plan.hint, serving: servingBefore });
     return record(p, since, { ok: false, generation: 0, reason: plan.reason, hint: plan.hint, refused: 'plan' });

@@ -33,7 +33,7 @@ test('a fragmented old space is given back once quiet: only what lives stays', (
   t.true(after < used * 1.5, `${after} bytes held for ${used} in use`);
 });
 
-test('one trim after the last of several moments, none after close, nothing without gc', async (t) => {
+test('one trim after the last of several moments, none after close', async (t) => {
   let calls = 0;
   const gc = (() => void calls++) as unknown as NodeJS.GCFunction;
   const trimmer = memoryTrimmer(gc, 50);
@@ -46,5 +46,4 @@ test('one trim after the last of several moments, none after close, nothing with
   trimmer.close();
   await sleep(300);
   t.is(calls, 2);
-  t.notThrows(() => memoryTrimmer(undefined, 1).activity());
 });

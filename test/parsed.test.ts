@@ -29,7 +29,9 @@ function traced(env: NodeJS.ProcessEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'baton-parsed-'));
   const [config, trace] = [join(dir, 'baton.json'), join(dir, 'yargs.log')];
   writeConfig(config, { listen: ['127.0.0.1:0'], drain: '100ms', command: ['node', fixture] });
-  const baton = new Baton(['--config', config], { NODE_OPTIONS: preload, TRACE_PARSER: trace, ...env });
+  // An optional --env-file that is missing: the process that reads the options must not take it for its own.
+  const args = ['--config', config, `--env-file=-${join(dir, 'missing.env')}`];
+  const baton = new Baton(args, { NODE_OPTIONS: preload, TRACE_PARSER: trace, ...env });
   const loads = () => readOr(trace).split('\n').filter(Boolean).map(Number);
   return { baton, config, loads };
 }
@@ -57,6 +59,10 @@ test.serial(
       t.is(startTime(baton.pid), started, 'the same baton process');
       t.deepEqual(flags(baton.pid), DAEMON, 'the new program too, each once');
       await baton.upgradeTo(3);
+      const generation = baton.events.find((e) => e.event === 'active' && e.generation === 3)!;
+      const environ = readOr(`/proc/${generation.pid}/environ`);
+      t.false(/(^|\0)BATON_(PARSED|READ)_OPTIONS=/.test(environ), 'no generation sees them');
+      t.true(environ.includes('TRACE_PARSER='), 'what baton was given, it sees');
       t.deepEqual(
         loads().filter((pid) => pid === baton.pid),
         [baton.pid],

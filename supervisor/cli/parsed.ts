@@ -2,6 +2,8 @@ import { activatedFds } from '../activation.js';
 import type { Config } from '../config.js';
 import { BatonError, usageError } from '../errors.js';
 import { execNode } from '../exec-self.js';
+import { batonVersion } from '../install.js';
+import { REREAD_HINT } from '../reconfig.js';
 import { runScript, saidLine } from '../run-script.js';
 import { type Argv, toConfig } from './options.js';
 
@@ -12,7 +14,11 @@ import { type Argv, toConfig } from './options.js';
 
 /** What the command line read (JSON: the arguments and yargs' argv), for the daemon that runs them. */
 export const PARSED_ENV = 'BATON_PARSED_OPTIONS';
-/** Set (to baton's working directory as the user named it), baton prints the options it reads and exits. */
+/**
+ * Set, baton reads the options it names (JSON: the arguments and the working directory as the user named it),
+ * prints them and exits. They are not its arguments, which are `--help`: a build from before the read mode prints
+ * its help instead of starting a second baton.
+ */
 const READ_ENV = 'BATON_READ_OPTIONS';
 /**
  * V8's flags for the daemon. `--lite-mode`: baton's code is never hot, so no optimizing compilers: measured, their
@@ -23,7 +29,6 @@ const READ_ENV = 'BATON_READ_OPTIONS';
 const DAEMON_FLAGS = ['--lite-mode', '--no-expose-wasm', '--expose-gc'];
 /** How long a read of the options (a node start and a parse) may take. */
 const READ_TIMEOUT = 10_000;
-const HINT = 'see the message; the file is read at each upgrade';
 
 /**
  * The options a program before this one read from these very `args`, taken out of the environment (no child gets
@@ -50,30 +55,44 @@ export function parsedEnv(args: string[], argv: object): Record<string, string> 
  * socket activation go with it: Node marked every inherited fd close-on-exec at its start.
  */
 export function execDaemon(argv: Argv): never {
-  const flags = [...process.execArgv, ...DAEMON_FLAGS.filter((f) => !process.execArgv.includes(f))];
-  return execNode(flags, parsedEnv(process.argv.slice(2), argv), activatedFds());
+  return execNode(daemonFlags(process.execArgv), parsedEnv(process.argv.slice(2), argv), activatedFds());
 }
 
-/** In read mode (READ_ENV set), the directory the options are read from; undefined otherwise. */
-export function readMode(): string | undefined {
-  return process.env[READ_ENV] || undefined;
+/** `flags` with DAEMON_FLAGS, each once (a program resumed from a build that did not give them gets them next). */
+export function daemonFlags(flags: string[]): string[] {
+  return [...flags, ...DAEMON_FLAGS.filter((f) => !flags.includes(f))];
 }
 
-/** Read mode's one line: the options as `read` gives them, or its usage error. */
+/** In read mode (READ_ENV set), what to read: the arguments and the directory; undefined otherwise. */
+export function readMode(): { args: string[]; here: string } | undefined {
+  const text = process.env[READ_ENV];
+  return text ? (JSON.parse(text) as { args: string[]; here: string }) : undefined;
+}
+
+/** Read mode's one line: the options as `read` gives them, or its usage error; and this build's version. */
 export function readLine(read: () => Argv | undefined): string {
+  const version = batonVersion();
   try {
-    return JSON.stringify({ baton: 'options', argv: read() });
+    return JSON.stringify({ baton: 'options', version, argv: read() });
   } catch (err) {
     if (!(err instanceof BatonError)) throw err;
-    return JSON.stringify({ baton: 'options', error: err.message, hint: err.hint });
+    return JSON.stringify({ baton: 'options', version, error: err.message, hint: err.hint });
   }
 }
 
 /** The options as `args`, BATON_* and the --config file read now, from `here`: read by a baton in read mode. */
 export async function rereadOptions(args: string[], here: string): Promise<Config> {
-  const failed = (why: string) => new BatonError('ERR_BATON_CONFIG', `the options could not be read: ${why}`, HINT);
-  const said = saidLine(await runScript(args, { [READ_ENV]: here }, READ_TIMEOUT, failed), 'baton', 'options');
-  if (typeof said?.error === 'string') throw usageError(said.error, String(said.hint));
-  if (!said?.argv) throw failed('no answer');
+  const failed = (why: string, hint = REREAD_HINT) =>
+    new BatonError('ERR_BATON_CONFIG', `the options could not be read: ${why}`, hint);
+  const env = { [READ_ENV]: JSON.stringify({ args, here }) };
+  const said = saidLine(await runScript(['--help'], env, READ_TIMEOUT, failed), 'baton', 'options');
+  if (!said) throw failed(`${process.argv[1]} has no read mode (a build from before it)`, UPGRADE_HINT);
+  // The options as another build reads them need not be this one's.
+  const version = batonVersion();
+  if (said.version !== version)
+    throw failed(`${process.argv[1]} is baton ${said.version}, not ${version}`, UPGRADE_HINT);
+  if (typeof said.error === 'string') throw usageError(said.error, String(said.hint ?? REREAD_HINT));
   return toConfig(said.argv as Argv, here);
 }
+
+const UPGRADE_HINT = 'baton reads --config with its own build: upgrade baton itself (SIGUSR2) or put its build back';

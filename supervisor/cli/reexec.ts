@@ -11,7 +11,7 @@ import { childOomScore, oomFile } from '../sys/oom.js';
 import { clearAmbient, raiseAmbient } from '../sys/prctl.js';
 import { parentPid } from '../sys/proc.js';
 import { ignoreSignals } from '../sys/signal.js';
-import { parsedEnv } from './parsed.js';
+import { daemonFlags, parsedEnv } from './parsed.js';
 import { type BatonSignal, SIGNALS, type Signals } from './signals.cjs';
 
 /** What a self-upgrade works with. */
@@ -86,7 +86,7 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
       // Signals wait for the next program from here; one turn brings what libuv caught before into the queue.
       if (native) await turn();
       held = p.signals.take();
-      const flags = [...nodeFlags(), ...(build.features.includes('preload') ? preload() : [])];
+      const flags = [...daemonFlags(nodeFlags()), ...(build.features.includes('preload') ? preload() : [])];
       // A build that does not take the fd would leave it open, for its children too.
       if (build.features.includes('oom-fd')) state.oomFd = oomFile();
       if (!build.features.includes('canary')) delete state.clients; // closed by the execve, as before

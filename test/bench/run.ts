@@ -172,11 +172,18 @@ async function memory(): Promise<Results['memory']> {
   // A bare node idles beside it, read at the same moments.
   const node = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
   const fds = () => readdirSync(`/proc/${b.pid}/fd`).length;
-  await sleep(2000);
-  const [started, bareStarted] = [{ ...memoryOf(b.pid), fds: fds() }, memoryOf(node.pid!)];
-  await sleep(IDLE_MS - 2000);
-  const [idle, bare] = [{ ...memoryOf(b.pid), fds: fds() }, memoryOf(node.pid!)];
-  node.kill('SIGKILL');
+  const both = () => [{ ...memoryOf(b.pid), fds: fds() }, memoryOf(node.pid!)] as const;
+  let first: ReturnType<typeof both>;
+  let second: ReturnType<typeof both>;
+  try {
+    await sleep(2000);
+    first = both();
+    await sleep(IDLE_MS - 2000);
+    second = both();
+  } finally {
+    node.kill('SIGKILL');
+  }
+  const [[started, bareStarted], [idle, bare]] = [first, second];
   const t0 = performance.now();
   for (let i = 0; i < MEMORY_UPGRADES; i++) {
     await request(b.control, { command: 'reload', wait: true }, 30_000);
@@ -184,8 +191,7 @@ async function memory(): Promise<Results['memory']> {
   const perUpgradeMs = (performance.now() - t0) / MEMORY_UPGRADES;
   await sleep(3000);
   const after = { ...memoryOf(b.pid), fds: fds() };
-  // What a burst of upgrades leaves is mostly garbage V8 has not collected yet; its memory reducer collects it once
-  // baton has been idle a while (measured: still there 10 s after 400 upgrades, gone 30 s after).
+  // What a burst of upgrades made V8 take, baton gives back once it has been quiet for 10 s (memory.ts).
   await sleep(SETTLE_MS);
   const settled = { ...memoryOf(b.pid), fds: fds() };
   await b.stop();
