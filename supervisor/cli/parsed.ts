@@ -22,7 +22,7 @@ export const PARSED_ENV = 'BATON_PARSED_OPTIONS';
 const READ_ENV = 'BATON_READ_OPTIONS';
 /**
  * V8's flags for the daemon. `--lite-mode`: baton's code is never hot, so no optimizing compilers: measured, their
- * code and memory is 1.3 MB less idle and 8 MB less after 1,000 upgrades, baton's CPU per upgrade the same (3.0 ms).
+ * code and memory is 1.3 MB less idle and 9-10 MB less after 1,000 upgrades, baton's CPU per upgrade the same (3.0 ms).
  * `--no-expose-wasm`: lite mode has no WebAssembly, and unsaid V8 warns so on stderr at each setFlagsFromString.
  * `--expose-gc`: for memory.ts.
  */
