@@ -12,6 +12,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { spawnPending } from './children.js';
 import { BatonError } from './errors.js';
 
 const me = () => process.geteuid?.() ?? 0;
@@ -65,8 +66,12 @@ export function checkDirectory(
   }
 }
 
-/** Runs `fn` with the process umask set to `mask` (Node is single-threaded: nothing else runs meanwhile). */
+/**
+ * Runs `fn` with the process umask set to `mask`. Nothing else of baton's runs meanwhile, but a spawn on a worker
+ * thread (sys/spawn.ts) would give its child this umask: none may be under way (a launch waits for them first).
+ */
 export function withUmask<T>(mask: number, fn: () => T): T {
+  if (spawnPending()) throw new Error('a umask change while a spawn is under way would reach its child');
   const before = process.umask(mask);
   try {
     return fn();

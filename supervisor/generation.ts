@@ -1,4 +1,4 @@
-import { track } from './children.js';
+import { spawning, track } from './children.js';
 import { commandPath } from './command.js';
 import { Escapees } from './escapees.js';
 import { describeExit, type ExitStatus, exitCode } from './exit-status.js';
@@ -10,7 +10,7 @@ import type { Release } from './release.js';
 import { closeFd } from './sys/fd.js';
 import { withChildOomScore } from './sys/oom.js';
 import { signalGroup } from './sys/process.js';
-import { type Stdio, spawnProcess } from './sys/spawn.js';
+import { type Stdio, spawnProcessAsync } from './sys/spawn.js';
 
 export const STATES = ['starting', 'ready', 'active', 'draining', 'exited', 'failed'] as const;
 export type State = (typeof STATES)[number];
@@ -54,16 +54,25 @@ export interface Adopted {
   release: Release;
 }
 
-/** Spawns `plan` (its file looked up in the PATH of its env, as execvp would): its pid, or 0 after `failed`. */
-function start(plan: SpawnPlan, failed: (message: string) => void): number {
+/** A process baton has just spawned: `spawnedAt`, when its spawn began; pid 0 when it failed (logged). */
+interface Spawned {
+  pid: number;
+  spawnedAt: number;
+  release: Release;
+}
+
+/**
+ * Spawns `plan` (its file looked up in the PATH of its env, as execvp would): resolves with its pid once its exec is
+ * done, or with 0 after `failed`. baton's part (the env, the lookup, the file actions) is done when this returns.
+ */
+function start(plan: SpawnPlan, failed: (message: string) => void): Promise<number> {
   const env = Object.entries(plan.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
   const file = commandPath(plan.file, plan.env.PATH) ?? plan.file;
-  try {
-    return spawnProcess(file, [plan.file, ...plan.args], { cwd: plan.release.dir, env, stdio: plan.stdio });
-  } catch (err) {
-    failed((err as Error).message);
+  const opts = { cwd: plan.release.dir, env, stdio: plan.stdio };
+  return withChildOomScore(() => spawnProcessAsync(file, [plan.file, ...plan.args], opts)).catch((err: Error) => {
+    failed(err.message);
     return 0;
-  }
+  });
 }
 
 /** Milestones in ms since spawn. */
@@ -102,25 +111,21 @@ export class Generation {
   private readonly log: Logger;
   private killTimer?: NodeJS.Timeout;
 
-  /** Spawns `plan`, or adopts `plan.pid`: a child baton had before it replaced its own program. */
-  constructor(number: number, plan: SpawnPlan | Adopted, log: Logger, worker = 0) {
+  /** A process baton has just spawned, or one it adopts: a child baton had before it replaced its own program. */
+  constructor(number: number, plan: Spawned | Adopted, log: Logger, worker = 0) {
     this.number = number;
     this.worker = worker;
     this.log = log;
-    if ('pid' in plan) {
-      this.pid = plan.pid;
-      this.release = plan.release;
-      this.escapees = new Escapees(number, worker, this.pid, log);
+    this.pid = plan.pid;
+    this.release = plan.release;
+    this.escapees = new Escapees(number, worker, this.pid, log);
+    if ('state' in plan) {
       this.spawnedAt = performance.now() - plan.ageMs;
       this.state = plan.state;
       if (plan.state === 'active' || plan.state === 'draining') this.activeSince = performance.now();
       this.exited = new Promise((resolve) => watchExit(plan.pid, (status) => this.finish(status, resolve)));
     } else {
-      this.release = plan.release;
-      const failed = (message: string) => log.event('spawn-error', { generation: number, message });
-      this.pid = withChildOomScore(() => start(plan, failed));
-      this.spawnedAt = performance.now(); // the process exists: its own time starts
-      this.escapees = new Escapees(number, worker, this.pid, log);
+      this.spawnedAt = plan.spawnedAt;
       this.exited = new Promise((resolve) => {
         // pid 0: the spawn failed (logged); it is a process that exited 127, as a shell says "not found"
         if (this.pid === 0) queueMicrotask(() => this.finish({ code: 127, signal: null }, resolve));
@@ -128,6 +133,17 @@ export class Generation {
       });
     }
     track(this.pid || undefined, this.exited);
+  }
+
+  /**
+   * Spawns `plan`: the generation once its process exists and its exec is done, or one that exited 127 after a
+   * `spawn-error` line. baton's part is done when this returns; the rest is the child's start.
+   */
+  static async spawn(number: number, plan: SpawnPlan, log: Logger, worker = 0): Promise<Generation> {
+    const failed = (message: string) => log.event('spawn-error', { generation: number, message });
+    const pid = spawning(start(plan, failed));
+    const spawnedAt = performance.now(); // its own time starts: the clone is under way
+    return new Generation(number, { pid: await pid, spawnedAt, release: plan.release }, log, worker);
   }
 
   get alive(): boolean {

@@ -1,3 +1,4 @@
+import { spawnPending, spawnsSettled } from './children.js';
 import type { Config } from './config.js';
 import { describeExit } from './exit-status.js';
 import type { GenerationSocket } from './gen-socket.js';
@@ -16,13 +17,31 @@ import { type Clocks, clocks, span } from './steps.js';
 const unheldFor = 'ready, but did not take every listener';
 
 /**
- * A ready process, or why there is none. `exists`: when the process existed (its spawn returned); `record`: baton's
- * bookkeeping after that (the run record, the spawn line), done while the child starts; `ready`: when the child
- * said it was ready, before baton checked that it holds its listeners and cleaned up.
+ * A ready process, or why there is none. `issued`: when baton's part of the spawn was done (the handover's source
+ * and plan, the notify socket, the env and file actions); `exec`: from then until the process existed with its exec
+ * done (the clone and exec, off baton's thread); `record`: baton's bookkeeping after that (the spawn line, the
+ * handover's watch), done while the child starts; `ready`: when the child said it was ready, before baton checked
+ * that it holds its listeners and cleaned up.
  */
 export type Launch =
-  | { gen: Generation; exists: Clocks; record: Clocks; ready: Clocks; reason?: undefined; hint?: undefined }
-  | { gen?: undefined; exists?: undefined; record?: undefined; ready?: undefined; reason: string; hint?: string };
+  | {
+      gen: Generation;
+      issued: Clocks;
+      exec: Clocks;
+      record: Clocks;
+      ready: Clocks;
+      reason?: undefined;
+      hint?: undefined;
+    }
+  | {
+      gen?: undefined;
+      issued?: undefined;
+      exec?: undefined;
+      record?: undefined;
+      ready?: undefined;
+      reason: string;
+      hint?: string;
+    };
 
 export interface LaunchContext {
   config: Config;
@@ -34,6 +53,8 @@ export interface LaunchContext {
   runtimeDir: string;
   helpers: Helpers;
   stopping(): boolean;
+  /** Called as a spawn is issued: a stop waits for it, so that it stops that process too. */
+  starting(spawn: Promise<Generation>): void;
   /** Called once the process exists, before it is ready: the supervisor tracks it from then on. */
   spawned(gen: Generation): void;
 }
@@ -61,10 +82,13 @@ export async function launch(
   let session: Session | undefined;
   try {
     if (handover.pulls) await source.ready();
+    // One spawn at a time: the notify socket's umask must not reach another launch's child (files.ts). Looked at
+    // again after each wait: the batch's other launches wake up with this one.
+    while (spawnPending()) await spawnsSettled();
     const channel = new NotifySocket(ctx.runtimeDir, number, worker, config.user);
     notify = channel;
     const plan = handover.plan(release.command, listeners, source);
-    const gen = new Generation(
+    const starting = Generation.spawn(
       number,
       {
         ...plan,
@@ -82,14 +106,17 @@ export async function launch(
       log,
       worker,
     );
+    // baton's part of the spawn is done; the clone and the exec run on a worker thread: the child's start.
+    const issued = clocks();
+    ctx.starting(starting);
+    const gen = await starting;
+    const exists = clocks();
+    ctx.spawned(gen);
     spawned = gen;
     if (socket) {
       [gen.socket, gen.held] = [socket, socket.hold()];
       socket.use(gen.exited);
     }
-    // From the launch until the process exists: the handover's source and plan, the notify socket, the spawn.
-    const exists = clocks();
-    ctx.spawned(gen);
     log.event('spawn', {
       generation: number,
       worker,
@@ -142,7 +169,7 @@ export async function launch(
       gen.to('ready');
       gen.times.ready = Math.round(readyAt.wall - gen.spawnedAt);
       log.event('ready', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, ready: gen.times.ready });
-      return { gen, exists, record, ready: readyAt };
+      return { gen, issued, exec: span(issued, exists), record, ready: readyAt };
     }
     const said = channel.said();
     const reason = said ? `${outcome} (child said: ${said})` : outcome;

@@ -1,4 +1,4 @@
-import { ownChildren } from './children.js';
+import { ownChildren, spawnPending } from './children.js';
 import { describeExit } from './exit-status.js';
 import type { Logger } from './log.js';
 import { setChildSubreaper } from './sys/prctl.js';
@@ -14,6 +14,7 @@ const SWEEP_MS = 1000;
 export function startReaper(log: Logger, subreaper: boolean): () => void {
   if (subreaper) setChildSubreaper();
   const sweep = () => {
+    if (spawnPending()) return; // the next SIGCHLD or sweep takes what exited meanwhile
     for (const pid of zombieChildren()) {
       if (ownChildren.has(pid)) continue;
       const status = reapStatus(pid);

@@ -1,7 +1,7 @@
 import { threadCpuMs } from './sys/clock.js';
 
 /** The steps of an upgrade that are baton's own work, as the `upgraded` event reports them. */
-export type Step = 'plan' | 'spawn' | 'record' | 'activate' | 'switch';
+export type Step = 'plan' | 'spawn' | 'exec' | 'record' | 'activate' | 'switch';
 
 /** A moment, or a span, on two clocks (ms): the wall (performance.now()) and the CPU time of baton's main thread. */
 export interface Clocks {
@@ -14,20 +14,21 @@ export const clocks = (): Clocks => ({ wall: performance.now(), cpu: threadCpuMs
 /** From `a` to `b` (now if not given), on both clocks. */
 export const span = (a: Clocks, b = clocks()): Clocks => ({ wall: b.wall - a.wall, cpu: b.cpu - a.cpu });
 
-/** The steps baton waits on: `own_ms` is their sum; `switch` is part of `activate`, `record` runs beside the child. */
+/** The steps baton waits on: `own_ms` is their sum; `switch` is part of `activate`; `exec` and `record` are not. */
 const OWN: readonly Step[] = ['plan', 'spawn', 'activate'];
 
 /**
  * baton's own time in one upgrade, step by step (sub-millisecond): `plan` (options, release, a generation's socket),
- * `spawn` (from the plan or the batch before until the batch's last process exists: keeper, notify socket, spawn),
- * `activate` (from a batch ready to its workers active, with the slot switch in it), and `switch` (the steering slot
- * alone, part of `activate`). The child's start and grab, and --check, are not baton's: skip() them. `record` (the
- * run record and the spawn line, written once a process exists) runs beside the child's start: it is reported, and
- * not part of `own_ms`, the time the upgrade waits on baton. `own_cpu_ms` is the CPU baton's main thread spent in
- * those steps: under load the wall clock also counts the time baton waited for a core.
+ * `spawn` (from the plan or the batch before until baton's part of the batch's last spawn is done: keeper, notify
+ * socket, env, file actions), `activate` (from a batch ready to its workers active, with the slot switch in it), and
+ * `switch` (the steering slot alone, part of `activate`). The child's start and grab, and --check, are not baton's:
+ * skip() them. `exec` (the clone and the child's exec, on a worker thread while baton's own is free) is the start
+ * of the child, and `record` (the run record and the spawn line, written once a process exists) runs beside it:
+ * both are reported, and are not part of `own_ms`, the time the upgrade waits on baton. `own_cpu_ms` is the CPU
+ * baton's main thread spent in its steps: under load the wall clock also counts the time baton waited for a core.
  */
 export class Steps {
-  private readonly ms: Record<Step, number> = { plan: 0, spawn: 0, record: 0, activate: 0, switch: 0 };
+  private readonly ms: Record<Step, number> = { plan: 0, spawn: 0, exec: 0, record: 0, activate: 0, switch: 0 };
   private cpu = 0;
   private readonly started = performance.now();
   private since = clocks();

@@ -31,6 +31,8 @@ export class Supervisor {
   private readonly handover: Handover;
   private readonly resources: Resources;
   private readonly live = new Set<Generation>();
+  /** Spawns under way: a stop waits for them, so that it stops their processes too. */
+  private readonly starting = new Set<Promise<Generation>>();
   /** The rooms a wave works in: config, log, slots, retirement, the live generations, launch. */
   private readonly rooms: WaveParts;
   private readonly resumed?: ResumeState;
@@ -62,10 +64,16 @@ export class Supervisor {
     this.next = resume?.next ?? this.resources.firstGeneration;
     const ctx = { config, log, handover: this.handover, listeners, source, runtimeDir, helpers };
     const spawned = (gen: Generation) => this.track(gen);
+    // Its launch awaits the spawn first, and tracks the process before a stop's wait for it ends.
+    const starting = (spawn: Promise<Generation>) => {
+      this.starting.add(spawn);
+      void spawn.finally(() => this.starting.delete(spawn)).catch(() => {});
+    };
     this.rooms = {
       ...{ config, reread, log, slots, retirement, history, helpers, health, live: this.live, stopping },
       sockets: this.resources.sockets,
-      launch: (number, slot, release, socket) => launch({ ...ctx, stopping, spawned }, number, slot, release, socket),
+      launch: (number, slot, release, socket) =>
+        launch({ ...ctx, stopping, starting, spawned }, number, slot, release, socket),
       nextNumber: () => this.next++,
     };
     this.loop = new Loop(this.rooms, hooks);
@@ -224,6 +232,7 @@ export class Supervisor {
 
   private async shutdown(): Promise<number> {
     this.rooms.slots.clearRestarts();
+    await Promise.allSettled(this.starting);
     const [stopped] = await Promise.all([this.rooms.retirement.stopAll(this.live), this.resources.orphans.stop()]);
     await this.resources.close();
     const { code, message } = stopOutcome(stopped, this.rooms.slots.lastActive);

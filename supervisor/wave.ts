@@ -120,8 +120,10 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
     const batch = Array.from({ length: Math.min(surge, workers - first) }, (_, k) => first + k);
     const results = await launchAll(p, trial.number, batch, release, socket);
     if (p.stopping()) return undefined;
-    // From the plan (or the batch before) until the batch's last process existed: its launches ran one after another.
-    steps.until('spawn', latest(results.map((r) => r.exists)));
+    // From the plan (or the batch before) until baton's part of the batch's last spawn was done; the clone and exec
+    // (the child's start, off baton's thread) and the record beside it are reported, not baton's own.
+    steps.until('spawn', latest(results.map((r) => r.issued)));
+    steps.add('exec', latest(results.map((r) => r.exec)));
     steps.add('record', latest(results.map((r) => r.record)));
     const failed = results.find((r) => !r.gen);
     if (failed) {

@@ -75,7 +75,8 @@ function world(workers: number, config: Partial<Config> = {}): World {
     const gen = ready(w, number, slot);
     live.add(gen);
     if (what === 'dies') gen.status = { code: 3, signal: null };
-    return { gen, exists: clocks(), record: { wall: 0, cpu: 0 }, ready: clocks() };
+    const none = { wall: 0, cpu: 0 };
+    return { gen, issued: clocks(), exec: none, record: none, ready: clocks() };
   };
   const retirement = new Retirement(cfg, () => false);
   const history = new History();

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
 import test from 'ava';
@@ -228,6 +228,10 @@ test.serial('--surge 2: a wave over 4 workers starts them 2 at a time', async (t
     t.true(wave[1]!.start - wave[0]!.start < 750, `first batch ${wave[1]!.start - wave[0]!.start} ms apart`);
     t.true(wave[3]!.start - wave[2]!.start < 750, `second batch ${wave[3]!.start - wave[2]!.start} ms apart`);
     t.true(wave[2]!.start - wave[1]!.start >= 1500 - TICK, `batches ${wave[2]!.start - wave[1]!.start} ms apart`);
+    // A batch's launches run side by side while each clone runs on a worker thread: the next launch's notify
+    // socket, made under umask 0177, waits for the spawn before it, whose child would get that umask too.
+    const umask = (pid: number) => /^Umask:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    for (const p of wave) t.is(umask(p.pid), umask(baton.pid), `generation 2 worker ${p.worker}'s umask`);
   } finally {
     watch.stop();
     t.is((await baton.stop()).code, 0, tail(baton));

@@ -21,6 +21,7 @@ import { closeFd, closeOnExecAll } from '../sys/fd.js';
 import { heldAtStart } from '../sys/hold.js';
 import { protectFromOom } from '../sys/oom.js';
 import { clearAmbient } from '../sys/prctl.js';
+import { keepSpawnsOnThisThread } from '../sys/spawn.js';
 import { systemdHooks } from '../systemd.js';
 import type { UpgradeResult } from '../upgrade.js';
 import { fail } from './fail.js';
@@ -39,7 +40,10 @@ export async function run(args: string[], held?: Signals, parsed?: Argv): Promis
   // What baton's launcher gave it reaches no process baton starts: no fd baton did not open, no capability.
   closeOnExecAll();
   const ambient = ambientCapabilities();
-  if (ambient.length > 0) clearAmbient();
+  if (ambient.length > 0) {
+    clearAmbient();
+    keepSpawnsOnThisThread();
+  }
   const resume = takeResumeState();
   const here = logicalCwd();
   const argv = parsed ?? (await import('./argv.js')).readArgv(args, here);

@@ -85,21 +85,37 @@ export function childOomScore(): number | undefined {
   return lowered?.children;
 }
 
+/** Spawns under way (a spawn off baton's thread lasts until its child's exec): baton's value is raised meanwhile. */
+let raised = 0;
+
+function raise(): void {
+  if (lowered && raised++ === 0) write(lowered.children);
+}
+
+function lower(): void {
+  if (!lowered || --raised > 0) return;
+  try {
+    write(lowered.own);
+  } catch {
+    // cannot happen: baton went this low before, with the same rights
+  }
+}
+
 /**
- * Runs `spawn` (which forks and execs synchronously) with baton's value raised to the children's,
- * so that a child is born with it and never runs a line at baton's lowered one.
+ * Runs `spawn` (which forks and execs, synchronously or until its promise settles) with baton's value raised to
+ * the children's, so that a child is born with it and never runs a line at baton's lowered one.
  */
 export function withChildOomScore<T>(spawn: () => T): T {
-  if (!lowered) return spawn();
-  const { own, children } = lowered;
-  write(children);
+  raise();
+  let settles = false;
   try {
-    return spawn();
-  } finally {
-    try {
-      write(own);
-    } catch {
-      // cannot happen: baton went this low before, with the same rights
+    const result = spawn();
+    if (result instanceof Promise) {
+      settles = true;
+      return result.finally(lower) as T;
     }
+    return result;
+  } finally {
+    if (!settles) lower();
   }
 }

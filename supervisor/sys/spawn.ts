@@ -1,3 +1,4 @@
+import { read } from 'node:fs';
 import { closeFd, dupCloexec, pipe, setNonblocking } from './fd.js';
 import { errnoIs, libc, library, sysError } from './libc.js';
 
@@ -39,16 +40,14 @@ function ok(ret: number, file: string, hint: string): void {
   if (ret !== 0) throw sysError(ret, `spawn ${file}`, { default: hint });
 }
 
-/**
- * Starts `file` (a path) in a session and process group of its own, with `argv`, and returns its pid. glibc's
- * posix_spawn clones with CLONE_VM|CLONE_VFORK: baton is paused only until the child's execve, where Node's
- * spawn forks baton's whole address space (page tables copied, every page copy-on-write until the exec) and then
- * waits for the exec too: measured 1.3 ms against 4.6 ms from a bare node, more as baton's memory grows. An exec
- * failure comes back as the call's error. The child starts with default signal dispositions and an empty mask
- * (Node ignores SIGPIPE; a signal baton holds must not stay blocked in the child), and inherits no fd of baton's
- * but its `stdio` (everything else is close-on-exec).
- */
-export function spawnProcess(file: string, argv: readonly string[], options: SpawnOptions): number {
+/** posix_spawn's file actions and attributes for `options`, and the fds moved for them: freed by release(). */
+interface Prepared {
+  actions: Buffer;
+  attr: Buffer;
+  release(): void;
+}
+
+function prepare(file: string, argv: readonly string[], options: SpawnOptions): Prepared {
   for (const s of [file, ...argv, ...options.env, options.cwd]) {
     if (s.includes('\0')) throw new TypeError(`spawn ${file}: an argument or variable holds a NUL byte`);
   }
@@ -62,6 +61,11 @@ export function spawnProcess(file: string, argv: readonly string[], options: Spa
   const attr = Buffer.alloc(OPAQUE);
   fn.actionsInit(actions);
   fn.attrInit(attr);
+  const release = () => {
+    fn.actionsDestroy(actions);
+    fn.attrDestroy(attr);
+    for (const [child, fd] of moved.entries()) if (fd !== from[child]) closeFd(fd!);
+  };
   try {
     for (const [child, fd] of moved.entries()) {
       if (fd === undefined) ok(fn.open(actions, child, '/dev/null', O_RDWR, 0), file, 'see man 3 posix_spawn');
@@ -81,15 +85,36 @@ export function spawnProcess(file: string, argv: readonly string[], options: Spa
     fn.setsigdefault(attr, all);
     fn.setsigmask(attr, none);
     fn.setflags(attr, SETSIGDEF | SETSIGMASK | SETSID);
+    return { actions, attr, release };
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+const hint = (file: string, options: SpawnOptions) =>
+  `check that ${file} and its directory ${options.cwd} are there for the user it runs as`;
+
+/**
+ * Starts `file` (a path) in a session and process group of its own, with `argv`, and returns its pid. glibc's
+ * posix_spawn clones with CLONE_VM|CLONE_VFORK: baton is paused only until the child's execve, where Node's
+ * spawn forks baton's whole address space (page tables copied, every page copy-on-write until the exec) and then
+ * waits for the exec too: measured 1.3 ms against 4.6 ms from a bare node, more as baton's memory grows. An exec
+ * failure comes back as the call's error. The child starts with default signal dispositions and an empty mask
+ * (Node ignores SIGPIPE; a signal baton holds must not stay blocked in the child), and inherits no fd of baton's
+ * but its `stdio` (everything else is close-on-exec).
+ */
+export function spawnProcess(file: string, argv: readonly string[], options: SpawnOptions): number {
+  const { actions, attr, release } = prepare(file, argv, options);
+  try {
     const pid = [0];
-    const hint = `check that ${file} and its directory ${options.cwd} are there for the user it runs as`;
     // vfork returns when the child's execve let go of baton's memory, before the kernel has closed its close-on-exec
     // fds or made its /proc readable to baton's user again: a check of its fds then (--ready delay:0) saw none.
     // Returns once the exec is done, as libuv's spawn does: the child's copy of a close-on-exec pipe closes there.
     const [done, open] = pipe();
     try {
       try {
-        ok(fn.spawn(pid, file, actions, attr, [...argv, null], [...options.env, null]), file, hint);
+        ok(fn.spawn(pid, file, actions, attr, [...argv, null], [...options.env, null]), file, hint(file, options));
       } finally {
         closeFd(open);
       }
@@ -99,8 +124,54 @@ export function spawnProcess(file: string, argv: readonly string[], options: Spa
     }
     return pid[0]!;
   } finally {
-    fn.actionsDestroy(actions);
-    fn.attrDestroy(attr);
-    for (const [child, fd] of moved.entries()) if (fd !== from[child]) closeFd(fd!);
+    release();
   }
+}
+
+/** Capabilities are per thread: set once baton dropped ambient ones on its own (libuv's workers kept theirs). */
+let onThisThread = false;
+
+/** From now on spawnProcessAsync() spawns on baton's own thread, whose credentials its children get. */
+export function keepSpawnsOnThisThread(): void {
+  onThisThread = true;
+}
+
+/**
+ * spawnProcess() off baton's thread: posix_spawn runs on a libuv worker thread (koffi's async call), so the vfork
+ * pauses that thread alone, and the wait for the child's exec (its close-on-exec pipe's EOF) is a read there too.
+ * Under load the paused time is mostly the new child waiting for a core: its start, not baton's work. What is
+ * baton's, the arguments and file actions, is done before this returns its promise.
+ */
+export function spawnProcessAsync(file: string, argv: readonly string[], options: SpawnOptions): Promise<number> {
+  if (onThisThread) return new Promise((resolve) => resolve(spawnProcess(file, argv, options)));
+  let prepared: Prepared | undefined;
+  let fds: [number, number];
+  try {
+    prepared = prepare(file, argv, options);
+    fds = pipe();
+  } catch (err) {
+    prepared?.release();
+    return Promise.reject(err);
+  }
+  const { actions, attr, release } = prepared;
+  const [done, open] = fds;
+  const pid = [0];
+  return new Promise<number>((resolve, reject) => {
+    const spawned = (err: unknown, ret: number) => {
+      closeFd(open);
+      release();
+      if (err || ret !== 0) {
+        closeFd(done);
+        return reject(err ?? sysError(ret, `spawn ${file}`, { default: hint(file, options) }));
+      }
+      const exec = (): void =>
+        read(done, Buffer.alloc(1), 0, 1, null, (error, n) => {
+          if ((error as NodeJS.ErrnoException | null)?.code === 'EINTR' || (!error && n !== 0)) return exec();
+          closeFd(done);
+          resolve(pid[0]!);
+        });
+      exec();
+    };
+    fn.spawn.async(pid, file, actions, attr, [...argv, null], [...options.env, null], spawned);
+  });
 }

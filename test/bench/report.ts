@@ -518,22 +518,35 @@ function steps(r: Results, lines: string[]): void {
   lines.push(
     'Timed inside baton (performance.now()) and logged with each `upgraded` event: the median of each run, and ' +
       "the median of those over the scenario's runs, in ms. plan: the options, release and a generation's socket; " +
-      'spawn: from the launch until the process exists (the keeper under --steer, the notify socket, posix_spawn); ' +
-      'activate: from ready to active, with switch (the steering slot and its state file) in it; own: plan + spawn ' +
-      "+ activate. record: the run record and the spawn line, written once the process exists, beside the child's " +
-      "start (not part of own). own CPU: the CPU time baton's main thread spent in plan, spawn and activate " +
-      '(`own_cpu_ms`); under load, own also counts the time baton waited for a core.',
+      "spawn: from the launch until baton's part of the spawn is done (the keeper under --steer, the notify " +
+      'socket, the env and file actions); activate: from ready to active, with switch (the steering slot and its ' +
+      'state file) in it; own: plan + spawn + activate. exec: the clone and the exec of the child, on a worker ' +
+      "thread while baton's own runs on (the child's start, not part of own). record: the run record and the spawn " +
+      "line, written once the process exists, beside the child's start (not part of own). own CPU: the CPU time " +
+      "baton's main thread spent in plan, spawn and activate (`own_cpu_ms`); under load, own also counts the time " +
+      'baton waited for a core.',
     '',
   );
-  const cols = ['scenario', 'plan', 'spawn', 'activate', 'of it switch', 'own', 'own CPU', 'record (beside)'];
+  const cols = [
+    'scenario',
+    'plan',
+    'spawn',
+    'activate',
+    'of it switch',
+    'own',
+    'own CPU',
+    'exec (beside)',
+    'record (beside)',
+  ];
   lines.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
   for (const [scenario, all] of byScenario) {
     const m = (k: keyof BatonSteps) => median(all.map((x) => x[k] ?? NaN));
     const own = m('plan') + m('spawn') + m('activate');
     const cpus = r.runs.flatMap((x) => (x.scenario === scenario && x.batonCpuMs !== undefined ? [x.batonCpuMs] : []));
     const cpu = cpus.length ? median(cpus) : NaN;
-    const cells = [m('plan'), m('spawn'), m('activate'), m('switch'), own, cpu, m('record')].map((x) => f(x, 2));
-    lines.push(`| ${scenario} | ${cells.join(' | ')} |`);
+    const cells = [m('plan'), m('spawn'), m('activate'), m('switch'), own, cpu, m('exec'), m('record')];
+    const shown = cells.map((x) => f(x, 2));
+    lines.push(`| ${scenario} | ${shown.join(' | ')} |`);
   }
   lines.push('');
 }

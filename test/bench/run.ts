@@ -129,6 +129,7 @@ async function once(
     ? {
         plan: stepMedian('plan'),
         spawn: stepMedian('spawn'),
+        exec: stepMedian('exec'),
         record: stepMedian('record'),
         activate: stepMedian('activate'),
         switch: stepMedian('switch'),

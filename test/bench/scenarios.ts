@@ -33,11 +33,12 @@ export interface UpgradeMark {
   steps?: BatonSteps;
 }
 
-/** baton's own steps of one upgrade, ms (the `upgraded` event's plan_ms, spawn_ms, ...); record is beside own. */
+/** baton's own steps of one upgrade, ms (the `upgraded` event's plan_ms, spawn_ms, ...); exec, record beside own. */
 export interface BatonSteps {
   plan: number;
   spawn: number;
-  /** Absent in results measured before baton timed it. */
+  /** Absent in results measured before baton timed it (exec: before the clone ran off baton's thread). */
+  exec?: number;
   record?: number;
   activate: number;
   switch: number;
@@ -253,7 +254,7 @@ export function baton(
       if (state) rmSync(state, { recursive: true, force: true });
     },
     finish(marks) {
-      // baton times its own steps (plan, spawn, activate with the slot switch; record beside the child's start) and
+      // baton times its own steps (plan, spawn, activate with the slot switch; exec, record beside the child's start) and
       // logs them with `upgraded`; the child's start and grab are not among them.
       const ev = b!.events;
       marks.forEach((m, i) => {
@@ -264,8 +265,8 @@ export function baton(
         m.toOldGone = ms(reload, ev.filter((e) => e.event === 'exit' && e.generation === g - 1).pop());
         if (!upgraded) return;
         const step = (k: string) => Number(upgraded[`${k}_ms`] ?? 0);
-        const [plan, spawn, record, activate] = ['plan', 'spawn', 'record', 'activate'].map(step);
-        m.steps = { plan: plan!, spawn: spawn!, record: record!, activate: activate!, switch: step('switch') };
+        const [plan, spawn, exec, record, activate] = ['plan', 'spawn', 'exec', 'record', 'activate'].map(step);
+        m.steps = { plan: plan!, spawn: spawn!, exec, record, activate: activate!, switch: step('switch') };
         m.batonAdded = step('own');
         m.batonCpu = step('own_cpu');
       });
