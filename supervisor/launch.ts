@@ -163,8 +163,10 @@ export async function launch(
       ),
     ]);
     const readyAt = clocks();
-    // Ready is not enough: a generation that does not hold its listeners would leave them unanswered.
-    const outcome = raced ?? unheld(gen, listeners, handover.sharesListener);
+    // Ready is not enough: a generation that does not hold its listeners would leave them unanswered. Ready by
+    // grab is the grab watch itself, which saw every listener held in this same turn of the loop: no second look.
+    const looked = release.ready.kind === 'grab';
+    const outcome = raced ?? (looked ? undefined : unheld(gen, listeners, handover.sharesListener));
     if (outcome === undefined) {
       gen.to('ready');
       gen.times.ready = Math.round(readyAt.wall - gen.spawnedAt);
