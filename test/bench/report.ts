@@ -245,9 +245,9 @@ function upgrades(r: Results, lines: string[]): void {
       'the new server accepts; pm2, how long `pm2 reload` took. old gone ms: baton, from its `reload` to the old ' +
       "generation's `exit` in its log; stop-start, SIGTERM until the old server exited.",
     "- baton's own ms (median over the upgrades): what baton times inside itself and logs with `upgraded` " +
-      '(`own_ms`, to 0.01 ms): planning the upgrade, from the launch until the process exists (the keeper, ' +
-      "notify socket, posix_spawn) and from ready to active (with the slot switch); the child's start and grab are " +
-      'not counted. ' +
+      "(`own_ms`, to 0.01 ms): planning the upgrade, from the launch until baton's part of the spawn is done " +
+      '(the keeper, notify socket, env and file actions) and from ready to active (with the slot switch); the ' +
+      "child's start (its clone and exec, which run on a worker thread) and grab are not counted. " +
       'Each step is in the table "baton\'s own steps" below.',
     '',
   );
