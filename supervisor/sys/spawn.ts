@@ -172,6 +172,10 @@ export function spawnProcessAsync(file: string, argv: readonly string[], options
         });
       exec();
     };
-    fn.spawn.async(pid, file, actions, attr, [...argv, null], [...options.env, null], spawned);
+    try {
+      fn.spawn.async(pid, file, actions, attr, [...argv, null], [...options.env, null], spawned);
+    } catch (err) {
+      spawned(err, -1); // koffi refused the call (too many under way): nothing was spawned
+    }
   });
 }
