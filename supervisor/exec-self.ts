@@ -1,3 +1,4 @@
+import { spawnPending } from './children.js';
 import { BatonError } from './errors.js';
 import { RESUME_ENV, type ResumeState } from './self-upgrade.js';
 import { setCloexec } from './sys/fd.js';
@@ -26,6 +27,8 @@ export function execSelf(
  * stdio are inherited. Returns only by throwing, the fds closed-on-exec again.
  */
 export function execNode(nodeFlags: string[], extraEnv: Record<string, string>, fds: number[] = []): never {
+  // The fds handed on are open across exec from here: a child cloned meanwhile on a worker thread would keep them.
+  if (spawnPending()) throw new Error('an execve of baton while a spawn is under way would hand its child baton fds');
   for (const fd of fds) setCloexec(fd, false);
   // libuv marks stdio close-on-exec when it wraps a pipe; the next program needs them too.
   for (const fd of [0, 1, 2]) {

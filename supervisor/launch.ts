@@ -17,15 +17,17 @@ import { type Clocks, clocks, span } from './steps.js';
 const unheldFor = 'ready, but did not take every listener';
 
 /**
- * A ready process, or why there is none. `issued`: when baton's part of the spawn was done (the handover's source
- * and plan, the notify socket, the env and file actions); `exec`: from then until the process existed with its exec
- * done (the clone and exec, off baton's thread); `record`: baton's bookkeeping after that (the spawn line, the
+ * A ready process, or why there is none. `waited`: the wait for the spawns of the batch's launches before it (the
+ * clones and execs of their children); `issued`: when baton's part of the spawn was done (the handover's source
+ * and plan, the notify socket, the env and file actions); `exec`: from then until the process
+ * existed with its exec done (the clone and exec, off baton's thread); `record`: baton's bookkeeping after that (the spawn line, the
  * handover's watch), done while the child starts; `ready`: when the child said it was ready, before baton checked
  * that it holds its listeners and cleaned up.
  */
 export type Launch =
   | {
       gen: Generation;
+      waited: Clocks;
       issued: Clocks;
       exec: Clocks;
       record: Clocks;
@@ -35,6 +37,7 @@ export type Launch =
     }
   | {
       gen?: undefined;
+      waited?: undefined;
       issued?: undefined;
       exec?: undefined;
       record?: undefined;
@@ -81,10 +84,19 @@ export async function launch(
   let notify: NotifySocket | undefined;
   let session: Session | undefined;
   try {
-    if (handover.pulls) await source.ready();
     // One spawn at a time: the notify socket's umask must not reach another launch's child (files.ts). Looked at
-    // again after each wait: the batch's other launches wake up with this one.
-    while (spawnPending()) await spawnsSettled();
+    // again after every wait (the batch's other launches wake up with this one), and so is the source, which may
+    // have died meanwhile; nothing is spawned once a stop began, which waits only for spawns under way.
+    const waited = { wall: 0, cpu: 0 };
+    for (;;) {
+      if (handover.pulls) await source.ready();
+      if (!spawnPending()) break;
+      const from = clocks();
+      await spawnsSettled();
+      const d = span(from);
+      [waited.wall, waited.cpu] = [waited.wall + d.wall, waited.cpu + d.cpu];
+    }
+    if (ctx.stopping()) return { reason: 'baton is stopping' };
     const channel = new NotifySocket(ctx.runtimeDir, number, worker, config.user);
     notify = channel;
     const plan = handover.plan(release.command, listeners, source);
@@ -171,7 +183,7 @@ export async function launch(
       gen.to('ready');
       gen.times.ready = Math.round(readyAt.wall - gen.spawnedAt);
       log.event('ready', { generation: number, worker, pid: gen.pid, grab: gen.times.grab, ready: gen.times.ready });
-      return { gen, issued, exec: span(issued, exists), record, ready: readyAt };
+      return { gen, waited, issued, exec: span(issued, exists), record, ready: readyAt };
     }
     const said = channel.said();
     const reason = said ? `${outcome} (child said: ${said})` : outcome;

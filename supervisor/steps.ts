@@ -53,6 +53,12 @@ export class Steps {
     if (now) this.since = now;
   }
 
+  /** `took`, counted in `from` so far, goes to `to` instead. */
+  move(from: Step, to: Step, took: Clocks): void {
+    this.add(from, { wall: -took.wall, cpu: -took.cpu });
+    this.add(to, took);
+  }
+
   /** The time since the last add() or skip(), until `at`, goes to `step`: steps that follow each other leave no gap. */
   until(step: Step, at: Clocks): void {
     this.add(step, span(this.since, at));

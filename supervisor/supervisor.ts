@@ -232,7 +232,8 @@ export class Supervisor {
 
   private async shutdown(): Promise<number> {
     this.rooms.slots.clearRestarts();
-    await Promise.allSettled(this.starting);
+    // A launch that was waiting for the spawn before its own may have begun one meanwhile.
+    while (this.starting.size > 0) await Promise.allSettled([...this.starting]);
     const [stopped] = await Promise.all([this.rooms.retirement.stopAll(this.live), this.resources.orphans.stop()]);
     await this.resources.close();
     const { code, message } = stopOutcome(stopped, this.rooms.slots.lastActive);

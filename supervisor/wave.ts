@@ -120,9 +120,11 @@ export async function runWave(p: WaveParts, carry?: AbortSignal): Promise<Upgrad
     const batch = Array.from({ length: Math.min(surge, workers - first) }, (_, k) => first + k);
     const results = await launchAll(p, trial.number, batch, release, socket);
     if (p.stopping()) return undefined;
-    // From the plan (or the batch before) until baton's part of the batch's last spawn was done; the clone and exec
-    // (the child's start, off baton's thread) and the record beside it are reported, not baton's own.
+    // From the plan (or the batch before) until baton's part of the batch's last spawn was done, less the waits of
+    // its launches for the spawns before theirs; the clones and execs (the children's start, off baton's thread)
+    // and the record beside them are reported, not baton's own.
     steps.until('spawn', latest(results.map((r) => r.issued)));
+    for (const r of results) if (r.waited) steps.move('spawn', 'exec', r.waited);
     steps.add('exec', latest(results.map((r) => r.exec)));
     steps.add('record', latest(results.map((r) => r.record)));
     const failed = results.find((r) => !r.gen);

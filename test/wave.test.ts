@@ -76,7 +76,7 @@ function world(workers: number, config: Partial<Config> = {}): World {
     live.add(gen);
     if (what === 'dies') gen.status = { code: 3, signal: null };
     const none = { wall: 0, cpu: 0 };
-    return { gen, issued: clocks(), exec: none, record: none, ready: clocks() };
+    return { gen, waited: none, issued: clocks(), exec: none, record: none, ready: clocks() };
   };
   const retirement = new Retirement(cfg, () => false);
   const history = new History();

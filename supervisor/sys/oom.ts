@@ -89,7 +89,9 @@ export function childOomScore(): number | undefined {
 let raised = 0;
 
 function raise(): void {
-  if (lowered && raised++ === 0) write(lowered.children);
+  if (!lowered) return;
+  if (raised === 0) write(lowered.children); // counted only once written: a failed write raised nothing
+  raised++;
 }
 
 function lower(): void {
