@@ -19,9 +19,9 @@ const unheldFor = 'ready, but did not take every listener';
 /**
  * A ready process, or why there is none. `waited`: the wait for the spawns of the batch's launches before it (the
  * clones and execs of their children); `issued`: when baton's part of the spawn was done (the handover's source
- * and plan, the notify socket, the env and file actions); `exec`: from then until the process
- * existed with its exec done (the clone and exec, off baton's thread); `record`: baton's bookkeeping after that (the spawn line, the
- * handover's watch), done while the child starts; `ready`: when the child said it was ready, before baton checked
+ * and plan, the notify socket, the env and file actions); `exec`: from then until the process existed with its
+ * exec done (the clone and exec, off baton's thread); `record`: baton's bookkeeping after that (the spawn line,
+ * the handover's watch), done while the child starts; `ready`: when the child said it was ready, before baton checked
  * that it holds its listeners and cleaned up.
  */
 export type Launch =

@@ -32,7 +32,8 @@ for (const [how, spawn] of SPAWNS) {
     `${how}: the child has its stdio, the fds it is handed (crossed), default signals, a session, its cwd and env`,
     async (t) => {
       const before = ownFds();
-      // Child fds 3 and 4 are baton's 2 and 1: each source lies below the child's fd count, and must not be overwritten.
+      // Child fds 3 and 4 are baton's 2 and 1: each source lies below the child's fd count, and must not be
+      // overwritten.
       const pid = await spawn('/bin/sleep', ['sleep', '30'], {
         cwd: tmpdir(),
         env: ['A=1', 'B=two words'],

@@ -62,8 +62,10 @@ export interface Argv {
 }
 
 const DRAINING_HINT = 'at least one old generation must drain; use --drain 0 to stop old generations at once';
-const SURGE_HINT = `give at most ${MAX_WORKERS}: a --surge at or above --workers already starts every new worker at once`;
-const WORKERS_HINT = `${MAX_WORKERS} processes per generation is the most (nginx's limit too); give fewer, see docs/cli.md#bounds`;
+const SURGE_HINT =
+  `give at most ${MAX_WORKERS}: ` + 'a --surge at or above --workers already starts every new worker at once';
+const WORKERS_HINT =
+  `${MAX_WORKERS} processes per generation is the most (nginx's limit too); ` + 'give fewer, see docs/cli.md#bounds';
 
 /**
  * The options as yargs read them → Config, every value checked. `here`: baton's working directory as the user

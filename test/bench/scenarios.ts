@@ -254,8 +254,8 @@ export function baton(
       if (state) rmSync(state, { recursive: true, force: true });
     },
     finish(marks) {
-      // baton times its own steps (plan, spawn, activate with the slot switch; exec, record beside the child's start) and
-      // logs them with `upgraded`; the child's start and grab are not among them.
+      // baton times its own steps (plan, spawn, activate with the slot switch; exec and record beside the child's
+      // start) and logs them with `upgraded`; the child's start and grab are not among them.
       const ev = b!.events;
       marks.forEach((m, i) => {
         const g = i + 2;
