@@ -2,7 +2,7 @@
 // another user's listener can refuse. Each test has a bpffs of its own, in a mount namespace of its own.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, rmdirSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -186,4 +186,31 @@ needs('bpf', 'setpriv', 'unshare').serial(
         again.kill();
       }
     }),
+);
+
+needs('root')(
+  'the state directory is checked again on a switch once it is not the one checked: a directory of another user ' +
+    'put in its place is refused, as is the same directory made writable by others',
+  async (t) => {
+    const { StateWriter, readState } = await import('../supervisor/steering/state.js');
+    const dir = join(mkdtempSync(join(tmpdir(), 'baton-state-')), 'name');
+    const writer = new StateWriter(dir);
+    const state = (pid: number) => ({ name: 'name', pid });
+    writer.write(state(1));
+    writer.write(state(2));
+    t.is(readState(dir)?.pid, 2);
+    const refused = (why: RegExp) => {
+      const err = t.throws(() => writer.write(state(3)));
+      t.is((err as { code?: string }).code, 'ERR_BATON_UNSAFE_DIR');
+      t.regex(err!.message, why);
+    };
+    chmodSync(dir, 0o777);
+    refused(/it is writable by others \(mode 777\)/);
+    rmSync(dir, { recursive: true });
+    mkdirSync(dir, { mode: 0o700 });
+    chownSync(dir, NOBODY, NOBODY);
+    refused(new RegExp(`it belongs to uid ${NOBODY}`));
+    t.is(readState(dir), undefined, 'nothing was written into it');
+    rmSync(join(dir, '..'), { recursive: true });
+  },
 );

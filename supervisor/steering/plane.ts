@@ -11,7 +11,7 @@ import { signalGroup } from '../sys/process.js';
 import type { Rule } from './rules.js';
 import { shadowed } from './shadow.js';
 import { refuseSplit } from './split.js';
-import { type Retiring, readState, removeState, writeState } from './state.js';
+import { type Retiring, readState, removeState, StateWriter } from './state.js';
 import { Steering } from './steering.js';
 
 /** What the plane needs of baton's configuration. */
@@ -42,6 +42,7 @@ export class SteeringPlane {
   private retiring: Retiring[] = [];
   private readonly options: SteeringOptions;
   private readonly log: Logger;
+  private readonly state: StateWriter;
   /** The slot has been switched to one of this baton's generations (port mode). */
   private switched = false;
 
@@ -49,6 +50,7 @@ export class SteeringPlane {
   constructor(options: SteeringOptions, listeners: Listener[], log: Logger, resuming: boolean) {
     this.options = options;
     this.log = log;
+    this.state = new StateWriter(options.stateDir);
     const own = new Set(listeners.map((l) => fstatSync(l.fd).ino));
     const state = readState(options.stateDir);
     const owner = state && state.pid !== process.pid ? state.pid : undefined;
@@ -120,7 +122,7 @@ export class SteeringPlane {
    */
   private saveState(port?: number): void {
     const gen = this.serving;
-    writeState(this.options.stateDir, {
+    this.state.write({
       name: this.options.name,
       pid: process.pid,
       ...(gen ? { generation: { ...gen, port: port ?? 0 } } : {}),
