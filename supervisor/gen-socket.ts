@@ -73,18 +73,22 @@ export class GenerationSocket {
 /**
  * The generation sockets baton holds. Each is closed once no launch or process uses it and it is not the one
  * that serves (the last to become active: after a crash its queue waits in the slot for the restart).
+ * Once one serves, the next generation's socket is made ahead, and its keeper started, so that an upgrade waits
+ * for neither (a keeper's start is a process's: about a millisecond under load).
  */
 export class GenerationSockets {
   private readonly open = new Set<GenerationSocket>();
   private serving?: GenerationSocket;
+  /** The next generation's socket, made ahead; not in `open` until a launch takes it. */
+  private spare?: GenerationSocket;
+  private closed = false;
 
   constructor(private readonly plan: SocketPlan) {}
 
   /** A new socket, for a new generation: bound where --listen says, port 0. */
   create(): GenerationSocket {
-    const { spec, backlog } = this.plan;
-    const { fd } = createListener(spec.address, backlog, { listener: formatAddress(spec.address) });
-    const socket = new GenerationSocket(this.plan, fd, (s) => this.tidy(s));
+    const socket = this.spare ?? this.make();
+    this.spare = undefined;
     this.open.add(socket);
     return socket;
   }
@@ -95,6 +99,8 @@ export class GenerationSockets {
     if (!socket || socket === before) return;
     this.serving = socket;
     if (before) this.tidy(before);
+    // After the activation's turn of the event loop: the upgrade is done by then.
+    setImmediate(() => this.makeSpare());
   }
 
   /** Closes `only` (else every socket) if nothing uses it and it does not serve. */
@@ -113,6 +119,12 @@ export class GenerationSockets {
     }
   }
 
+  /** A self-upgrade: the keepers go, and the spare with its keeper (the next program makes its own). */
+  async pause(): Promise<void> {
+    this.dropSpare();
+    await Promise.all([...this.open].map((s) => s.pause()));
+  }
+
   /** The socket bound at `port`. */
   byPort(port: number): GenerationSocket | undefined {
     return [...this.open].find((s) => s.port === port);
@@ -123,7 +135,31 @@ export class GenerationSockets {
   }
 
   closeAll(): void {
+    this.closed = true;
+    this.dropSpare();
     for (const s of this.open) s.close();
     this.open.clear();
+  }
+
+  private make(): GenerationSocket {
+    const { spec, backlog } = this.plan;
+    const { fd } = createListener(spec.address, backlog, { listener: formatAddress(spec.address) });
+    return new GenerationSocket(this.plan, fd, (s) => this.tidy(s));
+  }
+
+  /** A failure here is left to the launch that would have taken it: it makes its own and reports. */
+  private makeSpare(): void {
+    if (this.closed || this.spare) return;
+    try {
+      this.spare = this.make();
+    } catch {
+      return;
+    }
+    this.spare.source.ready().catch(() => {});
+  }
+
+  private dropSpare(): void {
+    this.spare?.close();
+    this.spare = undefined;
   }
 }

@@ -144,7 +144,7 @@ export class Resources {
 
   /** A self-upgrade: the keepers go (the next program starts its own when a launch needs one). */
   async pauseKeepers(): Promise<void> {
-    await Promise.all([this.keeper?.close(), ...(this.sockets?.all() ?? []).map((s) => s.pause())]);
+    await Promise.all([this.keeper?.close(), this.sockets?.pause()]);
   }
 
   /** Stops orphans being retired, then the steering plane, then releases the rest. */

@@ -2,13 +2,14 @@
 // generation's socket once it is active, and the old one is stopped only once its own queue is empty, so a
 // server that exits at once on SIGTERM loses nothing. Real BPF in a fresh network namespace per test; the
 // load runs inside it against the steered address.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { alive, childrenOf, ctl, fixture, statusOf } from './helpers/baton.js';
+import { alive, childrenOf, ctl, fixture, keepersOf, statusOf } from './helpers/baton.js';
 import { gaps } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
+import { allEnded, envVar, until } from './helpers/procs.js';
 import { answered, exitOf, inWorld, pidsOf, servesOnly } from './helpers/steer.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -108,6 +109,43 @@ needs('bpf').serial(
       const text = (await ctl(baton, 'status')).stdout;
       t.regex(text, new RegExp(`socket ${before.address.replaceAll('.', '\\.')}, \\d+ waiting in its accept queue`));
       t.is((await baton.stop()).code, 0);
+    }),
+);
+
+/** The sockets (`socket:[inode]`) `pid` holds. */
+const socketsOf = (pid: number) =>
+  readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+    const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    return link.startsWith('socket:') ? [link] : [];
+  });
+
+needs('bpf').serial(
+  "the next generation's socket and its keeper are made ahead: generation 2 pulls from a keeper that ran before " +
+    'the SIGHUP; none is left after a stop',
+  (t) =>
+    inWorld(true, async (w) => {
+      const baton = w.baton([...steer, '--drain', '200ms', '--', 'node', fixture, 'good']);
+      const first = await baton.event('active', 1);
+      const ahead = async (serving: number) => {
+        const kept = await until('a keeper beside the serving one', () => {
+          const others = keepersOf(baton.pid).filter((k) => k !== serving);
+          return others.length === 1 ? others[0] : undefined;
+        });
+        t.is(socketsOf(kept).length, 1, 'it holds one socket');
+        return kept;
+      };
+      const spare = await ahead(Number(envVar(first.pid, '_PID')));
+      const seen = [...keepersOf(baton.pid)];
+      baton.signal('SIGHUP');
+      const second = await baton.event('active', 2);
+      t.is(envVar(second.pid, '_PID'), String(spare), 'generation 2 pulls from the keeper made ahead');
+      t.true(socketsOf(second.pid).includes(socketsOf(spare)[0]!), "it serves from that keeper's socket");
+      await exitOf(first.pid, 20_000);
+      seen.push(await ahead(spare));
+      await servesOnly(t, w, 80, false, 2);
+      t.is((await baton.stop()).code, 0);
+      await until('every keeper gone', allEnded(seen));
+      t.pass();
     }),
 );
 

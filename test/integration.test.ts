@@ -6,7 +6,7 @@ import test, { type ExecutionContext } from 'ava';
 import type { Status } from '../supervisor/status.js';
 import { closeFd, setCloexec } from '../supervisor/sys/fd.js';
 import { createListener, createNotifySocket, receiveAll } from '../supervisor/sys/socket.js';
-import { Baton, childrenOf, cli, ctl, fixture, root, statusOf } from './helpers/baton.js';
+import { Baton, childrenOf, cli, ctl, fixture, keepersOf, root, statusOf } from './helpers/baton.js';
 import { gaps, get, hammer, servedFrom } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
 import { needs } from './helpers/needs.js';
@@ -368,6 +368,7 @@ async function steeredSelfUpgrade(t: ExecutionContext, args: string[]): Promise<
     await sleep(300);
     baton.signal('SIGUSR2');
     t.is((await baton.event('resumed')).serving, 1);
+    t.deepEqual(keepersOf(baton.pid), [], 'no keeper outlives the program that ran it, nor the one made ahead');
     const s = await statusOf(baton);
     t.like(s.generations, [{ number: 1, pid: first.pid, state: 'active' }]);
     t.is(s.steering?.name, w.name);

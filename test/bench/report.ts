@@ -246,7 +246,7 @@ function upgrades(r: Results, lines: string[]): void {
       "generation's `exit` in its log; stop-start, SIGTERM until the old server exited.",
     "- baton's own ms (median over the upgrades): what baton times inside itself and logs with `upgraded` " +
       "(`own_ms`, to 0.01 ms): planning the upgrade, from the launch until baton's part of the spawn is done " +
-      '(the keeper, notify socket, env and file actions) and from ready to active (with the slot switch); the ' +
+      '(notify socket, env and file actions) and from ready to active (with the slot switch); the ' +
       "child's start (its clone and exec, which run on a worker thread) and grab are not counted. " +
       'Each step is in the table "baton\'s own steps" below.',
     '',
@@ -517,10 +517,11 @@ function steps(r: Results, lines: string[]): void {
   lines.push("## baton's own steps", '');
   lines.push(
     'Timed inside baton (performance.now()) and logged with each `upgraded` event: the median of each run, and ' +
-      "the median of those over the scenario's runs, in ms. plan: the options, release and a generation's socket; " +
-      "spawn: from the launch until baton's part of the spawn is done (the keeper under --steer, the notify " +
-      'socket, the env and file actions); activate: from ready to active, with switch (the steering slot and its ' +
-      'state file) in it; own: plan + spawn + activate. exec: the clone and the exec of the child, on a worker ' +
+      "the median of those over the scenario's runs, in ms. plan: the options, release and a generation's socket " +
+      '(under --steer made ahead, with its keeper, once the generation before serves); spawn: from the launch ' +
+      "until baton's part of the spawn is done (the notify socket, the env and file actions); activate: from " +
+      'ready to active, with switch (the steering slot and its state file, in a tmpfs as /run is) in it; own: ' +
+      'plan + spawn + activate. exec: the clone and the exec of the child, on a worker ' +
       "thread while baton's own runs on (the child's start, not part of own). record: the run record and the spawn " +
       "line, written once the process exists, beside the child's start (not part of own). own CPU: the CPU time " +
       "baton's main thread spent in plan, spawn and activate (`own_cpu_ms`); under load, own also counts the time " +

@@ -166,7 +166,12 @@ export function childrenOf(pid: number): number[] {
 
 /** The keeper a pidfd baton runs (native/keeper-ARCH), if it runs one. */
 export function keeperOf(pid: number): number | undefined {
-  return allChildrenOf(pid).find(isKeeper);
+  return keepersOf(pid)[0];
+}
+
+/** Every keeper baton runs (under --steer, one for each generation socket). */
+export function keepersOf(pid: number): number[] {
+  return allChildrenOf(pid).filter(isKeeper);
 }
 
 function isKeeper(pid: number): boolean {
