@@ -1,4 +1,4 @@
-import { queueEmptied } from './accept-queue.js';
+import { connectionsClosed, queueEmptied } from './accept-queue.js';
 import type { Config } from './config.js';
 import type { Generation } from './generation.js';
 
@@ -61,6 +61,18 @@ export class Retirement {
       this.stopDrained(old);
     }, ms);
     this.timers.add(t);
+  }
+
+  /**
+   * A failed wave's generation, out of the slots. With a listener of its own (port mode, a socket per generation)
+   * it gets nothing new once the steering slot is switched back: it is stopped when it holds no connection and
+   * nothing waits in its queue (at most --drain), since a server that exits at once on its stop signal resets what
+   * it is still answering. One that shares baton's listeners would accept on: it is stopped now.
+   */
+  dropFailed(gen: Generation): void {
+    const held = gen.held;
+    if (!held) return this.stopDrained(gen);
+    void connectionsClosed(gen.pid, held.fd, this.config.drain, () => gen.alive).then(() => this.stopDrained(gen));
   }
 
   private stopDrained(old: Generation): void {

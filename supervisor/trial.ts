@@ -112,7 +112,7 @@ export function retire(p: WaveParts, gens: Generation[], drain?: number): void {
 
 /**
  * A failed wave: the old workers get their slots back (in port mode the steering slot too), then its new workers
- * stop as a drained old one does (in port mode once their own queue is empty); the slots from `before` on go.
+ * stop (with a socket of their own once they hold no connection); the slots from `before` on go.
  */
 function giveBack(p: WaveParts, trial: Trial): void {
   const { slots } = p;
@@ -126,7 +126,7 @@ function giveBack(p: WaveParts, trial: Trial): void {
     }
     if (gen?.state === 'active') {
       gen.to('draining');
-      p.retirement.drainLater(gen, 0);
+      p.retirement.dropFailed(gen);
     }
   }
 }

@@ -2,15 +2,17 @@
 // generation's socket once it is active, and the old one is stopped only once its own queue is empty, so a
 // server that exits at once on SIGTERM loses nothing. Real BPF in a fresh network namespace per test; the
 // load runs inside it against the steered address.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import test, { type ExecutionContext } from 'ava';
 import { alive, childrenOf, ctl, fixture, keepersOf, statusOf } from './helpers/baton.js';
 import { gaps } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
 import { allEnded, envVar, until } from './helpers/procs.js';
-import { answered, exitOf, inWorld, pidsOf, servesOnly } from './helpers/steer.js';
+import { answered, exitOf, inWorld, pidsOf, type SteerWorld, servesOnly } from './helpers/steer.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const steer = ['--steer', '127.0.0.1:80'];
@@ -86,6 +88,54 @@ needs('bpf').serial(
       t.deepEqual(answered(r), [1, 2], 'generation 2 served in its window');
       await servesOnly(t, w, 80, false, 1);
       t.true(alive(first.pid), 'generation 1 never stopped');
+    }),
+);
+
+/**
+ * A request begun on `port` inside `w`'s namespace: the headers' first line is sent at once, the rest when
+ * `finish` is called; resolves with what came back, or the error.
+ */
+async function halfSent(w: SteerWorld, port: number) {
+  const script =
+    `const s = require('node:net').connect(${port}, '127.0.0.1', () => { s.write('GET / HTTP/1.1\\r\\n'); ` +
+    "console.log('sent'); }); let got = ''; s.on('data', (d) => (got += d)); " +
+    "s.on('error', (e) => (got += 'error ' + e.code)); s.on('close', () => console.log(JSON.stringify(got))); " +
+    "process.stdin.once('data', () => s.write('Host: x\\r\\nConnection: close\\r\\n\\r\\n'));";
+  const [command, ...args] = w.inside(process.execPath, '-e', script);
+  const c = spawn(command!, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: c.stdout! })[Symbol.asyncIterator]();
+  const first = await lines.next();
+  if (first.value !== 'sent') throw new Error(`the client said ${String(first.value)}`);
+  return {
+    finish: async () => {
+      c.stdin!.end('go\n');
+      return JSON.parse(String((await lines.next()).value)) as string;
+    },
+  };
+}
+
+needs('bpf').serial(
+  'a generation rolled back in its window answers the request it holds before its stop signal; it is stopped ' +
+    'once it holds no connection, not at the end of --drain',
+  (t) =>
+    inWorld(true, async (w) => {
+      const sick = join(mkdtempSync(join(tmpdir(), 'baton-gensock-')), 'sick');
+      const probe = `probe:[ "$BATON_GENERATION" != 2 ] || [ ! -e ${sick} ]`;
+      const health = ['--health', probe, '--health-interval', '100ms'];
+      const baton = w.baton([...steer, '--drain', '20s', ...health, '--', 'node', fixture, 'exit-on-term']);
+      await baton.event('active', 1);
+      baton.signal('SIGHUP');
+      const second = await baton.event('active', 2);
+      await baton.event('upgraded', 2);
+      const request = await halfSent(w, 80);
+      writeFileSync(sick, '');
+      await baton.event('rollback', 2);
+      await sleep(500); // a stop signal at the rollback would have ended generation 2 by now
+      t.true(alive(second.pid), 'generation 2 runs on while it holds the request');
+      t.regex(await request.finish(), new RegExp(`^HTTP/1\\.1 200 OK[^]*pid=${second.pid} generation=2 `));
+      await exitOf(second.pid, 5000); // once it holds no connection, not after the 20 s drain
+      await servesOnly(t, w, 80, false, 1);
+      t.is((await baton.stop()).code, 0);
     }),
 );
 

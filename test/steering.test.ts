@@ -123,6 +123,7 @@ for (const carried of [false, true]) {
         await exitOf(second.pid, 20_000);
         await sleep(300);
         const r = await load.stop();
+        t.is(r.failed, 0, JSON.stringify(r.failures));
         t.deepEqual(gaps(r), [], 'the slot went back to generation 1 before generation 2 got its stop signal');
         t.deepEqual(answered(r), [1, 2], 'generation 2 served in its window');
         await servesOnly(t, w, 80, false, 1);
