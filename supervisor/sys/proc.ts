@@ -48,21 +48,28 @@ function stat(pid: number): string[] | undefined {
   }
 }
 
-/** The sockets (`socket:[inode]`) open in `pid`, each with its first fd; none once it is gone. */
+/** The sockets (`socket:[inode]`) open in `pid`, fd by fd, with the fd; none once it is gone. */
+function* socketsIn(pid: number): Generator<[string, number]> {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return; // exited meanwhile, or not ours to read
+  }
+  for (const fd of fds) {
+    try {
+      const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (link.startsWith('socket:')) yield [link, Number(fd)];
+    } catch {
+      // closed meanwhile
+    }
+  }
+}
+
+/** The sockets (`socket:[inode]`) open in `pid`, each with its first fd. */
 function sockets(pid: number): Map<string, number> {
   const out = new Map<string, number>();
-  try {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      try {
-        const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-        if (link.startsWith('socket:') && !out.has(link)) out.set(link, Number(fd));
-      } catch {
-        // closed meanwhile
-      }
-    }
-  } catch {
-    // exited meanwhile, or not ours to read
-  }
+  for (const [link, fd] of socketsIn(pid)) if (!out.has(link)) out.set(link, fd);
   return out;
 }
 
@@ -80,9 +87,24 @@ export function socketInodes(root: number): number[] {
   return [...socketHolders(root).keys()].map((link) => Number(link.slice('socket:['.length, -1)));
 }
 
-/** Where in the generation rooted at `root` each wanted socket (`socket:[inode]`) is open: pid and fd. */
+/**
+ * Where in the generation rooted at `root` each wanted socket (`socket:[inode]`) is open: pid and fd. It looks
+ * no further once it has found them all: in the common case, at the root's first fds (a check after ready).
+ */
 export function findSockets(root: number, wanted: string[]): Map<string, Holder> {
-  return new Map([...socketHolders(root)].filter(([socket]) => wanted.includes(socket)));
+  const out = new Map<string, Holder>();
+  /** Whether `pid` held the last of them. */
+  const look = (pid: number) => {
+    for (const [socket, fd] of socketsIn(pid)) {
+      if (!wanted.includes(socket) || out.has(socket)) continue;
+      out.set(socket, { pid, fd });
+      if (out.size === wanted.length) return true;
+    }
+    return false;
+  };
+  if (wanted.length === 0 || look(root)) return out;
+  for (const pid of family(root).slice(1)) if (look(pid)) break;
+  return out;
 }
 
 /**
