@@ -1,7 +1,8 @@
 // Runs inside a network namespace of the benchmark's: what steering costs.
-// Prints {"loadAttachMs", "switchUs", "direct", "steered", "switches", "rounds", "conns", "concurrency"}:
+// Prints {"loadAttachMs", "switchUs", "direct", "steered", "pairs", "switches", "rounds", "conns", "concurrency"}:
 // switchUs the median of `switches` slot updates; direct and steered the median connections per second of
-// `rounds` rounds of `conns` connections, `concurrency` at a time, alternating which of the two goes first.
+// `rounds` rounds of `conns` connections, `concurrency` at a time, alternating which of the two goes first;
+// pairs: steered over direct in each round (the two run back to back).
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { parseRules } from '../../supervisor/steering/rules.js';
@@ -13,7 +14,7 @@ const [name, connsArg] = process.argv.slice(2);
 const CONNS = Number(connsArg ?? 3000);
 const CONCURRENCY = 16;
 const SWITCHES = 1000;
-const ROUNDS = 6;
+const ROUNDS = 16;
 
 const t0 = performance.now();
 const steering = Steering.open(name!, process.env.BATON_BPFFS ?? '/sys/fs/bpf', parseRules(['127.0.0.1:9001']));
@@ -68,6 +69,7 @@ const out = {
   switchUs: median(switches),
   direct: median(direct),
   steered: median(steered),
+  pairs: steered.map((x, i) => x / direct[i]!),
   switches: SWITCHES,
   rounds: ROUNDS,
   conns: CONNS,
