@@ -71,8 +71,8 @@ export class Retirement {
    */
   dropFailed(gen: Generation): void {
     const held = gen.held;
-    if (!held) return this.stopDrained(gen);
-    void connectionsClosed(gen.pid, held.fd, this.config.drain, () => gen.alive).then(() => this.stopDrained(gen));
+    if (!held) this.stopDrained(gen);
+    else void connectionsClosed(gen.pid, held.fd, this.config.drain, () => gen.alive).then(() => this.stopDrained(gen));
   }
 
   private stopDrained(old: Generation): void {
