@@ -354,16 +354,19 @@ for (const value of ['soon', '-1']) {
   });
 }
 
-test('baton reload --timeout 40000m: a usage error (the client waits 5 s longer, within the timer limit)', async (t) => {
-  const control = join(scratch(t), 'none.sock');
-  await refuses(
-    t,
-    ['reload', '--control', control, '--wait', '--timeout', '40000m'],
-    2,
-    exactly('--timeout 40000m is longer than baton can time (2147478647ms)'),
-    /^use at most 2147478647ms/,
-  );
-});
+test(
+  'baton reload --timeout 40000m: a usage error (the client ' + 'waits 5 s longer, within the timer limit)',
+  async (t) => {
+    const control = join(scratch(t), 'none.sock');
+    await refuses(
+      t,
+      ['reload', '--control', control, '--wait', '--timeout', '40000m'],
+      2,
+      exactly('--timeout 40000m is longer than baton can time (2147478647ms)'),
+      /^use at most 2147478647ms/,
+    );
+  },
+);
 
 test('baton reload --timeout 0: a usage error, checked before anything is sent', async (t) => {
   const control = join(scratch(t), 'none.sock');
@@ -451,7 +454,8 @@ test('address in use: the listeners opened before it are closed again', async (t
       /^bind: Address already in use \(EADDRINUSE\)$/,
       // The holder is this test's own process: named, with how to stop it.
       new RegExp(
-        `^another process listens on this address: pid ${process.pid} \\(.*node.*\\); stop it \\(kill ${process.pid}\\)`,
+        `^another process listens on this address: pid ${process.pid} \\(.*node.*\\); ` +
+          `stop it \\(kill ${process.pid}\\)`,
       ),
     );
   } finally {

@@ -36,19 +36,22 @@ function raw(path: string, line: string): Promise<Record<string, unknown>> {
   });
 }
 
-test('reload --wait waits longer than the control socket lets an idle client be (30 s): the window is 32 s', async (t) => {
-  const baton = new Baton(['--listen', '127.0.0.1:0', '--drain', '32s', '--', 'node', fixture]);
-  try {
-    await baton.event('active', 1);
-    const began = performance.now();
-    const r = await ctl(baton, 'reload', '--wait');
-    t.is(r.code, 0, r.stderr);
-    t.regex(r.stdout, /^generation 2 is active/m);
-    t.true(performance.now() - began >= 32_000, 'answered at the end of the window');
-  } finally {
-    await baton.stop();
-  }
-});
+test(
+  'reload --wait waits longer than the control socket lets an ' + 'idle client be (30 s): the window is 32 s',
+  async (t) => {
+    const baton = new Baton(['--listen', '127.0.0.1:0', '--drain', '32s', '--', 'node', fixture]);
+    try {
+      await baton.event('active', 1);
+      const began = performance.now();
+      const r = await ctl(baton, 'reload', '--wait');
+      t.is(r.code, 0, r.stderr);
+      t.regex(r.stdout, /^generation 2 is active/m);
+      t.true(performance.now() - began >= 32_000, 'answered at the end of the window');
+    } finally {
+      await baton.stop();
+    }
+  },
+);
 
 test('reload --wait returns 0 once the new generation is active; status shows it', async (t) => {
   const baton = new Baton(['--listen', '127.0.0.1:0', '--drain', '3s', '--', 'node', fixture]);
@@ -179,42 +182,45 @@ test('a malformed request gets an error reply; the daemon is unaffected', async 
   }
 });
 
-test('a second baton on the same control socket is refused with the pid of the first; a stale one is replaced', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'baton-second-'));
-  const control = join(dir, 'c.sock');
-  const first = new Baton(['--control', control, '--listen', '127.0.0.1:0', '--', 'node', fixture]);
-  let orphan = 0;
-  let third: Baton | undefined;
-  try {
-    orphan = (await first.event('active', 1)).pid;
-    const second = await exec(process.execPath, [
-      cli,
-      '--control',
-      control,
-      '--listen',
-      '127.0.0.1:0',
-      '--',
-      'node',
-      fixture,
-    ]);
-    t.is(second.status, 1);
-    t.regex(
-      second.stderr,
-      new RegExp(`^error: control socket ${control} belongs to a running baton \\(pid ${first.pid}\\)$`, 'm'),
-    );
-    first.signal('SIGKILL');
-    await first.exited;
-    t.true(existsSync(control), 'SIGKILL left the socket file');
-    third = new Baton(['--control', control, '--listen', '127.0.0.1:0', '--', 'node', fixture]);
-    await third.event('active', 1);
-    t.regex(String(third.events.find((e) => e.event === 'stale-control')?.message), /removed stale control socket/);
-  } finally {
-    await first.stop();
-    // The first baton's generation 1 outlives its SIGKILL: its own process group, by pid.
-    if (orphan && alive(orphan)) process.kill(-orphan, 'SIGKILL');
-    await third?.stop();
-  }
-});
+test(
+  'a second baton on the same control socket is refused with ' + 'the pid of the first; a stale one is replaced',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'baton-second-'));
+    const control = join(dir, 'c.sock');
+    const first = new Baton(['--control', control, '--listen', '127.0.0.1:0', '--', 'node', fixture]);
+    let orphan = 0;
+    let third: Baton | undefined;
+    try {
+      orphan = (await first.event('active', 1)).pid;
+      const second = await exec(process.execPath, [
+        cli,
+        '--control',
+        control,
+        '--listen',
+        '127.0.0.1:0',
+        '--',
+        'node',
+        fixture,
+      ]);
+      t.is(second.status, 1);
+      t.regex(
+        second.stderr,
+        new RegExp(`^error: control socket ${control} belongs to a running baton \\(pid ${first.pid}\\)$`, 'm'),
+      );
+      first.signal('SIGKILL');
+      await first.exited;
+      t.true(existsSync(control), 'SIGKILL left the socket file');
+      third = new Baton(['--control', control, '--listen', '127.0.0.1:0', '--', 'node', fixture]);
+      await third.event('active', 1);
+      t.regex(String(third.events.find((e) => e.event === 'stale-control')?.message), /removed stale control socket/);
+    } finally {
+      await first.stop();
+      // The first baton's generation 1 outlives its SIGKILL: its own process group, by pid.
+      if (orphan && alive(orphan)) process.kill(-orphan, 'SIGKILL');
+      await third?.stop();
+    }
+  },
+);
 
 test('control commands with no running baton: a clear error', async (t) => {
   const r = await ctl(join(tmpdir(), 'baton-none.sock'), 'status');
@@ -427,48 +433,52 @@ test('an oversized request is refused like any bad request: a hint, and a contro
   }
 });
 
-// F14: against a frozen baton, `baton status` waited --timeout + 5 s (125 s by default), a timeout meant for reload --wait.
-test('baton status and stop give up after 10 s on a baton that does not answer; reload --wait keeps its --timeout', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'baton-mute-'));
-  const path = join(dir, 'mute.sock');
-  // A control socket that takes requests and never answers: a frozen baton.
-  const held: net.Socket[] = [];
-  const mute = net.createServer((s) => void held.push(s.on('error', () => {})));
-  await new Promise<void>((r) => mute.listen(path, r));
-  // Each is killed after 30 s (it would have waited 125 s before); its time is asserted from below only, as a
-  // client's own start can take seconds on a loaded machine.
-  const bounded = async (...args: string[]) => {
-    const began = performance.now();
+// F14: against a frozen baton, `baton status` waited --timeout + 5 s (125 s by default), a timeout meant for
+// reload --wait.
+test(
+  'baton status and stop give up after 10 s on a baton that does ' + 'not answer; reload --wait keeps its --timeout',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'baton-mute-'));
+    const path = join(dir, 'mute.sock');
+    // A control socket that takes requests and never answers: a frozen baton.
+    const held: net.Socket[] = [];
+    const mute = net.createServer((s) => void held.push(s.on('error', () => {})));
+    await new Promise<void>((r) => mute.listen(path, r));
+    // Each is killed after 30 s (it would have waited 125 s before); its time is asserted from below only, as a
+    // client's own start can take seconds on a loaded machine.
+    const bounded = async (...args: string[]) => {
+      const began = performance.now();
+      try {
+        await run(process.execPath, [cli, ...args, '--control', path], { encoding: 'utf8', timeout: 30_000 });
+        return { code: 0, stderr: '', ms: performance.now() - began };
+      } catch (err) {
+        const e = err as { code: number; stderr: string; killed?: boolean };
+        return { code: e.killed ? -1 : e.code, stderr: e.stderr, ms: performance.now() - began };
+      }
+    };
     try {
-      await run(process.execPath, [cli, ...args, '--control', path], { encoding: 'utf8', timeout: 30_000 });
-      return { code: 0, stderr: '', ms: performance.now() - began };
-    } catch (err) {
-      const e = err as { code: number; stderr: string; killed?: boolean };
-      return { code: e.killed ? -1 : e.code, stderr: e.stderr, ms: performance.now() - began };
+      const [status, stop, reload] = await Promise.all([
+        bounded('status'),
+        bounded('stop'),
+        bounded('reload', '--wait', '--timeout', '2s'),
+      ]);
+      for (const [what, r] of [
+        ['status', status],
+        ['stop', stop],
+      ] as const) {
+        t.is(r.code, 1, `${what}: exit 1, not still waiting after 30 s`);
+        t.true(r.ms >= 10_000, `${what} gave up after ${Math.round(r.ms)} ms`);
+        t.regex(r.stderr, new RegExp(`^error: no answer from ${path} within 10000ms$`, 'm'));
+        t.regex(r.stderr, /^hint: baton does not answer: is it stopped \(SIGSTOP\) or stalled\? see its log$/m);
+      }
+      t.is(reload.code, 1);
+      t.true(reload.ms >= 7000, `reload --wait --timeout 2s gave up after ${Math.round(reload.ms)} ms`);
+      t.regex(reload.stderr, /^error: no answer from \S+ within 7000ms$/m);
+      t.regex(reload.stderr, /^hint: the upgrade may still be running: see baton status$/m);
+    } finally {
+      for (const s of held) s.destroy();
+      mute.close();
+      rmSync(dir, { recursive: true, force: true });
     }
-  };
-  try {
-    const [status, stop, reload] = await Promise.all([
-      bounded('status'),
-      bounded('stop'),
-      bounded('reload', '--wait', '--timeout', '2s'),
-    ]);
-    for (const [what, r] of [
-      ['status', status],
-      ['stop', stop],
-    ] as const) {
-      t.is(r.code, 1, `${what}: exit 1, not still waiting after 30 s`);
-      t.true(r.ms >= 10_000, `${what} gave up after ${Math.round(r.ms)} ms`);
-      t.regex(r.stderr, new RegExp(`^error: no answer from ${path} within 10000ms$`, 'm'));
-      t.regex(r.stderr, /^hint: baton does not answer: is it stopped \(SIGSTOP\) or stalled\? see its log$/m);
-    }
-    t.is(reload.code, 1);
-    t.true(reload.ms >= 7000, `reload --wait --timeout 2s gave up after ${Math.round(reload.ms)} ms`);
-    t.regex(reload.stderr, /^error: no answer from \S+ within 7000ms$/m);
-    t.regex(reload.stderr, /^hint: the upgrade may still be running: see baton status$/m);
-  } finally {
-    for (const s of held) s.destroy();
-    mute.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);

@@ -51,7 +51,8 @@ const escapes = [
 ];
 
 for (const { how, subreaper } of escapes) {
-  const title = `escape:${how}${subreaper ? ' --subreaper' : ''}: stopped with its generation at an upgrade and at stop`;
+  const flag = subreaper ? ' --subreaper' : '';
+  const title = `escape:${how}${flag}: stopped with its generation at an upgrade and at stop`;
   test.serial(title, async (t) => {
     const p = pidsFile(t);
     const args = [...(subreaper ? ['--subreaper'] : []), '--listen', '127.0.0.1:0', '--drain', '100ms'];

@@ -129,7 +129,9 @@ needs('root', 'unshare')(
     writeFileSync(groups, `${readFileSync('/etc/group', 'utf8')}batontest:x:4242:nobody\n`);
     const ns = ['unshare', '-m', 'sh', '-c', `mount --bind ${groups} /etc/group && exec "$@"`, 'sh'];
     // Written, then renamed into place: `--ready delay:0` may count it active before the shell wrote.
-    const report = `grep Groups /proc/self/status > ${dir}/s; env > ${dir}/e; mv ${dir}/s ${dir}/status; mv ${dir}/e ${dir}/env; exec sleep 60`;
+    const report =
+      `grep Groups /proc/self/status > ${dir}/s; env > ${dir}/e; ` +
+      `mv ${dir}/s ${dir}/status; mv ${dir}/e ${dir}/env; exec sleep 60`;
     const as = ['--user', 'nobody', '--handover', 'inherit', '--ready', 'delay:0'];
     const session = { SSH_AUTH_SOCK: '/tmp/agent.1', SUDO_USER: 'alice', MAIL: '/var/mail/root', HOME: '/root' };
     const env = { ...session, XDG_RUNTIME_DIR: '/run/user/0', BATON_KILL_TIMEOUT: '5s' };

@@ -116,7 +116,10 @@ test.serial('systemd: a rollback in the canary window ends with READY=1 and its 
     t.is(messages.length, 4, messages.join(' | '));
     t.regex(
       messages[2]!,
-      /^READY=1\nSTATUS=upgrade failed: generation 2 exited with code 1 \d+\.\d s after it became active; generation 1 serving$/,
+      new RegExp(
+        '^READY=1\\nSTATUS=upgrade failed: generation 2 exited with code 1 \\d+\\.\\d s after it became active; ' +
+          'generation 1 serving$',
+      ),
     );
   } finally {
     notify.close();

@@ -63,26 +63,29 @@ test("npx baton --version in an app prints baton's version, not the app's; --hel
   t.regex((await npx('baton', '--help')).stdout, new RegExp(`baton ${own.version.replace(/\./g, '\\.')}: runs`));
 });
 
-test('npx baton runs the app, whose server serve()s from baton/child; baton reload --wait; baton stop: exit 0', async (t) => {
-  const args = ['--listen', '127.0.0.1:0', '--drain', '100ms', '--', 'node', 'server.mjs'];
-  const baton = new Baton(args, {}, ['env', '-C', app, 'npx'], 'baton');
-  try {
-    const first = await baton.event('active', 1);
-    const port = await baton.port();
-    t.is(await get(port), `pid=${first.pid}\n`);
-    await npx('baton', 'reload', '--wait', '--control', baton.control);
-    const second = await baton.event('active', 2);
-    // Generation 1 answers too until its drain is over.
-    await until('generation 1 gone', () => (alive(first.pid) ? undefined : true));
-    t.is(await get(port), `pid=${second.pid}\n`, 'generation 2 serves');
-    await npx('baton', 'stop', '--control', baton.control);
-    t.deepEqual(await baton.exited, { code: 0, signal: null }, tail(baton));
-    t.false(alive(second.pid));
-  } finally {
-    stopAll(baton);
-    await baton.exited;
-  }
-});
+test(
+  'npx baton runs the app, whose server serve()s from ' + 'baton/child; baton reload --wait; baton stop: exit 0',
+  async (t) => {
+    const args = ['--listen', '127.0.0.1:0', '--drain', '100ms', '--', 'node', 'server.mjs'];
+    const baton = new Baton(args, {}, ['env', '-C', app, 'npx'], 'baton');
+    try {
+      const first = await baton.event('active', 1);
+      const port = await baton.port();
+      t.is(await get(port), `pid=${first.pid}\n`);
+      await npx('baton', 'reload', '--wait', '--control', baton.control);
+      const second = await baton.event('active', 2);
+      // Generation 1 answers too until its drain is over.
+      await until('generation 1 gone', () => (alive(first.pid) ? undefined : true));
+      t.is(await get(port), `pid=${second.pid}\n`, 'generation 2 serves');
+      await npx('baton', 'stop', '--control', baton.control);
+      t.deepEqual(await baton.exited, { code: 0, signal: null }, tail(baton));
+      t.false(alive(second.pid));
+    } finally {
+      stopAll(baton);
+      await baton.exited;
+    }
+  },
+);
 
 // Alpine's node images: /bin/sh and env are BusyBox (whose env has no -S). The bin starts through sh.
 needs('busybox')('the installed bin starts where /bin/sh and /usr/bin/env are BusyBox', async (t) => {

@@ -66,7 +66,9 @@ test('grab is refused with the inherit handover', async (t) => {
 
 // ---- F8: a probe runs in a process group of its own, and nothing of it outlives its generation's start ----
 
-/** A probe that starts `sleep 300` in its group, writes "SHELL SLEEP" to `file` and waits; ready at once if `readyIf`. */
+/**
+ * A probe that starts `sleep 300` in its group, writes "SHELL SLEEP" to `file` and waits; ready at once if `readyIf`.
+ */
 const hanging = (file: string, readyIf = 'false') =>
   `probe:${readyIf} && exit 0; sleep 300 & echo $$ $! >> ${file}; wait`;
 

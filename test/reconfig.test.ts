@@ -122,8 +122,16 @@ test.serial(
       };
       await refused(
         { ...good, drain: '1s', handover: 'inherit', backlog: 64 },
-        /^error: upgrade failed: --config not applied: --backlog, --handover changed, which baton sets up only at its start$/m,
-        /^hint: restart baton to change --backlog, --handover, or put back its value to upgrade; generation 1 still serves/m,
+        new RegExp(
+          '^error: upgrade failed: --config not applied: --backlog, --handover changed, ' +
+            'which baton sets up only at its start$',
+          'm',
+        ),
+        new RegExp(
+          '^hint: restart baton to change --backlog, --handover, or put back its value to upgrade; ' +
+            'generation 1 still serves',
+          'm',
+        ),
       );
       await refused(
         '{"drain": "1s",',

@@ -112,31 +112,34 @@ async function first(w: World): Promise<Generation[]> {
 
 const serving = (w: World) => Array.from({ length: w.parts.slots.length }, (_, s) => w.parts.slots.at(s)?.number);
 
-test('a wave replaces every slot; the old workers drain through the canary window, then get the stop signal', async (t) => {
-  const w = world(3);
-  const old = await first(w);
-  let stoppedInWindow: string[] | undefined;
-  const log = w.parts.log.event;
-  w.parts.log = {
-    event: (name, fields) => {
-      if (name === 'upgraded') stoppedInWindow = [...w.stopped];
-      log(name, fields);
-    },
-  };
-  const r = await runWave(w.parts);
-  t.teardown(() => w.parts.retirement.pause());
-  t.like(r, { ok: true, generation: 2, serving: 2, readyMs: 5 });
-  t.deepEqual(serving(w), [2, 2, 2]);
-  t.deepEqual(
-    old.map((g) => g.state),
-    ['draining', 'draining', 'draining'],
-  );
-  t.deepEqual(stoppedInWindow, [], 'nothing is stopped in the window');
-  await until('the old workers stopped', () => (w.stopped.length === 3 ? true : undefined));
-  t.deepEqual(w.stopped.sort(), ['1.0', '1.1', '1.2']);
-  t.deepEqual(w.parts.history.list(), [r]);
-  t.is(w.parts.history.failures, 0);
-});
+test(
+  'a wave replaces every slot; the old workers drain through ' + 'the canary window, then get the stop signal',
+  async (t) => {
+    const w = world(3);
+    const old = await first(w);
+    let stoppedInWindow: string[] | undefined;
+    const log = w.parts.log.event;
+    w.parts.log = {
+      event: (name, fields) => {
+        if (name === 'upgraded') stoppedInWindow = [...w.stopped];
+        log(name, fields);
+      },
+    };
+    const r = await runWave(w.parts);
+    t.teardown(() => w.parts.retirement.pause());
+    t.like(r, { ok: true, generation: 2, serving: 2, readyMs: 5 });
+    t.deepEqual(serving(w), [2, 2, 2]);
+    t.deepEqual(
+      old.map((g) => g.state),
+      ['draining', 'draining', 'draining'],
+    );
+    t.deepEqual(stoppedInWindow, [], 'nothing is stopped in the window');
+    await until('the old workers stopped', () => (w.stopped.length === 3 ? true : undefined));
+    t.deepEqual(w.stopped.sort(), ['1.0', '1.1', '1.2']);
+    t.deepEqual(w.parts.history.list(), [r]);
+    t.is(w.parts.history.failures, 0);
+  },
+);
 
 test('a self-upgrade carries the canary window: the wave returns its trial, and settle() ends it', async (t) => {
   const w = world(2, { drain: 300 });
@@ -173,36 +176,39 @@ test('a self-upgrade carries the canary window: the wave returns its trial, and 
   t.teardown(() => w.parts.retirement.pause());
 });
 
-test('a worker of the wave that exits in the canary window rolls the whole wave back; nothing of it restarts', async (t) => {
-  const w = world(2, { drain: 60_000 });
-  const old = await first(w);
-  const wave = runWave(w.parts);
-  await until('the wave is done', () => (w.events.some(([e]) => e === 'upgraded') ? true : undefined));
-  w.die.get('2.1')!({ code: 1, signal: null });
-  const r = (await wave) as UpgradeResult;
-  t.like(r, { ok: false, generation: 2, rollback: 'canary', serving: 1 });
-  t.regex(r!.reason!, /^generation 2 \(worker 1\) exited with code 1 0\.\d s after it became active$/);
-  t.deepEqual(serving(w), [1, 1]);
-  t.deepEqual(
-    old.map((g) => g.state),
-    ['active', 'active'],
-  );
-  t.deepEqual(w.stopped, ['2.0'], 'the worker still alive is stopped; the old ones are not');
-  t.deepEqual(
-    w.events.filter(([e]) => e === 'regained' || e === 'rollback').map(([e, f]) => [e, f.worker ?? f.phase]),
-    [
-      ['regained', 1],
-      ['regained', 0],
-      ['rollback', 'canary'],
-    ],
-  );
-  t.false(
-    w.events.some(([e]) => e === 'restart'),
-    'no restart',
-  );
-  t.false(w.parts.slots.hasDue());
-  t.is(w.parts.history.failures, 1);
-});
+test(
+  'a worker of the wave that exits in the canary window rolls ' + 'the whole wave back; nothing of it restarts',
+  async (t) => {
+    const w = world(2, { drain: 60_000 });
+    const old = await first(w);
+    const wave = runWave(w.parts);
+    await until('the wave is done', () => (w.events.some(([e]) => e === 'upgraded') ? true : undefined));
+    w.die.get('2.1')!({ code: 1, signal: null });
+    const r = (await wave) as UpgradeResult;
+    t.like(r, { ok: false, generation: 2, rollback: 'canary', serving: 1 });
+    t.regex(r!.reason!, /^generation 2 \(worker 1\) exited with code 1 0\.\d s after it became active$/);
+    t.deepEqual(serving(w), [1, 1]);
+    t.deepEqual(
+      old.map((g) => g.state),
+      ['active', 'active'],
+    );
+    t.deepEqual(w.stopped, ['2.0'], 'the worker still alive is stopped; the old ones are not');
+    t.deepEqual(
+      w.events.filter(([e]) => e === 'regained' || e === 'rollback').map(([e, f]) => [e, f.worker ?? f.phase]),
+      [
+        ['regained', 1],
+        ['regained', 0],
+        ['rollback', 'canary'],
+      ],
+    );
+    t.false(
+      w.events.some(([e]) => e === 'restart'),
+      'no restart',
+    );
+    t.false(w.parts.slots.hasDue());
+    t.is(w.parts.history.failures, 1);
+  },
+);
 
 test('a failure in the second batch gives the first slot back to its old worker and stops the new one', async (t) => {
   const w = world(3);

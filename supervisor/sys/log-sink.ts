@@ -2,7 +2,9 @@ import { constants, fstatSync, openSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { sendNow } from './socket.js';
 
-/** Writes a chunk of baton's log: the bytes taken, 0 while the reader is behind; throws when the destination is gone. */
+/**
+ * Writes a chunk of baton's log: the bytes taken, 0 while the reader is behind; throws once the destination is gone.
+ */
 export type LogSink = (chunk: Buffer) => number;
 
 /**

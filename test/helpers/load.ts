@@ -9,7 +9,10 @@ export interface LoadResult {
   generations: Map<number, number>;
   /** Responses per worker slot, from `worker=N` in each body. */
   workers: Map<number, number>;
-  /** Unless `record: false`: [ms since start, latency ms, outcome ('ok', 'ECONNRESET', 'status 503', ...), generation]. */
+  /**
+   * Unless `record: false`: [ms since start, latency ms, outcome ('ok', 'ECONNRESET', 'status 503', ...),
+   * generation].
+   */
   samples?: Array<[number, number, string, number]>;
   /** ms from the start of the load to its end. */
   elapsed: number;
@@ -172,7 +175,8 @@ export function gaps(r: LoadResult, gapMs = GAP_MS, slowMs = SLOW_MS): string[] 
   const slow = r.samples.filter((s) => s[1] >= slowMs);
   if (slow.length > 0)
     problems.push(
-      `${slow.length} requests took ${slowMs} ms or more, the slowest ${Math.round(Math.max(...slow.map((s) => s[1])))} ms at ${slow[0]![0]} ms`,
+      `${slow.length} requests took ${slowMs} ms or more, the slowest ` +
+        `${Math.round(Math.max(...slow.map((s) => s[1])))} ms at ${slow[0]![0]} ms`,
     );
   return problems;
 }
