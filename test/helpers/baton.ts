@@ -19,6 +19,9 @@ export interface LogEvent {
   [k: string]: unknown;
 }
 
+/** How long the exit of baton waits for its stderr to end. */
+const STDERR_END_MS = 500;
+
 /**
  * The test runner's environment less what would tie a baton under test to the runner's own
  * supervisor: a systemd NOTIFY_SOCKET (every baton would tell it READY=1 and MAINPID), socket
@@ -75,7 +78,21 @@ export class Baton {
       for (const l of this.listeners) l();
     });
     this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d));
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+    // 'exit' may come before the last lines baton wrote were read: those wait until its stderr ends, or a short
+    // while where a child of baton's still holds the pipe open.
+    const ended = new Promise<void>((resolve) =>
+      this.child.stderr ? this.child.stderr.once('end', resolve) : resolve(),
+    );
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code, signal) => {
+        const done = () => resolve({ code, signal });
+        const late = setTimeout(done, STDERR_END_MS);
+        void ended.then(() => {
+          clearTimeout(late);
+          done();
+        });
+      }),
+    );
   }
 
   get pid(): number {
