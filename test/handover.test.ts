@@ -66,6 +66,12 @@ for (const keepAlive of [false, true]) {
   });
 }
 
+test.serial('pidfd handover through a wrapper that forks the server: the grab is seen in its child', async (t) => {
+  const baton = await upgradeUnderLoad(t, pidfd, ['sh', '-c', `node ${fixture} & wait`], false);
+  const grabs = baton.events.filter((e) => e.event === 'grab').map((e) => e.generation);
+  t.deepEqual(grabs, [1, 2, 3], "each generation was seen holding the listener, in the shell's child");
+});
+
 // examples/python-http.py speaks HTTP/1.0: every response closes its connection, so keep-alive is moot.
 needs('python3').serial('a Python child takes the listener by pidfd_getfd (ctypes)', async (t) => {
   await upgradeUnderLoad(t, pidfd, ['python3', python], false);

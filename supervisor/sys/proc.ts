@@ -90,8 +90,9 @@ export function socketInodes(root: number): number[] {
 /**
  * Where in the generation rooted at `root` each wanted socket (`socket:[inode]`) is open: pid and fd. It looks
  * no further once it has found them all: in the common case, at the root's first fds (a check after ready).
+ * `deep` false: in the root alone.
  */
-export function findSockets(root: number, wanted: string[]): Map<string, Holder> {
+export function findSockets(root: number, wanted: string[], deep = true): Map<string, Holder> {
   const out = new Map<string, Holder>();
   /** Whether `pid` held the last of them. */
   const look = (pid: number) => {
@@ -102,7 +103,7 @@ export function findSockets(root: number, wanted: string[]): Map<string, Holder>
     }
     return false;
   };
-  if (wanted.length === 0 || look(root)) return out;
+  if (wanted.length === 0 || look(root) || !deep) return out;
   for (const pid of family(root).slice(1)) if (look(pid)) break;
   return out;
 }
