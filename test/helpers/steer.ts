@@ -100,9 +100,9 @@ export class SteerWorld {
     let out = '';
     c.stdout.on('data', (d) => (out += d));
     const result = new Promise<NetLoad>((resolve, reject) =>
-      c.once('exit', (code) => {
+      c.once('exit', (code, signal) => {
         const line = out.split('\n')[1];
-        if (code !== 0 || !line) return reject(new Error(`netclient exited ${code}: ${c.errors()}`));
+        if (code !== 0 || !line) return reject(new Error(`netclient exited ${code ?? signal}: ${c.errors()}`));
         type Maps = 'generations' | 'workers';
         type Json = Omit<NetLoad, Maps> & Record<Maps, Record<string, number>>;
         const r = JSON.parse(line) as Json;
