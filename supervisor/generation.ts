@@ -65,11 +65,12 @@ interface Spawned {
  * Spawns `plan` (its file looked up in the PATH of its env, as execvp would): resolves with its pid once its exec is
  * done, or with 0 after `failed`. baton's part (the env, the lookup, the file actions) is done when this returns.
  */
-function start(plan: SpawnPlan, failed: (message: string) => void): Promise<number> {
+function start(plan: SpawnPlan, failed: (message: string) => void, dispatched: () => void): Promise<number> {
   const env = Object.entries(plan.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
   const file = commandPath(plan.file, plan.env.PATH) ?? plan.file;
   const opts = { cwd: plan.release.dir, env, stdio: plan.stdio };
-  return withChildOomScore(() => spawnProcessAsync(file, [plan.file, ...plan.args], opts)).catch((err: Error) => {
+  const spawn = () => spawnProcessAsync(file, [plan.file, ...plan.args], opts, dispatched);
+  return withChildOomScore(spawn).catch((err: Error) => {
     failed(err.message);
     return 0;
   });
@@ -137,13 +138,25 @@ export class Generation {
 
   /**
    * Spawns `plan`: the generation once its process exists and its exec is done, or one that exited 127 after a
-   * `spawn-error` line. baton's part is done when this returns; the rest is the child's start.
+   * `spawn-error` line. baton's part is done when `issued` is called (before this returns), as the clone is
+   * handed on; the rest is the child's start.
    */
-  static async spawn(number: number, plan: SpawnPlan, log: Logger, worker = 0): Promise<Generation> {
+  static async spawn(
+    number: number,
+    plan: SpawnPlan,
+    log: Logger,
+    worker = 0,
+    issued: () => void = () => {},
+  ): Promise<Generation> {
     const failed = (message: string) => log.event('spawn-error', { generation: number, message });
-    const pid = spawning(start(plan, failed));
-    const spawnedAt = performance.now(); // its own time starts: the clone is under way
-    return new Generation(number, { pid: await pid, spawnedAt, release: plan.release }, log, worker);
+    let spawnedAt: number | undefined;
+    const dispatched = () => {
+      spawnedAt = performance.now(); // its own time starts: the clone is under way
+      issued();
+    };
+    const pid = spawning(start(plan, failed, dispatched));
+    if (spawnedAt === undefined) dispatched(); // nothing was handed on: the spawn failed before
+    return new Generation(number, { pid: await pid, spawnedAt: spawnedAt!, release: plan.release }, log, worker);
   }
 
   get alive(): boolean {

@@ -100,6 +100,9 @@ export async function launch(
     const channel = new NotifySocket(ctx.runtimeDir, number, worker, config.user);
     notify = channel;
     const plan = handover.plan(release.command, listeners, source);
+    // baton's part of the spawn is done once the clone is handed to a worker thread: the clone and the exec (and
+    // the worker's wakeup, which may take baton's core) are the child's start.
+    let issued!: Clocks; // set before Generation.spawn returns
     const starting = Generation.spawn(
       number,
       {
@@ -117,9 +120,8 @@ export async function launch(
       },
       log,
       worker,
+      () => (issued = clocks()),
     );
-    // baton's part of the spawn is done; the clone and the exec run on a worker thread: the child's start.
-    const issued = clocks();
     ctx.starting(starting);
     const gen = await starting;
     const exists = clocks();

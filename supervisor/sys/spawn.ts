@@ -140,10 +140,23 @@ export function keepSpawnsOnThisThread(): void {
  * spawnProcess() off baton's thread: posix_spawn runs on a libuv worker thread (koffi's async call), so the vfork
  * pauses that thread alone, and the wait for the child's exec (its close-on-exec pipe's EOF) is a read there too.
  * Under load the paused time is mostly the new child waiting for a core: its start, not baton's work. What is
- * baton's, the arguments and file actions, is done before this returns its promise.
+ * baton's, the arguments and file actions, is done when `dispatched` is called, just before the call is handed to
+ * the worker (whose wakeup may take baton's core for the clone: the child's start too). On baton's own thread
+ * (keepSpawnsOnThisThread) it is called once the clone and exec are done: baton's thread waited for them.
  */
-export function spawnProcessAsync(file: string, argv: readonly string[], options: SpawnOptions): Promise<number> {
-  if (onThisThread) return new Promise((resolve) => resolve(spawnProcess(file, argv, options)));
+export function spawnProcessAsync(
+  file: string,
+  argv: readonly string[],
+  options: SpawnOptions,
+  dispatched: () => void = () => {},
+): Promise<number> {
+  if (onThisThread) {
+    return new Promise((resolve) => {
+      const pid = spawnProcess(file, argv, options);
+      dispatched();
+      resolve(pid);
+    });
+  }
   let prepared: Prepared | undefined;
   let fds: [number, number];
   try {
@@ -173,6 +186,7 @@ export function spawnProcessAsync(file: string, argv: readonly string[], options
       exec();
     };
     try {
+      dispatched();
       fn.spawn.async(pid, file, actions, attr, [...argv, null], [...options.env, null], spawned);
     } catch (err) {
       spawned(err, -1); // koffi refused the call (too many under way): nothing was spawned

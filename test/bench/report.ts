@@ -535,8 +535,8 @@ function steps(r: Results, lines: string[]): void {
       '(under --steer made ahead, with its keeper, once the generation before serves); spawn: from the launch ' +
       "until baton's part of the spawn is done (the notify socket, the env and file actions); activate: from " +
       'ready to active, with switch (the steering slot and its state file, in a tmpfs as /run is) in it; own: ' +
-      'plan + spawn + activate. exec: the clone and the exec of the child, on a worker ' +
-      "thread while baton's own runs on (the child's start, not part of own). record: the run record and the spawn " +
+      'plan + spawn + activate. exec: the clone and the exec of the child, from when they are handed to a worker ' +
+      "thread, while baton's own runs on (the child's start, not part of own). record: the run record and the spawn " +
       "line, written once the process exists, beside the child's start (not part of own). own CPU: the CPU time " +
       "baton's main thread spent in plan, spawn and activate (`own_cpu_ms`); under load, own also counts the time " +
       'baton waited for a core.',
