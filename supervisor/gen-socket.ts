@@ -82,11 +82,14 @@ export class GenerationSockets {
   /** The next generation's socket, made ahead; not in `open` until a launch takes it. */
   private spare?: GenerationSocket;
   private closed = false;
+  /** A self-upgrade is under way: no spare (its keeper would outlive the exec) until a launch takes a socket. */
+  private paused = false;
 
   constructor(private readonly plan: SocketPlan) {}
 
   /** A new socket, for a new generation: bound where --listen says, port 0. */
   create(): GenerationSocket {
+    this.paused = false; // a launch: a self-upgrade that paused them failed
     const socket = this.spare ?? this.make();
     this.spare = undefined;
     this.open.add(socket);
@@ -121,6 +124,7 @@ export class GenerationSockets {
 
   /** A self-upgrade: the keepers go, and the spare with its keeper (the next program makes its own). */
   async pause(): Promise<void> {
+    this.paused = true;
     this.dropSpare();
     await Promise.all([...this.open].map((s) => s.pause()));
   }
@@ -149,7 +153,7 @@ export class GenerationSockets {
 
   /** A failure here is left to the launch that would have taken it: it makes its own and reports. */
   private makeSpare(): void {
-    if (this.closed || this.spare) return;
+    if (this.closed || this.paused || this.spare) return;
     try {
       this.spare = this.make();
     } catch {
