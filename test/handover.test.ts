@@ -67,7 +67,10 @@ for (const keepAlive of [false, true]) {
 }
 
 test.serial('pidfd handover through a wrapper that forks the server: the grab is seen in its child', async (t) => {
-  const baton = await upgradeUnderLoad(t, pidfd, ['sh', '-c', `node ${fixture} & wait`], false);
+  // The shell ignores the stop signal and waits for its server, which drains: as a wrapper must, or baton
+  // ends the group once its leader has exited, and with it what the server was answering.
+  const wrapper = ['sh', '-c', `trap '' TERM; node ${fixture} & wait`];
+  const baton = await upgradeUnderLoad(t, pidfd, wrapper, false);
   const grabs = baton.events.filter((e) => e.event === 'grab').map((e) => e.generation);
   t.deepEqual(grabs, [1, 2, 3], "each generation was seen holding the listener, in the shell's child");
 });

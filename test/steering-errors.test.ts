@@ -9,6 +9,7 @@ import { Baton, cli, fixture, root } from './helpers/baton.js';
 import { type RefuseOptions, refuses, scratch } from './helpers/leftovers.js';
 import { needs } from './helpers/needs.js';
 import { Netns } from './helpers/netns.js';
+import { until } from './helpers/procs.js';
 import { SteerWorld } from './helpers/steer.js';
 
 /** The test's second sk_lookup program, built from other-steer.c by `npm run build:bpf` and committed. */
@@ -232,7 +233,10 @@ needs('bpf').serial("a second baton with the same --name is refused with the fir
   inWorld(async (w) => {
     const first = w.baton(steerArgs);
     await first.event('active', 1);
-    const listening = w.listening();
+    // Generation 1's socket, and the next generation's, made ahead with its keeper once generation 1 serves.
+    const listening = await until('the next socket made ahead', () =>
+      w.listening().length === 2 ? w.listening() : undefined,
+    );
     const processes = w.processes().sort();
     await refused(t, w, steerArgs, 1, runningBaton(w, first.pid), new RegExp(`^stop it first \\(kill ${first.pid}\\)`));
     t.deepEqual(w.listening(), listening, "the first baton's listener is untouched");
