@@ -23,10 +23,11 @@ export async function queueEmptied(fd: number, limit: number, open: () => boolea
  */
 export async function connectionsClosed(pid: number, fd: number, limit: number, open: () => boolean): Promise<void> {
   const deadline = performance.now() + limit;
-  const busy = () => {
-    if (acceptQueue(fd) > 0) return true;
-    const established = establishedInodes();
-    return socketInodes(pid).some((inode) => established.has(inode));
-  };
+  const busy = () => acceptQueue(fd) > 0 || connectionsOf(pid, establishedInodes()) > 0;
   while (performance.now() < deadline && open() && busy()) await sleep(CONNECTIONS_POLL_MS);
+}
+
+/** How many established TCP connections (of `established`, this namespace's) the process tree of `pid` holds. */
+export function connectionsOf(pid: number, established: Set<number>): number {
+  return socketInodes(pid).filter((inode) => established.has(inode)).length;
 }

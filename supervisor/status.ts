@@ -1,3 +1,4 @@
+import { connectionsOf } from './accept-queue.js';
 import { formatAddress } from './address.js';
 import type { Generation } from './generation.js';
 import type { Handover } from './handover/handover.js';
@@ -6,7 +7,6 @@ import { type Holding, holding, reportDropped, type Stray, strays } from './hold
 import type { Logger } from './log.js';
 import { printable } from './printable.js';
 import type { Resources } from './resources.js';
-import { socketInodes } from './sys/proc.js';
 import { establishedInodes } from './sys/proc-net.js';
 import { acceptQueue } from './sys/socket.js';
 import type { History, UpgradeResult } from './upgrade.js';
@@ -123,7 +123,7 @@ export function drainingConnections(live: Generation[]): Map<Generation, number>
   const draining = live.filter((g) => g.state === 'draining');
   // /proc/net/tcp lists every connection on the host (TIME_WAIT too): read it only when needed.
   const established = draining.length > 0 ? establishedInodes() : new Set<number>();
-  return new Map(draining.map((g) => [g, socketInodes(g.pid).filter((inode) => established.has(inode)).length]));
+  return new Map(draining.map((g) => [g, connectionsOf(g.pid, established)]));
 }
 
 /** The listener a generation has of its own, and its accept queue (baton's copy of it is open while it lives). */
