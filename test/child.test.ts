@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
@@ -7,6 +7,7 @@ import { listeningSockets } from '../supervisor/sys/proc-net.js';
 import { alive, Baton, fixture, keeperOf, root } from './helpers/baton.js';
 import { get } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
+import { socketsOf } from './helpers/procs.js';
 
 const drainServer = `${root}test/fixtures/drain-server.mjs`;
 /** docs/protocol.md: "its grace period defaults to 10 s". */
@@ -176,17 +177,7 @@ function connect(port: number): Promise<void> {
 async function listeningPort(pid: number, timeout = 10_000): Promise<number> {
   const deadline = Date.now() + timeout;
   for (;;) {
-    const inodes = new Set<number>();
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      let link = '';
-      try {
-        link = readlinkSync(`/proc/${pid}/fd/${fd}`, { encoding: 'utf8' });
-      } catch {
-        continue; // closed between the listing and the look
-      }
-      const m = /^socket:\[(\d+)\]$/.exec(link);
-      if (m) inodes.add(Number(m[1]));
-    }
+    const inodes = new Set(socketsOf(pid).map((l) => Number(/\d+/.exec(l)![0])));
     const found = listeningSockets().find((s) => inodes.has(s.inode));
     if (found) return found.port;
     if (Date.now() > deadline) throw new Error(`pid ${pid} listens on no TCP port after ${timeout} ms`);

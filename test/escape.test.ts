@@ -1,11 +1,11 @@
 // Nothing escapes: processes that leave a generation's process group are stopped with it, holders of a
 // listener outside every generation are named by status, and a generation without its listener is told.
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
 import { Baton, fixture, statusOf } from './helpers/baton.js';
 import { get } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
-import { lineage, pidsFile, readOr, startTime, until } from './helpers/procs.js';
+import { lineage, pidsFile, readOr, socketsOf, startTime, until } from './helpers/procs.js';
 
 /** The pids the `escape` fixture mode recorded (one line each), once there are `n`; killed after the test. */
 async function escapees(p: ReturnType<typeof pidsFile>, n: number): Promise<number[]> {
@@ -25,21 +25,6 @@ const escapedLines = (baton: Baton, generation: number) =>
     .filter((e) => e.event === 'escaped' && e.generation === generation)
     .map((e) => `${e.signal}: ${e.message}`)
     .join('\n');
-
-/** The sockets open in `pid` (socket:[inode]), from /proc. */
-function socketsOf(pid: number): string[] {
-  const dir = `/proc/${pid}/fd`;
-  const link = (fd: string) => {
-    try {
-      return readlinkSync(`${dir}/${fd}`);
-    } catch {
-      return ''; // closed meanwhile
-    }
-  };
-  return readdirSync(dir)
-    .map(link)
-    .filter((l) => l.startsWith('socket:'));
-}
 
 // ---- F5: a descendant in a session of its own, ignoring SIGTERM, holding the listener ----
 

@@ -3,7 +3,7 @@
 // server that exits at once on SIGTERM loses nothing. Real BPF in a fresh network namespace per test; the
 // load runs inside it against the steered address.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,7 +11,7 @@ import test, { type ExecutionContext } from 'ava';
 import { alive, childrenOf, ctl, fixture, keepersOf, statusOf } from './helpers/baton.js';
 import { gaps } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
-import { allEnded, envVar, until } from './helpers/procs.js';
+import { allEnded, envVar, socketsOf, until } from './helpers/procs.js';
 import { answered, exitOf, inWorld, pidsOf, type SteerWorld, servesOnly } from './helpers/steer.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -161,13 +161,6 @@ needs('bpf').serial(
       t.is((await baton.stop()).code, 0);
     }),
 );
-
-/** The sockets (`socket:[inode]`) `pid` holds. */
-const socketsOf = (pid: number) =>
-  readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
-    const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-    return link.startsWith('socket:') ? [link] : [];
-  });
 
 needs('bpf').serial(
   "the next generation's socket and its keeper are made ahead: generation 2 pulls from a keeper that ran before " +

@@ -1,22 +1,13 @@
 // The pidfd handover exposes the listeners and nothing else (issue 17, M2). Each test is the attack: a
 // hostile generation tries pidfd_getfd on every fd number of the process `_PID` names and of baton.
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  statSync,
-} from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { Baton, fixture, keeperOf, root } from './helpers/baton.js';
 import { get } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
-import { ended, envVar, until } from './helpers/procs.js';
+import { ended, envVar, fdLinks, until } from './helpers/procs.js';
 
 const NOBODY = 65534;
 const ZERO = '0000000000000000';
@@ -50,14 +41,6 @@ function report(dir: string, n: number): Promise<Report> {
 /** The sockets of baton's listeners, in fd order of its `listening` events. */
 function listenerSockets(b: Baton): string[] {
   return b.events.filter((e) => e.event === 'listening').map((e) => readlinkSync(`/proc/${b.pid}/fd/${e.fd}`));
-}
-
-/** What each fd of `pid` is, in fd order. */
-function fdLinks(pid: number): string[] {
-  const dir = `/proc/${pid}/fd`;
-  return readdirSync(dir)
-    .sort((a, b) => Number(a) - Number(b))
-    .map((fd) => readlinkSync(`${dir}/${fd}`));
 }
 
 /**

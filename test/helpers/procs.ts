@@ -181,22 +181,34 @@ export function ownGroup(t: ExecutionContext, parent: number, [shell, sleeper]: 
   t.not(shell, lineage(parent)?.pgid, "not baton's group");
 }
 
-/** How many of `pid`'s fds are open on `path` (read from /proc/PID/fd). */
-export function fdsOn(pid: number, path: string): number {
+/**
+ * What each fd of `pid` is open on, in fd order (read from /proc/PID/fd); an fd closed between the listing and
+ * the look is left out, and a process that is gone has none.
+ */
+export function fdLinks(pid: number): string[] {
+  const dir = `/proc/${pid}/fd`;
   let fds: string[];
   try {
-    fds = readdirSync(`/proc/${pid}/fd`);
+    fds = readdirSync(dir);
   } catch {
-    return 0; // gone
+    return []; // gone
   }
-  return fds.filter((fd) => {
-    try {
-      return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
-    } catch {
-      return false; // closed meanwhile
-    }
-  }).length;
+  return fds
+    .sort((a, b) => Number(a) - Number(b))
+    .flatMap((fd) => {
+      try {
+        return [readlinkSync(`${dir}/${fd}`)];
+      } catch {
+        return []; // closed meanwhile
+      }
+    });
 }
+
+/** How many of `pid`'s fds are open on `path`. */
+export const fdsOn = (pid: number, path: string): number => fdLinks(pid).filter((l) => l === path).length;
+
+/** The sockets (`socket:[inode]`) `pid` holds. */
+export const socketsOf = (pid: number): string[] => fdLinks(pid).filter((l) => l.startsWith('socket:'));
 
 /** `pid`'s environment variable `name`, as it was started with (from the kernel). */
 export function envVar(pid: number, name: string): string | undefined {
