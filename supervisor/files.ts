@@ -67,6 +67,31 @@ export function checkDirectory(
 }
 
 /**
+ * A directory that `check` makes or refuses, looked at again only when it is no longer the one that passed:
+ * another device, inode, owner or mode (a tmp cleaner removed it and someone re-made it, a chmod). Its parents
+ * passed too, and only root or baton's own user could have changed them since.
+ */
+export class CheckedDirectory {
+  private passed?: string;
+
+  constructor(
+    private readonly dir: string,
+    private readonly check: () => void,
+  ) {}
+
+  ensure(): void {
+    if (this.passed !== undefined && this.passed === identity(this.dir)) return;
+    this.check();
+    this.passed = identity(this.dir);
+  }
+}
+
+function identity(dir: string): string | undefined {
+  const st = lstatSync(dir, { throwIfNoEntry: false });
+  return st && `${st.dev}:${st.ino}:${st.uid}:${st.mode}`;
+}
+
+/**
  * Runs `fn` with the process umask set to `mask`. Nothing else of baton's runs meanwhile, but a spawn on a worker
  * thread (sys/spawn.ts) would give its child this umask: none may be under way (a launch waits for them first).
  */

@@ -1,7 +1,7 @@
 import { chmodSync, lstatSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { checkDirectory, makeDirectory, removeKnown } from './files.js';
+import { CheckedDirectory, checkDirectory, makeDirectory, removeKnown } from './files.js';
 
 // baton's runtime directory, `$TMPDIR/baton-XXXXXX`: the notify sockets of its generations, nothing else.
 
@@ -9,6 +9,8 @@ const WHAT = 'runtime directory';
 /** With --user, a generation may reach its notify socket (0711) but never create files beside it. */
 const modeFor = (user: boolean) => (user ? 0o711 : 0o700);
 const NOTIFY = /^notify-\d+-\d+\.sock$/;
+/** Each runtime directory (and mode) as it was last made or found: a launch looks again only when it changed. */
+const made = new Map<string, CheckedDirectory>();
 
 /** A new runtime directory, with a random name in a checked $TMPDIR. */
 export function makeRuntimeDir(user: boolean): string {
@@ -23,7 +25,10 @@ export function makeRuntimeDir(user: boolean): string {
  * have made a directory at its (visible) name. Re-made if gone; refused if it is not baton's.
  */
 export function ensureRuntimeDir(dir: string, user: boolean): void {
-  makeDirectory(dir, modeFor(user), WHAT);
+  const [mode, key] = [modeFor(user), `${modeFor(user)}:${dir}`];
+  let checked = made.get(key);
+  if (!checked) made.set(key, (checked = new CheckedDirectory(dir, () => makeDirectory(dir, mode, WHAT))));
+  checked.ensure();
 }
 
 /** `dir` is one a baton of this user makes (`$TMPDIR/baton-XXXXXX`, a real directory of the euid). */

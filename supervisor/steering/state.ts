@@ -1,6 +1,6 @@
-import { lstatSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkDirectory, removeKnown, writeFileAtomic } from '../files.js';
+import { CheckedDirectory, checkDirectory, removeKnown, writeFileAtomic } from '../files.js';
 import { int, list, pid, record, starttime, text } from '../schema.js';
 
 /** What a restarted baton needs to find the generation that serves: written on every switch. */
@@ -49,27 +49,19 @@ export function readState(dir: string): SteeringState | undefined {
 
 /** Where one steering name writes its state: atomically, in a checked directory, so a crash never leaves half one. */
 export class StateWriter {
-  /**
-   * The directory as last checked: a switch checks it again (its parents too) unless it is the same directory,
-   * with the same owner and mode. Only root and baton's user could have changed its parents meanwhile.
-   */
-  private checked?: string;
+  private readonly checked: CheckedDirectory;
 
-  constructor(private readonly dir: string) {}
+  constructor(private readonly dir: string) {
+    this.checked = new CheckedDirectory(dir, () => {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      checkDirectory(dir, 'steering state');
+    });
+  }
 
   write(state: SteeringState): void {
-    if (this.checked === undefined || this.checked !== identity(this.dir)) {
-      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      checkDirectory(this.dir, 'steering state');
-      this.checked = identity(this.dir);
-    }
+    this.checked.ensure();
     writeFileAtomic(stateFile(this.dir), JSON.stringify(state) + '\n', 0o600);
   }
-}
-
-function identity(dir: string): string | undefined {
-  const st = lstatSync(dir, { throwIfNoEntry: false });
-  return st && `${st.dev}:${st.ino}:${st.uid}:${st.mode}`;
 }
 
 /** Removes the state file, and the directory if nothing else is in it. */
