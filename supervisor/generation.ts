@@ -9,6 +9,7 @@ import type { Fields, Logger } from './log.js';
 import type { Release } from './release.js';
 import { closeFd } from './sys/fd.js';
 import { withChildOomScore } from './sys/oom.js';
+import { startTime } from './sys/proc.js';
 import { signalGroup } from './sys/process.js';
 import { type Stdio, spawnProcessAsync } from './sys/spawn.js';
 
@@ -90,6 +91,8 @@ export class Generation {
   /** The worker slot (0..N-1) this process serves in. */
   readonly worker: number;
   readonly pid: number;
+  /** Its start time in /proc (empty for no process): with the pid, what names it in a record or state file. */
+  readonly starttime: string;
   /** Where it runs (the release a deploy's link named when it was launched), and its env files' variables. */
   readonly release: Release;
   readonly exited: Promise<ExitStatus>;
@@ -118,6 +121,8 @@ export class Generation {
     this.worker = worker;
     this.log = log;
     this.pid = plan.pid;
+    // Read once, as it exists (baton's child: not reaped before baton waits for it), not at each record.
+    this.starttime = (this.pid > 0 && startTime(this.pid)) || '';
     this.release = plan.release;
     this.escapees = new Escapees(number, worker, this.pid, log);
     if ('state' in plan) {

@@ -15,6 +15,8 @@ import { appEnv, asUser } from './run-as.js';
 import { type Clocks, clocks, span } from './steps.js';
 
 const unheldFor = 'ready, but did not take every listener';
+/** What a launch's signal aborts with once it ends: given, as the default is an exception with a stack to capture. */
+const ENDED = new Error('the launch ended');
 
 /**
  * A ready process, or why there is none. `waited`: the wait for the spawns of the batch's launches before it (the
@@ -205,7 +207,7 @@ export async function launch(
     return { reason: (err as Error).message };
   } finally {
     clearTimeout(timer);
-    abort.abort();
+    abort.abort(ENDED);
     notify?.close();
     session?.end?.();
   }

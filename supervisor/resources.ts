@@ -16,7 +16,6 @@ import { makeRuntimeDir, removeRuntimeDir } from './runtime-dir.js';
 import type { ResumeState } from './self-upgrade.js';
 import { type SteeringOptions, SteeringPlane } from './steering/plane.js';
 import { setCloexec } from './sys/fd.js';
-import { startTime } from './sys/proc.js';
 import { isOrphan, takeOver } from './takeover.js';
 
 /**
@@ -73,7 +72,7 @@ export class Resources {
     if (!this.record) return;
     const { runtimeDir } = this;
     const gens = [...live].map((g) => ({
-      ...{ number: g.number, worker: g.worker, pid: g.pid, starttime: startTime(g.pid) ?? '0' },
+      ...{ number: g.number, worker: g.worker, pid: g.pid, starttime: g.starttime || '0' },
       ...{ startedAt: Date.now() - g.ms(), notify: NotifySocket.pathFor(runtimeDir, g.number, g.worker) },
     }));
     try {

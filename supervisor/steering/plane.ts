@@ -131,14 +131,14 @@ export class SteeringPlane {
   }
 
   /** A generation became active: one that holds its own listener (port handover) puts it in the slot. */
-  activate(gen: { number: number; pid: number; held?: Held }): void {
+  activate(gen: { number: number; pid: number; starttime: string; held?: Held }): void {
     if (!gen.held) return;
     const t0 = performance.now();
     this.steering.setSlot(gen.held.fd);
     const us = Math.round((performance.now() - t0) * 1000);
     this.switched = true;
     const before = this.serving;
-    this.serving = { number: gen.number, pid: gen.pid, starttime: startTime(gen.pid) ?? '' };
+    this.serving = { number: gen.number, pid: gen.pid, starttime: gen.starttime };
     const left = before && before.pid !== gen.pid ? [before, ...this.retiring] : this.retiring;
     this.retiring = left.filter((r) => r.pid !== gen.pid && alive(r.pid, r.starttime));
     this.saveState(gen.held.port);
