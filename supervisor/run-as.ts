@@ -49,8 +49,9 @@ const NONE = {};
  * removes what it inherited for itself): nothing it starts for the app runs before that.
  */
 export function appEnv(user: User | undefined): Readonly<NodeJS.ProcessEnv> {
-  let env = made.get(user ?? NONE);
-  if (!env) made.set(user ?? NONE, (env = Object.freeze(envFor(user))));
+  const key = user ?? NONE;
+  const env = made.get(key) ?? Object.freeze(envFor(user));
+  made.set(key, env);
   return env;
 }
 

@@ -25,9 +25,10 @@ export function makeRuntimeDir(user: boolean): string {
  * have made a directory at its (visible) name. Re-made if gone; refused if it is not baton's.
  */
 export function ensureRuntimeDir(dir: string, user: boolean): void {
-  const [mode, key] = [modeFor(user), `${modeFor(user)}:${dir}`];
-  let checked = made.get(key);
-  if (!checked) made.set(key, (checked = new CheckedDirectory(dir, () => makeDirectory(dir, mode, WHAT))));
+  const mode = modeFor(user);
+  const key = `${mode}:${dir}`;
+  const checked = made.get(key) ?? new CheckedDirectory(dir, () => makeDirectory(dir, mode, WHAT));
+  made.set(key, checked);
   checked.ensure();
 }
 
