@@ -139,8 +139,10 @@ export class SteeringPlane {
     this.switched = true;
     const before = this.serving;
     this.serving = { number: gen.number, pid: gen.pid, starttime: gen.starttime };
-    const left = before && before.pid !== gen.pid ? [before, ...this.retiring] : this.retiring;
-    this.retiring = left.filter((r) => r.pid !== gen.pid && alive(r.pid, r.starttime));
+    // Who left the slot just now served a moment ago: only the earlier ones are looked up (a reader of the state
+    // checks each one anyway), to keep the list to those that still run.
+    const earlier = this.retiring.filter((r) => r.pid !== gen.pid && alive(r.pid, r.starttime));
+    this.retiring = before && before.pid !== gen.pid ? [before, ...earlier] : earlier;
     this.saveState(gen.held.port);
     this.status('switch', { generation: gen.number, pid: gen.pid, switch_us: us });
   }
