@@ -65,6 +65,8 @@ export interface Results {
   steadyMs?: number;
   /** The server alone ran in a session of its own, as baton's generations do. */
   aloneSetsid?: boolean;
+  /** Steady state: both servers ran throughout, each warmed up first by a load of this long (ms). */
+  steadyWarmMs?: number;
   /** The resolution of supervisorCpuMs (a clock tick). */
   cpuTickMs?: number;
   seconds?: number;
@@ -377,6 +379,10 @@ function steady(r: Results, lines: string[]): void {
     'The server alone and under baton (pidfd handover, one worker), with no upgrades, the helper server: ' +
       `rounds${length}, ` +
       'the two scenarios one after the other in the order below.' +
+      (r.steadyWarmMs
+        ? ` Both servers run throughout: each was started once and warmed up by ${r.steadyWarmMs / 1000} s of ` +
+          'load of its own, then the load alternates between them, so no round measures a fresh server.'
+        : '') +
       (r.aloneSetsid
         ? ' Both servers run in a session and process group of their own (setsid), as baton starts ' +
           'every generation.'

@@ -39,8 +39,10 @@ const SETTLE_MS = 40_000;
  */
 const IDLE_MS = 15_000;
 /** Many short rounds, alone and baton alternating (ABBA): a slow spell of the machine spoils a pair, not a side. */
-const STEADY_ROUNDS = quick ? 2 : 16;
+const STEADY_ROUNDS = quick ? 2 : 24;
 const STEADY_MS = quick ? 1000 : 1500;
+/** The load that warms each steady server up first (a fresh node's first second is 2-3 times slower). */
+const STEADY_WARM_MS = 1000;
 /** What the benchmark writes: not an input of the measurement, so not "dirty". */
 const OUTPUTS = ['docs/benchmarks.md', 'docs/benchmarks/'];
 
@@ -86,31 +88,63 @@ async function exclusively<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** `s` started with `server`, under load through `upgrades` upgrades, then stopped. */
 async function once(
   s: Scenario,
   server: ServerKind,
   keepAlive: boolean,
   upgrades: number,
   workers = 1,
-  holdMs = 0,
 ): Promise<RunResult> {
   const port = await s.start(server, workers);
+  const m = await measure(s, port, keepAlive, async (startedAt, marks) => {
+    await sleep(GAP_MS);
+    for (let i = 0; i < upgrades; i++) {
+      const at = performance.now() - startedAt;
+      marks.push({ at: Math.round(at), ...(await s.upgrade()) });
+      await sleep(GAP_MS);
+    }
+    await sleep(GAP_MS);
+  });
+  await s.stop();
+  s.finish?.(m.marks);
+  return summary(s, server, keepAlive, workers, m);
+}
+
+/** What one load saw, and baton's CPU meanwhile. */
+interface Measured {
+  r: LoadResult;
+  marks: UpgradeMark[];
+  /** Until the load was told to stop. */
+  measured: number;
+  supervisorCpuMs?: number;
+}
+
+/** A load on `port` of the running `s` while `during` runs (it is given when the load began, and the marks). */
+async function measure(
+  s: Scenario,
+  port: number,
+  keepAlive: boolean,
+  during: (startedAt: number, marks: UpgradeMark[]) => Promise<void>,
+): Promise<Measured> {
   const pid = s.supervisor?.();
   const cpuBefore = pid === undefined ? undefined : cpuMs(pid);
   const load = await startLoad(port, keepAlive, 120_000, s.netns);
   const marks: UpgradeMark[] = [];
-  await sleep(GAP_MS);
-  for (let i = 0; i < upgrades; i++) {
-    const at = performance.now() - load.startedAt;
-    marks.push({ at: Math.round(at), ...(await s.upgrade()) });
-    await sleep(GAP_MS);
-  }
-  await sleep(GAP_MS + holdMs);
+  await during(load.startedAt, marks);
   const measured = performance.now() - load.startedAt;
   const r: LoadResult = await load.stop();
   const supervisorCpuMs = pid === undefined || cpuBefore === undefined ? undefined : cpuMs(pid) - cpuBefore;
-  await s.stop();
-  s.finish?.(marks);
+  return { r, marks, measured, ...(supervisorCpuMs === undefined ? {} : { supervisorCpuMs }) };
+}
+
+function summary(
+  s: Scenario,
+  server: ServerKind,
+  keepAlive: boolean,
+  workers: number,
+  { r, marks, measured, supervisorCpuMs }: Measured,
+): RunResult {
   const samples = (r.samples ?? []) as Sample[];
   // Until the load was told to stop: requests still in flight then (a hung one waits out its 10 s timeout)
   // would stretch the run, lower its rps and show a gap where no request was being sent.
@@ -160,6 +194,32 @@ async function once(
     workerShare: Object.fromEntries(Object.entries(r.workers as unknown as Record<string, number>)),
     timeline: timeline(samples, 250),
   };
+}
+
+/**
+ * baton idle against the server alone: both started once, the same way, and warmed up by a load of their own;
+ * then the load alternates between them (ABBA) in short rounds, none of which measures a fresh server.
+ */
+async function steady(keepAlive: boolean): Promise<RunResult[]> {
+  const arms = [plain('alone'), baton('baton pidfd', 'pidfd', false)];
+  const started: Array<[Scenario, number]> = [];
+  const hold = (ms: number) => async () => {
+    await sleep(ms);
+  };
+  const out: RunResult[] = [];
+  try {
+    for (const s of arms) started.push([s, await s.start('helper', 1)]);
+    for (const [s, port] of started) await exclusively(() => measure(s, port, keepAlive, hold(STEADY_WARM_MS)));
+    for (let round = 0; round < STEADY_ROUNDS; round++) {
+      for (const [s, port] of round % 2 ? [...started].reverse() : started) {
+        const m = await exclusively(() => measure(s, port, keepAlive, hold(STEADY_MS)));
+        out.push(summary(s, 'helper', keepAlive, 1, m));
+      }
+    }
+  } finally {
+    for (const [s] of started) await s.stop();
+  }
+  return out;
 }
 
 /** baton's RSS and fds idle and after many upgrades of a trivial command (its own cost alone). */
@@ -365,6 +425,7 @@ async function main(): Promise<void> {
     pauseMs: GAP_MS,
     clients: CLIENTS,
     steadyMs: STEADY_MS,
+    steadyWarmMs: STEADY_WARM_MS,
     aloneSetsid: true,
     cpuTickMs: CPU_TICK_MS,
     runs: [],
@@ -376,16 +437,10 @@ async function main(): Promise<void> {
       results.runs.push(await exclusively(() => once(s, server, keepAlive, UPGRADES)));
     }
   }
-  // baton with no upgrades against the server alone, alternating: is baton in the data path?
+  // baton with no upgrades against the server alone: is baton in the data path?
   for (const keepAlive of [false, true]) {
     log(`steady state, ${keepAlive ? 'keep-alive' : 'new connection per request'}`);
-    for (let round = 0; round < STEADY_ROUNDS; round++) {
-      // ABBA: neither always runs first
-      const pair = [plain('alone'), baton('baton pidfd', 'pidfd', false)];
-      for (const s of round % 2 ? pair.reverse() : pair) {
-        results.steady.push(await exclusively(() => once(s, 'helper', keepAlive, 0, 1, STEADY_MS)));
-      }
-    }
+    results.steady.push(...(await steady(keepAlive)));
   }
   log('steering cost');
   results.steering = await exclusively(steeringCost);
