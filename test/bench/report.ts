@@ -37,6 +37,8 @@ export interface RunResult {
   batonSteps?: BatonSteps;
   /** baton's own CPU time while the load ran. */
   supervisorCpuMs?: number;
+  /** The serving process's CPU per request answered (µs), where one process served throughout. */
+  serverUsPerRequest?: number;
   workerShare: Record<string, number>;
   timeline: Array<[number, number]>;
 }
@@ -67,6 +69,8 @@ export interface Results {
   aloneSetsid?: boolean;
   /** Steady state: both servers ran throughout, each warmed up first by a load of this long (ms). */
   steadyWarmMs?: number;
+  /** Steady state: how many sets of rounds, each with a fresh server alone and a fresh baton. */
+  steadySets?: number;
   /** The resolution of supervisorCpuMs (a clock tick). */
   cpuTickMs?: number;
   seconds?: number;
@@ -145,6 +149,10 @@ function largestShare(s: Record<string, number>): number {
 
 const steadyRounds = (r: Results, scenario: string, keepAlive: boolean) =>
   r.steady.filter((x) => x.scenario === scenario && x.keepAlive === keepAlive);
+const serverUs = (rounds: RunResult[]) => {
+  const us = rounds.flatMap((x) => (x.serverUsPerRequest === undefined ? [] : [x.serverUsPerRequest]));
+  return us.length ? median(us) : undefined;
+};
 const steadyRps = (r: Results, scenario: string, keepAlive: boolean) =>
   median(steadyRounds(r, scenario, keepAlive).map((x) => x.rps));
 
@@ -380,8 +388,9 @@ function steady(r: Results, lines: string[]): void {
       `rounds${length}, ` +
       'the two scenarios one after the other in the order below.' +
       (r.steadyWarmMs
-        ? ` Both servers run throughout: each was started once and warmed up by ${r.steadyWarmMs / 1000} s of ` +
-          'load of its own, then the load alternates between them, so no round measures a fresh server.'
+        ? ` In ${r.steadySets ?? 1} set${r.steadySets === 1 ? '' : 's'}: each starts both servers afresh and warms each up with ` +
+          `${r.steadyWarmMs / 1000} s of load of its own, then alternates the load between them, so no round ` +
+          'measures a fresh server and no one process decides the ratio.'
         : '') +
       (r.aloneSetsid
         ? ' Both servers run in a session and process group of their own (setsid), as baton starts ' +
@@ -405,6 +414,7 @@ function steady(r: Results, lines: string[]): void {
     'ratio',
     'p50 / p99 ms (median of the rounds)',
     "baton's CPU ms per round (median)",
+    "the server's CPU µs per request (median)",
   ];
   lines.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
   const findings: string[] = [];
@@ -425,6 +435,7 @@ function steady(r: Results, lines: string[]): void {
         f(median(rps) / base, 3),
         `${f(median(rounds.map((x) => x.latency.p50)))} / ${f(median(rounds.map((x) => x.latency.p99)))}`,
         cpu.length ? cpuCell(median(cpu), r.cpuTickMs) : '-',
+        serverUs(rounds) === undefined ? '-' : f(serverUs(rounds)!, 1),
       ];
       lines.push(`| ${cells.join(' | ')} |`);
     }
@@ -439,6 +450,14 @@ function steady(r: Results, lines: string[]): void {
         `- ${mode({ keepAlive })}: baton's rps over alone's in each of the ${pairs.length} pairs of rounds run ` +
           `back to back: median ${f(median(pairs), 3)}, middle half ${f(percentile(pairs, 25), 3)}–` +
           `${f(percentile(pairs, 75), 3)}, all ${f(range(pairs).min, 3)}–${f(range(pairs).max, 3)}.`,
+      );
+    }
+    const [usAlone, usBaton] = [serverUs(steadyRounds(r, 'alone', keepAlive)), serverUs(withBaton)];
+    if (usAlone !== undefined && usBaton !== undefined) {
+      findings.push(
+        `- ${mode({ keepAlive })}: the server's CPU per request answered (all its threads, from schedstat) is ` +
+          `${f(usBaton, 1)} µs under baton and ${f(usAlone, 1)} µs alone (medians of the rounds): a ratio of ` +
+          `${f(usBaton / usAlone, 3)}.`,
       );
     }
     const cpu = withBaton.flatMap((x) => (x.supervisorCpuMs === undefined ? [] : [x.supervisorCpuMs]));

@@ -21,7 +21,7 @@ import { badRelease } from './bad-release.js';
 import { type Results, type RunResult, report } from './report.js';
 import { SCALE_CASES, scaleCase } from './scale.js';
 import type { BatonSteps, Scenario, ServerKind, UpgradeMark } from './scenarios.js';
-import { baton, CLIENTS, CPU_TICK_MS, cpuMs, plain, pm2, sleep, startLoad } from './scenarios.js';
+import { baton, CLIENTS, CPU_TICK_MS, cpuMs, plain, pm2, runNs, sleep, startLoad } from './scenarios.js';
 import { afterMarks, latency, longestGap, median, type Sample, slow, timeline } from './stats.js';
 
 const OPTIONS = ['--quick', '--dirty', '--report-only'];
@@ -38,8 +38,13 @@ const SETTLE_MS = 40_000;
  * (--gc-memory-reducer-start-delay-ms) and gives back what start-up left; 2 s after start is read too.
  */
 const IDLE_MS = 15_000;
-/** Many short rounds, alone and baton alternating (ABBA): a slow spell of the machine spoils a pair, not a side. */
-const STEADY_ROUNDS = quick ? 2 : 24;
+/**
+ * Many short rounds, alone and baton alternating (ABBA): a slow spell of the machine spoils a pair, not a side. In
+ * sets, each with a fresh server of each kind: one process's luck (its JIT's choices, where its code and heap
+ * landed) moved its rate by a few percent for as long as it ran, 0.98-1.04 between four pairs of processes.
+ */
+const STEADY_SETS = quick ? 1 : 6;
+const STEADY_ROUNDS = quick ? 2 : 4;
 const STEADY_MS = quick ? 1000 : 1500;
 /** The load that warms each steady server up first (a fresh node's first second is 2-3 times slower). */
 const STEADY_WARM_MS = 1000;
@@ -118,6 +123,7 @@ interface Measured {
   /** Until the load was told to stop. */
   measured: number;
   supervisorCpuMs?: number;
+  serverUsPerRequest?: number;
 }
 
 /** A load on `port` of the running `s` while `during` runs (it is given when the load began, and the marks). */
@@ -127,15 +133,23 @@ async function measure(
   keepAlive: boolean,
   during: (startedAt: number, marks: UpgradeMark[]) => Promise<void>,
 ): Promise<Measured> {
-  const pid = s.supervisor?.();
+  const [pid, serving] = [s.supervisor?.(), s.server?.()];
   const cpuBefore = pid === undefined ? undefined : cpuMs(pid);
+  const servingBefore = serving === undefined ? undefined : runNs(serving);
   const load = await startLoad(port, keepAlive, 120_000, s.netns);
   const marks: UpgradeMark[] = [];
   await during(load.startedAt, marks);
   const measured = performance.now() - load.startedAt;
   const r: LoadResult = await load.stop();
   const supervisorCpuMs = pid === undefined || cpuBefore === undefined ? undefined : cpuMs(pid) - cpuBefore;
-  return { r, marks, measured, ...(supervisorCpuMs === undefined ? {} : { supervisorCpuMs }) };
+  // Only where one process served throughout (no upgrade): its CPU over the requests answered.
+  const served = serving !== undefined && servingBefore !== undefined && marks.length === 0 && r.ok > 0;
+  const serverUsPerRequest = served ? (runNs(serving) - servingBefore) / 1000 / r.ok : undefined;
+  return {
+    ...{ r, marks, measured },
+    ...(supervisorCpuMs === undefined ? {} : { supervisorCpuMs }),
+    ...(serverUsPerRequest === undefined ? {} : { serverUsPerRequest }),
+  };
 }
 
 function summary(
@@ -143,7 +157,7 @@ function summary(
   server: ServerKind,
   keepAlive: boolean,
   workers: number,
-  { r, marks, measured, supervisorCpuMs }: Measured,
+  { r, marks, measured, supervisorCpuMs, serverUsPerRequest }: Measured,
 ): RunResult {
   const samples = (r.samples ?? []) as Sample[];
   // Until the load was told to stop: requests still in flight then (a hung one waits out its 10 s timeout)
@@ -191,14 +205,15 @@ function summary(
     ...(batonCpu === undefined ? {} : { batonCpuMs: batonCpu }),
     ...(steps ? { batonSteps: steps } : {}),
     ...(supervisorCpuMs === undefined ? {} : { supervisorCpuMs: Math.round(supervisorCpuMs) }),
+    ...(serverUsPerRequest === undefined ? {} : { serverUsPerRequest: Math.round(serverUsPerRequest * 100) / 100 }),
     workerShare: Object.fromEntries(Object.entries(r.workers as unknown as Record<string, number>)),
     timeline: timeline(samples, 250),
   };
 }
 
 /**
- * baton idle against the server alone: both started once, the same way, and warmed up by a load of their own;
- * then the load alternates between them (ABBA) in short rounds, none of which measures a fresh server.
+ * A set of rounds of baton idle against the server alone: both started, the same way, and warmed up by a load of
+ * their own; then the load alternates between them (ABBA) in short rounds, none of which measures a fresh server.
  */
 async function steady(keepAlive: boolean): Promise<RunResult[]> {
   const arms = [plain('alone'), baton('baton pidfd', 'pidfd', false)];
@@ -426,6 +441,7 @@ async function main(): Promise<void> {
     clients: CLIENTS,
     steadyMs: STEADY_MS,
     steadyWarmMs: STEADY_WARM_MS,
+    steadySets: STEADY_SETS,
     aloneSetsid: true,
     cpuTickMs: CPU_TICK_MS,
     runs: [],
@@ -440,7 +456,7 @@ async function main(): Promise<void> {
   // baton with no upgrades against the server alone: is baton in the data path?
   for (const keepAlive of [false, true]) {
     log(`steady state, ${keepAlive ? 'keep-alive' : 'new connection per request'}`);
-    results.steady.push(...(await steady(keepAlive)));
+    for (let set = 0; set < STEADY_SETS; set++) results.steady.push(...(await steady(keepAlive)));
   }
   log('steering cost');
   results.steering = await exclusively(steeringCost);

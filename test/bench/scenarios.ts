@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +53,8 @@ export interface Scenario {
   stop(): Promise<void>;
   /** The supervisor's pid (baton's), whose own CPU time the steady state reports. */
   supervisor?(): number | undefined;
+  /** The process that serves (one worker), whose CPU per request the steady state reports. */
+  server?(): number | undefined;
   /** Called after stop: what only the log could tell (old generation gone, baton's own time). */
   finish?(marks: UpgradeMark[]): void;
 }
@@ -116,6 +118,14 @@ export function cpuMs(pid: number): number {
   // fields[0] is field 3 (state): utime and stime are fields 14 and 15, in clock ticks
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS;
 }
+/** CPU time (ns) every thread of `pid` has run so far, from their schedstat: exact, where cpuMs counts ticks. */
+export function runNs(pid: number): number {
+  const tasks = readdirSync(`/proc/${pid}/task`);
+  return tasks.reduce(
+    (ns, t) => ns + Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]),
+    0,
+  );
+}
 const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 /** The resolution of cpuMs. */
 export const CPU_TICK_MS = 1000 / TICKS;
@@ -159,6 +169,7 @@ export function plain(name: 'alone' | 'stop-start'): Scenario {
       await launch();
       return { toActive: performance.now() - t0, toOldGone: gone };
     },
+    server: () => child?.pid,
     stop: kill,
   };
 }
@@ -252,6 +263,7 @@ export function baton(
       return steer ? 80 : await b.port();
     },
     supervisor: () => b?.pid,
+    server: () => b?.events.filter((e) => e.event === 'active').at(-1)?.pid,
     async upgrade() {
       const t0 = performance.now();
       reloads.push(b!.events.length);
