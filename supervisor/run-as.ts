@@ -50,8 +50,11 @@ const NONE = {};
  */
 export function appEnv(user: User | undefined): Readonly<NodeJS.ProcessEnv> {
   const key = user ?? NONE;
-  const env = made.get(key) ?? Object.freeze(envFor(user));
-  made.set(key, env);
+  let env = made.get(key);
+  if (!env) {
+    env = Object.freeze(envFor(user));
+    made.set(key, env);
+  }
   return env;
 }
 

@@ -27,8 +27,11 @@ export function makeRuntimeDir(user: boolean): string {
 export function ensureRuntimeDir(dir: string, user: boolean): void {
   const mode = modeFor(user);
   const key = `${mode}:${dir}`;
-  const checked = made.get(key) ?? new CheckedDirectory(dir, () => makeDirectory(dir, mode, WHAT));
-  made.set(key, checked);
+  let checked = made.get(key);
+  if (!checked) {
+    checked = new CheckedDirectory(dir, () => makeDirectory(dir, mode, WHAT));
+    made.set(key, checked);
+  }
   checked.ensure();
 }
 

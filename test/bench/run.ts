@@ -46,7 +46,7 @@ const IDLE_MS = 15_000;
 const STEADY_SETS = quick ? 1 : 6;
 const STEADY_ROUNDS = quick ? 2 : 4;
 const STEADY_MS = quick ? 1000 : 1500;
-/** The load that warms each steady server up first (a fresh node's first second is 2-3 times slower). */
+/** The load that warms each steady server up first (a fresh node's first second: p99 latency 2-5 times the rest's). */
 const STEADY_WARM_MS = 1000;
 /** What the benchmark writes: not an input of the measurement, so not "dirty". */
 const OUTPUTS = ['docs/benchmarks.md', 'docs/benchmarks/'];
