@@ -125,8 +125,11 @@ export class GenerationSockets {
   /** A self-upgrade: the keepers go, and the spare with its keeper (the next program makes its own). */
   async pause(): Promise<void> {
     this.paused = true;
-    this.dropSpare();
-    await Promise.all([...this.open].map((s) => s.pause()));
+    const spare = this.spare;
+    this.spare = undefined;
+    // The spare's keeper is awaited too: one only killed could still be there, unreaped, at the exec.
+    await Promise.all([...this.open, ...(spare ? [spare] : [])].map((s) => s.pause()));
+    spare?.close();
   }
 
   /** The socket bound at `port`. */
