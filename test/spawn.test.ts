@@ -43,10 +43,14 @@ for (const [how, spawn] of SPAWNS) {
         t.true(pid > 0);
         t.is(ownFds(), before, 'the fds moved up for the dup2 are closed again');
         const fd = (n: number) => readlinkSync(`/proc/${pid}/fd/${n}`);
-        // Its exec is done: the kernel closes close-on-exec fds in order, and the pipe that tells is one of them,
-        // so one numbered above it may still be there a moment.
+        // The pipe that tells the exec is done is closed with the other close-on-exec fds, in order, early in the
+        // exec: an fd numbered above it may still be there a moment, and the new image's environment is laid out
+        // after them (/proc/PID/environ reads empty until then; CI at 0cc3f4a saw it).
         const fds = () => readdirSync(`/proc/${pid}/fd`).sort();
-        for (let i = 0; i < 100 && fds().length > 5; i++) await new Promise((r) => setTimeout(r, 10));
+        const environ = () => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+        for (let i = 0; i < 100 && (fds().length > 5 || environ().length === 1); i++) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
         t.deepEqual(fds(), ['0', '1', '2', '3', '4']);
         t.is(fd(0), '/dev/null');
         t.is(fd(1), readlinkSync('/proc/self/fd/1'));
@@ -58,7 +62,7 @@ for (const [how, spawn] of SPAWNS) {
         const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
         t.deepEqual([stat[2], stat[3]].map(Number), [pid, pid], 'its own process group and session');
         t.is(readlinkSync(`/proc/${pid}/cwd`), tmpdir());
-        t.deepEqual(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0'), ['A=1', 'B=two words', '']);
+        t.deepEqual(environ(), ['A=1', 'B=two words', '']);
       } finally {
         process.kill(pid, 'SIGTERM');
       }
