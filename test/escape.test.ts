@@ -68,6 +68,8 @@ test.serial('status names a process that holds the listener outside any generati
   try {
     const leader = (await baton.event('active', 1)).pid;
     const [daemon] = await escapees(p, 1);
+    // It writes its pid, then execs sleep.
+    await until('sleep in place of sh', () => readOr(`/proc/${daemon}/comm`).trim() === 'sleep' || undefined);
     t.not(lineage(daemon!)?.ppid, leader, 'orphaned: no longer in the generation');
     const s = await statusOf(baton);
     t.like(s.strays, [{ pid: daemon, command: 'sleep 300', listener: 'listener0', generation: 1 }]);

@@ -167,7 +167,9 @@ test.serial('--kill-timeout: a generation ignoring its stop signal is killed tha
     t.like(term, { pid: old.pid, signal: 'SIGTERM' });
     t.is(signals.lines().length, 1, 'one stop signal, then SIGKILL');
     t.log(`exited ${old.alive - term!.at}..${old.gone - term!.at} ms after SIGTERM`);
-    t.true(old.gone - term!.at >= 500 - TICK, `exited ${old.gone - term!.at} ms after SIGTERM`);
+    // `at` is stamped by the fixture's handler, some ms after the signal came (more on a loaded machine): a kill
+    // at the signal, or after 50 ms instead of 500, still fails this.
+    t.true(old.gone - term!.at >= 500 - 100, `exited ${old.gone - term!.at} ms after SIGTERM`);
     // 2 s beyond the timeout: only a missing or very late SIGKILL fails this.
     t.true(old.alive - term!.at < 500 + 2000, `exited ${old.alive - term!.at} ms after SIGTERM`);
     t.is((await baton.event('exit', 1)).message, 'killed by SIGKILL');

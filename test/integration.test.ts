@@ -232,7 +232,7 @@ async function underLoad(
     const port = await baton.port();
     const began = performance.now();
     // Bounded by time: at 50,000 requests (the default bound) a fast machine ran out before the body ended.
-    load = hammer({ port, keepAlive: false, concurrency: 2, maxMs: 30_000, maxRequests: 1_000_000 });
+    load = hammer({ port, keepAlive: false, concurrency: 2, maxMs: 60_000, maxRequests: 1_000_000 });
     t.true(await load.answered(1), 'generation 1 answers the load');
     await body(baton, load);
     const settled = performance.now() - began;

@@ -122,6 +122,7 @@ test('a probe still running when baton stops is killed at once, not when its gen
     baton.signal('SIGHUP');
     p.pids.push(...(await recorded(p.file)));
     ownGroup(t, baton.pid, p.pids);
+    await baton.event('grab', 2); // its SIGTERM handler is in place
     baton.signal('SIGTERM');
     await until('the probe and its sleep gone', allEnded(p.pids), 2000);
     t.is(baton.child.exitCode, null, 'baton still waits for generation 2');

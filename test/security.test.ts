@@ -51,12 +51,18 @@ needs('setpriv')("symlinks planted for the pid file's temp names are never follo
   mkdirSync(shared);
   chmodSync(shared, 0o1777);
   const pidFile = join(shared, 'baton.pid');
-  // The attacker (nobody) plants `baton.pid.<pid>.tmp -> victim` for the next 300 pids: the old temp name.
-  const next = Number(readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8')) + 1;
-  const plant = `for i in $(seq ${next} ${next + 300}); do ln -s ${target} ${pidFile}.$i.tmp; done`;
-  t.is(spawnSync(asNobody[0]!, [...asNobody.slice(1), 'sh', '-c', plant]).status, 0);
+  // The attacker (nobody) plants `baton.pid.<pid>.tmp -> victim` for the next pids, the old temp name: from one
+  // process, so that planting uses up none of them (other tests' processes take some meanwhile).
+  const first = Number(readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8')) + 1;
+  const last = first + 3000;
+  const plant = `const [to, at] = process.argv.slice(1);
+    for (let i = ${first}; i <= ${last}; i++) require('fs').symlinkSync(to, at + '.' + i + '.tmp');`;
+  const node = [process.execPath, '-e', plant, target, pidFile];
+  const planted = spawnSync(asNobody[0]!, [...asNobody.slice(1), ...node], { cwd: dir });
+  t.is(planted.status, 0, String(planted.stderr));
   const b = new Baton(['--listen', '127.0.0.1:0', '--pid-file', pidFile, '--', 'node', fixture]);
   try {
+    t.true(b.pid >= first && b.pid <= last, `baton's pid ${b.pid} is among those planted (${first}-${last})`);
     await b.event('active', 1);
     t.is(readFileSync(pidFile, 'utf8'), `${b.pid}\n`);
     t.is(readFileSync(target, 'utf8'), 'important root config\n', 'the victim is untouched');

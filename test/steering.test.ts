@@ -210,7 +210,7 @@ needs('bpf').serial(
 
 needs('bpf').serial('port mode: an old generation that exits during its drain is fine', (t) =>
   inWorld(true, async (w) => {
-    const drain = 1000;
+    const drain = 3000; // the test sees `upgraded` (and kills) well within it, even loaded
     const baton = w.baton([...port, '--drain', `${drain}ms`, '--', 'node', fixture]);
     const first = await baton.event('active', 1);
     baton.signal('SIGHUP');

@@ -172,7 +172,8 @@ needs('root')('a second baton on the same --listen names the running one', async
 needs('root')('orphans still being retired are retired by the program a self-upgrade execs into', async (t) => {
   const port = await freePort();
   const env = runtime(t);
-  const args = ['--listen', `127.0.0.1:${port}`, '--drain', '3s', '--', 'node', fixture];
+  // The self-upgrade (a node start for its check, then the execve) takes seconds on a loaded machine.
+  const args = ['--listen', `127.0.0.1:${port}`, '--drain', '8s', '--', 'node', fixture];
   const first = new Baton(args, env);
   const one = await first.event('active', 1);
   const orphan = { pid: one.pid, started: startTime(one.pid) };
@@ -181,14 +182,14 @@ needs('root')('orphans still being retired are retired by the program a self-upg
   await first.exited;
   const second = new Baton(args, env);
   await second.event('active', 2);
-  second.signal('SIGUSR2'); // within the orphan's 3 s drain
+  second.signal('SIGUSR2'); // within the orphan's 8 s drain
   await second.event('resumed');
   t.is(startTime(orphan.pid), orphan.started, 'still draining when the new program took over');
   t.deepEqual(
     (await statusOf(second)).orphans?.map((o) => o.pid),
     [orphan.pid],
   );
-  await gone(orphan.pid, orphan.started!, 15_000);
+  await gone(orphan.pid, orphan.started!, 20_000);
   t.deepEqual((await statusOf(second)).orphans, []);
   t.deepEqual(await servedBy(port, 2, 5), []);
   t.is((await second.stop()).code, 0);

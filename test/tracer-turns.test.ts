@@ -29,8 +29,9 @@ test(
       ready: () => Promise.resolve(),
       nameTracer: (pid) => void named.push({ pid, holding: pids.map(holds), gone: pids.map(ended) }),
     };
-    // The first and third exit before they take the listener; the second and fourth take it late.
-    const modes = ['exit-before-ready', 'slow:600', 'exit-before-ready', 'slow:1200'];
+    // The first and third exit before they take the listener; the second and fourth take it late, each 1.5 s
+    // apart: four node starts at once on a loaded machine end hundreds of ms apart.
+    const modes = ['exit-before-ready', 'slow:1500', 'exit-before-ready', 'slow:3000'];
     const env = { ...process.env, _PID: String(process.pid), _FD: String(fd) };
     const kids = modes.map((mode) => spawn(process.execPath, [fixture, mode], { env, stdio: 'ignore' }));
     pids = kids.map((k) => k.pid!);
