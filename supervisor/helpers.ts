@@ -64,12 +64,12 @@ export class Helpers {
   run(kind: HelperKind, command: string, o: HelperOptions = {}): Promise<HelperResult> {
     const result = { code: null, signal: null, timedOut: false, stopped: false, output: '' };
     if (this.closed || o.signal?.aborted) return Promise.resolve({ ...result, stopped: this.closed });
-    const { file, args } = asUser(this.user, '/bin/sh', ['-c', command]);
+    const { file, args, env } = asUser(this.user, '/bin/sh', ['-c', command], { ...appEnv(this.user), ...o.env });
     const child = withChildOomScore(() =>
       spawn(file, args, {
         detached: true, // a process group of its own (pgid = pid), killed as one
         cwd: o.cwd,
-        env: { ...appEnv(this.user), ...o.env },
+        env,
         stdio: ['ignore', o.output ? 'pipe' : 'ignore', o.output ? 'pipe' : 'ignore'],
       }),
     );

@@ -109,15 +109,14 @@ export async function launch(
       number,
       {
         ...plan,
-        env: {
+        ...asUser(config.user, plan.file, plan.args, {
           ...appEnv(config.user),
           ...release.env,
           ...plan.env,
           BATON_GENERATION: String(number),
           BATON_WORKER: String(worker),
           NOTIFY_SOCKET: channel.path,
-        },
-        ...asUser(config.user, plan.file, plan.args),
+        }),
         release,
       },
       log,

@@ -2,8 +2,8 @@ import { resolveCommand } from './command.js';
 import { usageError } from './errors.js';
 import { groupList, type User } from './sys/user.js';
 
-/** --user: the user, its supplementary groups, and the setpriv that switches to them. */
-export type RunAs = User & { groups: number[]; setpriv: string };
+/** --user: the user, its supplementary groups, the setpriv that switches to them, and env(1) (see asUser). */
+export type RunAs = User & { groups: number[]; setpriv: string; env: string };
 
 /** Variables that describe baton's own environment and must not leak into a process it starts for the app. */
 const PRIVATE_ENV = [
@@ -23,18 +23,28 @@ const PRIVATE_ENV = [
 const SESSION_ENV = /^(SUDO_\w*|SSH_AUTH_SOCK|XDG_RUNTIME_DIR|MAIL|BATON_\w*)$/;
 
 /**
+ * What glibc ignores in a setuid program's environment (its unsecure-envvars.h; every LD_ and MALLOC_ one here):
+ * setpriv runs as root until it drops to the user, and its ld.so and libc would take them from the release
+ * (an --env-file): LD_PRELOAD would run the release's code as root, LD_DEBUG_OUTPUT write root's files.
+ */
+const UNSECURE_ENV =
+  /^(LD_\w*|MALLOC_\w*|GCONV_PATH|GETCONF_DIR|GLIBC_TUNABLES|HOSTALIASES|LOCALDOMAIN|LOCPATH|NIS_PATH|NLSPATH|RESOLV_HOST_CONF|RES_OPTIONS|TMPDIR|TZDIR)$/;
+
+/**
  * The user --user names, with the groups initgroups(3) would give it (none for a uid without a name),
  * and the setpriv that sets them; refused without setpriv.
  */
 export function runAs(user: User): RunAs {
   const groups = user.name ? groupList(user.name, user.gid) : [];
+  const setpriv = need('setpriv', 'which gives the user its supplementary groups', 'util-linux');
+  return { ...user, groups, setpriv, env: need('env', 'which sets what setpriv may not be given', 'coreutils') };
+}
+
+function need(command: string, which: string, from: string): string {
   try {
-    return { ...user, groups, setpriv: resolveCommand('setpriv') };
+    return resolveCommand(command);
   } catch {
-    throw usageError(
-      '--user needs setpriv, which gives the user its supplementary groups',
-      'install util-linux (it has setpriv), or drop --user',
-    );
+    throw usageError(`--user needs ${command}, ${which}`, `install ${from} (it has ${command}), or drop --user`);
   }
 }
 
@@ -67,9 +77,29 @@ function envFor(user: User | undefined): NodeJS.ProcessEnv {
   return { ...env, HOME: user.home, USER: name, LOGNAME: name, SHELL: user.shell };
 }
 
-/** `file args` as the user: through setpriv (Node's spawn leaves a process it gives a uid no supplementary groups). */
-export function asUser(user: RunAs | undefined, file: string, args: string[]): { file: string; args: string[] } {
-  if (!user) return { file, args };
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * `file args` with `env` as the user: through setpriv (Node's spawn leaves a process it gives a uid no
+ * supplementary groups). setpriv gets `env` less UNSECURE_ENV; what that leaves out, env(1) sets once it runs as
+ * the user (their values are on its command line until it execs `file`).
+ */
+export function asUser<E extends Env>(
+  user: RunAs | undefined,
+  file: string,
+  args: string[],
+  env: E,
+): { file: string; args: string[]; env: E } {
+  if (!user) return { file, args, env };
+  const safe: Record<string, string | undefined> = {};
+  const after: string[] = [];
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) continue;
+    if (UNSECURE_ENV.test(k)) after.push(`${k}=${v}`);
+    else safe[k] = v;
+  }
+  const command = after.length > 0 ? [user.env, '--', ...after, file, ...args] : [file, ...args];
   const groups = user.groups.length > 0 ? `--groups=${user.groups.join(',')}` : '--clear-groups';
-  return { file: user.setpriv, args: [`--reuid=${user.uid}`, `--regid=${user.gid}`, groups, '--', file, ...args] };
+  const ids = [`--reuid=${user.uid}`, `--regid=${user.gid}`, groups];
+  return { file: user.setpriv, args: [...ids, '--', ...command], env: safe as E };
 }

@@ -1,7 +1,16 @@
 // What a generation, a --check and a probe get from baton (issue 17: M3, M6, L3, L4): only what is handed
 // to them. Each test is the attack: a hostile generation (or helper) looks for what baton had.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Baton, fixture } from './helpers/baton.js';
@@ -149,6 +158,39 @@ needs('root', 'unshare')(
       for (const k of ['SSH_AUTH_SOCK', 'SUDO_USER', 'MAIL', 'XDG_RUNTIME_DIR', 'BATON_KILL_TIMEOUT'])
         t.false(seen.has(k), k);
       t.is(seen.get('BATON_GENERATION'), '1', 'what baton hands it stays');
+    } finally {
+      await b.stop();
+    }
+  },
+);
+
+needs('root')(
+  "--user: what an env file sets for ld.so reaches the user's processes, never root's setpriv before the drop",
+  async (t) => {
+    const dir = dropbox();
+    // LD_DEBUG_OUTPUT: each process whose ld.so takes it writes a file of its own there, as whoever it runs as.
+    const envFile = join(dir, 'release.env');
+    writeFileSync(envFile, `LD_DEBUG=files\nLD_DEBUG_OUTPUT=${dir}/ld\nMALLOC_ARENA_MAX=2\nA=1\n`);
+    const report = `env > ${dir}/e; mv ${dir}/e ${dir}/env; exec sleep 60`;
+    const as = ['--user', 'nobody', '--env-file', envFile, '--handover', 'inherit', '--ready', 'delay:0'];
+    const b = new Baton(['--listen', '127.0.0.1:0', ...as, '--check', 'true', '--', 'sh', '-c', report]);
+    try {
+      await b.event('active', 1);
+      await until('the report', () => (existsSync(`${dir}/env`) ? true : undefined));
+      const seen = envOf(`${dir}/env`);
+      t.like(Object.fromEntries(seen), {
+        LD_DEBUG: 'files',
+        LD_DEBUG_OUTPUT: `${dir}/ld`,
+        MALLOC_ARENA_MAX: '2',
+        A: '1',
+      });
+      const written = readdirSync(dir).filter((f) => f.startsWith('ld.'));
+      t.true(written.length > 0, 'the variables reached processes');
+      t.deepEqual(
+        written.filter((f) => statSync(join(dir, f)).uid !== NOBODY),
+        [],
+        'no process running as root took them',
+      );
     } finally {
       await b.stop();
     }

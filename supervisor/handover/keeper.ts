@@ -97,7 +97,7 @@ export class Keeper implements Source {
 
   private start(): Running {
     const fds = this.listeners.map((l) => l.fd);
-    const { file, args } = asUser(this.user, this.path, [String(fds.length), String(process.pid)]);
+    const { file, args } = asUser(this.user, this.path, [String(fds.length), String(process.pid)], {});
     // It writes one byte to its stdout once it holds the listeners with its signals blocked.
     const [out, into] = pipe();
     let pid = 0;
