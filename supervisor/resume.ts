@@ -31,7 +31,7 @@ const valid = record(
           own: list(int),
           times: record({}),
         },
-        { port: int, activeAt: num, unhealthy: int },
+        { port: int, activeAt: num, unhealthy: int, dir: text },
       ),
     ),
   },

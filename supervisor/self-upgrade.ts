@@ -4,10 +4,10 @@ import type { Health } from './health.js';
 import type { Listener } from './listener.js';
 import type { Carried } from './loop.js';
 import type { RecordedProcess } from './record.js';
-import { releaseIn, shapeOf } from './release.js';
+import { releaseIn, resolveRelease, shapeOf } from './release.js';
 import type { Slots } from './slots.js';
 import { setCloexec } from './sys/fd.js';
-import { startTime, workingDirectory } from './sys/proc.js';
+import { startTime } from './sys/proc.js';
 import { monotonicMs, type Trial } from './trial.js';
 import { clientFds, type History, type Requests, type UpgradeResult, type Waiter } from './upgrade.js';
 import type { WaveParts } from './wave-parts.js';
@@ -39,6 +39,8 @@ export interface ResumeState {
     /** When it became active, monotonicMs() (the clock runs on across the execve); its --health failures in a row. */
     activeAt?: number;
     unhealthy?: number;
+    /** Its release directory (a build before this field sent none). */
+    dir?: string;
   }>;
   // Optional fields: a build that does not know one ignores it (and one that predates it does not send it).
   /** Signals that arrived from freeze() to the execve, in order: the next program handles them. */
@@ -130,6 +132,7 @@ export function capture(
       times: g.times,
       ...(g.activeSince === undefined ? {} : { activeAt: monotonicMs() - (performance.now() - g.activeSince) }),
       ...(r.health.inRow(g) > 0 ? { unhealthy: r.health.inRow(g) } : {}),
+      dir: g.release.dir,
     })),
   };
 }
@@ -167,11 +170,12 @@ function answer(fds: number[], p: Pick<Restoring, 'answer'>): Waiter[] {
 function adopt(state: ResumeState, p: Pick<Restoring, 'log' | 'config' | 'health' | 'sockets'>): Generation[] {
   const { log, config, health } = p;
   return state.generations.map((g) => {
-    // Where it runs, from the kernel; its env files and options as they read now (the previous program's are not
-    // carried): this program's configuration, which its crash restarts and its stop follow.
-    const dir = workingDirectory(g.pid);
-    const found = releaseIn(dir, config);
-    const release = 'reason' in found ? { ...shapeOf(config), dir, env: {} } : found;
+    // Its release directory as the previous program knew it, never its working directory: a generation may chdir
+    // to one of its own, with env files that its probes and crash restarts (run as root without --user) would
+    // take; from a build that sent none, the release --cwd leads to now. Its env files and options as they read
+    // now (the previous program's are not carried): this program's configuration, which its restarts and stop follow.
+    const found = g.dir === undefined ? resolveRelease(config) : releaseIn(g.dir, config);
+    const release = 'reason' in found ? { ...shapeOf(config), dir: g.dir ?? config.cwd, env: {} } : found;
     const gen = new Generation(g.number, { pid: g.pid, state: g.state, ageMs: g.ageMs, release }, log, g.worker);
     for (const fd of g.own) setCloexec(fd, true);
     const [fd] = g.own;

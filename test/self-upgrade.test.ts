@@ -28,7 +28,7 @@ import { Leftovers } from './helpers/leftovers.js';
 import { gaps, hammer, type LoadResult, servedBy } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
 import { needs } from './helpers/needs.js';
-import { running, sleep, tail } from './helpers/procs.js';
+import { envVar, running, sleep, tail } from './helpers/procs.js';
 import { Deploy } from './helpers/releases.js';
 
 /** Two loads until stop(): a new connection per request, and keep-alive. */
@@ -411,6 +411,28 @@ function mayLowerOom(): boolean {
 }
 
 const oom = (pid: number) => Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8'));
+
+test.serial("a generation that moved elsewhere does not pick its release across a self-upgrade's execve", async (t) => {
+  const release = mkdtempSync(join(tmpdir(), 'baton-release-'));
+  const elsewhere = mkdtempSync(join(tmpdir(), 'baton-elsewhere-'));
+  writeFileSync(join(release, 'release.env'), 'MARK=release\n');
+  writeFileSync(join(elsewhere, 'release.env'), 'MARK=elsewhere\n');
+  const command = ['sh', '-c', `cd ${elsewhere} && exec node ${fixture}`];
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--cwd', release, '--env-file=-release.env', '--', ...command]);
+  try {
+    const first = await baton.event('active', 1);
+    t.is(envVar(first.pid, 'MARK'), 'release');
+    baton.signal('SIGUSR2');
+    await baton.event('resumed');
+    // Its crash restart runs in the release the generation was started in, with that release's env file.
+    process.kill(first.pid, 'SIGKILL');
+    t.is(envVar((await baton.event('active', 2)).pid, 'MARK'), 'release');
+  } finally {
+    t.is((await baton.stop()).code, 0, tail(baton));
+    rmSync(release, { recursive: true });
+    rmSync(elsewhere, { recursive: true });
+  }
+});
 
 test.serial('oom_score_adj: baton below its generations, which get the value baton was started with', async (t) => {
   // Started at 500 (raising needs no privilege): baton goes to -900 with CAP_SYS_RESOURCE, else back to 0.

@@ -138,15 +138,6 @@ export function processGroup(pid: number): number | undefined {
   return pgrp === undefined ? undefined : Number(pgrp);
 }
 
-/** The directory `pid` works in, every link resolved; '' once it is gone (or not ours to read). */
-export function workingDirectory(pid: number): string {
-  try {
-    return readlinkSync(`/proc/${pid}/cwd`);
-  } catch {
-    return '';
-  }
-}
-
 /** Field 4 of /proc/PID/stat: the parent; undefined once it is gone. */
 export function parentPid(pid: number): number | undefined {
   const ppid = stat(pid)?.[1];
