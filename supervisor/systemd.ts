@@ -1,5 +1,6 @@
 import type { Hooks } from './hooks.js';
 import type { Logger } from './log.js';
+import { printable } from './printable.js';
 import { sendNotify } from './sys/socket.js';
 
 /**
@@ -22,7 +23,9 @@ export function systemdHooks(target: string | undefined, log: Logger): Hooks {
     reloading: () => send(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}\nSTATUS=upgrading`),
     upgraded: (r) => {
       const serving = r.serving ? `; generation ${r.serving} serving` : '';
-      send(`READY=1\nSTATUS=${r.ok ? `generation ${r.generation} active` : `upgrade failed: ${r.reason}${serving}`}`);
+      // The reason may hold a release's text (a --config key, a command): a newline in it would be an assignment.
+      const failed = () => `upgrade failed: ${printable(r.reason ?? '')}${serving}`;
+      send(`READY=1\nSTATUS=${r.ok ? `generation ${r.generation} active` : failed()}`);
     },
     stopping: () => send('STOPPING=1\nSTATUS=stopping'),
   };

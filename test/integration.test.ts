@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -121,6 +121,33 @@ test.serial('systemd: a rollback in the canary window ends with READY=1 and its 
           'generation 1 serving$',
       ),
     );
+  } finally {
+    notify.close();
+  }
+});
+
+test.serial("systemd: a failed upgrade's reason cannot add an assignment to baton's sd_notify message", async (t) => {
+  const notify = notifySocket();
+  const config = join(mkdtempSync(join(tmpdir(), 'baton-config-')), 'baton.json');
+  writeFileSync(config, '{}');
+  try {
+    const baton = new Baton(['--listen', '127.0.0.1:0', '--config', config, '--', 'node', fixture], {
+      NOTIFY_SOCKET: notify.path,
+    });
+    await baton.event('active', 1);
+    // The release's config names the key it refuses: with a newline, MAINPID= and STATUS= of the release's own.
+    writeFileSync(config, JSON.stringify({ 'x\nMAINPID=1\nSTATUS=forged': 1 }));
+    baton.signal('SIGHUP');
+    await baton.event('upgrade-refused');
+    await baton.stop();
+    await sleep(50);
+    const messages = notify.messages();
+    t.is(messages.length, 4, messages.join(' | '));
+    const reason = String.raw`unknown option in ${config}: x\x0aMAINPID=1\x0aSTATUS=forged`;
+    t.deepEqual(messages[2]!.split('\n'), [
+      'READY=1',
+      `STATUS=upgrade failed: --config not applied: ${reason}; generation 1 serving`,
+    ]);
   } finally {
     notify.close();
   }
