@@ -12,7 +12,7 @@ import { NotifySocket } from './notify-socket.js';
 import { type Orphan, Orphans } from './orphans.js';
 import { removePidFile, writePidFile } from './pidfile.js';
 import { type RecordedProcess, RunRecord } from './record.js';
-import { makeRuntimeDir, removeRuntimeDir } from './runtime-dir.js';
+import { ensureRuntimeDir, makeRuntimeDir, removeRuntimeDir } from './runtime-dir.js';
 import type { ResumeState } from './self-upgrade.js';
 import { type SteeringOptions, SteeringPlane } from './steering/plane.js';
 import { setCloexec } from './sys/fd.js';
@@ -144,6 +144,14 @@ export class Resources {
   /** A self-upgrade: the keepers go (the next program starts its own when a launch needs one). */
   async pauseKeepers(): Promise<void> {
     await Promise.all([this.keeper?.close(), this.sockets?.pause()]);
+  }
+
+  /**
+   * Before a self-upgrade's execve: the runtime directory there again if a tmp cleaner removed it since the last
+   * launch (the next program takes only one that is); throws if another user made one at its name.
+   */
+  keepRuntimeDir(): void {
+    ensureRuntimeDir(this.runtimeDir, this.config.user !== undefined);
   }
 
   /** Stops orphans being retired, then the steering plane, then releases the rest. */

@@ -192,6 +192,12 @@ export class Supervisor {
     this.rooms.slots.clearRestarts();
     await this.rooms.health.pause(); // a probe's process ends with this program, not after it
     await this.resources.pauseKeepers(); // the next program starts its own
+    // SIGTERM and SIGINT still come through: a stop meanwhile has signalled the generations, no exec now.
+    if (this.stopping) {
+      this.execing = false;
+      return undefined;
+    }
+    this.resources.keepRuntimeDir();
     const running = { next: this.next, requests: this.loop.requests, carried: this.loop.carried };
     return capture(this.resources, { ...this.rooms, ...running });
   }

@@ -12,6 +12,7 @@ import { meter, serveMetrics } from '../metrics/index.js';
 import type { MetricsServer } from '../metrics/server.js';
 import { formatReady } from '../ready/index.js';
 import { startReaper } from '../reaper.js';
+import { fixedChanges } from '../reconfig.js';
 import { logicalCwd, resolveRelease } from '../release.js';
 import { takeResumeState } from '../resume.js';
 import type { ResumeState } from '../self-upgrade.js';
@@ -105,6 +106,7 @@ export async function run(args: string[], held?: Signals, parsed?: Argv): Promis
   const signals = held ?? new Signals();
   const selfUpgrade = selfUpgrader({
     sup,
+    options: (next) => fixedChanges(config, toConfig(next, here)),
     log,
     signals,
     ambient,
