@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import test from 'ava';
-import { Baton, cli, fixture } from './helpers/baton.js';
+import { Baton, childrenOf, cli, ctl, fixture } from './helpers/baton.js';
 import { needs } from './helpers/needs.js';
 import { ended, sleep } from './helpers/procs.js';
 
@@ -126,6 +126,30 @@ test('reload --wait --progress of a release that fails: its steps, the rollback 
     t.regex(r.err(), /^error: upgrade to generation 2 failed: /m);
   } finally {
     await baton.stop();
+  }
+});
+
+test('reload --wait --progress that timed out while queued: the upgrade that serves it later lets baton exit', async (t) => {
+  // Each upgrade's --check takes 1 s: the second request waits behind the first, and gives up first.
+  const baton = new Baton(['--listen', '127.0.0.1:0', '--check', 'sleep 1', '--drain', '0', '--', 'node', fixture]);
+  try {
+    await baton.event('active', 1);
+    t.is((await ctl(baton, 'reload')).code, 0);
+    const queued = command(['reload', '--wait', '--progress', '--timeout', '300ms', '--control', baton.control]);
+    t.not(await queued.exited, 0, 'it timed out');
+    await baton.event('upgraded', 2);
+    await baton.event('upgraded', 3); // its request, served after all
+    baton.signal('SIGTERM');
+    await baton.event('stopped');
+    const exited = await Promise.race([baton.exited.then(() => true), sleep(5000).then(() => false)]);
+    t.true(exited, 'baton exited once stopped');
+  } finally {
+    if (baton.child.exitCode === null && baton.child.signalCode === null) {
+      // One that did not exit leaves no generation behind.
+      for (const pid of childrenOf(baton.pid)) process.kill(pid, 'SIGKILL');
+      baton.signal('SIGKILL');
+    }
+    await baton.exited;
   }
 });
 

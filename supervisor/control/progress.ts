@@ -31,6 +31,8 @@ export interface StepSink {
 export class Progress {
   private unlisten?: () => void;
   private timer?: NodeJS.Timeout;
+  /** The client's wait is over: an upgrade that begins later (its request was queued) sends it nothing. */
+  private ended = false;
   private readonly counted = new Map<number, number>();
 
   constructor(
@@ -40,7 +42,7 @@ export class Progress {
 
   /** The upgrade starts: its steps go to the client from now on. */
   readonly begin = (): void => {
-    if (this.unlisten) return;
+    if (this.unlisten || this.ended) return;
     this.unlisten = this.source.log.listen((event, fields) => {
       if (STEPS.has(event)) this.send({ event, ...fields });
     });
@@ -63,6 +65,7 @@ export class Progress {
   }
 
   end(): void {
+    this.ended = true;
     this.unlisten?.();
     clearInterval(this.timer);
   }
