@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -233,6 +234,28 @@ needs('bpf').serial('port mode: an old generation that exits during its drain is
     t.deepEqual(childrenOf(baton.pid), [second.pid], 'generation 2 serves on');
     t.is((await baton.stop()).code, 0);
   }),
+);
+
+needs('bpf', 'chattr').serial(
+  'port mode: a steering state that cannot be written is warned of; the switch goes on',
+  (t) =>
+    inWorld(true, async (w) => {
+      const baton = w.baton([...port, '--drain', '200ms', '--', 'node', fixture]);
+      const first = await baton.event('active', 1);
+      // As a full /run would: the state's directory takes no new file (immutable, even for root).
+      spawnSync('chattr', ['+i', w.stateDir]);
+      try {
+        baton.signal('SIGHUP');
+        await baton.event('active', 2);
+        const warned = await baton.waitFor((e) => e.event === 'warning' && /^steering state/.test(String(e.message)));
+        t.regex(String(warned.message), new RegExp(`^steering state in ${w.stateDir}: .*EPERM`));
+        await exitOf(first.pid, 10_000); // drained and stopped, as after any switch
+      } finally {
+        spawnSync('chattr', ['-i', w.stateDir]);
+      }
+      await servesOnly(t, w, 80, false, 2);
+      t.is((await baton.stop()).code, 0);
+    }),
 );
 
 /**

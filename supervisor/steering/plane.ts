@@ -133,17 +133,24 @@ export class SteeringPlane {
   /** A generation became active: one that holds its own listener (port handover) puts it in the slot. */
   activate(gen: { number: number; pid: number; starttime: string; held?: Held }): void {
     if (!gen.held) return;
+    const before = this.serving;
+    this.serving = { number: gen.number, pid: gen.pid, starttime: gen.starttime };
+    // Who leaves the slot now served a moment ago: only the earlier ones are looked up (a reader of the state
+    // checks each one anyway), to keep the list to those that still run.
+    const earlier = this.retiring.filter((r) => r.pid !== gen.pid && alive(r.pid, r.starttime));
+    this.retiring = before && before.pid !== gen.pid ? [before, ...earlier] : earlier;
+    // Written before the switch: a baton killed between the two leaves a state naming the generation the slot is
+    // about to hold, which a restarted baton takes over; the other way round, nothing would name it.
+    try {
+      this.saveState(gen.held.port);
+    } catch (err) {
+      // A full /run: the switch goes on, and a restart takes over less.
+      this.log.event('warning', { message: `steering state in ${this.options.stateDir}: ${(err as Error).message}` });
+    }
     const t0 = performance.now();
     this.steering.setSlot(gen.held.fd);
     const us = Math.round((performance.now() - t0) * 1000);
     this.switched = true;
-    const before = this.serving;
-    this.serving = { number: gen.number, pid: gen.pid, starttime: gen.starttime };
-    // Who left the slot just now served a moment ago: only the earlier ones are looked up (a reader of the state
-    // checks each one anyway), to keep the list to those that still run.
-    const earlier = this.retiring.filter((r) => r.pid !== gen.pid && alive(r.pid, r.starttime));
-    this.retiring = before && before.pid !== gen.pid ? [before, ...earlier] : earlier;
-    this.saveState(gen.held.port);
     this.status('switch', { generation: gen.number, pid: gen.pid, switch_us: us });
   }
 

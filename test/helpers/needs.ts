@@ -15,7 +15,8 @@ export type Need =
   | 'git-history'
   | 'ansible-playbook'
   | 'prometheus'
-  | 'script';
+  | 'script'
+  | 'chattr';
 
 /** What a test may need beyond Node: each check names what is missing, or nothing. */
 const checks: Record<Need, () => string | undefined> = {
@@ -30,6 +31,7 @@ const checks: Record<Need, () => string | undefined> = {
     onPath('systemd-socket-activate') ? undefined : 'systemd-socket-activate (systemd)',
   'ansible-playbook': () => (onPath('ansible-playbook') ? undefined : 'ansible-playbook (ansible-core)'),
   script: () => (onPath('script') ? undefined : 'script (bsdutils)'),
+  chattr: () => checks.root() ?? (onPath('chattr') ? undefined : 'chattr (e2fsprogs)'),
   prometheus: () => (onPath('prometheus') && onPath('promtool') ? undefined : 'prometheus and promtool (prometheus)'),
   // A shallow clone lacks the commit the cross-version self-upgrade tests build.
   'git-history': () => (hasCommit(BASELINE_COMMIT) ? undefined : `git history with commit ${BASELINE_COMMIT}`),
