@@ -6,8 +6,8 @@ import { execve } from './sys/process.js';
 
 /**
  * Replaces baton's program in place (execve): same pid, so systemd's main pid and the children
- * stay. The fds the state names are made inheritable first; if execve fails they are closed-on-exec
- * again and an error is thrown, and the caller goes on as before.
+ * stay. The fds the state names are made inheritable first; if execve fails (or one of them is closed) they are
+ * closed-on-exec again and an error is thrown, and the caller goes on as before.
  */
 export function execSelf(
   state: ResumeState,
@@ -29,20 +29,28 @@ export function execSelf(
 export function execNode(nodeFlags: string[], extraEnv: Record<string, string>, fds: number[] = []): never {
   // The fds handed on are open across exec from here: a child cloned meanwhile on a worker thread would keep them.
   if (spawnPending()) throw new Error('an execve of baton while a spawn is under way would hand its child baton fds');
-  for (const fd of fds) setCloexec(fd, false);
-  // libuv marks stdio close-on-exec when it wraps a pipe; the next program needs them too.
-  for (const fd of [0, 1, 2]) {
-    try {
+  const inheritable: number[] = [];
+  try {
+    // One closed meanwhile (a client that went away) throws here: no execve, and the others are put back.
+    for (const fd of fds) {
       setCloexec(fd, false);
-    } catch {
-      // not open
+      inheritable.push(fd);
     }
+    // libuv marks stdio close-on-exec when it wraps a pipe; the next program needs them too.
+    for (const fd of [0, 1, 2]) {
+      try {
+        setCloexec(fd, false);
+      } catch {
+        // not open
+      }
+    }
+    // `--`: Node 20 would take baton's own --env-file for its own (see cli.ts).
+    const argv = [process.execPath, ...nodeFlags, '--', ...process.argv.slice(1)];
+    const env = Object.entries({ ...process.env, ...extraEnv }).map(([k, v]) => `${k}=${v}`);
+    execve(process.execPath, argv, env);
+  } finally {
+    for (const fd of inheritable) setCloexec(fd, true);
   }
-  // `--`: Node 20 would take baton's own --env-file for its own (see cli.ts).
-  const argv = [process.execPath, ...nodeFlags, '--', ...process.argv.slice(1)];
-  const env = Object.entries({ ...process.env, ...extraEnv }).map(([k, v]) => `${k}=${v}`);
-  execve(process.execPath, argv, env);
-  for (const fd of fds) setCloexec(fd, true);
   throw new BatonError(
     'ERR_BATON_EXEC',
     `execve ${process.execPath} failed`,

@@ -9,7 +9,7 @@ import {
   rmdirSync,
   type Stats,
   unlinkSync,
-  writeSync,
+  writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { spawnPending } from './children.js';
@@ -143,7 +143,7 @@ export function writeFileAtomic(path: string, data: string, mode: number): void 
   const fd = openSync(tmp, 'wx', mode);
   let open = true;
   try {
-    writeSync(fd, data);
+    writeFileSync(fd, data); // all of it: one write(2) may take less (a nearly full file system)
     open = false;
     closeSync(fd);
     renameSync(tmp, path);
