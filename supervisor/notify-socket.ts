@@ -11,6 +11,8 @@ const POLL_MS = 5;
 const KNOWN = new Set(['READY', 'STATUS', 'ERRNO', 'BATON_HINT']);
 /** A value is kept to this many characters; it ends up in one log line. */
 const MAX_VALUE = 1024;
+/** Datagrams taken in one poll: senders that never let the queue empty must not hold baton's loop. */
+const MAX_PER_POLL = 64;
 
 /**
  * A generation's private NOTIFY_SOCKET (sd_notify's protocol). Node cannot read unix datagram
@@ -71,7 +73,7 @@ export class NotifySocket {
   }
 
   private poll(): void {
-    const messages = receiveAll(this.fd);
+    const messages = receiveAll(this.fd, MAX_PER_POLL);
     if (messages.length === 0) return;
     for (const m of messages) {
       for (const line of m.split('\n')) {

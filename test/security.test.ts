@@ -19,7 +19,8 @@ import test from 'ava';
 import { request } from '../supervisor/control/client.js';
 import { NotifySocket } from '../supervisor/notify-socket.js';
 import type { Status } from '../supervisor/status.js';
-import { sendNotify } from '../supervisor/sys/socket.js';
+import { closeFd } from '../supervisor/sys/fd.js';
+import { createNotifySocket, receiveAll, sendNotify } from '../supervisor/sys/socket.js';
 import { Baton, cli, fixture, root } from './helpers/baton.js';
 import { refuses } from './helpers/leftovers.js';
 import { freePort, servedBy } from './helpers/load.js';
@@ -379,6 +380,16 @@ needs('setpriv', 'python3')(
     }
   },
 );
+
+test('a notify socket is read a bounded number of datagrams at a time: senders cannot hold baton in one poll', (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'baton-notify-')), 'n.sock');
+  const fd = createNotifySocket(path);
+  t.teardown(() => closeFd(fd));
+  // Below the kernel's datagram queue (net.unix.max_dgram_qlen: 10 here): a send beyond it would wait.
+  for (let i = 0; i < 8; i++) sendNotify(path, `STATUS=${i}`);
+  t.deepEqual(receiveAll(fd, 3), ['STATUS=0', 'STATUS=1', 'STATUS=2']);
+  t.deepEqual(receiveAll(fd), ['STATUS=3', 'STATUS=4', 'STATUS=5', 'STATUS=6', 'STATUS=7']);
+});
 
 // L5: --check output (and a generation's text) reached the text log, `baton status` and the CLI's error raw:
 // `\x1b[2J` cleared the operator's screen, `\r` let a line pretend to be another.

@@ -124,11 +124,11 @@ export function createNotifySocket(path: string): number {
   }
 }
 
-/** Every datagram waiting on a non-blocking socket. */
-export function receiveAll(fd: number): string[] {
+/** The datagrams waiting on a non-blocking socket, at most `max` of them. */
+export function receiveAll(fd: number, max = Number.POSITIVE_INFINITY): string[] {
   const out: string[] = [];
   const b = Buffer.alloc(4096);
-  for (;;) {
+  while (out.length < max) {
     const n = Number(libc.recv(fd, b, b.length, MSG_DONTWAIT));
     if (n < 0) {
       if (errnoIs('EAGAIN')) return out;
@@ -136,6 +136,7 @@ export function receiveAll(fd: number): string[] {
     }
     out.push(b.toString('utf8', 0, n));
   }
+  return out;
 }
 
 /** send() that never waits (whatever the socket's own mode): the bytes taken, 0 when its buffer is full. */
