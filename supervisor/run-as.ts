@@ -27,8 +27,11 @@ const SESSION_ENV = /^(SUDO_\w*|SSH_AUTH_SOCK|XDG_RUNTIME_DIR|MAIL|BATON_\w*)$/;
  * setpriv runs as root until it drops to the user, and its ld.so and libc would take them from the release
  * (an --env-file): LD_PRELOAD would run the release's code as root, LD_DEBUG_OUTPUT write root's files.
  */
-const UNSECURE_ENV =
-  /^(LD_\w*|MALLOC_\w*|GCONV_PATH|GETCONF_DIR|GLIBC_TUNABLES|HOSTALIASES|LOCALDOMAIN|LOCPATH|NIS_PATH|NLSPATH|RESOLV_HOST_CONF|RES_OPTIONS|TMPDIR|TZDIR)$/;
+const UNSECURE_ENV = new Set([
+  ...'GCONV_PATH GETCONF_DIR GLIBC_TUNABLES HOSTALIASES LOCALDOMAIN LOCPATH NIS_PATH NLSPATH'.split(' '),
+  ...'RESOLV_HOST_CONF RES_OPTIONS TMPDIR TZDIR'.split(' '),
+]);
+const unsecure = (name: string) => name.startsWith('LD_') || name.startsWith('MALLOC_') || UNSECURE_ENV.has(name);
 
 /**
  * The user --user names, with the groups initgroups(3) would give it (none for a uid without a name),
@@ -95,7 +98,7 @@ export function asUser<E extends Env>(
   const after: string[] = [];
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined) continue;
-    if (UNSECURE_ENV.test(k)) after.push(`${k}=${v}`);
+    if (unsecure(k)) after.push(`${k}=${v}`);
     else safe[k] = v;
   }
   const command = after.length > 0 ? [user.env, '--', ...after, file, ...args] : [file, ...args];

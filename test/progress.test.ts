@@ -129,7 +129,7 @@ test('reload --wait --progress of a release that fails: its steps, the rollback 
   }
 });
 
-test('reload --wait --progress that timed out while queued: the upgrade that serves it later lets baton exit', async (t) => {
+test('reload --wait --progress that timed out while queued: the upgrade serving it later lets baton end', async (t) => {
   // Each upgrade's --check takes 1 s: the second request waits behind the first, and gives up first.
   const baton = new Baton(['--listen', '127.0.0.1:0', '--check', 'sleep 1', '--drain', '0', '--', 'node', fixture]);
   try {
