@@ -77,8 +77,9 @@ export async function planUpgrade(current: Config, reread?: Reread): Promise<Pla
       const hint = err instanceof BatonError ? err.hint : REREAD_HINT;
       return { reason: `--config not applied: ${(err as Error).message}`, hint };
     }
-    const names = fixedChanges(current, next);
-    if (names) {
+    const fixed = (Object.keys(FIXED) as Array<keyof typeof FIXED>).filter((k) => !same(current[k], next[k]));
+    if (fixed.length > 0) {
+      const names = fixed.map((k) => `--${FIXED[k]}`).join(', ');
       return {
         reason: `--config not applied: ${names} changed, which baton sets up only at its start`,
         hint: `restart baton to change ${names}, or put back its value to upgrade`,
@@ -91,12 +92,6 @@ export async function planUpgrade(current: Config, reread?: Reread): Promise<Pla
     (k) => `${label(k)} from ${shown(k, current[k])} to ${shown(k, next[k])}`,
   );
   return { config: next, release, changes };
-}
-
-/** The options baton sets up only at its start that differ in `next`, as the user names them; '' when none do. */
-export function fixedChanges(current: Config, next: Config): string {
-  const fixed = (Object.keys(FIXED) as Array<keyof typeof FIXED>).filter((k) => !same(current[k], next[k]));
-  return fixed.map((k) => `--${FIXED[k]}`).join(', ');
 }
 
 /** The upgrade under `next` succeeded: its shaping options are the running ones from now on. */

@@ -11,15 +11,12 @@ import { childOomScore, oomFile } from '../sys/oom.js';
 import { clearAmbient, raiseAmbient } from '../sys/prctl.js';
 import { parentPid } from '../sys/proc.js';
 import { ignoreSignals } from '../sys/signal.js';
-import type { Argv } from './options.js';
 import { daemonFlags, parsedEnv } from './parsed.js';
 import { type BatonSignal, SIGNALS, type Signals } from './signals.cjs';
 
 /** What a self-upgrade works with. */
 export interface SelfUpgradeParts {
   sup: Supervisor;
-  /** The options baton sets up only at its start that differ in `argv` (what the new build read); '' if none. */
-  options: (argv: Argv) => string;
   log: BatonLogger;
   signals: Signals;
   /** The ambient capabilities baton started with (and withholds from its children): the next program gets them. */
@@ -59,15 +56,6 @@ export function selfUpgrader(p: SelfUpgradeParts): () => void {
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
-/** p.options(argv), or '' where this build cannot read what a newer one read (an option value it does not know). */
-function fixedIn(p: SelfUpgradeParts, argv: Argv): string {
-  try {
-    return p.options(argv);
-  } catch {
-    return '';
-  }
-}
-
 async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<void> {
   let build: CheckedBuild;
   const started = performance.now();
@@ -77,12 +65,6 @@ async function selfUpgrade(p: SelfUpgradeParts, again: () => boolean): Promise<v
     return void p.log.event('self-upgrade-failed', { message: (err as Error).message });
   }
   p.log.event('self-check', { message: `${process.argv[1]} loads`, ms: Math.round(performance.now() - started) });
-  // The next program would set them up anew, and could fail to (an address in use) with every generation its own.
-  const changed = build.argv && fixedIn(p, build.argv as Argv);
-  if (changed) {
-    const message = `self-upgrade refused: ${changed} changed, which baton sets up only at its start`;
-    return void p.log.event('self-upgrade-failed', { message: `${message}: restart baton, or put back its value` });
-  }
   // From here to the execve signals are held and passed on in BATON_RESUME; while an upgrade in
   // flight is awaited a stop still stops (and the self-upgrade is given up).
   p.signals.hold(['SIGTERM', 'SIGINT']);

@@ -12,7 +12,6 @@ import { meter, serveMetrics } from '../metrics/index.js';
 import type { MetricsServer } from '../metrics/server.js';
 import { formatReady } from '../ready/index.js';
 import { startReaper } from '../reaper.js';
-import { fixedChanges } from '../reconfig.js';
 import { logicalCwd, resolveRelease } from '../release.js';
 import { takeResumeState } from '../resume.js';
 import type { ResumeState } from '../self-upgrade.js';
@@ -92,9 +91,14 @@ export async function run(args: string[], held?: Signals, parsed?: Argv): Promis
       metrics = await serveMetrics(config.metrics, metered.metrics, log, { rules: config.steer, handed });
     } else if (handed !== undefined) closeFd(handed); // --config no longer asks for metrics
   } catch (err) {
-    control.close();
-    sup.discard();
-    throw err;
+    // After a self-upgrade (a --config that moved --metrics to an address in use) the generations run: baton goes
+    // on with them, without metrics, rather than give up and leave them.
+    if (!resume) {
+      control.close();
+      sup.discard();
+      throw err;
+    }
+    log.event('warning', { message: `${(err as Error).message}; baton goes on without --metrics` });
   }
   // Last resort for an exit baton did not plan (a bug): stop the children and remove what baton made.
   const removeGuard = onExit(() => {
@@ -106,7 +110,6 @@ export async function run(args: string[], held?: Signals, parsed?: Argv): Promis
   const signals = held ?? new Signals();
   const selfUpgrade = selfUpgrader({
     sup,
-    options: (next) => fixedChanges(config, toConfig(next, here)),
     log,
     signals,
     ambient,
