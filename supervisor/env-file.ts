@@ -1,9 +1,13 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import { asUser, type RunAs } from './run-as.js';
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Biggest env file read: a settings file, not data. */
 const MAX_BYTES = 1 << 20;
+/** How long a read as the user may take (a file swapped for a FIFO after the check would never end). */
+const READ_AS_MS = 5000;
 
 /** Why a file cannot be read as an environment: the file, the line (1-based; 0 for the whole file). */
 export class EnvFileError extends Error {
@@ -106,9 +110,9 @@ function value(
 
 /**
  * The variables of `files` (`--env-file`, in order, later ones win), read now: a relative path is
- * the release's (`dir`), a leading `-` makes a missing file no error.
+ * the release's (`dir`), a leading `-` makes a missing file no error. With --user, read as the user.
  */
-export function readEnvFiles(files: string[], dir: string): Record<string, string> {
+export function readEnvFiles(files: string[], dir: string, user?: RunAs): Record<string, string> {
   const env: Record<string, string> = {};
   for (const spec of files) {
     const optional = spec.startsWith('-');
@@ -120,7 +124,7 @@ export function readEnvFiles(files: string[], dir: string): Record<string, strin
       const st = statSync(path);
       if (!st.isFile()) throw new EnvFileError(path, 0, 'it is not a regular file');
       if (st.size > MAX_BYTES) throw new EnvFileError(path, 0, `it is over ${MAX_BYTES} bytes`);
-      text = readFileSync(path, 'utf8');
+      text = user ? readAs(user, path) : readFileSync(path, 'utf8');
     } catch (err) {
       if (err instanceof EnvFileError) throw err;
       const code = (err as NodeJS.ErrnoException).code;
@@ -130,4 +134,21 @@ export function readEnvFiles(files: string[], dir: string): Record<string, strin
     Object.assign(env, parseEnvFile(text, path));
   }
   return env;
+}
+
+/**
+ * `path` read by cat(1) as the user: a release's env file may be a link to any file root can read (another
+ * service's secrets), which would reach the user's generations.
+ */
+function readAs(user: RunAs, path: string): string {
+  const { file, args } = asUser(user, 'cat', ['--', path], {});
+  const env = { PATH: '/usr/bin:/bin', LC_ALL: 'C' };
+  const options = { env, encoding: 'utf8', timeout: READ_AS_MS, maxBuffer: MAX_BYTES } as const;
+  const r = spawnSync(file, args, options);
+  const as = `as user ${user.name ?? user.uid}`;
+  if (r.error) throw new EnvFileError(path, 0, `cannot be read ${as} (${(r.error as NodeJS.ErrnoException).code})`);
+  // cat says `cat: PATH: Permission denied`.
+  const why = r.stderr.trim().split(': ').pop() || `exit ${r.status ?? r.signal}`;
+  if (r.status !== 0) throw new EnvFileError(path, 0, `cannot be read ${as} (${why})`);
+  return r.stdout;
 }

@@ -37,7 +37,7 @@ export interface Refusal {
 }
 
 /** The release a new generation of `o` runs now: `cwd` resolved (a link followed at this moment), env files read. */
-export function resolveRelease(o: Shape & Pick<Config, 'cwd' | 'envFiles'>): Release | Refusal {
+export function resolveRelease(o: Shape & Pick<Config, 'cwd' | 'envFiles' | 'user'>): Release | Refusal {
   const dir = realDirectory(o.cwd);
   if (!dir) {
     return {
@@ -55,9 +55,9 @@ export function shapeOf(config: Shape): Shape {
 }
 
 /** The release of `o` in `dir`: its --env-files read now (relative ones are the release's). */
-export function releaseIn(dir: string, o: Shape & Pick<Config, 'envFiles'>): Release | Refusal {
+export function releaseIn(dir: string, o: Shape & Pick<Config, 'envFiles' | 'user'>): Release | Refusal {
   try {
-    return { ...shapeOf(o), dir, env: readEnvFiles(o.envFiles, dir) };
+    return { ...shapeOf(o), dir, env: readEnvFiles(o.envFiles, dir, o.user) };
   } catch (err) {
     if (!(err instanceof EnvFileError)) throw err;
     const hint = 'write KEY=VALUE lines (systemd EnvironmentFile= syntax); an optional file: --env-file=-PATH';

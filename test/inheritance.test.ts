@@ -9,6 +9,7 @@ import {
   readdirSync,
   readFileSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -194,6 +195,22 @@ needs('root')(
     } finally {
       await b.stop();
     }
+  },
+);
+
+needs('setpriv')(
+  '--user: an env file is read as the user: a link to a file only root may read is refused',
+  async (t) => {
+    const dir = dropbox();
+    // Another service's secrets, in a directory only root may enter.
+    const secret = join(mkdtempSync(join(tmpdir(), 'baton-secret-')), 'other.env');
+    writeFileSync(secret, 'SECRET=hunter2\n', { mode: 0o600 });
+    symlinkSync(secret, join(dir, 'release.env'));
+    const as = ['--user', 'nobody', '--cwd', dir, '--env-file', 'release.env'];
+    const b = new Baton(['--listen', '127.0.0.1:0', ...as, '--', 'sleep', '60']);
+    t.is((await b.exited).code, 2);
+    t.regex(b.stderr, /release\.env: cannot be read as user nobody \(Permission denied\)/);
+    t.false(b.stderr.includes('hunter2'));
   },
 );
 
