@@ -61,6 +61,8 @@ export class RunRecord {
 
   read(): RunState | undefined {
     try {
+      // A record in a directory another user could write in could name any process to take over: not read.
+      checkDirectory(dirname(this.path), 'run record');
       return parse(readFileSync(this.path, 'utf8'));
     } catch {
       return undefined;

@@ -2,7 +2,18 @@
 // another user's listener can refuse. Each test has a bpffs of its own, in a mount namespace of its own.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -210,7 +221,11 @@ needs('root')(
     mkdirSync(dir, { mode: 0o700 });
     chownSync(dir, NOBODY, NOBODY);
     refused(new RegExp(`it belongs to uid ${NOBODY}`));
-    t.is(readState(dir), undefined, 'nothing was written into it');
+    t.false(existsSync(join(dir, 'state.json')), 'nothing was written into it');
+    // A state planted there could name any process for a restarted baton to take over: it is not read either.
+    writeFileSync(join(dir, 'state.json'), JSON.stringify(state(4)));
+    const err = t.throws(() => readState(dir));
+    t.regex(err!.message, new RegExp(`^refusing ${dir} for the steering state: it belongs to uid ${NOBODY}`));
     rmSync(join(dir, '..'), { recursive: true });
   },
 );

@@ -3,16 +3,18 @@
 // instead of binding, starts the next generation and retires them (issue 18, point 1; F11).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { startTime as kernelStartTime } from '../supervisor/sys/proc.js';
 import { Baton, childrenOf, fixture, statusOf } from './helpers/baton.js';
 import { scratch } from './helpers/leftovers.js';
 import { freePort, gaps, hammer, servedBy } from './helpers/load.js';
 import { needs } from './helpers/needs.js';
 import { ended, startTime } from './helpers/procs.js';
 
+const NOBODY = 65534;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Resolves once `pid` (started at `started`) is gone; throws after `ms`. */
@@ -121,31 +123,38 @@ needs('root')('a restart whose new generation fails leaves the orphans serving, 
   t.is((await third.stop()).code, 0);
 });
 
-needs('root')('a run record is believed only for processes baton started: a forged one signals nothing', async (t) => {
-  const port = await freePort();
-  const env = runtime(t);
-  // A process of the test's, listening on the port, named in a record as generation 1 of a dead baton.
-  const stranger = spawn('node', ['-e', `require('net').createServer().listen(${port}, '127.0.0.1')`], {
-    stdio: 'ignore',
-  });
-  const pid = stranger.pid!;
-  t.teardown(() => stranger.kill('SIGKILL'));
-  await sleep(500);
-  const started = startTime(pid)!;
-  const base = join(env.XDG_RUNTIME_DIR!, 'baton');
-  mkdirSync(base, { mode: 0o700 });
-  // A runtime directory of the kind baton makes, with a file of the kind it removes from a dead baton's.
+/**
+ * A process of the test's listening on `port` (its environment `env` over the test's, given the notify path), named
+ * in a record in `base` as generation 1 of a dead baton, with a runtime directory of the kind baton makes holding a
+ * file of the kind it removes from a dead baton's.
+ */
+async function plantRecord(t: ExecutionContext, base: string, port: number, env = (_notify: string) => ({})) {
   const runtimeDir = mkdtempSync(join(tmpdir(), 'baton-'));
   t.teardown(() => rmSync(runtimeDir, { recursive: true, force: true }));
   const notify = join(runtimeDir, 'notify-1-0.sock');
   writeFileSync(notify, '');
+  const listen = `require('net').createServer().listen(${port}, '127.0.0.1')`;
+  const stranger = spawn('node', ['-e', listen], { stdio: 'ignore', env: { ...process.env, ...env(notify) } });
+  const pid = stranger.pid!;
+  t.teardown(() => stranger.kill('SIGKILL'));
+  await sleep(500);
   // The record's name: the first 16 hex digits of the sha256 of the network namespace and the --listen
-  // addresses (sorted), one per line.
+  // addresses (sorted), one per line. The start time is the kernel's (clock ticks), as baton records it.
   const netns = statSync('/proc/self/ns/net').ino;
   const hash = createHash('sha256').update(`netns:${netns}\n127.0.0.1:${port}`).digest('hex').slice(0, 16);
-  const generation = { number: 1, worker: 0, pid, starttime: started, startedAt: 0, notify };
+  const generation = { number: 1, worker: 0, pid, starttime: kernelStartTime(pid), startedAt: 0, notify };
   const record = { pid: 999_999, starttime: '1', runtimeDir, generations: [generation] };
   writeFileSync(join(base, `listen-${hash}.json`), JSON.stringify(record));
+  return { pid, started: startTime(pid)!, notify };
+}
+
+needs('root')('a run record is believed only for processes baton started: a forged one signals nothing', async (t) => {
+  const port = await freePort();
+  const env = runtime(t);
+  const base = join(env.XDG_RUNTIME_DIR!, 'baton');
+  mkdirSync(base, { mode: 0o700 });
+  // Its environment is not a generation's.
+  const { pid, started, notify } = await plantRecord(t, base, port);
   const baton = new Baton(['--listen', `127.0.0.1:${port}`, '--', 'node', fixture], env);
   t.is((await baton.exited).code, 1);
   t.regex(baton.stderr, new RegExp(`pid ${pid} \\(node -e`), 'the error names the process that holds the address');
@@ -153,6 +162,30 @@ needs('root')('a run record is believed only for processes baton started: a forg
   t.is(startTime(pid), started, 'the stranger was neither signalled nor taken from');
   t.true(existsSync(notify), 'nothing was removed from a directory the record named');
 });
+
+needs('root')(
+  'a run record in a directory another user owns is not read: a process planted in it is not taken',
+  async (t) => {
+    const port = await freePort();
+    const env = runtime(t);
+    // The runtime base made by another user before baton.
+    const base = join(env.XDG_RUNTIME_DIR!, 'baton');
+    mkdirSync(base, { mode: 0o755 });
+    chownSync(base, NOBODY, NOBODY);
+    // This time the process has what baton's own generation would have in its environment (anyone can set it).
+    const planted = (notify: string) => ({ NOTIFY_SOCKET: notify, BATON_GENERATION: '1' });
+    const { pid, started, notify } = await plantRecord(t, base, port, planted);
+    const baton = new Baton(['--listen', `127.0.0.1:${port}`, '--', 'node', fixture], env);
+    t.is((await baton.exited).code, 1);
+    t.false(
+      baton.events.some((e) => e.event === 'orphan'),
+      'nothing was taken over',
+    );
+    t.regex(baton.stderr, new RegExp(`pid ${pid} \\(node -e`), 'the address is in use, by the stranger');
+    t.is(startTime(pid), started, 'the stranger was neither signalled nor taken from');
+    t.true(existsSync(notify), 'nothing was removed from a directory the record named');
+  },
+);
 
 needs('root')('a second baton on the same --listen names the running one', async (t) => {
   const port = await freePort();

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckedDirectory, checkDirectory, removeKnown, writeFileAtomic } from '../files.js';
 import { int, list, pid, record, starttime, text } from '../schema.js';
@@ -36,8 +36,13 @@ const valid = record(
   },
 );
 
-/** The state as written, or undefined when there is none or a field is missing or malformed. */
+/**
+ * The state as written, or undefined when there is none or a field is missing or malformed. Throws for a directory
+ * another user could write in: a state planted there could name any process to take over.
+ */
 export function readState(dir: string): SteeringState | undefined {
+  if (!existsSync(dir)) return undefined;
+  checkDirectory(dir, 'steering state');
   let s: unknown;
   try {
     s = JSON.parse(readFileSync(stateFile(dir), 'utf8'));
