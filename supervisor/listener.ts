@@ -1,6 +1,8 @@
 import { lstatSync, type Stats, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { type Address, formatAddress, overlap, parseAddress } from './address.js';
 import { BatonError, SysError, usageError } from './errors.js';
+import { checkDirectory } from './files.js';
 import { closeFd } from './sys/fd.js';
 import { commandLine, socketHoldersAnywhere } from './sys/proc.js';
 import { listeningSockets } from './sys/proc-net.js';
@@ -113,7 +115,11 @@ export function openListeners(
         continue;
       }
       const text = formatAddress(spec.address);
-      if (spec.address.kind === 'unix' && clearStaleUnixSocket(spec.address.path)) onStale(spec.address.path);
+      if (spec.address.kind === 'unix') {
+        // As the control socket's: nobody else may swap the directory, and baton bind or unlink elsewhere.
+        checkDirectory(dirname(spec.address.path), `listener ${text}`);
+        if (clearStaleUnixSocket(spec.address.path)) onStale(spec.address.path);
+      }
       let made: { fd: number; port: number };
       try {
         made = createListener(spec.address, backlog, { listener: text });

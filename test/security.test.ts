@@ -72,29 +72,43 @@ needs('setpriv')("symlinks planted for the pid file's temp names are never follo
   }
 });
 
-needs('root')('a pid-file or control directory another user owns is refused; nothing is left (H1, M4)', async (t) => {
-  const dir = scratch();
-  const theirs = join(dir, 'app');
-  mkdirSync(theirs);
-  chownSync(theirs, NOBODY, NOBODY);
-  const sock = join(dir, 'l.sock');
-  const hint = /^use a directory that only root or uid 0 can write/;
-  await refuses(
-    t,
-    ['--listen', `unix:${sock}`, '--pid-file', join(theirs, 'b.pid'), '--', 'true'],
-    1,
-    new RegExp(`^refusing ${theirs} for the pid file: it belongs to uid ${NOBODY}$`),
-    hint,
-  );
-  await refuses(
-    t,
-    ['--listen', `unix:${sock}`, '--control', join(theirs, 'c.sock'), '--', 'true'],
-    1,
-    new RegExp(`^refusing ${theirs} for the control socket: it belongs to uid ${NOBODY}$`),
-    hint,
-    { logged: true },
-  );
-});
+needs('root')(
+  'a pid-file, control or listener directory another user owns is refused; nothing is left (H1, M4)',
+  async (t) => {
+    const dir = scratch();
+    const theirs = join(dir, 'app');
+    mkdirSync(theirs);
+    chownSync(theirs, NOBODY, NOBODY);
+    const sock = join(dir, 'l.sock');
+    const hint = /^use a directory that only root or uid 0 can write/;
+    await refuses(
+      t,
+      ['--listen', `unix:${sock}`, '--pid-file', join(theirs, 'b.pid'), '--', 'true'],
+      1,
+      new RegExp(`^refusing ${theirs} for the pid file: it belongs to uid ${NOBODY}$`),
+      hint,
+    );
+    await refuses(
+      t,
+      ['--listen', `unix:${sock}`, '--control', join(theirs, 'c.sock'), '--', 'true'],
+      1,
+      new RegExp(`^refusing ${theirs} for the control socket: it belongs to uid ${NOBODY}$`),
+      hint,
+      { logged: true },
+    );
+    // A unix listener there: the app could swap the directory, and baton bind, or at its stop unlink, elsewhere.
+    const listener = join(theirs, 'l.sock');
+    await refuses(
+      t,
+      ['--listen', `unix:${listener}`, '--', 'true'],
+      1,
+      new RegExp(`^refusing ${theirs} for the listener unix:${listener}: it belongs to uid ${NOBODY}$`),
+      hint,
+      { logged: true },
+    );
+    t.false(existsSync(listener), 'nothing bound there');
+  },
+);
 
 test('--control naming a file that is not a socket is refused, and the file is left alone (L6)', async (t) => {
   const dir = scratch();
