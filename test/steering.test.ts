@@ -209,6 +209,27 @@ needs('bpf').serial(
     }),
 );
 
+needs('bpf').serial(
+  'port mode: an orphan a restarted baton is retiring is retired by the program a self-upgrade execs into',
+  (t) =>
+    inWorld(true, async (w) => {
+      const args = [...port, '--drain', '8s', '--', 'node', fixture];
+      const first = w.baton(args);
+      const one = await first.event('active', 1);
+      first.signal('SIGKILL');
+      await first.exited;
+      const second = w.baton(args);
+      await second.event('orphan', 1);
+      await second.event('active', 2); // generation 1 left the slot: retired after the 8 s drain
+      second.signal('SIGUSR2');
+      await second.event('resumed');
+      t.true(alive(one.pid), 'still draining when the new program took over');
+      await exitOf(one.pid, 30_000);
+      await servesOnly(t, w, 80, false, 2);
+      t.is((await second.stop()).code, 0);
+    }),
+);
+
 needs('bpf').serial('port mode: an old generation that exits during its drain is fine', (t) =>
   inWorld(true, async (w) => {
     const drain = 3000; // the test sees `upgraded` (and kills) well within it, even loaded

@@ -5,7 +5,7 @@ import type { Listener } from '../listener.js';
 import type { Logger } from '../log.js';
 import type { Orphan } from '../orphans.js';
 import { pullSocket } from '../sys/pidfd.js';
-import { alive, cmdline, startedAs, startTime } from '../sys/proc.js';
+import { alive, cmdline, parentPid, startedAs, startTime } from '../sys/proc.js';
 import { listeningSockets } from '../sys/proc-net.js';
 import { signalGroup } from '../sys/process.js';
 import type { Rule } from './rules.js';
@@ -61,10 +61,13 @@ export class SteeringPlane {
     const g = state?.generation;
     const was = (r: Retiring) => startedAs(r.pid, r.starttime, [`BATON_GENERATION=${r.number}`]);
     const orphanPid = !resuming && g && was(g) ? g : undefined;
-    // Its own state after a self-upgrade; a dead baton's names what to retire.
+    // Its own state after a self-upgrade; a dead baton's names what to retire. After a self-upgrade, those that are
+    // not baton's children are a dead baton's that the program before was retiring: this one retires them.
     this.retiring = (state?.retiring ?? []).filter(was);
     if (resuming) this.serving = g;
-    else for (const r of this.retiring) this.leftOver.push({ ...r, worker: 0, startedAt: Date.now() });
+    for (const r of this.retiring) {
+      if (!resuming || parentPid(r.pid) !== process.pid) this.leftOver.push({ ...r, worker: 0, startedAt: Date.now() });
+    }
     const { name, bpffs, force } = options;
     const warnings = resuming ? [] : refuseSplit({ name, bpffs, force, ...(orphanPid && { serving: orphanPid }) });
     const orphanInodes = orphanPid
