@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { asUser, type RunAs } from './run-as.js';
+import { withChildOomScore } from './sys/oom.js';
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Biggest env file read: a settings file, not data. */
@@ -144,7 +145,7 @@ function readAs(user: RunAs, path: string): string {
   const { file, args } = asUser(user, 'cat', ['--', path], {});
   const env = { PATH: '/usr/bin:/bin', LC_ALL: 'C' };
   const options = { env, encoding: 'utf8', timeout: READ_AS_MS, maxBuffer: MAX_BYTES } as const;
-  const r = spawnSync(file, args, options);
+  const r = withChildOomScore(() => spawnSync(file, args, options)); // born with the children's oom_score_adj
   const as = `as user ${user.name ?? user.uid}`;
   if (r.error) throw new EnvFileError(path, 0, `cannot be read ${as} (${(r.error as NodeJS.ErrnoException).code})`);
   // cat says `cat: PATH: Permission denied`.
