@@ -395,7 +395,7 @@ needs('setpriv', 'python3')(
   },
 );
 
-test('a notify socket is read a bounded number of datagrams at a time: senders cannot hold baton in one poll', (t) => {
+test('receiveAll takes at most the datagrams asked for (a notify poll asks 64); the rest wait for the next', (t) => {
   const path = join(mkdtempSync(join(tmpdir(), 'baton-notify-')), 'n.sock');
   const fd = createNotifySocket(path);
   t.teardown(() => closeFd(fd));
