@@ -2,6 +2,7 @@
 // sits beside; the fixed text only says what was run and what a column means.
 import { writeFileSync } from 'node:fs';
 import { GAP_MS, SLOW_MS } from '../helpers/load.js';
+import type { Slice } from './alternate.js';
 import { BAD_WINDOW_MS, type BadRelease } from './bad-release.js';
 import type { ScaleResult } from './scale.js';
 import type { BatonSteps, UpgradeMark } from './scenarios.js';
@@ -35,12 +36,25 @@ export interface RunResult {
   batonCpuMs?: number;
   /** Medians of baton's own steps over the upgrades (ms). */
   batonSteps?: BatonSteps;
-  /** baton's own CPU time while the load ran. */
-  supervisorCpuMs?: number;
-  /** The serving process's CPU per request answered (µs), where one process served throughout. */
-  serverUsPerRequest?: number;
   workerShare: Record<string, number>;
   timeline: Array<[number, number]>;
+}
+
+/**
+ * One steady-state set: a fresh server alone and a fresh other side, both warmed up, then one client's load
+ * alternating between them in slices (alternate.ts).
+ */
+export interface SteadySet {
+  /** The other side: 'baton pidfd', 'alone' (a second server alone: the method's own spread), 'handed listener'. */
+  scenario: string;
+  keepAlive: boolean;
+  /** The side started first; it alternates from set to set. */
+  startedFirst: 'alone' | 'other';
+  /** [alone, other] for each pair of slices run back to back (ABBA). */
+  pairs: Array<[Slice, Slice]>;
+  /** baton's CPU over the set's load (ms, in clock ticks), and that load's length (ms). */
+  supervisorCpuMs?: number;
+  loadMs: number;
 }
 
 export interface Results {
@@ -63,20 +77,19 @@ export interface Results {
   pauseMs?: number;
   /** Parallel client loops. */
   clients?: number;
-  /** The steady state's load beyond the two pauses. */
-  steadyMs?: number;
   /** The server alone ran in a session of its own, as baton's generations do. */
   aloneSetsid?: boolean;
-  /** Steady state: both servers ran throughout, each warmed up first by a load of this long (ms). */
+  /** Steady state: each server's warm-up before the pairs of slices (ms). */
   steadyWarmMs?: number;
-  /** Steady state: how many sets of rounds, each with a fresh server alone and a fresh baton. */
-  steadySets?: number;
+  /** Steady state: one slice of load on one server (ms), and the pairs of slices in each set. */
+  steadySliceMs?: number;
+  steadyPairs?: number;
   /** The resolution of supervisorCpuMs (a clock tick). */
   cpuTickMs?: number;
   seconds?: number;
   runs: RunResult[];
-  /** No upgrades: the server alone and under baton, same load, for the overhead of baton itself. */
-  steady: RunResult[];
+  /** No upgrades: the server alone against another side, same load, for the overhead of baton itself. */
+  steady: SteadySet[];
   memory?: {
     upgrades: number;
     /** MB; anonMb (RssAnon) and pssMb absent in results measured before they were. */
@@ -129,7 +142,6 @@ const kinds = (r: RunResult) =>
     .join(', ') || '-';
 const mode = (r: { keepAlive: boolean }) => (r.keepAlive ? 'keep-alive' : 'new conn');
 const run = (r: RunResult) => `${r.server}, ${mode(r)}`;
-const percent = (part: number, whole: number) => f((100 * part) / whole, 0) + '%';
 const unique = <T>(xs: T[]) => [...new Set(xs)];
 const between = (lo: string, hi: string) => (lo === hi ? lo : `${lo}–${hi}`);
 /** 0 failed, no gap of GAP_MS and no request of SLOW_MS: what the tests call zero downtime. */
@@ -146,15 +158,6 @@ function largestShare(s: Record<string, number>): number {
   const total = Object.values(s).reduce((a, b) => a + b, 0);
   return total ? (100 * range(Object.values(s)).max) / total : NaN;
 }
-
-const steadyRounds = (r: Results, scenario: string, keepAlive: boolean) =>
-  r.steady.filter((x) => x.scenario === scenario && x.keepAlive === keepAlive);
-const serverUs = (rounds: RunResult[]) => {
-  const us = rounds.flatMap((x) => (x.serverUsPerRequest === undefined ? [] : [x.serverUsPerRequest]));
-  return us.length ? median(us) : undefined;
-};
-const steadyRps = (r: Results, scenario: string, keepAlive: boolean) =>
-  median(steadyRounds(r, scenario, keepAlive).map((x) => x.rps));
 
 function writePlots(r: Results, docs: string): void {
   const main = r.runs.filter((x) => x.server === 'helper' && !x.keepAlive);
@@ -220,19 +223,7 @@ function header(r: Results, lines: string[]): void {
           `the first and ${2 * pause} ms after the last.`),
     '',
   );
-  const spreads = unique(r.steady.map((x) => `${x.scenario}\n${x.keepAlive}`)).flatMap((key) => {
-    const rounds = r.steady.filter((x) => `${x.scenario}\n${x.keepAlive}` === key).map((x) => x.rps);
-    const { min, max } = range(rounds);
-    return rounds.length > 1 ? [(max - min) / median(rounds)] : [];
-  });
-  lines.push(
-    spreads.length
-      ? `The rounds of one steady-state measurement below differ by up to ${percent(range(spreads).max, 1)} ` +
-          'of their median (fastest minus slowest round): compare ratios within this run, not absolute numbers ' +
-          'across runs.'
-      : 'Compare ratios within this run, not absolute numbers across runs.',
-    '',
-  );
+  lines.push('Compare ratios within this run, not absolute numbers across runs.', '');
   lines.push('![latency timeline](benchmarks/latency.svg)', '', '![failures](benchmarks/failures.svg)', '');
 }
 
@@ -349,125 +340,90 @@ function upgrades(r: Results, lines: string[]): void {
   lines.push('');
 }
 
-const cpuCell = (ms: number, tickMs: number | undefined) =>
-  tickMs !== undefined && ms < tickMs ? `< ${f(tickMs, 0)}` : f(ms, 0);
+/** What a steady-state comparison sets against the server alone. */
+const AGAINST: Record<string, string> = {
+  'baton pidfd': 'baton (pidfd handover)',
+  alone: 'a second server alone',
+  'handed listener': 'a server alone given a listener made by another process',
+};
 
-/** baton's own CPU time in a round, read in clock ticks from /proc. */
-function cpuSentence(cpuMs: number, roundMs: number, tickMs: number | undefined): string {
-  const round = `per round of ${f(roundMs / 1000)} s`;
+const steadySets = (r: Results, scenario: string, keepAlive: boolean) =>
+  r.steady.filter((x) => x.scenario === scenario && x.keepAlive === keepAlive);
+/** The other side's value over alone's, for each pair of slices of `sets`. */
+const pairRatios = (sets: SteadySet[], k: 'rps' | 'usPerRequest') =>
+  sets.flatMap((x) => x.pairs.map(([a, b]) => b[k] / a[k])).filter(Number.isFinite);
+const setMedians = (sets: SteadySet[]) => sets.map((x) => median(pairRatios([x], 'rps')));
+
+/** baton's own CPU time over a set's load, read in clock ticks from /proc. */
+function cpuSentence(cpuMs: number, loadMs: number, tickMs: number | undefined): string {
+  const load = `per set's ${f(loadMs / 1000)} s of load`;
   if (tickMs !== undefined && cpuMs < tickMs) {
-    return `baton itself used less CPU than /proc counts (one clock tick, ${f(tickMs, 0)} ms) ${round} (median).`;
+    return `baton itself used less CPU than /proc counts (one clock tick, ${f(tickMs, 0)} ms) ${load} (median).`;
   }
   const tick = tickMs === undefined ? '' : `, counted in clock ticks of ${f(tickMs, 0)} ms`;
   return (
-    `baton itself used a median ${f(cpuMs, 0)} ms of CPU ${round} (${f((100 * cpuMs) / roundMs, 2)}% of ` +
+    `baton itself used a median ${f(cpuMs, 0)} ms of CPU ${load} (${f((100 * cpuMs) / loadMs, 2)}% of ` +
     `one core${tick}).`
   );
-}
-
-/** baton's rps over alone's in each pair of rounds run back to back (ABBA: alone-baton, baton-alone, ...). */
-function pairedRatios(r: Results, keepAlive: boolean): number[] {
-  const order = r.steady.filter((x) => x.keepAlive === keepAlive);
-  const out: number[] = [];
-  for (let i = 0; i + 1 < order.length; i += 2) {
-    const pair = [order[i]!, order[i + 1]!];
-    const a = pair.find((x) => x.scenario === 'alone');
-    const b = pair.find((x) => x.scenario === 'baton pidfd');
-    if (a && b) out.push(b.rps / a.rps);
-  }
-  return out;
 }
 
 function steady(r: Results, lines: string[]): void {
   if (!r.steady.length) return;
   lines.push('## Steady state (no upgrades)', '');
-  const durations = r.steady.flatMap((x) => (x.elapsedMs === undefined ? [] : [x.elapsedMs / 1000]));
-  const length = durations.length ? ` of ${between(f(range(durations).min), f(range(durations).max))} s of load` : '';
   lines.push(
-    'The server alone and under baton (pidfd handover, one worker), with no upgrades, the helper server: ' +
-      `rounds${length}, ` +
-      'the two scenarios one after the other in the order below.' +
-      (r.steadyWarmMs
-        ? ` In ${r.steadySets ?? 1} set${r.steadySets === 1 ? '' : 's'}: each starts both servers afresh and warms each up with ` +
-          `${r.steadyWarmMs / 1000} s of load of its own, then alternates the load between them, so no round ` +
-          'measures a fresh server and no one process decides the ratio.'
-        : '') +
+    'The server alone against another side, with no upgrades, the helper server, one worker. Each set starts ' +
+      'both afresh (the one started first alternates from set to set); one client process, its code warm, warms ' +
+      `each up (${f((r.steadyWarmMs ?? 0) / 1000)} s of load each) and then alternates its load between the two in ` +
+      `slices of ${r.steadySliceMs ?? '?'} ms, ${r.steadyPairs ?? '?'} pairs of slices back to back, the order ` +
+      'swapped from pair to pair (ABBA). "ratio" is the other side\'s rps over alone\'s in each pair; the table ' +
+      "gives their median over every pair of every set, the middle half of the pairs, and the range of the sets' " +
+      'own medians (a fresh process of either side can be a little faster or slower for as long as it runs). ' +
+      '"CPU per request" is the serving process\'s CPU (all its threads, from schedstat) per request answered, ' +
+      'the same ratio. A second server alone against the first shows what the method itself spreads.' +
       (r.aloneSetsid
-        ? ' Both servers run in a session and process group of their own (setsid), as baton starts ' +
-          'every generation.'
-        : '') +
-      ' "ratio" is the median rps divided by alone\'s.',
+        ? ' Every server runs in a session and process group of its own (setsid), as baton starts every generation.'
+        : ''),
     '',
   );
-  for (const keepAlive of [false, true]) {
-    const order = r.steady.filter((x) => x.keepAlive === keepAlive).map((x) => x.scenario);
-    if (order.length) lines.push(`- order, ${keepAlive ? 'keep-alive' : 'new conn'}: ${order.join(', ')}`);
-  }
-  lines.push('');
   const cols = [
-    'scenario',
+    'against alone',
     'client',
-    'rounds',
-    'rps per round',
-    'median rps',
-    'min–max rps',
-    'ratio',
-    'p50 / p99 ms (median of the rounds)',
-    "baton's CPU ms per round (median)",
-    "the server's CPU µs per request (median)",
+    'sets',
+    'pairs',
+    'ratio (median)',
+    'pairs, middle half',
+    'set medians, min–max',
+    'CPU per request, ratio (median)',
+    'failed',
   ];
   lines.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
   const findings: string[] = [];
-  for (const keepAlive of [false, true]) {
-    const base = steadyRps(r, 'alone', keepAlive);
-    for (const scenario of ['alone', 'baton pidfd']) {
-      const rounds = steadyRounds(r, scenario, keepAlive);
-      if (!rounds.length) continue;
-      const rps = rounds.map((x) => x.rps);
-      const cpu = rounds.flatMap((x) => (x.supervisorCpuMs === undefined ? [] : [x.supervisorCpuMs]));
+  for (const scenario of unique(r.steady.map((x) => x.scenario))) {
+    for (const keepAlive of [false, true]) {
+      const sets = steadySets(r, scenario, keepAlive);
+      if (!sets.length) continue;
+      const rps = pairRatios(sets, 'rps');
+      const cpu = pairRatios(sets, 'usPerRequest');
+      const medians = setMedians(sets);
+      const failed = sets.reduce((n, x) => n + x.pairs.reduce((m, [a, b]) => m + a.failed + b.failed, 0), 0);
       const cells = [
-        scenario,
+        AGAINST[scenario] ?? scenario,
         mode({ keepAlive }),
-        rounds.length,
-        rps.join(', '),
-        f(median(rps), 0),
-        `${range(rps).min}–${range(rps).max}`,
-        f(median(rps) / base, 3),
-        `${f(median(rounds.map((x) => x.latency.p50)))} / ${f(median(rounds.map((x) => x.latency.p99)))}`,
-        cpu.length ? cpuCell(median(cpu), r.cpuTickMs) : '-',
-        serverUs(rounds) === undefined ? '-' : f(serverUs(rounds)!, 1),
+        sets.length,
+        rps.length,
+        f(median(rps), 3),
+        `${f(percentile(rps, 25), 3)}–${f(percentile(rps, 75), 3)}`,
+        `${f(range(medians).min, 3)}–${f(range(medians).max, 3)}`,
+        f(median(cpu), 3),
+        failed,
       ];
       lines.push(`| ${cells.join(' | ')} |`);
+      const spent = sets.flatMap((x) => (x.supervisorCpuMs === undefined ? [] : [x.supervisorCpuMs]));
+      if (spent.length) {
+        const loadMs = median(sets.map((x) => x.loadMs));
+        findings.push(`- ${mode({ keepAlive })}: ${cpuSentence(median(spent), loadMs, r.cpuTickMs)}`);
+      }
     }
-    const alone = steadyRounds(r, 'alone', keepAlive).map((x) => x.rps);
-    const withBaton = steadyRounds(r, 'baton pidfd', keepAlive);
-    if (!alone.length || !withBaton.length) continue;
-    const b = median(withBaton.map((x) => x.rps));
-    const { min, max } = range(alone);
-    const pairs = pairedRatios(r, keepAlive);
-    if (pairs.length > 2) {
-      findings.push(
-        `- ${mode({ keepAlive })}: baton's rps over alone's in each of the ${pairs.length} pairs of rounds run ` +
-          `back to back: median ${f(median(pairs), 3)}, middle half ${f(percentile(pairs, 25), 3)}–` +
-          `${f(percentile(pairs, 75), 3)}, all ${f(range(pairs).min, 3)}–${f(range(pairs).max, 3)}.`,
-      );
-    }
-    const [usAlone, usBaton] = [serverUs(steadyRounds(r, 'alone', keepAlive)), serverUs(withBaton)];
-    if (usAlone !== undefined && usBaton !== undefined) {
-      findings.push(
-        `- ${mode({ keepAlive })}: the server's CPU per request answered (all its threads, from schedstat) is ` +
-          `${f(usBaton, 1)} µs under baton and ${f(usAlone, 1)} µs alone (medians of the rounds): a ratio of ` +
-          `${f(usBaton / usAlone, 3)}.`,
-      );
-    }
-    const cpu = withBaton.flatMap((x) => (x.supervisorCpuMs === undefined ? [] : [x.supervisorCpuMs]));
-    const seconds = withBaton.flatMap((x) => (x.elapsedMs === undefined ? [] : [x.elapsedMs]));
-    findings.push(
-      `- ${mode({ keepAlive })}: baton's median is ${f(b / median(alone), 3)} of alone's and lies ` +
-        `${b >= min && b <= max ? 'inside' : 'outside'} the range of the alone rounds (${min}–${max}, a spread of ` +
-        `${percent(max - min, median(alone))} of their median).` +
-        (cpu.length && seconds.length ? ` ${cpuSentence(median(cpu), median(seconds), r.cpuTickMs)}` : ''),
-    );
   }
   lines.push('', ...findings, '');
 }
@@ -767,13 +723,15 @@ function targets(r: Results, lines: string[]): void {
     own.length ? own.every((x) => x.failed === 0) : undefined,
   );
   for (const keepAlive of [false, true]) {
-    const a = steadyRps(r, 'alone', keepAlive);
-    const b = steadyRps(r, 'baton pidfd', keepAlive);
-    const name = `throughput with baton ≥ 0.98 of the server alone, steady, medians, ${mode({ keepAlive })}`;
-    const pairs = pairedRatios(r, keepAlive);
+    const sets = steadySets(r, 'baton pidfd', keepAlive);
+    const rps = pairRatios(sets, 'rps');
+    if (!rps.length) continue;
+    const name = `throughput with baton ≥ 0.98 of the server alone, steady, median of pairs, ${mode({ keepAlive })}`;
+    const medians = setMedians(sets);
     const spread =
-      pairs.length > 2 ? ` (pairs: middle half ${f(percentile(pairs, 25), 3)}–${f(percentile(pairs, 75), 3)})` : '';
-    if (a && b) tgt(name, f(b / a, 3) + spread, b / a >= 0.98);
+      ` (pairs: middle half ${f(percentile(rps, 25), 3)}–${f(percentile(rps, 75), 3)}; ` +
+      `set medians ${f(range(medians).min, 3)}–${f(range(medians).max, 3)})`;
+    tgt(name, f(median(rps), 3) + spread, median(rps) >= 0.98);
   }
   const pidfd = r.runs.find((x) => x.scenario === 'baton pidfd' && x.server === 'helper' && !x.keepAlive);
   const alone = r.runs.find((x) => x.scenario === 'alone' && x.server === 'helper' && !x.keepAlive);

@@ -9,21 +9,24 @@
 //                  name the code it measured. Its own outputs (docs/benchmarks.md, docs/benchmarks/) do not count.
 //   --report-only  rewrite the page and plots from docs/benchmarks/results.json; runs nothing, any tree
 // bad-release.ts: the same bad release shipped with baton, pm2 reload and stop-start.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
+import { promisify } from 'node:util';
 import { request } from '../../supervisor/control/client.js';
 import { Baton, keeperOf, root } from '../helpers/baton.js';
 import type { LoadResult } from '../helpers/load.js';
 import { exclusive } from '../helpers/lock.js';
 import { Netns } from '../helpers/netns.js';
+import type { AlternateOptions, Slice } from './alternate.js';
 import { badRelease } from './bad-release.js';
-import { type Results, type RunResult, report } from './report.js';
+import { type Results, type RunResult, report, type SteadySet } from './report.js';
 import { SCALE_CASES, scaleCase } from './scale.js';
 import type { BatonSteps, Scenario, ServerKind, UpgradeMark } from './scenarios.js';
-import { baton, CLIENTS, CPU_TICK_MS, cpuMs, plain, pm2, runNs, sleep, startLoad } from './scenarios.js';
+import { baton, CLIENTS, CPU_TICK_MS, cpuMs, plain, pm2, sleep, startLoad } from './scenarios.js';
 import { afterMarks, latency, longestGap, median, type Sample, slow, timeline } from './stats.js';
 
+const run = promisify(execFile);
 const OPTIONS = ['--quick', '--dirty', '--report-only'];
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -39,14 +42,20 @@ const SETTLE_MS = 40_000;
  */
 const IDLE_MS = 15_000;
 /**
- * Many short rounds, alone and baton alternating (ABBA): a slow spell of the machine spoils a pair, not a side. In
- * sets, each with a fresh server of each kind: one process's luck (its JIT's choices, where its code and heap
- * landed) moved its rate by a few percent for as long as it ran, 0.98-1.04 between four pairs of processes.
+ * Steady state: sets of a fresh server alone against a fresh other side, the load alternating between them in
+ * short slices (alternate.ts). One process's luck (its JIT's choices, where its code and heap landed) moves its
+ * rate by a percent or two for as long as it runs: many sets, few seconds each. Against baton, and, to show what
+ * the method itself spreads and where a difference comes from, a second server alone and a server alone given a
+ * listener made by another process.
  */
-const STEADY_SETS = quick ? 1 : 6;
-const STEADY_ROUNDS = quick ? 2 : 4;
-const STEADY_MS = quick ? 1000 : 1500;
-/** The load that warms each steady server up first (a fresh node's first second: p99 latency 2-5 times the rest's). */
+const STEADY: Array<[() => Scenario, number]> = [
+  [() => baton('baton pidfd', 'pidfd', false), quick ? 1 : 8],
+  [() => plain('alone'), quick ? 1 : 4],
+  [() => plain('handed listener'), quick ? 1 : 4],
+];
+const STEADY_SLICE_MS = 200;
+const STEADY_PAIRS = quick ? 5 : 30;
+/** Each server's warm-up (a fresh node's first second: p99 latency 2-5 times the rest's). */
 const STEADY_WARM_MS = 1000;
 /** What the benchmark writes: not an input of the measurement, so not "dirty". */
 const OUTPUTS = ['docs/benchmarks.md', 'docs/benchmarks/'];
@@ -116,14 +125,12 @@ async function once(
   return summary(s, server, keepAlive, workers, m);
 }
 
-/** What one load saw, and baton's CPU meanwhile. */
+/** What one load saw. */
 interface Measured {
   r: LoadResult;
   marks: UpgradeMark[];
   /** Until the load was told to stop. */
   measured: number;
-  supervisorCpuMs?: number;
-  serverUsPerRequest?: number;
 }
 
 /** A load on `port` of the running `s` while `during` runs (it is given when the load began, and the marks). */
@@ -133,23 +140,11 @@ async function measure(
   keepAlive: boolean,
   during: (startedAt: number, marks: UpgradeMark[]) => Promise<void>,
 ): Promise<Measured> {
-  const [pid, serving] = [s.supervisor?.(), s.server?.()];
-  const cpuBefore = pid === undefined ? undefined : cpuMs(pid);
-  const servingBefore = serving === undefined ? undefined : runNs(serving);
   const load = await startLoad(port, keepAlive, 120_000, s.netns);
   const marks: UpgradeMark[] = [];
   await during(load.startedAt, marks);
   const measured = performance.now() - load.startedAt;
-  const r: LoadResult = await load.stop();
-  const supervisorCpuMs = pid === undefined || cpuBefore === undefined ? undefined : cpuMs(pid) - cpuBefore;
-  // Only where one process served throughout (no upgrade): its CPU over the requests answered.
-  const served = serving !== undefined && servingBefore !== undefined && marks.length === 0 && r.ok > 0;
-  const serverUsPerRequest = served ? (runNs(serving) - servingBefore) / 1000 / r.ok : undefined;
-  return {
-    ...{ r, marks, measured },
-    ...(supervisorCpuMs === undefined ? {} : { supervisorCpuMs }),
-    ...(serverUsPerRequest === undefined ? {} : { serverUsPerRequest }),
-  };
+  return { r: await load.stop(), marks, measured };
 }
 
 function summary(
@@ -157,7 +152,7 @@ function summary(
   server: ServerKind,
   keepAlive: boolean,
   workers: number,
-  { r, marks, measured, supervisorCpuMs, serverUsPerRequest }: Measured,
+  { r, marks, measured }: Measured,
 ): RunResult {
   const samples = (r.samples ?? []) as Sample[];
   // Until the load was told to stop: requests still in flight then (a hung one waits out its 10 s timeout)
@@ -204,37 +199,46 @@ function summary(
     ...(batonAdded === undefined ? {} : { batonAddedMs: batonAdded }),
     ...(batonCpu === undefined ? {} : { batonCpuMs: batonCpu }),
     ...(steps ? { batonSteps: steps } : {}),
-    ...(supervisorCpuMs === undefined ? {} : { supervisorCpuMs: Math.round(supervisorCpuMs) }),
-    ...(serverUsPerRequest === undefined ? {} : { serverUsPerRequest: Math.round(serverUsPerRequest * 100) / 100 }),
     workerShare: Object.fromEntries(Object.entries(r.workers as unknown as Record<string, number>)),
     timeline: timeline(samples, 250),
   };
 }
 
-/**
- * A set of rounds of baton idle against the server alone: both started, the same way, and warmed up by a load of
- * their own; then the load alternates between them (ABBA) in short rounds, none of which measures a fresh server.
- */
-async function steady(keepAlive: boolean): Promise<RunResult[]> {
-  const arms = [plain('alone'), baton('baton pidfd', 'pidfd', false)];
-  const started: Array<[Scenario, number]> = [];
-  const hold = (ms: number) => async () => {
-    await sleep(ms);
-  };
-  const out: RunResult[] = [];
+/** One client's load alternating between two running servers (alternate.ts, in a process of its own). */
+async function alternating(options: AlternateOptions): Promise<Array<[Slice, Slice]>> {
+  const json = JSON.stringify(options);
+  const bound = options.warmMs * 2 + options.pairs * options.sliceMs * 2 + 60_000;
+  const argv = ['--import', 'tsx', `${root}test/bench/alternate.ts`, json];
+  const { stdout } = await run(process.execPath, argv, { cwd: root, timeout: bound, maxBuffer: 16 << 20 });
+  return (JSON.parse(stdout) as { pairs: Array<[Slice, Slice]> }).pairs;
+}
+
+/** A steady-state set: a fresh server alone and a fresh `other`, started in the order `set` says, then measured. */
+async function steadySet(other: Scenario, keepAlive: boolean, set: number): Promise<SteadySet> {
+  const alone = plain('alone');
+  const started = new Map<Scenario, number>();
   try {
-    for (const s of arms) started.push([s, await s.start('helper', 1)]);
-    for (const [s, port] of started) await exclusively(() => measure(s, port, keepAlive, hold(STEADY_WARM_MS)));
-    for (let round = 0; round < STEADY_ROUNDS; round++) {
-      for (const [s, port] of round % 2 ? [...started].reverse() : started) {
-        const m = await exclusively(() => measure(s, port, keepAlive, hold(STEADY_MS)));
-        out.push(summary(s, 'helper', keepAlive, 1, m));
-      }
-    }
+    for (const s of set % 2 ? [other, alone] : [alone, other]) started.set(s, await s.start('helper', 1));
+    const targets = [alone, other].map((s) => ({ port: started.get(s)!, pid: s.server!()! }));
+    const pid = other.supervisor?.();
+    const cpuBefore = pid === undefined ? undefined : cpuMs(pid);
+    const t0 = performance.now();
+    const pairs = await exclusively(() =>
+      alternating({
+        targets: [targets[0]!, targets[1]!],
+        ...{ keepAlive, concurrency: CLIENTS, warmMs: STEADY_WARM_MS },
+        ...{ sliceMs: STEADY_SLICE_MS, pairs: STEADY_PAIRS },
+      }),
+    );
+    const loadMs = Math.round(performance.now() - t0);
+    const supervisorCpuMs = pid === undefined || cpuBefore === undefined ? undefined : cpuMs(pid) - cpuBefore;
+    return {
+      ...{ scenario: other.name, keepAlive, startedFirst: set % 2 ? 'other' : 'alone', pairs, loadMs },
+      ...(supervisorCpuMs === undefined ? {} : { supervisorCpuMs }),
+    };
   } finally {
-    for (const [s] of started) await s.stop();
+    for (const s of started.keys()) await s.stop();
   }
-  return out;
 }
 
 /** baton's RSS and fds idle and after many upgrades of a trivial command (its own cost alone). */
@@ -439,9 +443,9 @@ async function main(): Promise<void> {
     upgrades: UPGRADES,
     pauseMs: GAP_MS,
     clients: CLIENTS,
-    steadyMs: STEADY_MS,
     steadyWarmMs: STEADY_WARM_MS,
-    steadySets: STEADY_SETS,
+    steadySliceMs: STEADY_SLICE_MS,
+    steadyPairs: STEADY_PAIRS,
     aloneSetsid: true,
     cpuTickMs: CPU_TICK_MS,
     runs: [],
@@ -453,10 +457,16 @@ async function main(): Promise<void> {
       results.runs.push(await exclusively(() => once(s, server, keepAlive, UPGRADES)));
     }
   }
-  // baton with no upgrades against the server alone: is baton in the data path?
+  // No upgrades: is baton in the data path? The comparisons' sets interleave, so a slow hour spoils none alone.
   for (const keepAlive of [false, true]) {
-    log(`steady state, ${keepAlive ? 'keep-alive' : 'new connection per request'}`);
-    for (let set = 0; set < STEADY_SETS; set++) results.steady.push(...(await steady(keepAlive)));
+    for (let set = 0; set < Math.max(...STEADY.map(([, n]) => n)); set++) {
+      for (const [make, sets] of STEADY) {
+        if (set >= sets) continue;
+        const other = make();
+        log(`steady state, ${keepAlive ? 'keep-alive' : 'new connection per request'}: ${other.name}, set ${set + 1}`);
+        results.steady.push(await steadySet(other, keepAlive, set));
+      }
+    }
   }
   log('steering cost');
   results.steering = await exclusively(steeringCost);

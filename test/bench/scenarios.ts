@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,14 +118,6 @@ export function cpuMs(pid: number): number {
   // fields[0] is field 3 (state): utime and stime are fields 14 and 15, in clock ticks
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS;
 }
-/** CPU time (ns) every thread of `pid` has run so far, from their schedstat: exact, where cpuMs counts ticks. */
-export function runNs(pid: number): number {
-  const tasks = readdirSync(`/proc/${pid}/task`);
-  return tasks.reduce(
-    (ns, t) => ns + Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]),
-    0,
-  );
-}
 const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 /** The resolution of cpuMs. */
 export const CPU_TICK_MS = 1000 / TICKS;
@@ -133,14 +125,17 @@ export const CPU_TICK_MS = 1000 / TICKS;
 /**
  * The server alone (no upgrades), or stopped and started again at each upgrade. It runs in a session of its
  * own (`detached`: setsid before exec), as baton runs each generation, and is stopped through its process group.
+ * 'handed listener': alone, but its listener is made by another process (holder.ts) and taken with _PID and _FD,
+ * as from baton: a handover without baton.
  */
-export function plain(name: 'alone' | 'stop-start'): Scenario {
+export function plain(name: 'alone' | 'stop-start' | 'handed listener'): Scenario {
   let child: ChildProcess | undefined;
+  let holder: ChildProcess | undefined;
+  let env: NodeJS.ProcessEnv = {};
   let port = 0;
   let server: readonly string[] = [];
   const launch = async () => {
-    const env = { ...process.env, PORT: String(port) };
-    child = spawn(process.execPath, [...server], { env, stdio: 'ignore', detached: true });
+    child = spawn(process.execPath, [...server], { env: { ...process.env, ...env }, stdio: 'ignore', detached: true });
     await accepting(port);
   };
   const kill = async () => {
@@ -157,12 +152,24 @@ export function plain(name: 'alone' | 'stop-start'): Scenario {
     name,
     async start(kind) {
       server = SERVERS[kind];
-      port = await freePort();
+      if (name === 'handed listener') {
+        const h = spawn(process.execPath, ['--import', 'tsx', `${root}test/bench/holder.ts`], { cwd: root });
+        holder = h;
+        const line = await new Promise<string>((resolve, reject) => {
+          h.stdout!.once('data', (d: Buffer) => resolve(String(d)));
+          h.once('exit', (code) => reject(new Error(`holder.ts exited (${code}) before it listened`)));
+        });
+        const [p, fd] = line.trim().split(' ');
+        [port, env] = [Number(p), { _PID: String(h.pid), _FD: fd }];
+      } else {
+        port = await freePort();
+        env = { PORT: String(port) };
+      }
       await launch();
       return port;
     },
     async upgrade() {
-      if (name === 'alone') return {};
+      if (name !== 'stop-start') return {};
       const t0 = performance.now();
       await kill();
       const gone = performance.now() - t0;
@@ -170,7 +177,10 @@ export function plain(name: 'alone' | 'stop-start'): Scenario {
       return { toActive: performance.now() - t0, toOldGone: gone };
     },
     server: () => child?.pid,
-    stop: kill,
+    async stop() {
+      await kill();
+      holder?.kill();
+    },
   };
 }
 
