@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { track } from './children.js';
 import { nodeFlags } from './preload.js';
 import { withChildOomScore } from './sys/oom.js';
@@ -11,6 +11,14 @@ function reason(stderr: string): string {
     .filter(Boolean);
   const error = lines.find((l) => /^[A-Z]\w*(Error|Exception)\b/.test(l));
   return error ? `${error} (${lines[0]})` : lines.slice(-5).join(' | ');
+}
+
+/** The scripts running now: a stop kills them (a --config read from a FIFO would outlive baton otherwise). */
+const running = new Set<ChildProcess>();
+
+/** baton stops: every script still running is killed now. */
+export function stopScripts(): void {
+  for (const child of running) child.kill('SIGKILL');
 }
 
 /**
@@ -48,7 +56,9 @@ export function runScript(
       reject(refused(`does not start (${how}): ${reason(stderr)}`));
     });
   });
-  track(child.pid, new Promise((resolve) => child.once('exit', resolve)));
+  if (child.pid !== undefined) running.add(child);
+  const exited = new Promise((resolve) => child.once('exit', resolve)).finally(() => running.delete(child));
+  track(child.pid, exited);
   return result;
 }
 

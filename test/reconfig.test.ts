@@ -1,14 +1,15 @@
 // --config read again at each upgrade (issue 10): the options that shape a generation take effect for the new
 // one; an option baton sets up only at its start refuses the upgrade, as does an invalid file; `reload --wait`
 // prints what changed. Observed on the processes: their command lines, their cwd, the signals they get and when.
-import { mkdirSync, mkdtempSync, readlinkSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { Baton, ctl, fixture, statusOf } from './helpers/baton.js';
 import { gaps, hammer, servedFrom } from './helpers/load.js';
 import { exclusive } from './helpers/lock.js';
-import { readOr, sleep, until } from './helpers/procs.js';
+import { ended, readOr, running, sleep, until } from './helpers/procs.js';
 
 const cmdline = (pid: number) => readOr(`/proc/${pid}/cmdline`).split('\0').filter(Boolean);
 
@@ -218,3 +219,32 @@ test.serial(
     }
   },
 );
+
+test('a --config read under way when baton stops (a FIFO at the path) is killed with it', async (t) => {
+  const base = mkdtempSync(join(tmpdir(), 'baton-reconfig-'));
+  const file = join(base, 'baton.json');
+  writeConfig(file, { listen: ['127.0.0.1:0'], command: ['node', fixture] });
+  const b = new Baton(['--config', file]);
+  let reader: number | undefined;
+  try {
+    const first = await b.event('active', 1);
+    rmSync(file);
+    execFileSync('mkfifo', [file]);
+    b.signal('SIGHUP');
+    // The read blocks in open(2) until a writer comes: baton's child that is not generation 1 (nor its keeper).
+    reader = await until('the options reader', () =>
+      running(b.pid).find(
+        (pid) => pid !== first.pid && readOr(`/proc/${pid}/environ`).includes('\0BATON_READ_OPTIONS='),
+      ),
+    );
+    const stopAt = performance.now();
+    b.signal('SIGTERM');
+    await b.exited;
+    // Not after the read's own 10 s bound, and not left running.
+    t.true(performance.now() - stopAt < 5000, `baton took ${Math.round(performance.now() - stopAt)} ms to stop`);
+    t.true(ended(reader), 'the reader outlived baton');
+  } finally {
+    if (reader !== undefined && !ended(reader)) process.kill(reader, 'SIGKILL');
+    await b.stop();
+  }
+});
