@@ -477,6 +477,31 @@ test.serial('a self-upgrade into a --config whose --metrics cannot be bound goes
   }
 });
 
+test.serial('a self-upgrade into a --config whose --control cannot be opened keeps the control socket', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-config-'));
+  const [config, control] = [join(dir, 'baton.json'), join(dir, 'control.sock')];
+  writeFileSync(config, JSON.stringify({ control }));
+  // A path under a regular file: no socket can be made there.
+  writeFileSync(join(dir, 'file'), '');
+  const args = ['--pid-file', join(dir, 'baton.pid'), '--config', config, '--listen', '127.0.0.1:0'];
+  const baton = new Baton([...args, '--', 'node', fixture]);
+  try {
+    const first = await baton.event('active', 1);
+    const started = startTime(first.pid);
+    writeFileSync(config, JSON.stringify({ control: join(dir, 'file', 'control.sock') }));
+    baton.signal('SIGUSR2');
+    t.is((await baton.event('resumed')).serving, 1);
+    const warned = await baton.waitFor((e) => e.event === 'warning' && /control socket/.test(String(e.message)));
+    t.regex(String(warned.message), new RegExp(`the control socket stays at ${control}$`));
+    t.is(startTime(first.pid), started, 'generation 1 serves on');
+    const reply = await request(control, { command: 'status' }, 5000);
+    t.is(reply.ok && (reply.status as Status).pid, baton.pid, 'the control socket answers at its old path');
+    await baton.upgradeTo(2);
+  } finally {
+    t.is((await baton.stop()).code, 0, tail(baton));
+  }
+});
+
 test.serial('oom_score_adj: baton below its generations, which get the value baton was started with', async (t) => {
   // Started at 500 (raising needs no privilege): baton goes to -900 with CAP_SYS_RESOURCE, else back to 0.
   const prefix = ['sh', '-c', 'echo 500 > /proc/self/oom_score_adj && exec "$@"', 'sh'];

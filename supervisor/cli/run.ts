@@ -149,8 +149,9 @@ function flushAtExit(log: BatonLogger): void {
 }
 
 /** The control socket: the one the program before a self-upgrade handed over, else a new one. */
-async function openControl(path: string, handler: Handler, log: Logger, resume?: ResumeState): Promise<ControlServer> {
+function openControl(path: string, handler: Handler, log: Logger, resume?: ResumeState): Promise<ControlServer> {
   const handed = resume?.control;
-  const adopted = handed && (await ControlServer.adopt(path, handed.fd, handed.made, handler, log));
-  return adopted || ControlServer.open(path, handler, log);
+  return handed
+    ? ControlServer.resume(path, handed.fd, handed.made, handler, log)
+    : ControlServer.open(path, handler, log);
 }

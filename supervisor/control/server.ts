@@ -56,37 +56,42 @@ export class ControlServer {
     this.log = log;
   }
 
-  /** The listening socket's fd: a self-upgrade passes it to the next program (see adopt). */
+  /** The listening socket's fd: a self-upgrade passes it to the next program (see resume). */
   get fd(): number {
     return this.paused ?? (this.server as unknown as { _handle: { fd: number } })._handle.fd;
   }
 
   /**
-   * The control socket a self-upgrade handed over (`fd`, listening at `path` all along): requests that
-   * arrived during the execve wait in its backlog. Undefined (and `fd` closed) if it is not that socket.
+   * The control socket a self-upgrade handed over (`fd`, bound at `made`'s path): requests that arrived during the
+   * execve wait in its backlog. If `path` is another (a --config edited meanwhile), a new socket there, and the
+   * handed one closed and removed; if `path` cannot be opened, the handed one goes on at its own path, with a
+   * warning: the generations run, and a resumed baton that gave up would leave them unsupervised.
    */
-  static async adopt(
-    path: string,
-    fd: number,
-    made: string[],
-    handler: Handler,
-    log: Logger,
-  ): Promise<ControlServer | undefined> {
+  static async resume(path: string, fd: number, made: string[], handler: Handler, log: Logger): Promise<ControlServer> {
     const bound = isListening(fd) ? socketAddress(fd) : undefined;
-    if (bound?.kind !== 'unix' || bound.path !== path) {
-      closeQuietly(fd);
-      // This baton's socket at a path its configuration no longer names (a --config edited meanwhile).
-      if (bound?.kind === 'unix') rmQuietly(bound.path);
-      return undefined;
+    const at = bound?.kind === 'unix' ? bound.path : undefined;
+    if (at !== path) {
+      try {
+        const opened = await ControlServer.open(path, handler, log);
+        closeQuietly(fd);
+        if (at !== undefined) rmQuietly(at);
+        return opened;
+      } catch (err) {
+        if (at === undefined) {
+          closeQuietly(fd);
+          throw err;
+        }
+        log.event('warning', { message: `${(err as Error).message}; the control socket stays at ${at}` });
+      }
     }
     setCloexec(fd, true);
     try {
       const unanswered = new Unanswered();
       const server = await acceptOn(fd, handler, log, unanswered);
-      return new ControlServer({ path, server, made, handler, log, unanswered });
+      return new ControlServer({ path: at!, server, made, handler, log, unanswered });
     } catch {
       closeQuietly(fd);
-      return undefined;
+      return ControlServer.open(path, handler, log);
     }
   }
 
