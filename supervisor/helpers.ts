@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { track } from './children.js';
 import type { Logger } from './log.js';
 import { appEnv, asUser, type RunAs } from './run-as.js';
+import { stopScripts } from './run-script.js';
 import { withChildOomScore } from './sys/oom.js';
 import { signalGroup } from './sys/process.js';
 
@@ -124,9 +125,13 @@ export class Helpers {
     return [...this.running.values()].map(({ startedAt, ...h }) => ({ ...h, ageMs: Math.round(now - startedAt) }));
   }
 
-  /** baton stops: every helper's group is killed now, and none starts from now on. */
+  /**
+   * baton stops: every helper's group is killed now, and none starts from now on; so are the runs of baton's own
+   * script (a --config read, a self-upgrade's build check).
+   */
   stopAll(): void {
     this.closed = true;
+    stopScripts();
     for (const h of this.running.values()) {
       const message = `${h.kind} pid ${h.pid} (${h.command}): baton is stopping`;
       this.log.event('kill', h.generation ? { generation: h.generation, message } : { message });

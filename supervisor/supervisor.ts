@@ -14,7 +14,6 @@ import { Loop, STOPPING } from './loop.js';
 import { processes, type Readings, readings } from './metrics/readings.js';
 import { Resources } from './resources.js';
 import { Retirement } from './retire.js';
-import { stopScripts } from './run-script.js';
 import { capture, type ResumeState, restore, resumeTimers } from './self-upgrade.js';
 import { Slots } from './slots.js';
 import { buildStatus, type Status } from './status.js';
@@ -143,7 +142,6 @@ export class Supervisor {
     if (this.stopping) return void Promise.all([...this.live].map((g) => g.kill('second stop request', 'second-stop')));
     this.stopping = true;
     this.rooms.helpers.stopAll();
-    stopScripts();
     this.rooms.slots.clearRestarts();
     this.rooms.retirement.pause();
     this.loop.refuseAll(this.rooms.slots.newest);
@@ -155,7 +153,6 @@ export class Supervisor {
   /** For an exit baton did not plan: ask every generation to stop and remove what baton made, synchronously. */
   abandon(): void {
     this.rooms.helpers.stopAll();
-    stopScripts();
     for (const g of this.live) g.signal(g.release.stopSignal);
     this.resources.release();
   }
