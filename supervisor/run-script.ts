@@ -13,7 +13,7 @@ function reason(stderr: string): string {
   return error ? `${error} (${lines[0]})` : lines.slice(-5).join(' | ');
 }
 
-/** The scripts running now: a stop kills them (a --config read from a FIFO would outlive baton otherwise). */
+/** The scripts running now: a stop kills them (a --config read blocked on a FIFO held the stop for its bound). */
 const running = new Set<ChildProcess>();
 
 /** baton stops: every script still running is killed now. */
